@@ -1,0 +1,33 @@
+"""The project's own test configuration: hypothesis profiles and pytester."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Quiet TensorFlow's C++ start-up logging in our own runs (users' runs are theirs).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+pytest_plugins = ["pytester"]
+
+# Tracing a Keras model takes seconds, so no example deadline anywhere.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("dev", max_examples=10, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile(
+    "ci", max_examples=10, deadline=None, derandomize=True, print_blob=True, suppress_health_check=_SLOW_OK
+)
+settings.register_profile("thorough", max_examples=200, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(autouse=True)
+def _frameworks_imported_before_pytester(request):
+    """pytester unloads modules its in-process runs import, and NumPy cannot be loaded twice.
+
+    Importing Keras (and so NumPy and the backend) before pytester takes its snapshot
+    keeps them loaded across in-process runs.
+    """
+    if "pytester" in request.fixturenames:
+        from pipeline_checks import compat
+
+        compat.keras()

@@ -1,0 +1,31 @@
+"""pipeline-checks: a pre-merge regression gate for Keras training pipelines.
+
+Importing this package is cheap: the public names below load their modules (and
+Keras) only when first used, so the pytest plugin costs nothing in a repository
+whose tests never touch it.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "TinyImageDataset": "pipeline_checks.datasets",
+    "make_tiny_images": "pipeline_checks.datasets",
+    "ApplicationModel": "pipeline_checks.applications",
+    "build_application": "pipeline_checks.applications",
+    "known_applications": "pipeline_checks.applications",
+    "PipelineCheckFailure": "pipeline_checks.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'pipeline_checks' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

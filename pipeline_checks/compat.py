@@ -1,0 +1,98 @@
+"""Every difference between Keras 2 (tf.keras), Keras 3 and its backends, in one place.
+
+Nothing is imported at module level: callers pay for Keras only when they use it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+
+
+def uses_legacy_keras() -> bool:
+    """True when TF_USE_LEGACY_KERAS asks TensorFlow for the `tf_keras` package (Keras 2)."""
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes")
+
+
+def keras():
+    """The Keras module in use: `tf_keras` under TF_USE_LEGACY_KERAS, else `keras`."""
+    if uses_legacy_keras():
+        import tf_keras
+
+        return tf_keras
+    import keras as keras_module
+
+    return keras_module
+
+
+def keras_version() -> str:
+    return keras().__version__
+
+
+def is_keras3() -> bool:
+    return int(keras_version().split(".")[0]) >= 3
+
+
+def backend() -> str:
+    """The Keras backend name; Keras 2 always runs on TensorFlow."""
+    k = keras()
+    return k.backend.backend() if is_keras3() else "tensorflow"
+
+
+def installed_version(*distributions: str) -> str | None:
+    """Version of the first installed distribution among `distributions`, without importing it."""
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def tensorflow_version() -> str | None:
+    module = sys.modules.get("tensorflow")
+    if module is not None and hasattr(module, "__version__"):
+        return module.__version__
+    return installed_version("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos")
+
+
+def tensorflow():
+    """Import TensorFlow, or explain that this feature needs it (e.g. tf.data on the JAX backend)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ImportError(
+            "This feature needs TensorFlow (tf.data, image_dataset_from_directory); "
+            "install it with `pip install pipeline-checks[tf]`."
+        ) from None
+    return tf
+
+
+def devices() -> list[str]:
+    """Devices the current backend can run on, e.g. ['CPU:0', 'GPU:0']."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        found = tf.config.list_physical_devices()
+        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
+    if name == "jax":
+        import jax
+
+        return [f"{d.platform.upper()}:{d.id}" for d in jax.devices()]
+    if name == "torch":
+        import torch
+
+        gpus = [f"GPU:{i}" for i in range(torch.cuda.device_count())]
+        return ["CPU:0", *gpus]
+    return ["CPU:0"]
+
+
+def gpu_available() -> bool:
+    return any(d.startswith("GPU") for d in devices())
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend, as `keras.utils.set_random_seed` does."""
+    keras().utils.set_random_seed(seed)
