@@ -150,8 +150,9 @@ def make_tiny_images(
         channels: 1 (grayscale) or 3 (RGB).
         seed: seed of the NumPy generator that draws every random choice.
         kind: "patterns" (oriented gratings, separable by class), "noise" (uniform
-            noise, separable only by memorization) or "photos" (crops of the real
-            photographs in fixtures/photos, one photograph per class, at most 6 classes).
+            noise, separable only by memorization) or "photos" (the real photographs
+            in fixtures/photos, one per class, at most 6 classes: first the whole
+            photograph, then random crops and flips).
 
     Returns:
         A `TinyImageDataset`.

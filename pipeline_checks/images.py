@@ -41,7 +41,10 @@ def noise_images(rng, label: int, classes: int, count: int, size: int, channels:
 
 
 def photo_images(rng, label: int, classes: int, count: int, size: int, channels: int):
-    """Random crops (60-100% of the side) and flips of one photograph per class."""
+    """One photograph per class: first the whole photograph, then random crops and flips.
+
+    Crops cover 60-100% of the side; `per_class=1` gives the photographs themselves.
+    """
     names = photo_names()
     if classes > len(names):
         raise ValueError(
@@ -52,12 +55,14 @@ def photo_images(rng, label: int, classes: int, count: int, size: int, channels:
     side = photo.width
     images = np.empty((count, size, size, channels), dtype=np.uint8)
     for i in range(count):
-        crop = int(round(side * rng.uniform(0.6, 1.0)))
-        left, top = rng.integers(0, side - crop + 1, size=2)
-        view = photo.crop((int(left), int(top), int(left) + crop, int(top) + crop))
+        view = photo
+        if i > 0:
+            crop = int(round(side * rng.uniform(0.6, 1.0)))
+            left, top = (int(v) for v in rng.integers(0, side - crop + 1, size=2))
+            view = photo.crop((left, top, left + crop, top + crop))
+            if rng.random() < 0.5:
+                view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         view = view.resize((size, size), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
-            view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         pixels = np.asarray(view.convert("L" if channels == 1 else "RGB"))
         images[i] = pixels.reshape(size, size, channels)
     return images

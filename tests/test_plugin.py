@@ -1,5 +1,7 @@
 """The plugin as users meet it, in temporary projects run by pytester."""
 
+from pathlib import Path
+
 import pytest
 
 # In-process runs share this interpreter's Keras; pytest-randomly stays off unless a test asks.
@@ -139,16 +141,11 @@ def test_header_line_only_when_our_fixtures_are_used(pytester):
     ours.stdout.fnmatch_lines(["pipeline-checks: keras * (backend *), tensorflow *, devices *CPU:0*"])
 
 
-def test_an_outside_test_file_uses_the_fixtures_without_a_conftest(pytester):
-    pytester.makepyfile(
-        """
-        def test_outside(tiny_images, keras_application):
-            data = tiny_images(classes=2, per_class=1, size=32)
-            model, preprocess_input = keras_application("MobileNetV2", classes=2)
-            outputs = model.predict(preprocess_input(data.images.astype("float32")), verbose=0)
-            assert outputs.shape == (2, 2)
-        """
-    )
+def test_the_readme_example_runs_as_an_outside_test_file_without_a_conftest(pytester):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "def test_" in example and "conftest" not in example
+    pytester.makepyfile(example)
     result = pytester.runpytest_subprocess(*NO_RANDOMLY)
     result.assert_outcomes(passed=1)
 
