@@ -16,6 +16,11 @@ _PUBLIC = {
     "build_application": "pipeline_checks.applications",
     "known_applications": "pipeline_checks.applications",
     "PipelineCheckFailure": "pipeline_checks.errors",
+    "Recalibration": "pipeline_checks.recalibration",
+    "recalibrate_batchnorm": "pipeline_checks.recalibration",
+    "Agreement": "pipeline_checks.agreement",
+    "measure_agreement": "pipeline_checks.agreement",
+    "assert_fit_evaluate_agree": "pipeline_checks.agreement",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -96,3 +96,58 @@ def gpu_available() -> bool:
 def set_random_seed(seed: int) -> None:
     """Seed Python, NumPy and the backend, as `keras.utils.set_random_seed` does."""
     keras().utils.set_random_seed(seed)
+
+
+def batchnorm_classes() -> tuple[type, ...]:
+    """Every BatchNormalization class in use: Keras 3's (synchronized or not); under Keras 2,
+    the V2 layer, its base and the V1 layer of `tf.compat.v1.keras.layers`."""
+    k = keras()
+    classes = [k.layers.BatchNormalization]
+    if not is_keras3():
+        import importlib
+
+        for module, name in (
+            ("batch_normalization", "BatchNormalizationBase"),
+            ("batch_normalization_v1", "BatchNormalization"),
+        ):
+            for package in (f"{k.__name__}.src.layers.normalization", f"{k.__name__}.layers.normalization"):
+                try:
+                    classes.append(getattr(importlib.import_module(f"{package}.{module}"), name))
+                    break
+                except (ImportError, AttributeError):
+                    continue
+    return tuple(classes)
+
+
+def sublayers(layer) -> list:
+    """The direct sublayers of a layer or model, nested models included."""
+    if hasattr(layer, "_flatten_layers"):
+        return list(layer._flatten_layers(include_self=False, recursive=False))
+    return list(getattr(layer, "layers", []))
+
+
+def compute_loss(model, x, y, y_pred) -> float:
+    """The compiled loss of `y_pred` against `y`, regularization losses included, as evaluate adds it."""
+    if is_keras3():
+        return float(model.compute_loss(x=x, y=y, y_pred=y_pred, training=False))
+    return float(model.compute_loss(x, y, y_pred, None))
+
+
+def update_compiled_metrics(model, x, y, y_pred) -> dict:
+    """Update the compiled metrics' states with one batch and return their results."""
+    results = model.compute_metrics(x, y, y_pred, None)
+    return {name: float(value) for name, value in results.items()}
+
+
+def metric_variables(model) -> list:
+    """The state variables of the model's compiled metrics and loss trackers."""
+    if hasattr(model, "metrics_variables"):
+        return list(model.metrics_variables)
+    return [v for metric in model.metrics for v in metric.variables]
+
+
+def training_steps(model) -> int | None:
+    """How many optimizer steps the model has taken (= BN updates seen while trainable)."""
+    optimizer = getattr(model, "optimizer", None)
+    iterations = getattr(optimizer, "iterations", None)
+    return None if iterations is None else int(iterations.numpy() if hasattr(iterations, "numpy") else iterations)

@@ -1,0 +1,137 @@
+"""From the five modes' numbers to findings: which gaps are open, their likely cause, the fix."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One gap or one cause; `is_failure` marks the gaps that fail the assertion."""
+
+    title: str
+    detail: str
+    fix: str = ""
+    is_failure: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.title}: {self.detail}"
+        return f"{text}\n  Fix: {self.fix}" if self.fix else text
+
+
+def diagnose(values, gated, tolerance, predict_tolerance, samples, batchnorm, training_only, recalibration) -> list[Finding]:
+    findings = _predict_gaps(values, predict_tolerance)
+    inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
+    fit_gap = _gaps(values, "evaluate", "fit", gated, tolerance, samples)
+    findings += inference_gap + fit_gap
+    if not (inference_gap or fit_gap):
+        return findings
+    closes = "recalibrated" in values and all(
+        abs(values["recalibrated"][m] - values["train-mode"][m]) <= tolerance for m in gated
+    )
+    if batchnorm.frozen_moved_in_training:
+        findings.append(_frozen_batchnorm_in_training(batchnorm))
+    if inference_gap and closes and batchnorm.count:
+        findings.append(_stale_batchnorm(batchnorm, recalibration))
+    elif inference_gap and training_only:
+        findings.append(_training_only(training_only, "recalibrated" in values))
+    elif inference_gap and not batchnorm.frozen_moved_in_training:
+        findings.append(Finding(
+            "Cause unknown",
+            "inference differs from a training-mode pass with the same weights, and neither "
+            "BatchNormalization recalibration nor training-only layers explain it.",
+            "look for layers whose call() branches on `training`, or custom train_step logic.",
+        ))
+    if fit_gap and not inference_gap:
+        findings.append(Finding(
+            "Cause: fit saw other inputs, or the weights moved during the epoch",
+            "evaluate agrees with a training-mode pass on this data, but not with what fit reported.",
+            "give fit and evaluate the same preprocessing (augmentation, rescaling, label encoding); "
+            "fit's numbers are an average over the last epoch, so compare near convergence.",
+        ))
+    return findings
+
+
+def _predict_gaps(values, predict_tolerance) -> list[Finding]:
+    gaps = []
+    for metric, evaluated in values["evaluate"].items():
+        predicted = values["predict"].get(metric)
+        if predicted is not None and abs(predicted - evaluated) > predict_tolerance * max(1.0, abs(evaluated)):
+            gaps.append(Finding(
+                "Gap: predict vs evaluate",
+                f"{metric} is {predicted:.4f} from predict outputs but {evaluated:.4f} from evaluate; "
+                "both run inference on the same data, so they must agree.",
+                "look for a data pipeline that differs between predict and evaluate, stateful "
+                "layers, or non-deterministic inference.",
+                is_failure=True,
+            ))
+    return gaps
+
+
+def _gaps(values, mode, reference, gated, tolerance, samples) -> list[Finding]:
+    if reference not in values:
+        return []
+    gaps = []
+    for metric in gated:
+        ours, theirs = values[mode].get(metric), values[reference].get(metric)
+        if ours is None or theirs is None:
+            continue
+        gap = ours - theirs
+        limit = tolerance if metric != "loss" else tolerance * max(abs(ours), abs(theirs), 1e-3)
+        if abs(gap) > limit:
+            images = f" ({round(abs(gap) * samples)} of {samples} samples)" if metric != "loss" and 0 <= theirs <= 1 else ""
+            direction = "below" if gap < 0 else "above"
+            gaps.append(Finding(
+                f"Gap: {mode} vs {reference}",
+                f"{metric} {ours:.4f} is {abs(gap):.4f} {direction} {reference}'s {theirs:.4f}{images}.",
+                is_failure=True,
+            ))
+    return gaps
+
+
+def _stale_batchnorm(batchnorm, recalibration) -> Finding:
+    momentum = max(batchnorm.momenta)
+    parts = [f"{batchnorm.count} BatchNormalization layers, momentum {', '.join(f'{m:g}' for m in batchnorm.momenta)}"]
+    if batchnorm.updates_seen is not None:
+        remains = momentum ** batchnorm.updates_seen
+        parts.append(
+            f"{batchnorm.updates_seen} updates seen, so {remains:.0%} of the initial moving mean 0 / "
+            "variance 1 remains"
+        )
+    if 0 < momentum < 1:
+        parts.append(f"forgetting 99% takes {math.ceil(math.log(0.01) / math.log(momentum))} updates")
+    detail = "; ".join(parts) + ". Recalibrating them from the data closes the gap."
+    if recalibration is not None and recalibration.layers:
+        worst = ", ".join(f"{c.path} ({c.drift:.3g})" for c in recalibration.largest_drift())
+        detail += f" Largest drift between moving and data statistics: {worst}."
+    return Finding(
+        "Cause: stale BatchNormalization moving statistics",
+        detail,
+        "recalibrate with pipeline_checks.recalibrate_batchnorm(model, data) after training "
+        "(with fit's batch size); or lower BN momentum (e.g. 0.9); or train longer.",
+    )
+
+
+def _frozen_batchnorm_in_training(batchnorm) -> Finding:
+    layers = ", ".join(batchnorm.frozen_moved_in_training[:3])
+    more = len(batchnorm.frozen_moved_in_training) - 3
+    return Finding(
+        "Cause: frozen BatchNormalization runs in training mode",
+        f"{len(batchnorm.frozen_moved_in_training)} BN layers with trainable=False changed their moving "
+        f"statistics in a training-mode pass ({layers}{f' and {more} more' if more > 0 else ''}), so fit "
+        "normalizes with batch statistics that inference never uses.",
+        "call the frozen base with training=False (x = base(inputs, training=False)) and use "
+        "keras.layers.BatchNormalization, not tf.compat.v1's.",
+    )
+
+
+def _training_only(training_only, recalibrated) -> Finding:
+    layers = ", ".join(training_only[:3])
+    after = " and recalibration does not close the gap" if recalibrated else ""
+    return Finding(
+        "Cause: training-only layers",
+        f"the model has layers that act only in training ({layers}){after}.",
+        "expected where dropout or augmentation is strong on tiny data: compare evaluate with "
+        "evaluate, or lower the rate; a gap that stays without them is a bug.",
+    )
