@@ -217,14 +217,17 @@ def _from_history(history) -> dict[str, float]:
 
 def _train_mode(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
     """Metrics of a training-mode forward pass; every variable restored after."""
+    from pipeline_checks import compat
+
     state = non_trainable_state(model)
-    bn_before = {id(f.layer): (np.array(f.layer.moving_mean), np.array(f.layer.moving_variance)) for f in find_batchnorm(model)}
+    found = find_batchnorm(model)
+    means_before = [compat.to_numpy(f.layer.moving_mean) for f in found]
     try:
-        outputs = [np.asarray(model(x, training=True)) for x in batches.inputs]
+        outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
         moved = {
             id(f.layer)
-            for f in find_batchnorm(model)
-            if not np.array_equal(np.array(f.layer.moving_mean), bn_before[id(f.layer)][0])
+            for f, before in zip(found, means_before)
+            if not np.array_equal(compat.to_numpy(f.layer.moving_mean), before)
         }
     finally:
         state.restore()

@@ -66,7 +66,9 @@ def find_training_only_layers(model) -> list[FoundLayer]:
 
 
 def moving_statistics(layer) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(layer.moving_mean), np.array(layer.moving_variance)
+    from pipeline_checks import compat
+
+    return compat.to_numpy(layer.moving_mean), compat.to_numpy(layer.moving_variance)
 
 
 def drift(mean_a, variance_a, mean_b, variance_b, epsilon: float = 1e-3) -> float:

@@ -151,3 +151,12 @@ def training_steps(model) -> int | None:
     optimizer = getattr(model, "optimizer", None)
     iterations = getattr(optimizer, "iterations", None)
     return None if iterations is None else int(iterations.numpy() if hasattr(iterations, "numpy") else iterations)
+
+
+def to_numpy(value) -> "np.ndarray":
+    """A NumPy copy of a variable or tensor of any backend."""
+    import numpy as np
+
+    if is_keras3():
+        return np.array(keras().ops.convert_to_numpy(value))
+    return np.array(value.numpy() if hasattr(value, "numpy") else value)

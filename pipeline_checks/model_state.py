@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from pipeline_checks import compat
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class VariableSnapshot:
     @classmethod
     def of(cls, variables) -> VariableSnapshot:
         variables = tuple(variables)
-        return cls(variables, tuple(np.array(v) for v in variables))
+        return cls(variables, tuple(compat.to_numpy(v) for v in variables))
 
     def restore(self) -> None:
         for variable, value in zip(self.variables, self.values):
@@ -31,12 +31,10 @@ class VariableSnapshot:
     def changed(self) -> list:
         """The variables whose value differs from the snapshot now (bitwise)."""
         return [
-            v for v, old in zip(self.variables, self.values) if np.array(v).tobytes() != old.tobytes()
+            v for v, old in zip(self.variables, self.values) if compat.to_numpy(v).tobytes() != old.tobytes()
         ]
 
 
 def non_trainable_state(model) -> VariableSnapshot:
     """Everything a forward pass may change: non-trainable variables (BN statistics, RNG state)."""
-    from pipeline_checks import compat
-
     return VariableSnapshot.of([*model.non_trainable_variables, *compat.metric_variables(model)])

@@ -1,0 +1,109 @@
+"""The agreement oracle on small models whose disagreements have known causes."""
+
+import numpy as np
+import pytest
+
+from pipeline_checks import PipelineCheckFailure, assert_fit_evaluate_agree, measure_agreement
+from pipeline_checks.compat import keras as get_keras
+from pipeline_checks.model_state import VariableSnapshot
+
+keras = get_keras()
+
+# Ten copies of three small one-hot points; a Dense layer with KERNEL classifies them perfectly,
+# and Gaussian noise of stddev 1 on the inputs drowns them.
+X = np.repeat(np.eye(3, dtype="float32") * 0.05, 10, axis=0)
+KERNEL = np.eye(3, dtype="float32") * 200
+Y = np.repeat(np.arange(3), 10)
+
+
+def classifier(*hidden, name="classifier"):
+    model = keras.Sequential([keras.Input((3,)), *hidden, keras.layers.Dense(3, activation="softmax")], name=name)
+    model.layers[-1].set_weights([KERNEL, np.zeros(3, "float32")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class AlwaysNoisy(keras.layers.Layer):
+    """Adds fresh noise at inference too: predict and evaluate see different draws."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = keras.random.SeedGenerator(1)
+
+    def call(self, inputs):
+        return inputs + keras.random.normal(keras.ops.shape(inputs), stddev=0.2, seed=self.seed)
+
+
+def test_a_correct_model_agrees_in_every_mode(pc_seed):
+    agreement = assert_fit_evaluate_agree(classifier(), (X, Y))
+    assert agreement.agrees and agreement.diagnosis == "All modes agree."
+    assert {mode: values["accuracy"] for mode, values in agreement.values.items()} == {
+        "train-mode": 1.0, "evaluate": 1.0, "predict": 1.0, "recalibrated": 1.0,
+    }
+    assert agreement.table().splitlines()[0].split() == ["mode", "loss", "accuracy"]
+
+
+def test_training_only_noise_is_named_as_the_cause(pc_seed):
+    model = classifier(keras.layers.GaussianNoise(1.0, name="noise"))
+    agreement = measure_agreement(model, (X, Y))
+    assert not agreement.agrees
+    assert agreement.values["evaluate"]["accuracy"] == 1.0 and agreement.values["train-mode"]["accuracy"] < 0.8
+    assert "Cause: training-only layers: the model has layers that act only in training (noise)" in agreement.diagnosis
+
+
+def test_predict_and_evaluate_disagreeing_is_its_own_finding(pc_seed):
+    agreement = measure_agreement(classifier(AlwaysNoisy()), (X, Y), recalibrate=False)
+    assert "Gap: predict vs evaluate: loss" in agreement.diagnosis
+
+
+def test_fit_on_other_inputs_is_told_apart_from_inference_gaps(pc_seed):
+    model = classifier()
+    shuffled = np.roll(Y, 10)  # fit saw wrong labels: its accuracy is 0
+    history = model.fit(X, shuffled, epochs=1, batch_size=30, verbose=0)
+    model.layers[-1].set_weights([KERNEL, np.zeros(3, "float32")])
+    agreement = measure_agreement(model, (X, Y), history)
+    assert agreement.values["fit"]["accuracy"] == 0.0
+    assert "Gap: evaluate vs fit: accuracy 1.0000 is 1.0000 above fit's 0.0000 (30 of 30 samples)." in agreement.diagnosis
+    assert "Cause: fit saw other inputs, or the weights moved during the epoch" in agreement.diagnosis
+
+
+def test_batch_size_follows_fits_steps(pc_seed):
+    model = classifier(keras.layers.BatchNormalization(name="bn"))
+    history = model.fit(X, Y, epochs=1, batch_size=10, verbose=0)
+    agreement = measure_agreement(model, (X, Y), history)
+    assert agreement.recalibration.batches == 3
+
+
+def test_measuring_changes_nothing(pc_seed):
+    model = classifier(keras.layers.BatchNormalization(), keras.layers.Dropout(0.5))
+    model.fit(X, Y, epochs=1, batch_size=10, verbose=0)
+    everything = VariableSnapshot.of([*model.variables, *model.optimizer.variables])
+    measure_agreement(model, (X, Y))
+    assert everything.changed() == []
+
+
+def test_failure_is_an_assertion_error_with_the_table(pc_seed):
+    with pytest.raises(AssertionError) as failure:
+        assert_fit_evaluate_agree(classifier(keras.layers.GaussianNoise(1.0)), (X, Y))
+    assert isinstance(failure.value, PipelineCheckFailure)
+    assert str(failure.value).startswith("Modes disagree on the same 30 samples (tolerance 0.05 absolute on accuracy):")
+    assert "\nmode " in str(failure.value) and "\ntrain-mode " in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "make_model, data, kwargs, error, message",
+    [
+        (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)], name="raw"), (X, Y), {}, ValueError,
+         "model 'raw' is not compiled: call model.compile(loss=..., metrics=[...]) first"),
+        (lambda: "model", (X, Y), {}, TypeError, "model must be a Keras model; received: str"),
+        (classifier, (X, Y), {"tolerance": 1.5}, ValueError, "tolerance must be a number in [0, 1); received: tolerance=1.5"),
+        (classifier, X, {}, ValueError, "data has no targets: pass (x, y), or a dataset of (x, y) batches"),
+        (classifier, (X, Y[:5]), {}, ValueError, "x and y hold different numbers of samples: 30 and 5"),
+        (classifier, (X, Y), {"history": {"loss": [1.0]}}, ValueError, "history must be the History that model.fit returned; received: {'loss': [1.0]}"),
+    ],
+    ids=["uncompiled", "not-a-model", "tolerance", "no-targets", "length-mismatch", "not-a-history"],
+)
+def test_invalid_arguments(make_model, data, kwargs, error, message):
+    with pytest.raises(error) as raised:
+        measure_agreement(make_model(), data, **kwargs)
+    assert str(raised.value) == message
