@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline_checks.batches import collect_batches
 from pipeline_checks.batchnorm import drift, find_batchnorm, moving_statistics
-from pipeline_checks.model_state import non_trainable_state
+from pipeline_checks.model_state import VariableSnapshot
 
 
 @dataclass(frozen=True)
@@ -110,43 +110,42 @@ def recalibrate_batchnorm(model, data, batch_size: int | None = None, include_fr
     batches = collect_batches(data, batch_size)
     found = find_batchnorm(model)
     if not found:
-        return Recalibration([], [], batches.total, len(batches.inputs), note=f"{model.name} has no BatchNormalization layers; nothing to recalibrate.")
+        note = f"{model.name} has no BatchNormalization layers; nothing to recalibrate."
+        return Recalibration([], [], batches.total, len(batches.inputs), note=note)
     targets = [f for f in found if include_frozen or f.layer.trainable]
     frozen = [f.path for f in found if f not in targets]
-    before = {id(f.layer): moving_statistics(f.layer) for f in targets}
-    state = non_trainable_state(model)
+    statistics = VariableSnapshot.of(v for f in targets for v in (f.layer.moving_mean, f.layer.moving_variance))
+    # Everything else a training-mode pass may touch (RNG states, frozen BN run by custom code).
+    statistic_ids = {id(v) for v in statistics.variables}
+    others = VariableSnapshot.of(v for v in model.non_trainable_variables if id(v) not in statistic_ids)
     settings = [(f.layer, f.layer.momentum, f.layer.trainable) for f in targets]
     try:
         for found_layer in targets:
             if not found_layer.layer.trainable:
                 found_layer.layer.trainable = True  # include_frozen: let training mode update it.
-            # Zero first: momentum 0 then gives exactly the first batch's statistics, even from NaN.
-            found_layer.layer.moving_mean.assign(np.zeros(found_layer.layer.moving_mean.shape, "float32"))
-            found_layer.layer.moving_variance.assign(np.zeros(found_layer.layer.moving_variance.shape, "float32"))
+        if not all(np.isfinite(value).all() for value in statistics.values):
+            # Momentum 0 below gives exactly the first batch's statistics, unless the old ones are NaN.
+            for variable in statistics.variables:
+                variable.assign(np.zeros(variable.shape, "float32"))
         seen = 0
         for inputs in batches.inputs:
             seen += len(inputs)
             for found_layer in targets:
                 found_layer.layer.momentum = 1.0 - len(inputs) / seen
             model(inputs, training=True)
-        after = {id(f.layer): moving_statistics(f.layer) for f in targets}
     except BaseException:
-        state.restore()
+        statistics.restore()
+        others.restore()
         raise
     finally:
         for layer, momentum, trainable in settings:
             layer.momentum = momentum
             if layer.trainable != trainable:
                 layer.trainable = trainable
-    # Put back whatever else the forward passes touched (RNG states), then only the new statistics.
-    state.restore()
-    changes = []
-    for found_layer in targets:
-        mean, variance = after[id(found_layer.layer)]
-        found_layer.layer.moving_mean.assign(mean)
-        found_layer.layer.moving_variance.assign(variance)
-        old_mean, old_variance = before[id(found_layer.layer)]
-        changes.append(
-            LayerRecalibration(found_layer.path, found_layer.layer, found_layer.layer.momentum, old_mean, old_variance, mean, variance)
-        )
+    others.restore()
+    values = iter(statistics.values)
+    changes = [
+        LayerRecalibration(f.path, f.layer, f.layer.momentum, next(values), next(values), *moving_statistics(f.layer))
+        for f in targets
+    ]
     return Recalibration(changes, frozen, batches.total, len(batches.inputs))
