@@ -160,3 +160,8 @@ def to_numpy(value) -> "np.ndarray":
     if is_keras3():
         return np.array(keras().ops.convert_to_numpy(value))
     return np.array(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def supports_synchronized_batchnorm() -> bool:
+    """`BatchNormalization(synchronized=True)` exists in Keras 3 on the TensorFlow backend only."""
+    return is_keras3() and backend() == "tensorflow"

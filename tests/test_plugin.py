@@ -143,8 +143,9 @@ def test_header_line_only_when_our_fixtures_are_used(pytester):
 
 def test_the_readme_example_runs_as_an_outside_test_file_without_a_conftest(pytester):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    assert "def test_" in example and "conftest" not in example
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    example = next(block for block in blocks if "def test_" in block)
+    assert "conftest" not in example
     pytester.makepyfile(example)
     result = pytester.runpytest_subprocess(*NO_RANDOMLY)
     result.assert_outcomes(passed=1)

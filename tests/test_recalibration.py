@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from pipeline_checks import make_tiny_images, recalibrate_batchnorm
-from pipeline_checks.compat import keras as get_keras
+from pipeline_checks import compat
 from pipeline_checks.model_state import VariableSnapshot, non_trainable_state
 
-keras = get_keras()
+keras = compat.keras()
+# Synchronized BN is a TensorFlow-backend feature; elsewhere the same model runs without it.
+SYNCHRONIZED = {"synchronized": True} if compat.supports_synchronized_batchnorm() else {}
 
 
 def nested_model(frozen_inner=False):
@@ -22,7 +24,7 @@ def nested_model(frozen_inner=False):
             keras.Input((12, 12, 3)),
             inner,
             keras.layers.Conv2D(4, 3, name="top_conv"),
-            keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name="top_bn"),
+            keras.layers.BatchNormalization(momentum=0.9, name="top_bn", **SYNCHRONIZED),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(3, activation="softmax"),
         ],
