@@ -165,3 +165,47 @@ def to_numpy(value) -> "np.ndarray":
 def supports_synchronized_batchnorm() -> bool:
     """`BatchNormalization(synchronized=True)` exists in Keras 3 on the TensorFlow backend only."""
     return is_keras3() and backend() == "tensorflow"
+
+
+def device_name() -> str:
+    """The name of the device training runs on, e.g. 'NVIDIA H100 80GB HBM3' or the CPU model."""
+    name = backend()
+    try:
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        elif name == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform != "cpu":
+                return device.device_kind
+        elif name == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+    except Exception:  # Device details are informative only; never fail a benchmark on them.
+        pass
+    return _cpu_model()
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def jax_version() -> str | None:
+    module = sys.modules.get("jax")
+    return getattr(module, "__version__", None) or installed_version("jax")

@@ -14,8 +14,9 @@ from pipeline_checks import settings as settings_module
 from pipeline_checks.settings import KNOBS, InvalidSetting, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+DEVICES_KEY = pytest.StashKey[set]()
 MARKER = "pipeline_checks"
-OUR_FIXTURES = frozenset({"tiny_images", "keras_application", "pc_settings", "pc_seed"})
+OUR_FIXTURES = frozenset({"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "gpu: needs a GPU visible to the Keras backend; skipped otherwise.")
     config.addinivalue_line("markers", "slow: takes long (minutes); deselect with -m 'not slow'.")
+    config.stash[DEVICES_KEY] = set()
     try:
         config.stash[SETTINGS_KEY] = settings_module.resolve(
             cli_value=lambda knob: config.getoption(knob.ini_key),
@@ -63,6 +65,14 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     from pipeline_checks import environment
 
     return f"pipeline-checks: {environment.describe()}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Name the devices training steps ran on, so a baseline says which accelerator it is for."""
+    devices = config.stash.get(DEVICES_KEY, set())
+    if devices:
+        machine_info["pipeline_checks_devices"] = sorted(devices)
 
 
 @pytest.fixture
@@ -149,3 +159,20 @@ def keras_application(pc_settings: Settings, pc_seed: int):
     yield build
     if built:
         compat.keras().backend.clear_session()
+
+
+@pytest.fixture
+def train_step_benchmark(benchmark, request: pytest.FixtureRequest, pc_seed: int):
+    """Time compiled training steps with pytest-benchmark; see `pipeline_checks.step_timing`.
+
+    Example:
+        def test_step(train_step_benchmark, keras_application, tiny_images):
+            model, preprocess_input = keras_application("MobileNetV2", classes=3)
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+            data = tiny_images(classes=3, per_class=3)
+            train_step_benchmark(model, preprocess_input(data.images.astype("float32")), data.labels)
+    """
+    from pipeline_checks.step_timing import StepBenchmark
+
+    devices = request.config.stash[DEVICES_KEY]
+    return StepBenchmark(benchmark, on_facts=lambda facts: devices.add(facts.device))
