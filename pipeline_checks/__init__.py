@@ -21,6 +21,8 @@ _PUBLIC = {
     "Agreement": "pipeline_checks.agreement",
     "measure_agreement": "pipeline_checks.agreement",
     "assert_fit_evaluate_agree": "pipeline_checks.agreement",
+    "Pipeline": "pipeline_checks.pipeline",
+    "CheckResult": "pipeline_checks.checks.result",
     "FlopCount": "pipeline_checks.flops",
     "count_flops": "pipeline_checks.flops",
 }

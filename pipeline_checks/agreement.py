@@ -99,6 +99,7 @@ def measure_agreement(
     batch_size: int | None = None,
     recalibrate: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
+    shuffle: bool = True,
 ) -> Agreement:
     """Measure the compiled loss and metrics in every mode; change nothing.
 
@@ -112,6 +113,8 @@ def measure_agreement(
         recalibrate: also measure after precise BN recalibration (restored after), which
             tells stale BN statistics apart from other causes.
         tolerance: allowed absolute gap on metrics; see `Agreement`.
+        shuffle: batch arrays in a fixed shuffled order, as `fit` (shuffle=True) batches
+            them; pass False when fit ran with shuffle=False. Iterables keep their order.
 
     Returns:
         An `Agreement`: `print(agreement)` shows the table and diagnosis.
@@ -122,19 +125,19 @@ def measure_agreement(
     _check_tolerance(tolerance)
     if batch_size is None:
         batch_size = _fit_batch_size(history, data)
-    batches = collect_batches(data, batch_size, need_targets=True)
+    batches = collect_batches(data, batch_size, need_targets=True, shuffle=shuffle)
     metric_state = non_trainable_state(model)
     try:
         values: dict[str, dict[str, float]] = {}
         if history is not None:
             values["fit"] = _from_history(history)
-        train_values, moved = _train_mode(model, batches)
+        train_values, moved = train_mode_metrics(model, batches)
         values["train-mode"] = train_values
         values["evaluate"] = _evaluate(model, batches)
         values["predict"] = _on_outputs(model, batches, _predict_outputs(model, batches))
         recalibration = None
         if recalibrate:
-            with recalibrate_batchnorm(model, batches_as_iterable(batches)) as recalibration:
+            with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
                 values["recalibrated"] = _evaluate(model, batches)
     finally:
         metric_state.restore()
@@ -161,6 +164,7 @@ def assert_fit_evaluate_agree(
     batch_size: int | None = None,
     recalibrate: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
+    shuffle: bool = True,
 ) -> Agreement:
     """Fail when fit, train-mode, evaluate and predict disagree on the same data.
 
@@ -177,7 +181,7 @@ def assert_fit_evaluate_agree(
         >>> assert_fit_evaluate_agree(model, (x, y), history)   # passes
     """
     __tracebackhide__ = True
-    agreement = measure_agreement(model, data, history, batch_size, recalibrate, tolerance)
+    agreement = measure_agreement(model, data, history, batch_size, recalibrate, tolerance, shuffle)
     if not agreement.agrees:
         raise PipelineCheckFailure(str(agreement))
     return agreement
@@ -215,7 +219,7 @@ def _from_history(history) -> dict[str, float]:
     return {name: float(series[-1]) for name, series in logs.items() if not name.startswith("val_") and series}
 
 
-def _train_mode(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
+def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
     """Metrics of a training-mode forward pass; every variable restored after."""
     from pipeline_checks import compat
 

@@ -35,8 +35,15 @@ class Batches:
         return np.concatenate([np.asarray(y) for y in self.targets])
 
 
-def collect_batches(data: Any, batch_size: int | None = None, need_targets: bool = False) -> Batches:
-    """Materialize `data` as batches; arrays are split into `batch_size` (default 32) slices."""
+def collect_batches(
+    data: Any, batch_size: int | None = None, need_targets: bool = False, shuffle: bool = False
+) -> Batches:
+    """Materialize `data` as batches; arrays are split into `batch_size` (default 32) slices.
+
+    With `shuffle`, arrays are permuted first (always the same permutation), as `fit`
+    shuffles them: tiny datasets come ordered by class, and a batch of one class has
+    batch statistics no training batch had. Iterables keep their own order.
+    """
     from pipeline_checks.datasets import TinyImageDataset
 
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
@@ -47,9 +54,11 @@ def collect_batches(data: Any, batch_size: int | None = None, need_targets: bool
             "e.g. (preprocess_input(data.images.astype('float32')), data.labels)."
         )
     if isinstance(data, np.ndarray) or _is_tensor(data):
-        inputs, targets = _split(data, batch_size), None
+        inputs, targets = _split(_shuffled(data, shuffle), batch_size), None
     elif isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_source(data[0]):
-        inputs, targets = _split(data[0], batch_size), _split(data[1], batch_size)
+        if len(data[0]) != len(data[1]):
+            raise ValueError(f"x and y hold different numbers of samples: {len(data[0])} and {len(data[1])}")
+        inputs, targets = _split(_shuffled(data[0], shuffle), batch_size), _split(_shuffled(data[1], shuffle), batch_size)
         if sum(map(len, inputs)) != sum(map(len, targets)):
             raise ValueError(
                 f"x and y hold different numbers of samples: {sum(map(len, inputs))} and {sum(map(len, targets))}"
@@ -74,6 +83,13 @@ def _is_tensor(value) -> bool:
 
 def _is_batch_source(value) -> bool:
     return not _is_tensor(value) and not isinstance(value, (list, np.ndarray)) and hasattr(value, "__iter__")
+
+
+def _shuffled(array, shuffle: bool):
+    array = np.asarray(array)
+    if not shuffle or array.ndim == 0:
+        return array
+    return array[np.random.default_rng(0).permutation(len(array))]
 
 
 def _split(array, batch_size):

@@ -209,3 +209,8 @@ def _cpu_model() -> str:
 def jax_version() -> str | None:
     module = sys.modules.get("jax")
     return getattr(module, "__version__", None) or installed_version("jax")
+
+
+def variable_path(variable) -> str:
+    """A variable's unique name: its path in Keras 3 ("dense/kernel"), its name in Keras 2."""
+    return getattr(variable, "path", None) or variable.name

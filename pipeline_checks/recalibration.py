@@ -84,7 +84,9 @@ class Recalibration:
         return "\n".join(lines)
 
 
-def recalibrate_batchnorm(model, data, batch_size: int | None = None, include_frozen: bool = False) -> Recalibration:
+def recalibrate_batchnorm(
+    model, data, batch_size: int | None = None, include_frozen: bool = False, shuffle: bool = True
+) -> Recalibration:
     """Set every BatchNormalization layer's moving statistics from data (precise BN).
 
     Only moving means and variances change: weights, optimizer state, layer
@@ -98,6 +100,8 @@ def recalibrate_batchnorm(model, data, batch_size: int | None = None, include_fr
             batch statistics depend on it. `len(x)` calibrates on all data as one batch.
         include_frozen: also recalibrate `trainable=False` BN layers (left alone by default,
             since they run in inference mode while training and are listed in `.frozen`).
+        shuffle: batch arrays in a fixed shuffled order, as `fit` does (data sorted by
+            class would otherwise give one-class batches); iterables keep their order.
 
     Returns:
         A `Recalibration`; call `.restore()`, or use it as a context manager, to undo.
@@ -107,7 +111,7 @@ def recalibrate_batchnorm(model, data, batch_size: int | None = None, include_fr
         ...     model.evaluate(x, y)      # with statistics from the data
         >>> # on leaving the block the old statistics are back
     """
-    batches = collect_batches(data, batch_size)
+    batches = collect_batches(data, batch_size, shuffle=shuffle)
     found = find_batchnorm(model)
     if not found:
         note = f"{model.name} has no BatchNormalization layers; nothing to recalibrate."

@@ -1,0 +1,53 @@
+"""What a check returns: passed or not, a one-line summary, and the details behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline_checks.errors import PipelineCheckFailure
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check on one pipeline.
+
+    Attributes:
+        name: the check family, e.g. "frozen_layers".
+        passed: whether the pipeline passed.
+        summary: one line: what was checked, or what differs and by how much.
+        details: the evidence, the likely cause and the fix, in a few lines.
+        pipeline: the pipeline's name.
+        numbers: the key measurements, for reports (e.g. {"fit_accuracy": 1.0}).
+    """
+
+    name: str
+    passed: bool
+    summary: str
+    details: str = ""
+    pipeline: str = ""
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def raise_if_failed(self) -> CheckResult:
+        """Raise `PipelineCheckFailure` with the full message when the check failed.
+
+        Returns:
+            This result, when it passed.
+        """
+        __tracebackhide__ = True
+        if not self.passed:
+            raise PipelineCheckFailure(str(self))
+        return self
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        text = f"check {self.name} {verdict} on pipeline {self.pipeline!r}: {self.summary}"
+        return f"{text}\n{self.details}" if self.details else text
+
+
+def passed(name: str, pipeline, summary: str, details: str = "", **numbers) -> CheckResult:
+    return CheckResult(name, True, summary, details, pipeline.name, numbers)
+
+
+def failed(name: str, pipeline, summary: str, details: str = "", **numbers) -> CheckResult:
+    return CheckResult(name, False, summary, details, pipeline.name, numbers)

@@ -1,0 +1,130 @@
+"""One seeded training run of a pipeline, recorded for every check that needs a trained model.
+
+Tracing a Keras application's training step costs seconds to tens of seconds, so the
+checks share one run per pipeline and seed: the weights before fit, after its first step,
+after its first epoch and at the end; each batch's loss; the loss at initialization.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline_checks import compat
+from pipeline_checks.batches import collect_batches
+from pipeline_checks.pipeline import Pipeline, RawData
+
+
+@dataclass
+class TrainingRun:
+    """A pipeline's model after `fit` (and `after_fit`), with what happened on the way.
+
+    Snapshots are tuples of arrays aligned with `weights` (the model's weights, in order).
+    """
+
+    pipeline: Pipeline
+    seed: int
+    model: Any
+    history: Any
+    raw: RawData
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_infer: np.ndarray
+    weights: tuple
+    trainable: frozenset  # ids of the weights fit was to train (model.trainable_weights)
+    initial: tuple
+    after_first_step: tuple | None = None
+    after_first_epoch: tuple | None = None
+    first_epoch_logs: dict = field(default_factory=dict)
+    final: tuple = ()
+    batch_losses: list = field(default_factory=list)
+    initial_loss: float = math.nan
+    seconds: float = 0.0
+
+    def path(self, variable) -> str:
+        return compat.variable_path(variable)
+
+
+def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> TrainingRun:
+    """Build the pipeline's model from `seed` and fit it, recording the run.
+
+    Args:
+        pipeline: the pipeline.
+        seed: passed to `keras.utils.set_random_seed` before building and before fitting.
+        epochs: override the pipeline's epochs (the determinism check replays one).
+    """
+    start = time.perf_counter()
+    raw = pipeline.raw_data()
+    x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
+    x_infer = pipeline.infer_inputs(raw.images)
+    compat.set_random_seed(seed)
+    model = pipeline.fresh_model()
+    weights = tuple(model.weights)
+    run = TrainingRun(
+        pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
+        trainable=frozenset(id(v) for v in model.trainable_weights),
+        initial=_values(weights),
+    )
+    run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
+    fit_kwargs = dict(pipeline.fit_kwargs)
+    if epochs is not None:
+        fit_kwargs["epochs"] = epochs
+    compat.set_random_seed(seed)
+    run.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
+    run.final = _values(weights)
+    if pipeline.after_fit is not None:
+        pipeline.after_fit(model, x_train)
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
+    """The run of `pipeline` from `seed`, trained once and then reused while the pipeline lives."""
+    runs = _SHARED.setdefault(pipeline, {})
+    if seed not in runs:
+        runs[seed] = train(pipeline, seed)
+    return runs[seed]
+
+
+def forget_shared_runs() -> None:
+    """Drop every shared run (and its model), e.g. at the end of a test session."""
+    _SHARED.clear()
+
+
+def _values(weights) -> tuple:
+    return tuple(compat.to_numpy(v) for v in weights)
+
+
+def _train_mode_loss(model, x, y, batch_size: int) -> float:
+    """The loss of a training-mode pass before any step, as the first step sees it."""
+    from pipeline_checks.agreement import train_mode_metrics
+
+    batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
+    metrics, _ = train_mode_metrics(model, batches)
+    model.reset_metrics()
+    return metrics["loss"]
+
+
+def _recorder(run: TrainingRun):
+    keras = compat.keras()
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            run.batch_losses.append(float((logs or {}).get("loss", math.nan)))
+            if run.after_first_step is None:
+                run.after_first_step = _values(run.weights)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                run.after_first_epoch = _values(run.weights)
+                run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
+
+    return Recorder()
