@@ -181,3 +181,15 @@ def _preprocess_for(spec: ApplicationSpec, channels: int, keras) -> Callable[[An
         return np.asarray(preprocess(rgb)).mean(axis=-1, keepdims=True)
 
     return preprocess_grayscale
+
+
+def preprocess_input_for(name: str, channels: int = 3) -> Callable[[Any], Any]:
+    """The `preprocess_input` that matches application `name`, without building the model.
+
+    Example:
+        >>> preprocess_input_for("MobileNetV2")(np.full((1, 2, 2, 3), 255.0)).max()
+        1.0
+    """
+    from pipeline_checks import compat
+
+    return _preprocess_for(APPLICATIONS[resolve_application_name(name)], channels, compat.keras())

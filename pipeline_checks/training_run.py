@@ -45,6 +45,7 @@ class TrainingRun:
     batch_losses: list = field(default_factory=list)
     initial_loss: float = math.nan
     seconds: float = 0.0
+    cache: dict = field(default_factory=dict, repr=False)  # measurements checks share, e.g. the agreement
 
     def path(self, variable) -> str:
         return compat.variable_path(variable)
@@ -94,9 +95,16 @@ def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
     return runs[seed]
 
 
-def forget_shared_runs() -> None:
-    """Drop every shared run (and its model), e.g. at the end of a test session."""
-    _SHARED.clear()
+def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
+    """Drop the shared runs of `pipeline`, or of every pipeline, and their models.
+
+    A run refers to its pipeline, so runs live until forgotten: forget them when done,
+    e.g. at the end of a test session.
+    """
+    if pipeline is None:
+        _SHARED.clear()
+    else:
+        _SHARED.pop(pipeline, None)
 
 
 def _values(weights) -> tuple:

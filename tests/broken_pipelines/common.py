@@ -19,29 +19,28 @@ class Case:
     """One row of the detection matrix.
 
     Attributes:
-        pipeline: builds the pipeline (fresh each call).
-        caught_by: the checks that must fail on it, exactly; empty for a correct twin.
-        cause: a regular expression each of those checks' messages must match.
+        pipeline: builds the pipeline (fresh each call); its name is the row's id.
         bug: the bug in a few words, for the matrix table.
+        causes: check name -> a regular expression its failure message must match; these
+            checks must fail, every other check must pass. Empty for a correct twin.
     """
 
     pipeline: Callable[[], Pipeline]
-    caught_by: frozenset[str]
-    cause: str
     bug: str
+    causes: dict[str, str]
 
     @property
-    def id(self) -> str:
-        return self.pipeline().name
+    def caught_by(self) -> frozenset[str]:
+        return frozenset(self.causes)
 
 
 def correct(pipeline: Callable[[], Pipeline], bug: str = "none (correct twin)") -> Case:
-    return Case(pipeline, frozenset(), "", bug)
+    return Case(pipeline, bug, {})
 
 
-def broken(pipeline: Callable[[], Pipeline], caught_by: str | set[str], cause: str, bug: str) -> Case:
-    names = {caught_by} if isinstance(caught_by, str) else set(caught_by)
-    return Case(pipeline, frozenset(names), cause, bug)
+def broken(pipeline: Callable[[], Pipeline], bug: str, **causes: str) -> Case:
+    """A broken pipeline, e.g. broken(f, "lr 1e9", numerics="NaN in the loss", overfit="")."""
+    return Case(pipeline, bug, causes)
 
 
 def compiled_cnn(input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs):

@@ -1,0 +1,22 @@
+"""Arguments every check takes, checked the same way everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_checks.pipeline import Pipeline
+
+
+def checked_pipeline(pipeline: Any) -> Pipeline:
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); "
+            f"received: pipeline={pipeline!r} of type {type(pipeline).__name__}"
+        )
+    return pipeline
+
+
+def checked_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; received: seed={seed!r}")
+    return seed

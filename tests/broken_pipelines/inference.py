@@ -1,0 +1,53 @@
+"""Pipelines whose inference does not keep what fit learned, or that cannot fit at all."""
+
+import functools
+
+import numpy as np
+
+from broken_pipelines.common import DATA, broken, compiled_cnn, correct, small_pipeline
+from pipeline_checks import make_tiny_images
+
+# The first report in miniature: three real photographs (cropped to four images each),
+# one batch per step, ten steps at BN momentum 0.99, so the moving statistics are stale.
+PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, seed=0, kind="photos")
+ONE_BATCH = {"epochs": 10, "batch_size": 12}
+
+
+def recalibrated_photos():
+    return small_pipeline("photos-one-batch-recalibrated", data=PHOTOS, fit_kwargs=ONE_BATCH)
+
+
+def stale_batchnorm():
+    return small_pipeline("stale-batchnorm", data=PHOTOS, fit_kwargs=ONE_BATCH, after_fit=None)
+
+
+def learning_rate_too_low():
+    return small_pipeline("learning-rate-1e-5", build_model=functools.partial(compiled_cnn, learning_rate=1e-5))
+
+
+def labels_shuffled_apart_from_images():
+    labels = np.random.default_rng(1).permutation(DATA.labels)
+    return small_pipeline("labels-shuffled-apart", data=(DATA.images, labels, DATA.class_names))
+
+
+CASES = [
+    correct(small_pipeline),
+    correct(recalibrated_photos),
+    broken(
+        stale_batchnorm,
+        "BN moving statistics stale after 10 steps (the first report)",
+        agreement=r"evaluate vs train-mode(.|\n)*Cause: stale BatchNormalization moving statistics",
+    ),
+    broken(
+        learning_rate_too_low,
+        "learning rate 1e-5: cannot fit 12 images",
+        overfit=r"below the target 1",
+        agreement=r"Gap: evaluate vs fit",
+    ),
+    broken(
+        labels_shuffled_apart_from_images,
+        "labels shuffled apart from their images",
+        overfit=r"evaluate after BatchNorm recalibration gives 0\.5",
+        agreement=r"Gap: evaluate vs fit",
+    ),
+]

@@ -1,0 +1,49 @@
+"""The detection matrix: every check on every broken pipeline and its correct twins.
+
+Each broken pipeline must fail exactly the checks listed in its `Case` (with the expected
+cause in each message) and pass every other one; each correct twin must pass them all.
+The rows live in tests/broken_pipelines/, one module per area; extend them whenever a
+check learns a new bug.
+"""
+
+import re
+
+import pytest
+
+from broken_pipelines import data, inference, reproducibility, training
+from pipeline_checks import compat
+from pipeline_checks.checks import all_checks
+from pipeline_checks.training_run import forget_shared_runs
+
+CASES = [*inference.CASES, *training.CASES, *data.CASES, *reproducibility.CASES]
+
+
+def run_every_check(pipeline) -> dict:
+    try:
+        return {name: check(pipeline) for name, check in all_checks().items()}
+    finally:
+        forget_shared_runs(pipeline)
+        compat.keras().backend.clear_session()
+
+
+def verdicts(results) -> str:
+    return "\n".join(f"  {name}: {'passed' if r.passed else 'FAILED'}: {r.summary}" for name, r in results.items())
+
+
+def test_every_row_has_a_unique_name():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)), ids
+
+
+def test_every_check_catches_at_least_one_broken_pipeline():
+    caught = set().union(*(case.caught_by for case in CASES))
+    assert set(all_checks()) <= caught, f"no broken pipeline for {sorted(set(all_checks()) - caught)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_the_pipeline_fails_exactly_the_checks_that_catch_its_bug(case):
+    results = run_every_check(case.pipeline())
+    failing = {name for name, result in results.items() if not result.passed}
+    assert failing == case.caught_by, f"{case.bug}: expected failures {sorted(case.caught_by)}\n{verdicts(results)}"
+    for name, cause in case.causes.items():
+        assert re.search(cause, str(results[name])), f"{name} does not name the cause {cause!r}:\n{results[name]}"

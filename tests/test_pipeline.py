@@ -1,0 +1,118 @@
+"""Pipeline: validation on construction, raw data read lazily and never changed, shared runs."""
+
+import re
+
+import numpy as np
+import pytest
+
+from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
+from pipeline_checks import Pipeline, make_tiny_images
+from pipeline_checks.checks import CheckResult, check_agreement, check_overfit
+from pipeline_checks.errors import PipelineCheckFailure
+from pipeline_checks.training_run import forget_shared_runs, shared_run
+
+
+def declared(**changes):
+    arguments = {"name": "p", "build_model": compiled_cnn, "data": DATA, **changes}
+    return lambda: Pipeline(**arguments)
+
+
+@pytest.mark.parametrize(
+    "declare, error, message",
+    [
+        pytest.param(declared(name=""), ValueError, "Pipeline name must be a non-empty string; received: name=''", id="empty-name"),
+        pytest.param(declared(build_model="model.keras"), TypeError, "Pipeline 'p': build_model must be callable; received: build_model='model.keras'", id="model-not-callable"),
+        pytest.param(declared(preprocess_infer=255), TypeError, "Pipeline 'p': preprocess_infer must be callable; received: preprocess_infer=255", id="preprocess-not-callable"),
+        pytest.param(declared(label_encoding="categorical"), ValueError, "label_encoding must be one of 'sparse', 'one_hot'; received: label_encoding='categorical'", id="unknown-encoding"),
+        pytest.param(declared(fit_kwargs={"x": 1, "epochs": 2}), ValueError, "fit_kwargs must not set x: the data comes from `data`", id="fit-kwargs-with-x"),
+        pytest.param(declared(fit_kwargs={"epochs": 0}), ValueError, "fit_kwargs['epochs'] must be a positive integer; received: 0", id="zero-epochs"),
+        pytest.param(declared(fit_kwargs=[("epochs", 2)]), TypeError, "fit_kwargs must be a mapping; received: fit_kwargs=[('epochs', 2)]", id="fit-kwargs-list"),
+        pytest.param(declared(application="ResNet51"), ValueError, "ResNet51", id="unknown-application"),
+    ],
+)
+def test_invalid_declarations_are_refused_with_the_value(declare, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        declare()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        pytest.param(DATA.images, "data must be (or return) a TinyImageDataset or (images, labels, class_names); received: ndarray", id="images-only"),
+        pytest.param((DATA.images.astype("float32"), DATA.labels, DATA.class_names), "data images must be uint8 of shape (N, height, width, channels); received: dtype float32", id="float-images"),
+        pytest.param((DATA.images, DATA.labels[:-1], DATA.class_names), "data labels must be 12 integers, one per image; received: dtype int32, shape (11,)", id="short-labels"),
+        pytest.param(lambda: (DATA.images[:0], DATA.labels[:0], DATA.class_names), "data holds no images", id="empty"),
+    ],
+)
+def test_bad_data_is_named_when_read(data, message):
+    pipeline = Pipeline("p", compiled_cnn, data)
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        pipeline.raw_data()
+
+
+def test_preprocessing_sees_a_read_only_copy_so_raw_images_never_change():
+    before = DATA.images.copy()
+
+    def in_place(images):
+        images /= 255  # a bug: writes into the caller's array
+        return images
+
+    with pytest.raises(ValueError, match="read-only"):
+        Pipeline("p", compiled_cnn, DATA, preprocess_train=in_place).train_inputs(DATA.images)
+    assert np.array_equal(DATA.images, before)
+
+
+def test_preprocessing_must_keep_one_input_per_image():
+    pipeline = Pipeline("p", compiled_cnn, DATA, preprocess_train=lambda images: images[:1])
+    with pytest.raises(ValueError, match=re.escape("preprocess_train must return one input per image; received 12 images and returned shape (1, 16, 16, 3)")):
+        pipeline.train_inputs(DATA.images)
+
+
+def test_build_model_must_return_a_compiled_model():
+    from pipeline_checks.small_models import small_bn_cnn
+
+    with pytest.raises(ValueError, match="build_model returned an uncompiled model"):
+        Pipeline("p", small_bn_cnn, DATA).fresh_model()
+
+
+def test_defaults_and_targets():
+    pipeline = Pipeline("p", compiled_cnn, DATA, label_encoding="one_hot")
+    assert pipeline.preprocess_infer is pipeline.preprocess_train
+    assert pipeline.fit_kwargs == {"epochs": 5} and pipeline.batch_size == 32
+    assert np.array_equal(pipeline.targets(pipeline.raw_data()), DATA.one_hot_labels)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pipeline = small_pipeline("shared")
+    yield pipeline
+    forget_shared_runs(pipeline)
+
+
+def test_checks_share_one_training_run_per_pipeline_and_seed(pipeline):
+    run = shared_run(pipeline)
+    assert shared_run(pipeline) is run
+    check_agreement(pipeline), check_overfit(pipeline)
+    assert shared_run(pipeline) is run and run.cache  # the agreement was measured once, kept with the run
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        pytest.param(lambda p: check_agreement("my-pipeline"), TypeError, "checks take a pipeline_checks.Pipeline", id="not-a-pipeline"),
+        pytest.param(lambda p: check_agreement(p, seed=-1), ValueError, "seed must be a non-negative integer; received: seed=-1", id="negative-seed"),
+        pytest.param(lambda p: check_overfit(p, target_accuracy=0), ValueError, "target_accuracy must be a number in (0, 1]; received: target_accuracy=0", id="zero-target"),
+        pytest.param(lambda p: check_agreement(p, tolerance=1.5), ValueError, "tolerance must be a number in [0, 1); received: tolerance=1.5", id="tolerance-above-1"),
+    ],
+)
+def test_bad_check_arguments(pipeline, call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call(pipeline)
+
+
+def test_raise_if_failed_raises_the_message_and_returns_a_passed_result():
+    good = CheckResult("labels", True, "labels in range", pipeline="p")
+    assert good.raise_if_failed() is good
+    bad = CheckResult("labels", False, "label 3 out of range", "Fix: use 0-based labels.", "p")
+    with pytest.raises(PipelineCheckFailure, match=re.escape("check labels FAILED on pipeline 'p': label 3 out of range\nFix: use 0-based labels.")):
+        bad.raise_if_failed()
