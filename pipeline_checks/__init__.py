@@ -23,6 +23,7 @@ _PUBLIC = {
     "assert_fit_evaluate_agree": "pipeline_checks.agreement",
     "Pipeline": "pipeline_checks.pipeline",
     "CheckResult": "pipeline_checks.checks.result",
+    "diagnose_saved_model": "pipeline_checks.diagnose",
     "FlopCount": "pipeline_checks.flops",
     "count_flops": "pipeline_checks.flops",
 }

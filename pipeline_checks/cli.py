@@ -1,9 +1,12 @@
 """The `pipeline-checks` console script.
 
-Until the built-in suite lands, the main job runs the embedded default: the first bug
-report (ResNet50 on three photographs, fit says 100%, evaluate 33%). It measures the five
-modes, shows the diagnosis, recalibrates BatchNorm and measures again. It exits 0 when the
-oracle catches the disagreement and recalibration resolves it, 1 otherwise.
+    pipeline-checks                              the suite on the built-in pipelines
+    pipeline-checks pkg.module:factory ...       the suite on your pipelines
+    pipeline-checks diagnose MODEL.keras IMAGES  diagnose and fix a saved model
+    pipeline-checks first-report                 the first bug report, reproduced and fixed
+
+The suite runs through pytest (`pytest --pipeline-checks --pc-suite-only`) in the current
+directory, so its pyproject.toml and conftest.py apply; the exit status is pytest's.
 """
 
 from __future__ import annotations
@@ -12,26 +15,62 @@ import argparse
 import os
 import sys
 
+COMMANDS = ("diagnose", "first-report")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def suite_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline-checks",
-        description="Run the agreement oracle on the embedded default: the fit-says-100%%, "
-        "evaluate-says-33%% report.",
+        description="Run every pipeline check on the declared pipelines, or on built-in ones. "
+        f"Other commands: {', '.join(COMMANDS)} (pipeline-checks COMMAND --help).",
+    )
+    parser.add_argument(
+        "pipelines", nargs="*", metavar="MODULE:FACTORY",
+        help="pipelines to check, e.g. my_project.pipelines:make_pipeline (default: those declared in "
+        "pyproject.toml's [tool.pipeline_checks], else built-in pipelines for --models)",
+    )
+    parser.add_argument("--models", help="keras.applications names for the built-in pipelines, comma-separated")
+    parser.add_argument("--seed", type=int, help="seed of every training run (default: 0)")
+    parser.add_argument("--report", metavar="DIR", help="write a JSON report and BatchNorm plots to DIR")
+    parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="run only checks matching, as pytest -k (e.g. 'labels or numerics')")
+    return parser
+
+
+def run_suite(argv: list[str]) -> int:
+    parser = suite_parser()
+    args = parser.parse_args(argv)
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"--seed must be non-negative; received: {args.seed}")
+    import pytest
+
+    pytest_args = ["--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:cacheprovider"]
+    for flag, value in (("--pc-models", args.models), ("--pc-seed", args.seed), ("--pc-report", args.report), ("-k", args.keyword)):
+        if value is not None:
+            pytest_args += [flag, str(value)]
+    if args.pipelines:
+        pytest_args += ["--pc-pipelines", ",".join(args.pipelines)]
+    return int(pytest.main(pytest_args))
+
+
+def first_report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-checks first-report",
+        description="Reproduce the first bug report (ResNet50 on three photographs: fit says 100%%, "
+        "evaluate 33%%), diagnose it, recalibrate BatchNorm and measure again.",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for images and Keras (default: 0)")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def run_first_report(argv: list[str]) -> int:
+    """Exit 0 when the oracle catches the disagreement and recalibration resolves it."""
+    parser = first_report_parser()
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1; received: {args.epochs}")
     if args.seed < 0:
         parser.error(f"--seed must be non-negative; received: {args.seed}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"Training ResNet50 (weights=None) on three photographs, one per class, {args.epochs} epochs...", flush=True)
     from pipeline_checks.agreement import measure_agreement
     from pipeline_checks.recalibration import recalibrate_batchnorm
@@ -45,6 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     after = measure_agreement(report.model, data, report.history, recalibrate=False)
     print(f"After pipeline_checks.recalibrate_batchnorm(model, x):\n{change}\n\n{after}")
     return 0 if not before.agrees and after.agrees else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv and argv[0] == "first-report":
+        return run_first_report(argv[1:])
+    if argv and argv[0] == "diagnose":
+        from pipeline_checks import diagnose
+
+        parser = argparse.ArgumentParser(prog=diagnose.PROG, description=diagnose.DESCRIPTION)
+        diagnose.add_arguments(parser)
+        return diagnose.run(parser.parse_args(argv[1:]))
+    return run_suite(argv)
 
 
 if __name__ == "__main__":

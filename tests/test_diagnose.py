@@ -1,0 +1,237 @@
+"""`pipeline-checks diagnose MODEL.keras IMAGES_DIR`: the first report's model fixed end to end,
+and every bad input refused with exit status 2 and a message that names the path at fault."""
+
+import argparse
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline_checks import compat
+from pipeline_checks.datasets import make_tiny_images
+from pipeline_checks.diagnose import add_arguments, main, preprocessing_function, run
+from pipeline_checks.image_folders import read_image_folders
+from pipeline_checks.small_models import small_bn_cnn
+
+
+def exit_status(argv):
+    try:
+        return main([os.fspath(arg) for arg in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        return exit_.code
+
+
+@pytest.fixture(scope="module")
+def first_report_files(tmp_path_factory):
+    """The first report's trained ResNet50 saved as .keras, and its three photographs as class folders."""
+    from pipeline_checks.scenarios import first_report
+
+    root = tmp_path_factory.mktemp("first_report")
+    report = first_report(seed=0)  # ~40-60 s: built once for the module
+    assert report.evaluate_accuracy < 0.34, "the scenario no longer reproduces the report"
+    report.model.save(root / "model.keras")
+    report.data.to_directory(root / "images")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Six 8x8 pattern images in three class folders, a compiled small BN CNN and a non-image model."""
+    keras = compat.keras()
+    root = tmp_path_factory.mktemp("tiny")
+    make_tiny_images(classes=3, per_class=2, size=8, seed=0).to_directory(root / "images")
+    compat.set_random_seed(0)
+    model = small_bn_cnn((8, 8, 3), classes=3, blocks=1, name="tiny_cnn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(root / "model.keras")
+    inputs = keras.Input(shape=(4,))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="tabular").save(root / "tabular.keras")
+    (root / "notes.txt").write_text("not a model\n")
+    return root
+
+
+@pytest.mark.slow
+def test_fixes_the_first_reports_model(first_report_files, tmp_path, capsys):
+    model, images, out = first_report_files / "model.keras", first_report_files / "images", tmp_path / "fixed.keras"
+    original = model.read_bytes()
+
+    assert exit_status([model, images, "--preprocess", "resnet50", "--write-recalibrated", out]) == 0
+
+    printed = capsys.readouterr().out
+    print(printed)  # shown by pytest -rA and on failure: the report a user sees
+    assert "Images:         3 images in 3 class folders" in printed
+    assert "Labels:         one-hot, for the compiled loss categorical_crossentropy" in printed
+    assert "fit is not measured" in printed
+    before, after = printed.split("After pipeline_checks.recalibrate_batchnorm(model, x, batch_size=3):")
+    assert "Modes disagree on the same 3 samples" in before
+    assert "Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; 5 updates seen" in before
+    assert _row(before, "evaluate") == pytest.approx(0.3333, abs=1e-4)
+    assert _row(before, "recalibrated") == 1.0
+    assert "Recalibrated 53 BatchNormalization layers on 3 samples in 1 batches." in after
+    assert _row(after, "evaluate") == 1.0
+    assert "All modes agree." in after
+    assert "Result: evaluate accuracy 0.3333 before recalibration, 1.0000 after: recalibration resolves the disagreement." in after
+
+    assert model.read_bytes() == original
+    keras = compat.keras()
+    fixed, loaded = keras.saving.load_model(out), keras.saving.load_model(model)
+    folders = read_image_folders(images, (32, 32), 3)
+    preprocess, _ = preprocessing_function("ResNet50")
+    results = fixed.evaluate(preprocess(folders.images), folders.one_hot_labels, batch_size=3, verbose=0, return_dict=True)
+    assert results["accuracy"] == 1.0
+    changed = {
+        compat.variable_path(a).rsplit("/", 1)[-1]
+        for a, b in zip(loaded.variables, fixed.variables)
+        if not np.array_equal(compat.to_numpy(a), compat.to_numpy(b))
+    }
+    assert changed == {"moving_mean", "moving_variance"}
+
+
+def test_a_disagreement_that_recalibration_cannot_close_exits_1(tiny, tmp_path, capsys):
+    # Dropout 0.9 makes train-mode guess; no BatchNormalization statistics explain that.
+    compat.set_random_seed(0)
+    model = small_bn_cnn((8, 8, 3), classes=3, blocks=1, dropout=0.9, name="dropout_cnn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    data = make_tiny_images(classes=3, per_class=2, size=8, seed=0)
+    model.fit(data.images / 255.0, data.labels, epochs=30, batch_size=6, verbose=0)
+    model.save(tmp_path / "dropout.keras")
+
+    assert exit_status([tmp_path / "dropout.keras", tiny / "images", "--preprocess", "rescale"]) == 1
+
+    printed = capsys.readouterr().out
+    assert "Cause: training-only layers" in printed.split("After pipeline_checks.recalibrate_batchnorm")[1]
+    assert "a disagreement remains after recalibration" in printed
+
+
+def test_an_uncompiled_model_is_compiled_here_and_written_uncompiled(tiny, tmp_path, capsys):
+    compat.set_random_seed(0)
+    small_bn_cnn((8, 8, 3), classes=3, blocks=1, name="uncompiled_cnn").save(tmp_path / "model.keras")
+    images = tmp_path / "images"
+    shutil.copytree(tiny / "images", images)
+    (images / "patterns_00" / "notes.txt").write_text("taken on Tuesday")
+    (images / "patterns_01" / ".DS_Store").write_bytes(b"\0")
+
+    status = exit_status([tmp_path / "model.keras", images, "--preprocess", "rescale", "--write-recalibrated", tmp_path / "out.keras"])
+
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "compiled here with sparse_categorical_crossentropy and accuracy" in printed
+    assert "Labels:         integer, for the compiled loss sparse_categorical_crossentropy" in printed
+    assert "Skipped:        patterns_00/notes.txt (not an image extension), patterns_01/.DS_Store (hidden file)" in printed
+    assert "6 images in 3 class folders" in printed
+    assert "updates seen" not in printed, "an uncompiled model's optimizer step count means nothing"
+    assert not compat.keras().saving.load_model(tmp_path / "out.keras").compiled
+
+
+def test_plugs_into_a_subcommand_parser(tiny):
+    parser = argparse.ArgumentParser(prog="pipeline-checks")
+    add_arguments(parser.add_subparsers(dest="command").add_parser("diagnose"))
+    args = parser.parse_args(["diagnose", str(tiny / "model.keras"), str(tiny / "images"), "--preprocess", "mobilenetv2"])
+    assert (args.command, args.preprocess, args.batch_size, args.write_recalibrated, args.force) == (
+        "diagnose", "MobileNetV2", None, None, False
+    )
+    args.images = tiny / "missing"
+    assert run(args) == 2
+
+
+def _copy_images(tiny, tmp):
+    shutil.copytree(tiny / "images", tmp / "images")
+    return tmp / "images"
+
+
+def _without_class(tiny, tmp):
+    shutil.rmtree(_copy_images(tiny, tmp) / "patterns_02")
+    return tmp / "images"
+
+
+def _corrupt_image(tiny, tmp):
+    (_copy_images(tiny, tmp) / "patterns_01" / "broken.png").write_bytes(b"this is not a PNG")
+    return tmp / "images"
+
+
+def _only_notes(tiny, tmp):
+    folder = _copy_images(tiny, tmp) / "patterns_02"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the photos are on my laptop")
+    return tmp / "images"
+
+
+def _empty_class(tiny, tmp):
+    folder = _copy_images(tiny, tmp) / "patterns_02"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    return tmp / "images"
+
+
+def _no_class_folders(tiny, tmp):
+    (tmp / "flat").mkdir()
+    shutil.copy(tiny / "images" / "patterns_00" / "img_0000.png", tmp / "flat")
+    return tmp / "flat"
+
+
+def _existing_out(tiny, tmp):
+    (tmp / "out.keras").write_bytes(b"an earlier result")
+    return tmp / "out.keras"
+
+
+M, I = "{tiny}/model.keras", "{tiny}/images"
+BAD_INPUTS = {
+    "missing-model": ([ "{tmp}/nope.keras", I], "No model file at {tmp}/nope.keras"),
+    "missing-images-dir": ([M, "{tmp}/nope"], "No image folder at {tmp}/nope"),
+    "model-is-text-named-keras": (
+        ["{tmp}/model.keras", I], "{tmp}/model.keras is not a Keras model: a .keras file is a zip archive",
+    ),
+    "model-is-a-text-file": (["{tiny}/notes.txt", I], "{tiny}/notes.txt could not be loaded as a Keras model: File format not supported"),
+    "model-input-not-images": (["{tiny}/tabular.keras", I], "'tabular' takes inputs of shape (None, 4), not images: expected rank 4"),
+    "fewer-class-folders-than-outputs": (
+        [M, "{tmp}/images"], "outputs 3 classes but {tmp}/images has 2 class folders (patterns_00, patterns_01)",
+    ),
+    "corrupt-image": ([M, "{tmp}/images"], "cannot decode image {tmp}/images/patterns_01/broken.png"),
+    "class-folder-with-only-a-text-file": (
+        [M, "{tmp}/images"],
+        "class folder {tmp}/images/patterns_02 has no images (extensions .bmp, .gif, .jpeg, .jpg, .png); "
+        "it holds patterns_02/notes.txt",
+    ),
+    "empty-class-folder": ([M, "{tmp}/images"], "class folder {tmp}/images/patterns_02 has no images"),
+    "no-class-folders": ([M, "{tmp}/flat"], "{tmp}/flat has no class folders"),
+    "out-is-model": ([M, I, "--write-recalibrated", M], "--write-recalibrated {tiny}/model.keras is the input model"),
+    "out-is-model-spelled-otherwise": (
+        [M, I, "--write-recalibrated", "{tiny}/images/../model.keras"], "is the input model; diagnose never overwrites it",
+    ),
+    "out-exists-without-force": ([M, I, "--write-recalibrated", "{tmp}/out.keras"], "{tmp}/out.keras exists; pass --force"),
+    "out-not-keras": ([M, I, "--write-recalibrated", "{tmp}/out.h5"], "must name a .keras file; received: {tmp}/out.h5"),
+    "unknown-preprocessing": ([M, I, "--preprocess", "vgg17"], "Unknown preprocessing 'vgg17'; expected none, rescale, or"),
+    "zero-batch-size": ([M, I, "--batch-size", "0"], "--batch-size: must be a positive integer; received: 0"),
+}
+SETUP = {
+    "model-is-text-named-keras": lambda tiny, tmp: (tmp / "model.keras").write_text("not a zip"),
+    "fewer-class-folders-than-outputs": _without_class,
+    "corrupt-image": _corrupt_image,
+    "class-folder-with-only-a-text-file": _only_notes,
+    "empty-class-folder": _empty_class,
+    "no-class-folders": _no_class_folders,
+    "out-exists-without-force": _existing_out,
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_naming_the_path(case, tiny, tmp_path, capsys):
+    argv, message = BAD_INPUTS[case]
+    SETUP.get(case, lambda tiny, tmp: None)(tiny, tmp_path)
+    before = (tiny / "model.keras").read_bytes()
+
+    assert exit_status([arg.format(tiny=tiny, tmp=tmp_path) for arg in argv]) == 2
+
+    captured = capsys.readouterr()
+    assert message.format(tiny=tiny, tmp=tmp_path) in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+    assert (tiny / "model.keras").read_bytes() == before
+
+
+def _row(text, mode):
+    """The accuracy column of `mode`'s row in the first table of `text`."""
+    line = next(line for line in text.splitlines() if line.startswith(f"{mode} "))
+    return float(line.split()[-1])
