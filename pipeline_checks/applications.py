@@ -107,9 +107,7 @@ def build_application(
     weights = _local_weights(weights)
     keras = compat.keras()
     constructor = getattr(keras.applications, spec.name)
-    model = constructor(
-        weights=None, input_shape=shape, classes=classes, include_top=True, **kwargs
-    )
+    model = constructor(weights=None, input_shape=shape, classes=classes, **{"include_top": True, **kwargs})
     if weights is not None:
         model.load_weights(weights)
     return ApplicationModel(

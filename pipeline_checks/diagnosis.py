@@ -21,7 +21,8 @@ class Finding:
 
 
 def diagnose(values, gated, tolerance, predict_tolerance, samples, batchnorm, training_only, recalibration) -> list[Finding]:
-    findings = _predict_gaps(values, predict_tolerance)
+    findings = _non_finite(values)
+    findings += _predict_gaps(values, predict_tolerance)
     inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
     fit_gap = _gaps(values, "evaluate", "fit", gated, tolerance, samples)
     findings += inference_gap + fit_gap
@@ -51,6 +52,20 @@ def diagnose(values, gated, tolerance, predict_tolerance, samples, batchnorm, tr
             "fit's numbers are an average over the last epoch, so compare near convergence.",
         ))
     return findings
+
+
+def _non_finite(values) -> list[Finding]:
+    # A NaN compares as no gap at all: name it, or a diverged model would agree with itself.
+    bad = [f"{mode} {metric} is {value}" for mode, metrics in values.items() for metric, value in metrics.items() if not math.isfinite(value)]
+    if not bad:
+        return []
+    return [Finding(
+        "Not finite",
+        f"{'; '.join(bad)}: the modes cannot be compared.",
+        "the model diverged or its inputs hold NaN/Inf: run pipeline_checks.checks.check_numerics "
+        "on the pipeline to find the first non-finite loss, weight or gradient.",
+        is_failure=True,
+    )]
 
 
 def _predict_gaps(values, predict_tolerance) -> list[Finding]:

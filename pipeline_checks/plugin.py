@@ -1,4 +1,4 @@
-"""pytest wiring only: options, markers, the report header and fixtures.
+"""pytest wiring only: options, markers, the report header, fixtures and the built-in suite.
 
 Loaded in every pytest run of a repository that installs pipeline-checks, so it
 imports nothing heavy at module level; Keras loads when a fixture is first used.
@@ -7,6 +7,8 @@ imports nothing heavy at module level; Keras loads when a fixture is first used.
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,12 +17,30 @@ from pipeline_checks.settings import KNOBS, InvalidSetting, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DEVICES_KEY = pytest.StashKey[set]()
+PIPELINES_KEY = pytest.StashKey[list]()
+RESULTS_KEY = pytest.StashKey[list]()
+SUITE_NODE_ID = "pipeline-checks"
 MARKER = "pipeline_checks"
-OUR_FIXTURES = frozenset({"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark"})
+OUR_FIXTURES = frozenset(
+    {"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark", "pipeline", "pc_check"}
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pipeline-checks", "pipeline-checks: Keras training pipeline checks")
+    group.addoption(
+        "--pipeline-checks",
+        action="store_true",
+        dest="pipeline_checks",
+        help="Also collect the built-in check suite, run over the declared pipelines (--pc-pipelines) "
+        "or the built-in ones (--pc-models).",
+    )
+    group.addoption(
+        "--pc-suite-only",
+        action="store_true",
+        dest="pc_suite_only",
+        help="With --pipeline-checks: collect only the built-in suite, none of the project's tests.",
+    )
     for knob in KNOBS:
         group.addoption(knob.flag, dest=knob.ini_key, default=None, metavar=knob.metavar, help=knob.help)
         parser.addini(knob.ini_key, knob.help)
@@ -35,16 +55,91 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a GPU visible to the Keras backend; skipped otherwise.")
     config.addinivalue_line("markers", "slow: takes long (minutes); deselect with -m 'not slow'.")
     config.stash[DEVICES_KEY] = set()
+    config.stash[RESULTS_KEY] = []
     try:
         config.stash[SETTINGS_KEY] = settings_module.resolve(
             cli_value=lambda knob: config.getoption(knob.ini_key),
             ini_value=lambda knob: config.getini(knob.ini_key),
+            tool_table=_tool_table(config.rootpath / "pyproject.toml"),
         )
     except InvalidSetting as error:
         raise pytest.UsageError(str(error)) from None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _tool_table(pyproject: Path) -> dict:
+    """The [tool.pipeline_checks] table of the rootdir's pyproject.toml, or {}."""
+    if not pyproject.is_file():
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("pipeline_checks", {})
+    except tomllib.TOMLDecodeError as error:
+        raise pytest.UsageError(f"Cannot read {pyproject}: {error}") from None
+    return table if isinstance(table, dict) else {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Load the declared pipelines before collection, so a bad declaration is a usage error
+    # naming it, not a collection error with a traceback.
+    if session.config.getoption("pipeline_checks"):
+        _declared_pipelines(session.config)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
+    if config.getoption("pipeline_checks") and config.getoption("pc_suite_only"):
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: the suite's items are in place before -k and -m deselect.
+    if config.getoption("pipeline_checks"):
+        from pipeline_checks.suite import SUITE_MODULE
+
+        module = pytest.Module.from_parent(session, path=SUITE_MODULE, nodeid=SUITE_NODE_ID)
+        suite = list(session.genitems(module))
+        # Pipeline by pipeline, so each one's training run can be dropped after its last check.
+        suite.sort(key=lambda item: _pipeline_index(item))
+        items.extend(suite)
+    _skip_gpu_items_without_gpu(items)
+
+
+def _pipeline_index(item: pytest.Item) -> int:
+    callspec = getattr(item, "callspec", None)
+    return callspec.indices.get("pipeline", 0) if callspec else 0
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "pipeline" not in metafunc.fixturenames:
+        return
+    definitions = metafunc.definition._fixtureinfo.name2fixturedefs.get("pipeline", ())
+    closest = definitions[-1].func if definitions else None
+    if getattr(closest, "__module__", None) != __name__:
+        return  # the project overrides the `pipeline` fixture with its own pipelines
+    pipelines = _declared_pipelines(metafunc.config)
+    metafunc.parametrize("pipeline", pipelines, ids=[p.name for p in pipelines], indirect=True)
+
+
+def _declared_pipelines(config: pytest.Config) -> list:
+    if PIPELINES_KEY not in config.stash:
+        from pipeline_checks.declared import PipelineDeclarationError, default_pipelines, load_declared
+
+        settings = config.stash[SETTINGS_KEY]
+        try:
+            if settings.pipelines:
+                config.stash[PIPELINES_KEY] = load_declared(settings.pipelines)
+            else:
+                config.stash[PIPELINES_KEY] = default_pipelines(settings.models, settings.image_size)
+        except PipelineDeclarationError as error:
+            raise pytest.UsageError(str(error)) from None
+    return config.stash[PIPELINES_KEY]
+
+
+def _skip_gpu_items_without_gpu(items: list[pytest.Item]) -> None:
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return  # Finding devices imports Keras: only pay for it when a test asks.
@@ -65,6 +160,35 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     from pipeline_checks import environment
 
     return f"pipeline-checks: {environment.describe()}"
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Drop a pipeline's shared training run once no later test uses that pipeline."""
+    current = getattr(getattr(item, "callspec", None), "params", {}).get("pipeline")
+    from pipeline_checks.pipeline import Pipeline  # NumPy only, no Keras
+
+    if not isinstance(current, Pipeline):
+        return  # a project's own `pipeline` parameter may be anything; only ours have runs
+    following = getattr(getattr(nextitem, "callspec", None), "params", {}).get("pipeline") if nextitem else None
+    if following is not current:
+        from pipeline_checks.training_run import forget_shared_runs
+
+        forget_shared_runs(current)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS_KEY, [])
+    if not results:
+        return
+    from pipeline_checks import environment, suite_report
+
+    terminalreporter.write_sep("=", "pipeline-checks summary")
+    for line in suite_report.summary_lines(results):
+        terminalreporter.write_line(line)
+    directory = config.stash[SETTINGS_KEY].report
+    if directory is not None:
+        for line in suite_report.write_report(results, directory, environment.describe()):
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -176,3 +300,40 @@ def train_step_benchmark(benchmark, request: pytest.FixtureRequest, pc_seed: int
 
     devices = request.config.stash[DEVICES_KEY]
     return StepBenchmark(benchmark, on_facts=lambda facts: devices.add(facts.device))
+
+
+@pytest.fixture
+def pipeline(request: pytest.FixtureRequest):
+    """The pipeline under check: each declared pipeline in turn.
+
+    Declared with --pc-pipelines, the pc_pipelines ini key or `pipelines` in
+    pyproject.toml's [tool.pipeline_checks]; by default the built-in pipelines for
+    --pc-models. Override this fixture in the rootdir conftest.py to give your own.
+    """
+    if not hasattr(request, "param"):
+        pytest.fail("the pipeline fixture is parametrized by pipeline-checks; this test was collected without it", pytrace=False)
+    return request.param
+
+
+@pytest.fixture
+def pc_check(request: pytest.FixtureRequest, pc_seed: int):
+    """Run a check family on a pipeline, record it for the summary, fail when it fails.
+
+    Example:
+        def test_my_pipeline_labels(pipeline, pc_check):
+            pc_check("labels", pipeline)
+    """
+    from pipeline_checks.checks import all_checks
+
+    checks = all_checks()
+
+    def run(family: str, pipeline, **options):
+        __tracebackhide__ = True
+        if family not in checks:
+            raise ValueError(f"unknown check family {family!r}; expected one of: {', '.join(checks)}")
+        result = checks[family](pipeline, seed=pc_seed, **options)
+        request.config.stash[RESULTS_KEY].append(result)
+        result.raise_if_failed()
+        return result
+
+    return run

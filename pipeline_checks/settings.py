@@ -8,7 +8,9 @@ value names the place it came from. Nothing here imports pytest or Keras.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from pipeline_checks.applications import resolve_application_name
@@ -42,6 +44,25 @@ def _parse_image_size(value: Any) -> int | None:
     if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
         raise ValueError("expected a positive integer or 'min'")
     return int(text)
+
+
+_PIPELINE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _parse_pipelines(value: Any) -> tuple[str, ...]:
+    specs = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
+    specs = [spec.strip() for spec in specs if spec.strip()]
+    wrong = [spec for spec in specs if not _PIPELINE_SPEC.match(spec)]
+    if wrong or not specs:
+        raise ValueError(f"expected 'package.module:factory' names; {', '.join(map(repr, wrong)) or 'none'} given")
+    return tuple(specs)
+
+
+def _parse_report(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("expected a directory path")
+    return Path(text)
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,23 @@ KNOBS = (
         None,
         "PIXELS",
     ),
+    Knob(
+        "pipelines",
+        "Pipelines the built-in suite checks, as 'package.module:factory' names separated by "
+        "commas or spaces; each names a Pipeline, a list of them, or a function returning "
+        "either (default: built-in pipelines for --pc-models).",
+        _parse_pipelines,
+        (),
+        "NAMES",
+    ),
+    Knob(
+        "report",
+        "Directory where the built-in suite writes a JSON report and, with matplotlib "
+        "installed, a plot of each pipeline's BatchNorm statistics (default: none).",
+        _parse_report,
+        None,
+        "DIR",
+    ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 
@@ -97,6 +135,8 @@ class Settings:
     seed: int | None = None
     models: tuple[str, ...] = DEFAULT_MODELS
     image_size: int | None = None
+    pipelines: tuple[str, ...] = ()
+    report: Path | None = None
 
     def with_overrides(self, overrides: dict[str, Any], source: str) -> Settings:
         """Return a copy with `overrides` parsed and applied; errors name `source`."""
@@ -119,13 +159,25 @@ def _parse(knob: Knob, value: Any, source: str) -> Any:
         raise InvalidSetting(f"Invalid {knob.ini_key} {value!r} from {source}: {error}") from None
 
 
-def resolve(cli_value: Callable[[Knob], Any], ini_value: Callable[[Knob], Any]) -> Settings:
-    """Resolve every knob once: CLI > ini > default.
+TOOL_TABLE = "pyproject.toml [tool.pipeline_checks]"
+
+
+def resolve(
+    cli_value: Callable[[Knob], Any],
+    ini_value: Callable[[Knob], Any],
+    tool_table: dict[str, Any] | None = None,
+) -> Settings:
+    """Resolve every knob once: CLI > ini > pyproject.toml's [tool.pipeline_checks] > default.
 
     Args:
         cli_value: returns the knob's command-line value, or None when not given.
         ini_value: returns the knob's ini value, or None/"" when not set.
+        tool_table: the `[tool.pipeline_checks]` table of pyproject.toml, keyed by knob name.
     """
+    tool_table = tool_table or {}
+    unknown = sorted(set(tool_table) - set(KNOBS_BY_NAME))
+    if unknown:
+        raise InvalidSetting(f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}")
     values = {}
     for knob in KNOBS:
         cli, ini = cli_value(knob), ini_value(knob)
@@ -133,4 +185,6 @@ def resolve(cli_value: Callable[[Knob], Any], ini_value: Callable[[Knob], Any]) 
             values[knob.name] = _parse(knob, cli, f"command line {knob.flag}")
         elif ini not in (None, "", []):
             values[knob.name] = _parse(knob, ini, "ini file")
+        elif knob.name in tool_table:
+            values[knob.name] = _parse(knob, tool_table[knob.name], TOOL_TABLE)
     return Settings(**values)

@@ -60,6 +60,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         epochs: override the pipeline's epochs (the determinism check replays one).
     """
     start = time.perf_counter()
+    compat.set_random_seed(seed)  # before data and preprocessing, which may draw from NumPy
     raw = pipeline.raw_data()
     x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
     x_infer = pipeline.infer_inputs(raw.images)
@@ -128,11 +129,17 @@ def _recorder(run: TrainingRun):
         def on_train_batch_end(self, batch, logs=None):
             run.batch_losses.append(float((logs or {}).get("loss", math.nan)))
             if run.after_first_step is None:
-                run.after_first_step = _values(run.weights)
+                run.after_first_step = self._weights()
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0:
-                run.after_first_epoch = _values(run.weights)
+                run.after_first_epoch = self._weights()
                 run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
+
+        def _weights(self):
+            # JAX's fit keeps the state outside the variables until synchronized.
+            if hasattr(self.model, "jax_state_sync"):
+                self.model.jax_state_sync()
+            return _values(run.weights)
 
     return Recorder()

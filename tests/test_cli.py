@@ -7,8 +7,13 @@ from pipeline_checks.cli import main
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--epochs", "0"], "--epochs must be at least 1; received: 0"), (["--seed", "-1"], "--seed must be non-negative; received: -1")],
-    ids=["zero-epochs", "negative-seed"],
+    [
+        (["first-report", "--epochs", "0"], "--epochs must be at least 1; received: 0"),
+        (["first-report", "--seed", "-1"], "--seed must be non-negative; received: -1"),
+        (["--seed", "-1"], "--seed must be non-negative; received: -1"),
+        (["--colour"], "unrecognized arguments: --colour"),
+    ],
+    ids=["zero-epochs", "negative-seed", "suite-negative-seed", "unknown-option"],
 )
 def test_invalid_arguments_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -18,8 +23,8 @@ def test_invalid_arguments_exit_2_with_a_message(argv, message, capsys):
 
 
 @pytest.mark.slow
-def test_the_main_job_catches_the_first_report_and_recalibration_fixes_it(capsys):
-    assert main([]) == 0
+def test_first_report_is_caught_and_recalibration_fixes_it(capsys):
+    assert main(["first-report"]) == 0
     out = capsys.readouterr().out
     assert "Modes disagree on the same 3 samples" in out
     assert "Cause: stale BatchNormalization moving statistics" in out

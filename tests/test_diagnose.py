@@ -23,12 +23,10 @@ def exit_status(argv):
 
 
 @pytest.fixture(scope="module")
-def first_report_files(tmp_path_factory):
+def first_report_files(first_report_run, tmp_path_factory):
     """The first report's trained ResNet50 saved as .keras, and its three photographs as class folders."""
-    from pipeline_checks.scenarios import first_report
-
     root = tmp_path_factory.mktemp("first_report")
-    report = first_report(seed=0)  # ~40-60 s: built once for the module
+    report = first_report_run
     assert report.evaluate_accuracy < 0.34, "the scenario no longer reproduces the report"
     report.model.save(root / "model.keras")
     report.data.to_directory(root / "images")

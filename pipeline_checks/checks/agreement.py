@@ -56,5 +56,19 @@ def key_numbers(agreement: Agreement) -> dict:
     metric = next((m for m in agreement.gated if m != "loss"), "loss")
     numbers = {f"{mode}_{metric}": values[metric] for mode, values in agreement.values.items() if metric in values}
     if agreement.recalibration is not None and agreement.recalibration.layers:
-        numbers["worst_bn_drift"] = max(layer.drift for layer in agreement.recalibration.layers)
+        layers = agreement.recalibration.layers
+        worst = max(layers, key=lambda layer: layer.drift)
+        numbers.update(worst_bn_drift=worst.drift, worst_bn_layer=worst.path, bn_layers=[_statistics(c) for c in layers])
     return numbers
+
+
+def _statistics(change) -> dict:
+    """One BN layer's moving statistics against the data's, averaged over channels, for reports."""
+    return {
+        "path": change.path,
+        "moving_mean": float(change.before_mean.mean()),
+        "data_mean": float(change.after_mean.mean()),
+        "moving_variance": float(change.before_variance.mean()),
+        "data_variance": float(change.after_variance.mean()),
+        "drift": change.drift,
+    }

@@ -33,6 +33,10 @@ class Case:
     def caught_by(self) -> frozenset[str]:
         return frozenset(self.causes)
 
+    @property
+    def id(self) -> str:
+        return self.pipeline().name
+
 
 def correct(pipeline: Callable[[], Pipeline], bug: str = "none (correct twin)") -> Case:
     return Case(pipeline, bug, {})
@@ -67,4 +71,6 @@ def small_pipeline(name: str = "small-cnn", **changes) -> Pipeline:
         fit_kwargs={"epochs": 15, "batch_size": 4},
         after_fit=recalibrate_after_fit,
     )
+    if "preprocess_train" in changes:
+        changes.setdefault("preprocess_infer", None)  # None: the inference path follows the new training one
     return dataclasses.replace(pipeline, **changes) if changes else pipeline

@@ -1,0 +1,222 @@
+"""Check: two training runs from the same seed give the same weights and metrics.
+
+Only the first epoch is replayed and compared with the shared run's snapshot after its
+first epoch: one extra epoch, not a second full run. On CPU TensorFlow, same-seed runs
+of the small pipeline are bitwise identical, so by default any difference fails.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline_checks import compat
+from pipeline_checks.batchnorm import walk_layers
+from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.training_run import TrainingRun, shared_run, train
+
+NAME = "determinism"
+DETERMINISTIC_KERNELS = {
+    "tensorflow": "call tf.config.experimental.enable_op_determinism() before training, or raise tolerance",
+    "jax": "set XLA_FLAGS=--xla_gpu_deterministic_ops=true, or raise tolerance",
+    "torch": "call torch.use_deterministic_algorithms(True), or raise tolerance",
+}
+
+
+def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckResult:
+    """Check that training twice from the same seed gives the same weights and metrics.
+
+    Replays the first epoch of the shared run (`train(pipeline, seed, epochs=1)`) and
+    compares its weights and logged metrics with the shared run's after its first epoch.
+    A difference means randomness the seed does not reach: augmentation or a data loader
+    drawing from an unseeded generator, or a random op in the model. The message says
+    where it enters: the raw data, `preprocess_train`, the initial weights or the
+    training steps.
+
+    Args:
+        pipeline: the `Pipeline`.
+        seed: the seed both runs start from.
+        tolerance: the largest relative difference allowed, per variable
+            (max |a - b| / max |b|) and per metric. 0 (default) asks for bitwise-identical
+            runs, which TensorFlow gives on CPU (and JAX on CPU and GPU); where GPU kernels
+            are not deterministic, enable deterministic ops before training, or allow e.g. 1e-3.
+
+    Returns:
+        A `CheckResult`; its numbers hold the variables compared and differing, the largest
+        difference and where, and the replay's seconds.
+
+    Example:
+        >>> check_determinism(pipeline, seed=0).raise_if_failed()
+    """
+    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
+        raise ValueError(f"tolerance must be a non-negative number; received: tolerance={tolerance!r}")
+    run = shared_run(pipeline, seed)
+    if run.after_first_epoch is not None:
+        replay = train(pipeline, seed, epochs=1)
+        when, reference, replayed = "after one epoch", run.after_first_epoch, replay.final
+        logs, replay_logs = run.first_epoch_logs, replay.first_epoch_logs
+    else:  # fit never reported epoch 0 (fit_kwargs start at a later initial_epoch): replay all of it.
+        replay = train(pipeline, seed)
+        when, reference, replayed = "after fit", run.final, replay.final
+        logs, replay_logs = _last_logs(run), _last_logs(replay)
+    comparison = _compare(run, reference, replayed, logs, replay_logs)
+    numbers = dict(
+        variables=len(reference), variables_differing=len(comparison.variables),
+        largest_difference=comparison.largest, largest_difference_at=comparison.largest_at,
+        metrics_differing=len(comparison.metrics), tolerance=tolerance, replay_seconds=round(replay.seconds, 2),
+    )
+    if comparison.largest <= tolerance and comparison.structure is None:
+        agree = "bitwise-identical" if comparison.largest == 0 else f"within {tolerance:g} relative"
+        return passed(
+            NAME, pipeline,
+            f"two runs from seed {seed} gave {agree} weights ({len(reference)} variables) and metrics {when}",
+            **numbers,
+        )
+    summary = _summary(seed, when, comparison, tolerance)
+    return failed(NAME, pipeline, summary, _details(pipeline, run, replay, comparison), **numbers)
+
+
+def _last_logs(run: TrainingRun) -> dict:
+    return {name: values[-1] for name, values in run.history.history.items() if values}
+
+
+@dataclass
+class _Comparison:
+    variables: list  # (path, relative difference) of the variables beyond zero difference
+    metrics: list  # (name, shared run's value, replay's value)
+    largest: float
+    largest_at: str
+    structure: str | None  # why the runs cannot be compared variable by variable
+
+
+def _compare(run: TrainingRun, reference, replayed, logs, replay_logs) -> _Comparison:
+    if len(reference) != len(replayed) or any(a.shape != b.shape for a, b in zip(reference, replayed)):
+        shapes = lambda values: ", ".join(str(v.shape) for v in values[:4])  # noqa: E731
+        return _Comparison([], [], math.inf, "", f"build_model returned models with different variables "
+                           f"({len(reference)}: {shapes(reference)}... vs {len(replayed)}: {shapes(replayed)}...)")
+    variables = [
+        (run.path(variable), difference)
+        for variable, a, b in zip(run.weights, replayed, reference)
+        if (difference := _relative_difference(a, b)) > 0
+    ]
+    metrics = [
+        (name, logs.get(name, math.nan), replay_logs.get(name, math.nan))
+        for name in sorted(set(logs) | set(replay_logs))
+        if _relative_difference(np.float64(replay_logs.get(name, math.nan)), np.float64(logs.get(name, math.nan))) > 0
+    ]
+    differences = [d for _, d in variables] + [
+        _relative_difference(np.float64(b), np.float64(a)) for _, a, b in metrics
+    ]
+    largest = max(differences, default=0.0)
+    largest_at = max(variables, key=lambda item: item[1])[0] if variables else ""
+    return _Comparison(variables, metrics, largest, largest_at, None)
+
+
+def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b|: 0 for bitwise-equal arrays, inf where NaNs or infinities differ."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.tobytes() == b.tobytes():
+        return 0.0
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if np.array_equal(a, b, equal_nan=True):
+        return 0.0  # -0.0 vs 0.0, or NaNs of different payloads
+    difference = float(np.max(np.abs(a - b)))
+    if not math.isfinite(difference):
+        return math.inf
+    return difference / max(float(np.max(np.abs(b))), 1e-12)
+
+
+def _summary(seed: int, when: str, comparison: _Comparison, tolerance: float) -> str:
+    if comparison.structure is not None:
+        return f"two runs from seed {seed} built different models: {comparison.structure}"
+    parts = [f"{len(comparison.variables)} variables differ"]
+    if comparison.variables:
+        parts[0] += f" (largest relative difference {comparison.largest:.3g} in {comparison.largest_at})"
+    if comparison.metrics:
+        parts.append(", ".join(f"{name} {a:.6g} vs {b:.6g}" for name, a, b in comparison.metrics[:3]))
+    return f"two runs from seed {seed} differ {when}: " + "; ".join(parts) + f" (tolerance {tolerance:g})"
+
+
+def _details(pipeline, run: TrainingRun, replay: TrainingRun, comparison: _Comparison) -> str:
+    lines = []
+    if comparison.variables:
+        worst = sorted(comparison.variables, key=lambda item: item[1], reverse=True)[:3]
+        lines.append(
+            f"Differing variables: {len(comparison.variables)} of {len(run.weights)}; largest: "
+            + ", ".join(f"{path} ({difference:.3g})" for path, difference in worst) + "."
+        )
+    cause, fix = _where_randomness_enters(pipeline, run, replay)
+    lines.append(f"  Likely cause: {cause}")
+    lines.append(f"  Fix: {fix}")
+    return "\n".join(lines)
+
+
+def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) -> tuple[str, str]:
+    """The first stage whose output differs between two same-seed runs, and its fix."""
+    if not _same_arrays(run.raw.images, replay.raw.images) or not _same_arrays(run.raw.labels, replay.raw.labels):
+        moved = _images_moved(run.raw.images, replay.raw.images)
+        return (
+            f"`data` returned different images or another order on two reads ({moved}), e.g. a file "
+            "list shuffled by an unseeded generator; fit's batches then differ.",
+            "read the data in a fixed order (sort the file names) and leave shuffling to fit(shuffle=True), "
+            "which keras.utils.set_random_seed seeds; or shuffle with np.random.default_rng(seed).",
+        )
+    first, second = pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images)
+    if not _same_arrays(first, second):
+        return (
+            "preprocess_train returned different inputs for the same images on two calls "
+            f"({_inputs_changed(first, second)}): augmentation drawing from a generator the seed does not reach, "
+            "e.g. np.random.default_rng() without a seed.",
+            "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
+            "into the model as Keras random layers (keras.layers.RandomFlip, ...), which keras.utils.set_random_seed seeds.",
+        )
+    initial = [run.path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)]
+    if initial:
+        return (
+            f"build_model gave different initial weights from the same seed ({len(initial)} variables, e.g. "
+            f"{', '.join(initial[:3])}): an initializer or weight source draws from a generator the seed does not reach.",
+            "use Keras initializers, which keras.utils.set_random_seed seeds, or give them seed=...; load any "
+            "weights from files, not from a random source.",
+        )
+    custom = [
+        f"{found.path} ({type(found.layer).__name__})" for found in walk_layers(run.model)
+        if not type(found.layer).__module__.startswith(("keras", "tf_keras"))
+    ]
+    first_step_differs = run.after_first_step is not None and replay.after_first_step is not None and not all(
+        _same_arrays(a, b) for a, b in zip(run.after_first_step, replay.after_first_step)
+    )
+    step = "from the first training step on" if first_step_differs else "from a later step on (the first step agrees)"
+    suspects = f" Custom layers, the likely place: {', '.join(custom[:3])}." if custom else ""
+    kernels = " On GPU, non-deterministic kernels also give small differences." if compat.gpu_available() else ""
+    return (
+        f"same raw data, same inputs and same initial weights, yet the runs differ {step}: a random op in the "
+        "model or the training step draws from a generator the seed does not reach (e.g. one seeded from the "
+        f"clock, tf.random.Generator.from_non_deterministic_state(), NumPy in a callback).{suspects}{kernels}",
+        "make the layer's keras.random.SeedGenerator in __init__ with a fixed seed, or with none: then "
+        "keras.utils.set_random_seed's seed picks it, as for keras.layers.GaussianNoise"
+        + (f"; for GPU kernels, {DETERMINISTIC_KERNELS.get(compat.backend(), 'raise tolerance')}." if kernels else "."),
+    )
+
+
+def _same_arrays(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def _images_moved(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"{len(a)} images, then {len(b)}"
+    moved = int(np.sum(np.any((a != b).reshape(len(a), -1), axis=1)))
+    return f"{moved} of {len(a)} positions hold another image"
+
+
+def _inputs_changed(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"shapes {a.shape} and {b.shape}"
+    changed = int(np.sum(np.any((a != b).reshape(len(a), -1), axis=1)))
+    largest = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return f"{changed} of {len(a)} images differ, by up to {largest:.3g}"

@@ -1,0 +1,278 @@
+"""Check: no NaN or Inf in the inputs, the loss, the gradients or the weights of a training run."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.checks.variables_change import current_learning_rate
+from pipeline_checks.training_run import TrainingRun, shared_run
+
+NAME = "numerics"
+SHOWN = 3
+
+
+@dataclass(frozen=True)
+class _Finding:
+    quantity: str  # "inputs", "loss", "gradients", "weights"
+    where: str  # e.g. "at batch 1 of epoch 2 (step 4)"
+    detail: str
+    time: float  # steps taken when it was seen: orders the findings
+
+
+def check_numerics(pipeline, seed: int = 0) -> CheckResult:
+    """Fail when the inputs, the loss, the gradients or the weights hold NaN or Inf.
+
+    Looks at the shared training run: the training inputs, the loss at initialization and
+    after every batch, the weights (statistics included) after the first step, after the
+    first epoch and at the end; and at the gradients of the compiled loss on one training
+    batch at the initial weights. Where they first go non-finite tells the cause apart:
+    already at initialization (log or division by zero in the loss, bad inputs), or after
+    finite steps with a growing loss (a learning rate far too high).
+
+    Gradients are computed on the TensorFlow, JAX and PyTorch backends; on another, the
+    details say that they were skipped.
+
+    Args:
+        pipeline: a `Pipeline`.
+        seed: the seed of the shared training run.
+
+    Returns:
+        A `CheckResult`; its details say which quantity went non-finite first, where, the
+        first variable affected, the likely cause and the fix.
+
+    Example:
+        >>> check_numerics(pipeline).raise_if_failed()
+    """
+    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
+    run = shared_run(pipeline, seed)
+    gradients, skipped = _initial_gradients(run)
+    found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
+    findings = sorted((f for f in found if f), key=lambda f: f.time)
+    numbers = {
+        "initial_loss": run.initial_loss,
+        "last_loss": run.batch_losses[-1] if run.batch_losses else math.nan,
+        "largest_weight": _largest(run.final),
+    }
+    if gradients is not None:
+        numbers["largest_gradient"] = _largest([g for _, g in gradients if g is not None])
+    note = f"Gradients not checked: {skipped}." if skipped else ""
+    if not findings:
+        checked = "inputs, loss, weights" + (" and initial gradients" if gradients is not None else "")
+        largest = f"Largest weight at the end {numbers['largest_weight']:.3g}" + (
+            f"; largest initial gradient {numbers['largest_gradient']:.3g}." if gradients is not None else "."
+        )
+        return passed(
+            NAME, pipeline, f"{checked} finite over {len(run.batch_losses)} steps of fit",
+            "\n".join([largest, *([note] if note else [])]), **numbers,
+        )
+    cause, fix = _cause(run, findings, gradients is not None)
+    lines = [f"{f.quantity.capitalize()} {f.where}: {f.detail}" for f in findings]
+    details = "\n".join([*lines, f"  Likely cause: {cause}", f"  Fix: {fix}", *([note] if note else [])])
+    first = findings[0]
+    return failed(NAME, pipeline, f"{first.quantity} went non-finite first, {first.where}", details, **numbers)
+
+
+def _inputs(run: TrainingRun) -> _Finding | None:
+    x = np.asarray(run.x_train)
+    if not np.issubdtype(x.dtype, np.floating):
+        return None
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return None
+    images = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+    detail = f"{len(images)} of {len(x)} preprocessed images hold NaN or Inf (first: image {images[0]})"
+    return _Finding("inputs", "before training", detail, -2)
+
+
+def _initial_loss(run: TrainingRun) -> _Finding | None:
+    if math.isfinite(run.initial_loss):
+        return None
+    return _Finding("loss", "at initialization", f"{run.initial_loss} in a training-mode pass before any step", -1)
+
+
+def _batch_losses(run: TrainingRun) -> _Finding | None:
+    losses = np.asarray(run.batch_losses, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if not len(bad):
+        return None
+    step = int(bad[0])
+    finite = losses[:step]
+    trend = (
+        f"; before it the loss went from {finite[0]:.3g} to {finite[-1]:.3g} (largest {finite.max():.3g})"
+        if len(finite) else ""
+    )
+    return _Finding("loss", _at_step(run, step), f"{losses[step]} reported by fit{trend}", step + 0.5)  # before update step + 1
+
+
+def _weights(run: TrainingRun) -> _Finding | None:
+    from pipeline_checks import compat
+
+    steps, per_epoch = len(run.batch_losses), _steps_per_epoch(run)
+    snapshots = (
+        (1, "after the first step", run.after_first_step),
+        (min(per_epoch, steps), f"after the first epoch (step {min(per_epoch, steps)})", run.after_first_epoch),
+        (steps, f"by the end of fit (step {steps})", run.final),
+    )
+    for step, when, values in snapshots:
+        if not values:
+            continue
+        bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
+        if bad:
+            names = _listed([compat.variable_path(v) for v in bad])
+            detail = f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
+            return _Finding("weights", when, detail, step)
+    return None
+
+
+def _gradients(run: TrainingRun, gradients) -> _Finding | None:
+    if gradients is None:
+        return None
+    bad = [path for path, g in gradients if g is not None and not np.isfinite(g).all()]
+    if not bad:
+        return None
+    detail = f"{len(bad)} of {len(gradients)} on a training batch hold NaN or Inf, first {_listed(bad)}"
+    return _Finding("gradients", "at initialization", detail, -1)
+
+
+def _cause(run: TrainingRun, findings: list[_Finding], gradients_checked: bool) -> tuple[str, str]:
+    quantities = {f.quantity for f in findings}
+    initial = findings[0].time < 0
+    if "inputs" in quantities:
+        return (
+            "the preprocessed inputs hold NaN or Inf (a division by zero, e.g. by a per-image std of a blank image, "
+            "or NaN in the source data)",
+            "make preprocessing finite: add an epsilon to divisors, and check the raw images.",
+        )
+    if initial:
+        return (
+            "the loss or its gradient is non-finite before any step: a log(0) or division by zero in the loss "
+            "(a hand-written crossentropy without clipping, or loss(y_true, y_pred) arguments swapped), "
+            "or a layer that overflows at initialization",
+            "use a built-in Keras loss (from_logits=True where the model outputs logits), or clip probabilities "
+            "before log: ops.log(ops.clip(y_pred, 1e-7, 1.0)); a custom loss takes (y_true, y_pred) in that order.",
+        )
+    rate = current_learning_rate(run.model)
+    losses = np.asarray(run.batch_losses, dtype=np.float64)
+    finite = losses[: np.argmin(np.isfinite(losses))] if not np.isfinite(losses).all() else losses
+    diverged = len(finite) > 1 and (finite.max() > 10 * max(abs(finite[0]), 1e-12) or rate is not None and rate >= 1)
+    rate_text = f" (learning rate {rate:g})" if rate is not None else ""
+    if diverged:
+        first_step = _largest(run.after_first_step or ())
+        grown = f" (largest weight {first_step:.3g} after the first step)" if math.isfinite(first_step) else ""
+        return (
+            f"the learning rate is far too high{rate_text}: "
+            + ("gradients were finite at initialization, then " if gradients_checked else "")
+            + f"the loss grew over finite steps and the weights overflowed{grown}",
+            "lower the learning rate (e.g. 1e-3 for Adam, 1e-2 for SGD) or clip gradients (optimizer clipnorm=1.0).",
+        )
+    return (
+        f"values saturated as training went on{rate_text}: a log(0) or division by zero once predictions reach "
+        "exactly 0 or 1 (a hand-written loss without clipping), or an exp/pow that overflows",
+        "clip probabilities before log (ops.clip(y_pred, 1e-7, 1 - 1e-7)) or use a built-in loss with "
+        "from_logits=True; TerminateOnNaN stops a run at the first NaN.",
+    )
+
+
+def _steps_per_epoch(run: TrainingRun) -> int:
+    steps = run.pipeline.fit_kwargs.get("steps_per_epoch")
+    return int(steps) if steps else max(1, math.ceil(len(run.x_train) / run.pipeline.batch_size))
+
+
+def _at_step(run: TrainingRun, step: int) -> str:
+    per_epoch = _steps_per_epoch(run)
+    return f"at batch {step % per_epoch + 1} of epoch {step // per_epoch + 1} (step {step + 1})"
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def _largest(arrays) -> float:
+    values = [float(np.max(np.abs(a))) for a in arrays if np.size(a) and np.isfinite(a).all()]
+    return max(values, default=math.nan)
+
+
+def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
+    """Gradients of the compiled loss on one training batch at the run's initial weights.
+
+    The run's model is put back to its initial weights for the computation, then restored
+    bit for bit: no second build (an application model takes seconds to build).
+    Returns (path, gradient or None) pairs, or None and why the gradients were skipped.
+    """
+    from pipeline_checks import compat
+    from pipeline_checks.batches import collect_batches
+    from pipeline_checks.model_state import VariableSnapshot
+
+    name = compat.backend()
+    if name not in _BACKEND_GRADIENTS:
+        return None, f"computing gradients is not supported on the {name} backend"
+    model = run.model
+    batches = collect_batches((run.x_train, run.y_train), run.pipeline.batch_size, need_targets=True, shuffle=True)
+    variables = {id(v): v for v in [*model.weights, *getattr(model, "variables", []), *compat.metric_variables(model)]}
+    state = VariableSnapshot.of(variables.values())
+    try:
+        for variable, value in zip(run.weights, run.initial):
+            variable.assign(value)
+        trainable = list(model.trainable_weights)
+        gradients = _BACKEND_GRADIENTS[name](model, batches.inputs[0], batches.targets[0], trainable)
+    finally:
+        state.restore()
+    return [(compat.variable_path(v), g) for v, g in zip(trainable, gradients)], ""
+
+
+def _loss(model, x, y, y_pred):
+    """The compiled loss, regularization included, as fit's training step computes it."""
+    from pipeline_checks import compat
+
+    if not compat.is_keras3():
+        return model.compute_loss(x, y, y_pred, None)
+    if "training" in inspect.signature(model.compute_loss).parameters:  # Keras >= 3.3
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+    return model.compute_loss(x=x, y=y, y_pred=y_pred)
+
+
+def _tensorflow_gradients(model, x, y, trainable):
+    import tensorflow as tf
+
+    x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    with tf.GradientTape() as tape:
+        loss = _loss(model, x, y, model(x, training=True))
+    return [None if g is None else np.array(tf.convert_to_tensor(g)) for g in tape.gradient(loss, trainable)]
+
+
+def _jax_gradients(model, x, y, trainable):
+    import jax
+
+    non_trainable, metrics, optimizer = model.non_trainable_variables, model.metrics_variables, model.optimizer.variables
+
+    def loss_of(values):
+        loss, _ = model.compute_loss_and_updates(
+            values, [v.value for v in non_trainable], [v.value for v in metrics], x, y, None,
+            training=True, optimizer_variables=[v.value for v in optimizer],
+        )
+        return loss
+
+    return [np.array(g) for g in jax.grad(loss_of)([v.value for v in trainable])]
+
+
+def _torch_gradients(model, x, y, trainable):
+    from pipeline_checks import compat
+
+    for v in trainable:
+        v.value.grad = None
+    x, y = compat.keras().ops.convert_to_tensor(x), compat.keras().ops.convert_to_tensor(y)  # on the model's device
+    loss = _loss(model, x, y, model(x, training=True))
+    loss.backward()
+    gradients = [None if v.value.grad is None else v.value.grad.detach().cpu().numpy().copy() for v in trainable]
+    for v in trainable:
+        v.value.grad = None
+    return gradients
+
+
+_BACKEND_GRADIENTS = {"tensorflow": _tensorflow_gradients, "jax": _jax_gradients, "torch": _torch_gradients}

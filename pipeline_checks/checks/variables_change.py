@@ -1,0 +1,147 @@
+"""Check: training moves every weight fit trains, and no weight it does not."""
+
+from __future__ import annotations
+
+from pipeline_checks.checks.frozen_layers import FROZEN, SHOWN, TRAINED, VariableRole, change, variable_roles
+from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.training_run import TrainingRun, shared_run
+
+NAME = "variables_change"
+
+
+def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
+    """Fail when a trainable weight never changes in fit, or a frozen one changes.
+
+    Weights are the variables layers create trainable (kernel, bias, gamma, beta); those in
+    the model's `trainable_weights` when fit starts must move, the others (frozen) must not.
+    Statistics such as BatchNormalization moving averages are not weights: they move with
+    no gradient at all, so they prove nothing here and are left out.
+
+    A weight is expected to move in the first step. One that moves only later passes, and is
+    listed in the details: its gradient was exactly zero on the first batch (e.g. ReLU units
+    no image of that batch activates), and a later batch reached it. A weight that never
+    moves in the whole fit fails: nothing connects it to the loss. Frozen layers that stay
+    unchanged are listed in the details and never fail the check (freezing one by mistake is
+    a choice it cannot judge); frozen weights that change fail it. A model with no trainable
+    weight at all fails: its fit trains nothing.
+
+    Args:
+        pipeline: a `Pipeline`.
+        seed: the seed of the shared training run.
+
+    Returns:
+        A `CheckResult`; its details name the unchanged (or moved frozen) weights, the
+        likely cause and the fix, and list the frozen layers.
+
+    Example:
+        >>> check_variables_change(pipeline).raise_if_failed()
+    """
+    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
+    run = shared_run(pipeline, seed)
+    roles = variable_roles(run)
+    trained = [r for r in roles if r.kind == TRAINED]
+    frozen = [r for r in roles if r.kind == FROZEN]
+    first_step = run.after_first_step if run.after_first_step is not None else run.final
+    unchanged = [r for r in trained if change(r, run.initial, run.final) == 0.0]
+    later = [r for r in trained if r not in unchanged and change(r, run.initial, first_step) == 0.0]
+    frozen_moved = [r for r in frozen if change(r, run.initial, run.final) != 0.0]
+    steps = len(run.batch_losses)
+    numbers = {
+        "trainable_weights": len(trained),
+        "unchanged": len(unchanged),
+        "changed_only_later": len(later),
+        "frozen_weights": len(frozen),
+        "frozen_moved": len(frozen_moved),
+    }
+    notes = _notes(later, frozen, frozen_moved)
+    if not unchanged and not frozen_moved:
+        if not trained:
+            return failed(
+                NAME, pipeline, "the model has no trainable weights: fit trains nothing",
+                f"{notes}\n  Fix: set trainable = True on the layers to train, then compile() again.".lstrip(), **numbers,
+            )
+        summary = f"all {len(trained)} trainable weights changed in fit ({steps} steps)"
+        if later:
+            summary += f", {len(later)} only after the first step"
+        return passed(NAME, pipeline, summary, notes, **numbers)
+    parts, details = [], []
+    if unchanged:
+        parts.append(f"{len(unchanged)} of {len(trained)} trainable weights never changed in {steps} steps of fit ({_names(unchanged)})")
+        details.append(_unchanged_cause(run, trained, unchanged))
+    if frozen_moved:
+        parts.append(f"{len(frozen_moved)} of {len(frozen)} frozen weights changed ({_names(frozen_moved)})")
+        details.append(
+            "Frozen weights (not in model.trainable_weights when fit started) changed.\n"
+            "  Likely cause: trainable was set to False after fit's train function was built, without compiling again.\n"
+            "  Fix: call compile() again after setting trainable; check_frozen_layers has the details."
+        )
+    return failed(NAME, pipeline, "; ".join(parts), "\n".join(details + ([notes] if notes else [])), **numbers)
+
+
+def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: list[VariableRole]) -> str:
+    rate = current_learning_rate(run.model)
+    if rate == 0.0:
+        cause = (
+            "the optimizer's learning rate is 0, so no step moves any weight "
+            "(BatchNormalization statistics still move: they need no gradient)"
+        )
+        fix = "set a learning rate above 0 (e.g. 1e-3 for Adam), and check any learning-rate schedule's first value."
+    elif len(unchanged) == len(trained):
+        cause = (
+            "no gradient reaches any weight: the loss does not depend on them (a stop_gradient or a "
+            "non-differentiable op such as argmax, round or a cast to int before the output), or a learning "
+            "rate that rounds to 0"
+        )
+        fix = "make the output a differentiable function of the weights; see check_numerics for the gradients."
+    elif unchanged == trained[: len(unchanged)]:
+        cause = (
+            f"every weight up to {unchanged[-1].layer} stopped, and all after it train: a stop_gradient "
+            "(or a non-differentiable op: argmax, round, a cast to int) right after it cuts the path to the loss"
+        )
+        fix = "remove the stop_gradient; to freeze those layers on purpose, set trainable = False on them and compile() again."
+    else:
+        cause = (
+            "these weights are disconnected from the loss: a branch whose output is multiplied by 0, "
+            "passed through stop_gradient or never used, or ReLU units that no image activates (dead)"
+        )
+        fix = "connect the branch to the output (or remove it); for dead units, lower the learning rate or use another initializer."
+    rate_text = "" if rate is None else f" (learning rate {rate:g})"
+    return (
+        f"Weights unchanged from initialization to the end of fit{rate_text}: {_names(unchanged, limit=2 * SHOWN)}.\n"
+        f"  Likely cause: {cause}.\n"
+        f"  Fix: {fix}"
+    )
+
+
+def _notes(later, frozen, frozen_moved) -> str:
+    notes = []
+    if later:
+        notes.append(f"Changed only after the first step (zero gradient on the first batch): {_names(later, limit=2 * SHOWN)}.")
+    still = list(dict.fromkeys(r.layer for r in frozen if r not in frozen_moved))
+    if still:
+        shown = ", ".join(still[:SHOWN]) + (f" and {len(still) - SHOWN} more" if len(still) > SHOWN else "")
+        notes.append(
+            f"Frozen, not trained and unchanged: {len(still)} layer{'s' if len(still) != 1 else ''} ({shown}); "
+            "if any should learn, set trainable = True and compile() again."
+        )
+    return "\n".join(notes)
+
+
+def _names(roles: list[VariableRole], limit: int = SHOWN) -> str:
+    shown = [r.path for r in roles[:limit]]
+    more = len(roles) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def current_learning_rate(model) -> float | None:
+    """The optimizer's learning rate now (a schedule's current value); None if it cannot be read."""
+    from pipeline_checks import compat
+
+    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    if rate is None:
+        return None
+    try:
+        return float(compat.to_numpy(rate))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,104 @@
+"""check_determinism: same-seed runs that differ fail, with the stage where randomness enters."""
+
+import re
+
+import numpy as np
+import pytest
+
+from broken_pipelines import reproducibility
+from broken_pipelines.common import DATA, small_pipeline
+from pipeline_checks import PipelineCheckFailure
+from pipeline_checks.checks import check_determinism
+from pipeline_checks.training_run import forget_shared_runs, shared_run
+
+SEED = 0
+BROKEN = [case for case in reproducibility.CASES if "determinism" in case.causes]
+TWINS = [small_pipeline, reproducibility.seeded_augmentation]
+
+
+def fingerprint(run) -> list:
+    """Bytes of everything the check could change: the shared run's model, snapshots and data."""
+    arrays = [*run.model.weights, *run.model.optimizer.variables, *run.after_first_epoch, run.x_train, run.x_infer]
+    return [np.asarray(a).tobytes() for a in arrays] + [DATA.images.tobytes(), DATA.labels.tobytes()]
+
+
+@pytest.fixture(scope="module")
+def checked():
+    """`checked(factory)`: the pipeline, its state before the check, and the result; each computed once."""
+    cache = {}
+
+    def check(factory):
+        if factory not in cache:
+            pipeline = factory()
+            before = fingerprint(shared_run(pipeline, SEED))
+            cache[factory] = (pipeline, before, check_determinism(pipeline, SEED))
+        return cache[factory]
+
+    yield check
+    for pipeline, _, _ in cache.values():
+        forget_shared_runs(pipeline)
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=lambda case: case.pipeline().name)
+def test_broken_pipeline_fails_and_names_the_cause(checked, case):
+    _, _, result = checked(case.pipeline)
+    assert not result.passed, str(result)
+    assert re.search(case.causes["determinism"], str(result)), str(result)
+    assert result.numbers["variables_differing"] > 0
+    assert "Fix:" in result.details
+
+
+@pytest.mark.parametrize("factory", TWINS, ids=lambda factory: factory().name)
+def test_correct_twin_passes_bitwise(checked, factory):
+    _, _, result = checked(factory)
+    assert result.passed, str(result)
+    assert result.numbers["largest_difference"] == 0.0  # CPU TensorFlow: same seed, same bits
+    assert "bitwise-identical" in result.summary
+
+
+def test_failure_names_how_much_and_where(checked):
+    _, _, result = checked(reproducibility.unseeded_augmentation)
+    assert re.search(r"\d+ variables differ \(largest relative difference [\d.e+-]+ in \S+/\S+\)", result.summary)
+    assert re.search(r"\d+ of 12 images differ, by up to [\d.]+", result.details)
+
+
+def test_raise_if_failed_raises_pipeline_check_failure(checked):
+    _, _, result = checked(reproducibility.unseeded_data_order)
+    with pytest.raises(PipelineCheckFailure, match="check determinism FAILED on pipeline 'unseeded-data-order'"):
+        result.raise_if_failed()
+    _, _, result = checked(small_pipeline)
+    assert result.raise_if_failed() is result
+
+
+def test_tolerance_lets_small_differences_pass(checked):
+    pipeline, _, strict = checked(reproducibility.unseeded_augmentation)
+    lenient = check_determinism(pipeline, SEED, tolerance=10 * strict.numbers["largest_difference"])
+    assert lenient.passed, str(lenient)
+    assert "relative" in lenient.summary
+
+
+@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.clock_seeded_noise_layer], ids=["correct", "broken"])
+def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
+    pipeline, before, _ = checked(factory)
+    assert fingerprint(shared_run(pipeline, SEED)) == before
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"pipeline": "small-cnn"}, TypeError, r"take a pipeline_checks.Pipeline.*received: pipeline='small-cnn'"),
+        ({"seed": -1}, ValueError, r"seed must be a non-negative integer; received: seed=-1"),
+        ({"seed": 1.5}, ValueError, r"received: seed=1.5"),
+        ({"seed": True}, ValueError, r"received: seed=True"),
+        ({"tolerance": -1e-6}, ValueError, r"tolerance must be a non-negative number; received: tolerance=-1e-06"),
+        ({"tolerance": float("nan")}, ValueError, r"received: tolerance=nan"),
+        ({"tolerance": float("inf")}, ValueError, r"received: tolerance=inf"),
+        ({"tolerance": "0"}, ValueError, r"received: tolerance='0'"),
+    ],
+    ids=["pipeline-a-string", "seed-negative", "seed-float", "seed-bool", "tolerance-negative", "tolerance-nan",
+         "tolerance-inf", "tolerance-string"],
+)
+def test_bad_arguments_are_rejected_before_training(arguments, error, message):
+    arguments = {"pipeline": small_pipeline("never-trained"), **arguments}
+    with pytest.raises(error, match=message):
+        check_determinism(**arguments)

@@ -1,0 +1,125 @@
+"""check_numerics: where NaN or Inf first appears in a run, and what that says about the cause."""
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+from broken_pipelines.common import DATA, small_pipeline
+from broken_pipelines.training import CASES, huge_learning_rate, loss_arguments_swapped
+
+from pipeline_checks import compat
+from pipeline_checks.checks import check_numerics
+from pipeline_checks.checks import numerics as module
+from pipeline_checks.errors import PipelineCheckFailure
+from pipeline_checks.training_run import forget_shared_runs, shared_run
+
+CAUGHT = [case for case in CASES if "numerics" in case.causes]
+IMAGES = DATA.images.copy()
+
+
+@pytest.fixture(scope="module")
+def pipeline_of():
+    """One pipeline per factory for the whole module, so that its training run is shared."""
+    made = {}
+    yield lambda factory: made.setdefault(factory, factory())
+    for pipeline in made.values():
+        forget_shared_runs(pipeline)
+
+
+@pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)
+def test_catches_broken_pipeline(pipeline_of, case):
+    result = check_numerics(pipeline_of(case.pipeline))
+    assert not result.passed
+    assert re.search(case.causes["numerics"], str(result)), str(result)
+
+
+def test_huge_learning_rate_diverges_from_finite_gradients(pipeline_of):
+    result = check_numerics(pipeline_of(huge_learning_rate))
+    assert result.summary == "weights went non-finite first, after the first epoch (step 3)"
+    lines = result.details.splitlines()
+    assert re.match(r"Weights after the first epoch \(step 3\): 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0])
+    assert lines[1].startswith("Loss at batch 1 of epoch 2 (step 4): nan reported by fit; before it the loss went from 1.91 to ")
+    assert "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
+    assert np.isfinite(result.numbers["largest_gradient"]) and np.isnan(result.numbers["last_loss"])
+
+
+def test_log_of_zero_is_non_finite_at_initialization(pipeline_of):
+    result = check_numerics(pipeline_of(loss_arguments_swapped))
+    assert result.summary == "loss went non-finite first, at initialization"
+    lines = result.details.splitlines()
+    assert lines[0] == "Loss at initialization: inf in a training-mode pass before any step"
+    assert re.match(r"Gradients at initialization: 10 of 10 on a training batch hold NaN or Inf, first conv2d(_\d+)?/kernel", lines[1])
+    assert "loss(y_true, y_pred) arguments swapped" in result.details
+    assert result.numbers["initial_loss"] == np.inf
+
+
+def test_passes_correct_pipeline(pipeline_of):
+    result = check_numerics(pipeline_of(small_pipeline))
+    assert result.passed, str(result)
+    assert result.summary == "inputs, loss, weights and initial gradients finite over 45 steps of fit"
+    assert 0 < result.numbers["largest_gradient"] < 10 and 0 < result.numbers["largest_weight"] < 10
+
+
+@pytest.mark.parametrize("factory", [small_pipeline, huge_learning_rate], ids=["small-cnn", "huge-learning-rate"])
+def test_gradients_leave_the_run_model_as_it_was(pipeline_of, factory):
+    model = shared_run(pipeline_of(factory)).model
+    variables = [*model.variables, *compat.metric_variables(model)]
+    before = [compat.to_numpy(v) for v in variables]
+    check_numerics(pipeline_of(factory))
+    after = [compat.to_numpy(v) for v in variables]
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after))
+
+
+def test_unsupported_backend_skips_gradients_and_says_so(pipeline_of, monkeypatch):
+    pipeline = pipeline_of(small_pipeline)
+    shared_run(pipeline)
+    monkeypatch.setattr(compat, "backend", lambda: "openvino")
+    result = check_numerics(pipeline)
+    assert result.passed
+    assert result.summary == "inputs, loss, weights finite over 45 steps of fit"
+    assert "Gradients not checked: computing gradients is not supported on the openvino backend." in result.details
+
+
+def test_non_finite_inputs_come_first(pipeline_of, monkeypatch):
+    run = shared_run(pipeline_of(small_pipeline))
+    x = run.x_train.copy()
+    x[5, 0, 0, 0] = np.nan
+    monkeypatch.setattr(module, "shared_run", lambda pipeline, seed: dataclasses.replace(run, x_train=x))
+    result = check_numerics(run.pipeline)
+    assert result.summary == "inputs went non-finite first, before training"
+    assert "1 of 12 preprocessed images hold NaN or Inf (first: image 5)" in result.details
+    assert "Likely cause: the preprocessed inputs hold NaN or Inf" in result.details
+
+
+def test_raise_if_failed(pipeline_of):
+    failing = check_numerics(pipeline_of(huge_learning_rate))
+    with pytest.raises(PipelineCheckFailure) as raised:
+        failing.raise_if_failed()
+    assert str(raised.value) == str(failing)
+    assert str(raised.value).startswith("check numerics FAILED on pipeline 'huge-learning-rate': weights went non-finite")
+    passing = check_numerics(pipeline_of(small_pipeline))
+    assert passing.raise_if_failed() is passing
+
+
+def test_leaves_the_pipeline_unchanged(pipeline_of):
+    pipeline = pipeline_of(loss_arguments_swapped)
+    check_numerics(pipeline)
+    assert np.array_equal(pipeline.raw_data().images, IMAGES)
+    assert pipeline.fit_kwargs == {"epochs": 15, "batch_size": 4} and pipeline.label_encoding == "one_hot"
+
+
+@pytest.mark.parametrize(
+    "given, seed, error, message",
+    [
+        ("small-cnn", 0, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str"),
+        (small_pipeline(), "x", ValueError, "seed must be a non-negative integer; received: seed='x'"),
+        (small_pipeline(), -1, ValueError, "seed must be a non-negative integer; received: seed=-1"),
+        (small_pipeline(), None, ValueError, "seed must be a non-negative integer; received: seed=None"),
+    ],
+    ids=["pipeline-name", "seed-string", "seed-negative", "seed-none"],
+)
+def test_invalid_arguments(given, seed, error, message):
+    with pytest.raises(error) as raised:
+        check_numerics(given, seed=seed)
+    assert str(raised.value) == message

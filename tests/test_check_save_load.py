@@ -1,0 +1,124 @@
+"""check_save_load: models that do not survive a .keras or weights file round trip fail, with the fix."""
+
+import os
+import re
+import tempfile
+
+import numpy as np
+import pytest
+
+from broken_pipelines import reproducibility
+from broken_pipelines.common import DATA, small_pipeline
+from pipeline_checks import PipelineCheckFailure
+from pipeline_checks.checks import check_save_load
+from pipeline_checks.training_run import forget_shared_runs, shared_run
+
+SEED = 0
+BROKEN = [case for case in reproducibility.CASES if "save_load" in case.causes]
+TWINS = [small_pipeline, reproducibility.registered_custom_layer]
+
+
+def fingerprint(run) -> list:
+    """Bytes of everything the check could change: the shared run's model (BN statistics and
+    optimizer included) and its inputs."""
+    arrays = [*run.model.weights, *run.model.optimizer.variables, run.x_train, run.x_infer]
+    return [np.asarray(a).tobytes() for a in arrays] + [DATA.images.tobytes()]
+
+
+@pytest.fixture(scope="module")
+def checked():
+    """`checked(factory)`: the pipeline, its state before the check, and the result; each computed once."""
+    cache = {}
+
+    def check(factory):
+        if factory not in cache:
+            pipeline = factory()
+            before = fingerprint(shared_run(pipeline, SEED))
+            cache[factory] = (pipeline, before, check_save_load(pipeline, SEED))
+        return cache[factory]
+
+    yield check
+    for pipeline, _, _ in cache.values():
+        forget_shared_runs(pipeline)
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=lambda case: case.pipeline().name)
+def test_broken_pipeline_fails_and_names_the_cause(checked, case):
+    _, _, result = checked(case.pipeline)
+    assert not result.passed, str(result)
+    assert re.search(case.causes["save_load"], str(result)), str(result)
+    assert "Fix:" in result.details
+
+
+@pytest.mark.parametrize("factory", TWINS, ids=lambda factory: factory().name)
+def test_correct_twin_passes(checked, factory):
+    _, _, result = checked(factory)
+    assert result.passed, str(result)
+    assert result.numbers["keras_prediction_difference"] == result.numbers["weights_prediction_difference"] == 0.0
+
+
+def test_a_get_config_bug_fails_the_keras_file_only(checked):
+    _, _, result = checked(reproducibility.get_config_omits_argument)
+    assert result.summary.startswith("the model loaded from the .keras file predicts differently")
+    assert "with every weight identical" in result.summary
+    assert "weights file: loads back to identical weights and predictions." in result.details
+    assert result.numbers["keras_prediction_difference"] > result.numbers["tolerance"]
+    assert result.numbers["keras_weights_differing"] == 0
+
+
+def test_custom_objects_reach_load_model(checked):
+    pipeline, _, _ = checked(reproducibility.unregistered_custom_layer)
+    layer = reproducibility.custom_layers().UnregisteredRescale
+    result = check_save_load(pipeline, SEED, custom_objects={"UnregisteredRescale": layer})
+    assert result.passed, str(result)
+
+
+def test_raise_if_failed_raises_pipeline_check_failure(checked):
+    _, _, result = checked(reproducibility.state_outside_variables)
+    with pytest.raises(PipelineCheckFailure, match="check save_load FAILED on pipeline 'state-outside-variables'"):
+        result.raise_if_failed()
+    _, _, result = checked(small_pipeline)
+    assert result.raise_if_failed() is result
+
+
+@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.get_config_omits_argument], ids=["correct", "broken"])
+def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
+    pipeline, before, _ = checked(factory)
+    assert fingerprint(shared_run(pipeline, SEED)) == before
+
+
+@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.unregistered_custom_layer], ids=["correct", "broken"])
+def test_files_go_under_directory_and_are_removed(checked, factory, tmp_path, monkeypatch):
+    pipeline, _, _ = checked(factory)
+    folders, original = [], tempfile.TemporaryDirectory
+
+    def recorded(*args, **kwargs):
+        folder = original(*args, **kwargs)
+        folders.append(folder.name)
+        return folder
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", recorded)
+    check_save_load(pipeline, SEED, directory=tmp_path)
+    assert [os.path.dirname(folder) for folder in folders] == [str(tmp_path)]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"pipeline": None}, TypeError, r"take a pipeline_checks.Pipeline.*received: pipeline=None"),
+        ({"seed": "0"}, ValueError, r"seed must be a non-negative integer; received: seed='0'"),
+        ({"tolerance": -1}, ValueError, r"tolerance must be a non-negative number; received: tolerance=-1"),
+        ({"tolerance": None}, ValueError, r"received: tolerance=None"),
+        ({"directory": "/no/such/folder"}, ValueError, r"directory must be an existing folder; received: directory='/no/such/folder'"),
+        ({"directory": __file__}, ValueError, r"directory must be an existing folder; received: directory='.*test_check_save_load.py'"),
+        ({"custom_objects": ["Rescale"]}, TypeError, r"custom_objects must be a dict .*; received: custom_objects=\['Rescale'\]"),
+        ({"custom_objects": {1: object}}, TypeError, r"received: custom_objects=\{1: <class 'object'>\}"),
+    ],
+    ids=["pipeline-none", "seed-string", "tolerance-negative", "tolerance-none", "directory-missing",
+         "directory-a-file", "custom-objects-a-list", "custom-objects-key-not-a-name"],
+)
+def test_bad_arguments_are_rejected_before_training(arguments, error, message):
+    arguments = {"pipeline": small_pipeline("never-trained"), **arguments}
+    with pytest.raises(error, match=message):
+        check_save_load(**arguments)
