@@ -54,11 +54,11 @@ def collect_batches(
             "e.g. (preprocess_input(data.images.astype('float32')), data.labels)."
         )
     if isinstance(data, np.ndarray) or _is_tensor(data):
-        inputs, targets = _split(_shuffled(data, shuffle), batch_size), None
+        inputs, targets = _split(_shuffled(data, shuffle, batch_size), batch_size), None
     elif isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_source(data[0]):
         if len(data[0]) != len(data[1]):
             raise ValueError(f"x and y hold different numbers of samples: {len(data[0])} and {len(data[1])}")
-        inputs, targets = _split(_shuffled(data[0], shuffle), batch_size), _split(_shuffled(data[1], shuffle), batch_size)
+        inputs, targets = _split(_shuffled(data[0], shuffle, batch_size), batch_size), _split(_shuffled(data[1], shuffle, batch_size), batch_size)
         if sum(map(len, inputs)) != sum(map(len, targets)):
             raise ValueError(
                 f"x and y hold different numbers of samples: {sum(map(len, inputs))} and {sum(map(len, targets))}"
@@ -85,11 +85,18 @@ def _is_batch_source(value) -> bool:
     return not _is_tensor(value) and not isinstance(value, (list, np.ndarray)) and hasattr(value, "__iter__")
 
 
-def _shuffled(array, shuffle: bool):
+def _shuffled(array, shuffle: bool, batch_size: int | None):
+    """Which samples share a batch follows a fixed permutation; inside a batch, the data's order.
+
+    A batch's statistics do not depend on the order of its samples, but their rounding
+    does: keeping the given order makes one batch over all the data exactly that data.
+    """
     array = np.asarray(array)
-    if not shuffle or array.ndim == 0:
+    if not shuffle or array.ndim == 0 or len(array) == 0:
         return array
-    return array[np.random.default_rng(0).permutation(len(array))]
+    order = np.random.default_rng(0).permutation(len(array))
+    size = batch_size or DEFAULT_BATCH_SIZE
+    return array[np.concatenate([np.sort(order[start : start + size]) for start in range(0, len(order), size)])]
 
 
 def _split(array, batch_size):

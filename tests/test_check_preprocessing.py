@@ -69,7 +69,9 @@ def channels_swapped_at_inference():
 
 
 def cropped_for_training():
-    return small_pipeline("cropped-for-training", preprocess_train=lambda images: scale_to_unit(images[:, 2:-2, 2:-2]))
+    return small_pipeline(
+        "cropped-for-training", preprocess_train=lambda images: scale_to_unit(images[:, 2:-2, 2:-2]), preprocess_infer=scale_to_unit
+    )
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "preprocessing" in c.causes], ids=lambda case: case.pipeline().name)

@@ -76,7 +76,8 @@ def test_a_broken_pipeline_fails_the_checks_that_catch_it(project):
         [
             "*Cause: stale BatchNormalization moving statistics*",
             "stale: 8 passed, 1 failed",
-            "  agreement         FAILED  accuracy fit 1.00, evaluate 0.67, recalibrated 1.00*",
+            # How far evaluate falls with stale statistics depends on rounding; that it falls does not.
+            "  agreement         FAILED  accuracy fit 1.00, evaluate 0.[0-9][0-9], recalibrated 1.00*",
             "FAILED pipeline-checks::test_agreement[[]stale] - *",
         ]
     )
