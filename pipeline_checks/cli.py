@@ -30,7 +30,7 @@ def suite_parser() -> argparse.ArgumentParser:
         "pyproject.toml's [tool.pipeline_checks], else built-in pipelines for --models)",
     )
     parser.add_argument("--models", help="keras.applications names for the built-in pipelines, comma-separated")
-    parser.add_argument("--seed", type=int, help="seed of every training run (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every training run (default: 0)")
     parser.add_argument("--report", metavar="DIR", help="write a JSON report and BatchNorm plots to DIR")
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="run only checks matching, as pytest -k (e.g. 'labels or numerics')")
     return parser
@@ -43,7 +43,10 @@ def run_suite(argv: list[str]) -> int:
         parser.error(f"--seed must be non-negative; received: {args.seed}")
     import pytest
 
-    pytest_args = ["--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:cacheprovider"]
+    # The same seed and order every run: pytest-randomly, where installed, would draw both.
+    pytest_args = ["--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    # Framework deprecation notices are not findings about the pipeline: keep the summary readable.
+    pytest_args += ["-W", "ignore::DeprecationWarning"]
     for flag, value in (("--pc-models", args.models), ("--pc-seed", args.seed), ("--pc-report", args.report), ("-k", args.keyword)):
         if value is not None:
             pytest_args += [flag, str(value)]

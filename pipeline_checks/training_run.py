@@ -45,6 +45,7 @@ class TrainingRun:
     batch_losses: list = field(default_factory=list)
     initial_loss: float = math.nan
     seconds: float = 0.0
+    start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
     cache: dict = field(default_factory=dict, repr=False)  # measurements checks share, e.g. the agreement
 
     def path(self, variable) -> str:
@@ -76,6 +77,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     fit_kwargs = dict(pipeline.fit_kwargs)
     if epochs is not None:
         fit_kwargs["epochs"] = epochs
+    run.start_state = _state_before_fit(model)
     compat.set_random_seed(seed)
     run.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
     run.final = _values(weights)
@@ -83,6 +85,65 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         pipeline.after_fit(model, x_train)
     run.seconds = time.perf_counter() - start
     return run
+
+
+def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
+    """Train the run's pipeline again from its seed, reusing the run's traced training step.
+
+    The data is read and preprocessed again and `build_model` called again, but `fit` runs
+    on the run's own model, given the new build's variables (weights, BN statistics,
+    random-generator states) and the optimizer state fit started from: tracing a training
+    step costs more than the steps of a tiny dataset. The model gets its end state back
+    afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
+    build with other variables), this is a fresh `train`.
+    """
+    if run.start_state is None:
+        return train(run.pipeline, run.seed, epochs)
+    from pipeline_checks.model_state import VariableSnapshot
+
+    pipeline, seed, model = run.pipeline, run.seed, run.model
+    start = time.perf_counter()
+    compat.set_random_seed(seed)
+    raw = pipeline.raw_data()
+    x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
+    compat.set_random_seed(seed)
+    rebuilt = pipeline.fresh_model()
+    initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
+    if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
+        return train(pipeline, seed, epochs)
+    again = TrainingRun(
+        pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
+        trainable=run.trainable, initial=initial, initial_loss=run.initial_loss,
+    )
+    fit_kwargs = dict(pipeline.fit_kwargs)
+    if epochs is not None:
+        fit_kwargs["epochs"] = epochs
+    end_state = VariableSnapshot.of(run.start_state.variables)
+    try:
+        run.start_state.restore()
+        for variable, value in zip(model.variables, rebuilt_state):
+            variable.assign(value)
+        compat.set_random_seed(seed)
+        again.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(again)], **fit_kwargs)
+        again.final = _values(run.weights)
+    finally:
+        end_state.restore()
+        model.history = run.history
+    again.seconds = time.perf_counter() - start
+    return again
+
+
+def _state_before_fit(model):
+    """Every variable of the model and its optimizer, optimizer built first; None if it cannot be."""
+    from pipeline_checks.model_state import VariableSnapshot
+
+    optimizer = model.optimizer
+    try:
+        if not getattr(optimizer, "built", True):
+            optimizer.build(model.trainable_variables)
+    except Exception:  # an optimizer that builds only inside fit: replays train afresh
+        return None
+    return VariableSnapshot.of([*model.variables, *optimizer.variables])
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -9,19 +9,10 @@ from broken_pipelines.training import CASES, frozen_base, frozen_base_not_recomp
 
 from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.training_run import shared_run
 
 CAUGHT = [case for case in CASES if "frozen_layers" in case.causes]
 IMAGES = DATA.images.copy()
-
-
-@pytest.fixture(scope="module")
-def pipeline_of():
-    """One pipeline per factory for the whole module, so that its training run is shared."""
-    made = {}
-    yield lambda factory: made.setdefault(factory, factory())
-    for pipeline in made.values():
-        forget_shared_runs(pipeline)
 
 
 @pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)

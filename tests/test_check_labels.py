@@ -1,12 +1,11 @@
 """check_labels: labels, class names, loss, outputs and the loss at initialization agree."""
 
-import functools
 import math
 import re
 
 import numpy as np
 import pytest
-from broken_pipelines.common import CLASSES, DATA, compiled_cnn, small_pipeline
+from broken_pipelines.common import CLASSES, DATA, small_pipeline
 from broken_pipelines.data import (
     CASES,
     VALIDATION,
@@ -21,18 +20,9 @@ from pipeline_checks import compat
 from pipeline_checks.checks import check_labels
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.small_models import small_bn_cnn
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.training_run import shared_run
 
 IMAGES, LABELS = DATA.images.copy(), DATA.labels.copy()
-
-
-@pytest.fixture(scope="module")
-def pipeline_of():
-    """One pipeline per factory for the whole module, so that a training run is shared."""
-    made = {}
-    yield lambda factory: made.setdefault(factory, factory())
-    for pipeline in made.values():
-        forget_shared_runs(pipeline)
 
 
 def keras_evaluates(pipeline) -> float:

@@ -12,19 +12,10 @@ from pipeline_checks import compat
 from pipeline_checks.checks import check_numerics
 from pipeline_checks.checks import numerics as module
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.training_run import shared_run
 
 CAUGHT = [case for case in CASES if "numerics" in case.causes]
 IMAGES = DATA.images.copy()
-
-
-@pytest.fixture(scope="module")
-def pipeline_of():
-    """One pipeline per factory for the whole module, so that its training run is shared."""
-    made = {}
-    yield lambda factory: made.setdefault(factory, factory())
-    for pipeline in made.values():
-        forget_shared_runs(pipeline)
 
 
 @pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)

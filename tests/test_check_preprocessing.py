@@ -23,13 +23,6 @@ from pipeline_checks.pipeline import to_float
 IMAGES, LABELS = DATA.images.copy(), DATA.labels.copy()
 
 
-@pytest.fixture(scope="module")
-def pipeline_of():
-    """One pipeline per factory for the whole module."""
-    made = {}
-    return lambda factory: made.setdefault(factory, factory())
-
-
 def caffe(images):
     return np.asarray(preprocess_input_for("ResNet50")(images.astype("float32")))
 

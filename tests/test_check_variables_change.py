@@ -18,22 +18,13 @@ from broken_pipelines.training import (
 from pipeline_checks.checks import check_variables_change
 from pipeline_checks.checks import variables_change as module
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.training_run import shared_run
 
 # The stop_gradient pipeline's own warning, as Keras gives it to users.
 pytestmark = pytest.mark.filterwarnings("ignore:Gradients do not exist for variables:UserWarning")
 
 CAUGHT = [case for case in CASES if "variables_change" in case.causes]
 IMAGES = DATA.images.copy()
-
-
-@pytest.fixture(scope="module")
-def pipeline_of():
-    """One pipeline per factory for the whole module, so that its training run is shared."""
-    made = {}
-    yield lambda factory: made.setdefault(factory, factory())
-    for pipeline in made.values():
-        forget_shared_runs(pipeline)
 
 
 @pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)

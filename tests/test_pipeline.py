@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
-from pipeline_checks import Pipeline, make_tiny_images
+from pipeline_checks import Pipeline
 from pipeline_checks.checks import CheckResult, check_agreement, check_overfit
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.training_run import forget_shared_runs, shared_run

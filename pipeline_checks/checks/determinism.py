@@ -16,7 +16,8 @@ from pipeline_checks import compat
 from pipeline_checks.batchnorm import walk_layers
 from pipeline_checks.checks.result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import TrainingRun, shared_run, train
+from pipeline_checks.training_run import TrainingRun, shared_run
+from pipeline_checks.training_run import replay as replay_of
 
 NAME = "determinism"
 DETERMINISTIC_KERNELS = {
@@ -26,11 +27,15 @@ DETERMINISTIC_KERNELS = {
 }
 
 
-def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckResult:
+KERNEL_NOISE = 1e-5  # relative first-step loss difference that float reordering can explain
+
+
+def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_kernel_noise: bool = True) -> CheckResult:
     """Check that training twice from the same seed gives the same weights and metrics.
 
-    Replays the first epoch of the shared run (`train(pipeline, seed, epochs=1)`) and
-    compares its weights and logged metrics with the shared run's after its first epoch.
+    Replays the first epoch of the shared run (`training_run.replay`: a fresh build's
+    variables, trained by the shared run's traced step) and compares its weights and logged
+    metrics with the shared run's after its first epoch.
     A difference means randomness the seed does not reach: augmentation or a data loader
     drawing from an unseeded generator, or a random op in the model. The message says
     where it enters: the raw data, `preprocess_train`, the initial weights or the
@@ -43,6 +48,12 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckR
             (max |a - b| / max |b|) and per metric. 0 (default) asks for bitwise-identical
             runs, which TensorFlow gives on CPU (and JAX on CPU and GPU); where GPU kernels
             are not deterministic, enable deterministic ops before training, or allow e.g. 1e-3.
+        allow_kernel_noise: pass, with a note, when the two runs read the same data, make the
+            same inputs and initial weights and compute the same first-step loss (to 1e-5),
+            and differ only after backward passes: that is a kernel summing in another order
+            from run to run (oneDNN's multithreaded convolution gradients on CPU, cuDNN on
+            GPU), which Adam's first steps amplify, not randomness the seed misses. False
+            fails on it too.
 
     Returns:
         A `CheckResult`; its numbers hold the variables compared and differing, the largest
@@ -56,11 +67,11 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckR
         raise ValueError(f"tolerance must be a non-negative number; received: tolerance={tolerance!r}")
     run = shared_run(pipeline, seed)
     if run.after_first_epoch is not None:
-        replay = train(pipeline, seed, epochs=1)
+        replay = replay_of(run, epochs=1)
         when, reference, replayed = "after one epoch", run.after_first_epoch, replay.final
         logs, replay_logs = run.first_epoch_logs, replay.first_epoch_logs
     else:  # fit never reported epoch 0 (fit_kwargs start at a later initial_epoch): replay all of it.
-        replay = train(pipeline, seed)
+        replay = replay_of(run)
         when, reference, replayed = "after fit", run.final, replay.final
         logs, replay_logs = _last_logs(run), _last_logs(replay)
     comparison = _compare(run, reference, replayed, logs, replay_logs)
@@ -68,6 +79,7 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckR
         variables=len(reference), variables_differing=len(comparison.variables),
         largest_difference=comparison.largest, largest_difference_at=comparison.largest_at,
         metrics_differing=len(comparison.metrics), tolerance=tolerance, replay_seconds=round(replay.seconds, 2),
+        kernel_noise=False,
     )
     if comparison.largest <= tolerance and comparison.structure is None:
         agree = "bitwise-identical" if comparison.largest == 0 else f"within {tolerance:g} relative"
@@ -77,6 +89,15 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0) -> CheckR
             **numbers,
         )
     summary = _summary(seed, when, comparison, tolerance)
+    if allow_kernel_noise and comparison.structure is None and _only_kernel_noise(pipeline, run, replay):
+        return passed(
+            NAME, pipeline,
+            f"two runs from seed {seed} read the same data and compute the same first-step loss; their weights "
+            f"differ {when} by up to {comparison.largest:.3g} relative only through non-deterministic kernels",
+            f"{summary}\n  Not a seeding bug: for bitwise-identical runs, "
+            f"{DETERMINISTIC_KERNELS.get(compat.backend(), 'enable deterministic kernels')}.",
+            **{**numbers, "kernel_noise": True},
+        )
     return failed(NAME, pipeline, summary, _details(pipeline, run, replay, comparison), **numbers)
 
 
@@ -199,6 +220,20 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
         "make the layer's keras.random.SeedGenerator in __init__ with a fixed seed, or with none: then "
         "keras.utils.set_random_seed's seed picks it, as for keras.layers.GaussianNoise"
         + (f"; for GPU kernels, {DETERMINISTIC_KERNELS.get(compat.backend(), 'raise tolerance')}." if kernels else "."),
+    )
+
+
+def _only_kernel_noise(pipeline, run: TrainingRun, replay: TrainingRun) -> bool:
+    """Same data, inputs, initial weights and first-step loss: only backward kernels can differ."""
+    if not (run.batch_losses and replay.batch_losses):
+        return False
+    first, again = run.batch_losses[0], replay.batch_losses[0]
+    return (
+        _same_arrays(run.raw.images, replay.raw.images)
+        and _same_arrays(run.raw.labels, replay.raw.labels)
+        and _same_arrays(pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images))
+        and all(_same_arrays(a, b) for a, b in zip(run.initial, replay.initial))
+        and math.isfinite(first) and abs(first - again) <= KERNEL_NOISE * max(abs(first), 1e-12)
     )
 
 
