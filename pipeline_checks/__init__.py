@@ -16,6 +16,7 @@ _PUBLIC = {
     "build_application": "pipeline_checks.applications",
     "known_applications": "pipeline_checks.applications",
     "PipelineCheckFailure": "pipeline_checks.errors",
+    "PipelineRunError": "pipeline_checks.errors",
     "Recalibration": "pipeline_checks.recalibration",
     "recalibrate_batchnorm": "pipeline_checks.recalibration",
     "Agreement": "pipeline_checks.agreement",

@@ -6,3 +6,10 @@ class PipelineCheckFailure(AssertionError):
 
     It is an `AssertionError`, so pytest reports it as a test failure, not an error.
     """
+
+
+class PipelineRunError(RuntimeError):
+    """The pipeline's own code (build_model, fit with its arguments, after_fit) raised.
+
+    The message names the pipeline, the step and the original error, which is chained.
+    """

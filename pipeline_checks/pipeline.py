@@ -127,7 +127,12 @@ class Pipeline:
 
     def fresh_model(self):
         """A new model from `build_model`, checked to be a compiled Keras model."""
-        model = self.build_model()
+        try:
+            model = self.build_model()
+        except Exception as error:  # the user's code: name the pipeline and the step
+            from pipeline_checks.errors import PipelineRunError
+
+            raise PipelineRunError(f"Pipeline {self.name!r}: build_model raised {type(error).__name__}: {error}") from error
         if not hasattr(model, "fit") or not hasattr(model, "evaluate"):
             raise TypeError(f"Pipeline {self.name!r}: build_model must return a Keras model; received: {type(model).__name__}")
         if getattr(model, "optimizer", None) is None:

@@ -324,6 +324,7 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
             pc_check("labels", pipeline)
     """
     from pipeline_checks.checks import all_checks
+    from pipeline_checks.errors import PipelineRunError
 
     checks = all_checks()
 
@@ -331,7 +332,10 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
         __tracebackhide__ = True
         if family not in checks:
             raise ValueError(f"unknown check family {family!r}; expected one of: {', '.join(checks)}")
-        result = checks[family](pipeline, seed=pc_seed, **options)
+        try:
+            result = checks[family](pipeline, seed=pc_seed, **options)
+        except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
+            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
         request.config.stash[RESULTS_KEY].append(result)
         result.raise_if_failed()
         return result

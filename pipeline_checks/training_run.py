@@ -7,6 +7,7 @@ after its first epoch and at the end; each batch's loss; the loss at initializat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import weakref
@@ -17,6 +18,7 @@ import numpy as np
 
 from pipeline_checks import compat
 from pipeline_checks.batches import collect_batches
+from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.pipeline import Pipeline, RawData
 
 
@@ -73,16 +75,19 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         trainable=frozenset(id(v) for v in model.trainable_weights),
         initial=_values(weights),
     )
-    run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
+    with _pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
+        run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
     fit_kwargs = dict(pipeline.fit_kwargs)
     if epochs is not None:
         fit_kwargs["epochs"] = epochs
     run.start_state = _state_before_fit(model)
     compat.set_random_seed(seed)
-    run.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
+    with _pipeline_step(pipeline, "fit"):
+        run.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
     run.final = _values(weights)
     if pipeline.after_fit is not None:
-        pipeline.after_fit(model, x_train)
+        with _pipeline_step(pipeline, "after_fit"):
+            pipeline.after_fit(model, x_train)
     run.seconds = time.perf_counter() - start
     return run
 
@@ -124,7 +129,8 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
         for variable, value in zip(model.variables, rebuilt_state):
             variable.assign(value)
         compat.set_random_seed(seed)
-        again.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(again)], **fit_kwargs)
+        with _pipeline_step(pipeline, "fit"):
+            again.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(again)], **fit_kwargs)
         again.final = _values(run.weights)
     finally:
         end_state.restore()
@@ -167,6 +173,15 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
         _SHARED.clear()
     else:
         _SHARED.pop(pipeline, None)
+
+
+@contextlib.contextmanager
+def _pipeline_step(pipeline: Pipeline, step: str):
+    """Name the pipeline and the step when the pipeline's own code raises inside it."""
+    try:
+        yield
+    except Exception as error:
+        raise PipelineRunError(f"Pipeline {pipeline.name!r}: {step} raised {type(error).__name__}: {error}") from error
 
 
 def _values(weights) -> tuple:

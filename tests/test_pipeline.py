@@ -8,7 +8,7 @@ import pytest
 from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import CheckResult, check_agreement, check_overfit
-from pipeline_checks.errors import PipelineCheckFailure
+from pipeline_checks.errors import PipelineCheckFailure, PipelineRunError
 from pipeline_checks.training_run import forget_shared_runs, shared_run
 
 
@@ -73,6 +73,19 @@ def test_build_model_must_return_a_compiled_model():
 
     with pytest.raises(ValueError, match="build_model returned an uncompiled model"):
         Pipeline("p", small_bn_cnn, DATA).fresh_model()
+
+
+def test_the_pipelines_own_errors_name_the_pipeline_and_the_step():
+    def broken_build():
+        raise RuntimeError("weights file missing")
+
+    with pytest.raises(PipelineRunError, match=r"^Pipeline 'p': build_model raised RuntimeError: weights file missing$") as raised:
+        check_overfit(Pipeline("p", broken_build, DATA))
+    assert str(raised.value.__cause__) == "weights file missing"  # chained, for the traceback
+    # validation_split on one image per class leaves fit nothing to train on: fit itself raises
+    tiny = (DATA.images[:1], DATA.labels[:1], DATA.class_names)
+    with pytest.raises(PipelineRunError, match=r"^Pipeline 'q': fit raised \w+: "):
+        check_overfit(Pipeline("q", compiled_cnn, tiny, fit_kwargs={"validation_split": 0.5}))
 
 
 def test_defaults_and_targets():

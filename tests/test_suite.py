@@ -37,6 +37,13 @@ PIPELINES = """
 
     def stale():
         return pipeline("stale", after_fit=None)
+
+
+    def crashing():
+        def build():
+            raise FileNotFoundError("weights.h5")
+
+        return Pipeline(name="crashing", build_model=build, data=PHOTOS)
 """
 
 
@@ -131,3 +138,11 @@ def test_pc_report_writes_json_and_a_batchnorm_plot(project):
     assert agreement["passed"] is False and agreement["numbers"]["evaluate_accuracy"] < 1
     assert len(agreement["numbers"]["bn_layers"]) == 2
     assert (project.path / "out" / "stale-batchnorm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(project):
+    declare(project, "crashing")
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "labels or overfit")
+    result.assert_outcomes(failed=2, deselected=7)
+    result.stdout.fnmatch_lines(["Pipeline 'crashing': build_model raised FileNotFoundError: weights.h5"])
+    assert "Traceback" not in result.stdout.str() and "raise FileNotFoundError" not in result.stdout.str()
