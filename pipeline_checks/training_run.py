@@ -63,12 +63,9 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         epochs: override the pipeline's epochs (the determinism check replays one).
     """
     start = time.perf_counter()
-    compat.set_random_seed(seed)  # before data and preprocessing, which may draw from NumPy
-    raw = pipeline.raw_data()
-    x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
+    raw, x_train, y_train = _read(pipeline, seed)
     x_infer = pipeline.infer_inputs(raw.images)
-    compat.set_random_seed(seed)
-    model = pipeline.fresh_model()
+    model = _build(pipeline, seed)
     weights = tuple(model.weights)
     run = TrainingRun(
         pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
@@ -77,14 +74,8 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     )
     with _pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
         run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
-    fit_kwargs = dict(pipeline.fit_kwargs)
-    if epochs is not None:
-        fit_kwargs["epochs"] = epochs
     run.start_state = _state_before_fit(model)
-    compat.set_random_seed(seed)
-    with _pipeline_step(pipeline, "fit"):
-        run.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
-    run.final = _values(weights)
+    _fit(run, epochs)
     if pipeline.after_fit is not None:
         with _pipeline_step(pipeline, "after_fit"):
             pipeline.after_fit(model, x_train)
@@ -108,11 +99,8 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
 
     pipeline, seed, model = run.pipeline, run.seed, run.model
     start = time.perf_counter()
-    compat.set_random_seed(seed)
-    raw = pipeline.raw_data()
-    x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
-    compat.set_random_seed(seed)
-    rebuilt = pipeline.fresh_model()
+    raw, x_train, y_train = _read(pipeline, seed)
+    rebuilt = _build(pipeline, seed)
     initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return train(pipeline, seed, epochs)
@@ -120,23 +108,40 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
         pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
         trainable=run.trainable, initial=initial, initial_loss=run.initial_loss,
     )
-    fit_kwargs = dict(pipeline.fit_kwargs)
-    if epochs is not None:
-        fit_kwargs["epochs"] = epochs
     end_state = VariableSnapshot.of(run.start_state.variables)
     try:
         run.start_state.restore()
         for variable, value in zip(model.variables, rebuilt_state):
             variable.assign(value)
-        compat.set_random_seed(seed)
-        with _pipeline_step(pipeline, "fit"):
-            again.history = model.fit(x_train, y_train, verbose=0, callbacks=[_recorder(again)], **fit_kwargs)
-        again.final = _values(run.weights)
+        _fit(again, epochs)
     finally:
         end_state.restore()
         model.history = run.history
     again.seconds = time.perf_counter() - start
     return again
+
+
+def _read(pipeline: Pipeline, seed: int) -> tuple:
+    """Raw data, training inputs and targets; seeded first, as data and preprocessing may draw from NumPy."""
+    compat.set_random_seed(seed)
+    raw = pipeline.raw_data()
+    return raw, pipeline.train_inputs(raw.images), pipeline.targets(raw)
+
+
+def _build(pipeline: Pipeline, seed: int):
+    compat.set_random_seed(seed)
+    return pipeline.fresh_model()
+
+
+def _fit(run: TrainingRun, epochs: int | None) -> None:
+    """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's."""
+    fit_kwargs = dict(run.pipeline.fit_kwargs)
+    if epochs is not None:
+        fit_kwargs["epochs"] = epochs
+    compat.set_random_seed(run.seed)
+    with _pipeline_step(run.pipeline, "fit"):
+        run.history = run.model.fit(run.x_train, run.y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
+    run.final = _values(run.weights)
 
 
 def _state_before_fit(model):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline_checks.training_run import forget_shared_runs
+from pipeline_checks.training_run import forget_shared_runs, shared_run
 
 
 @pytest.fixture(scope="module")
@@ -11,4 +11,22 @@ def pipeline_of():
     made = {}
     yield lambda factory: made.setdefault(factory, factory())
     for pipeline in made.values():
+        forget_shared_runs(pipeline)
+
+
+@pytest.fixture(scope="module")
+def check_once():
+    """`check_once(check, factory, fingerprint, seed)`: (pipeline, fingerprint of its shared run
+    before the check, the check's result), each computed once per module."""
+    cache = {}
+
+    def run(check, factory, fingerprint, seed):
+        if (check, factory) not in cache:
+            pipeline = factory()
+            before = fingerprint(shared_run(pipeline, seed))
+            cache[check, factory] = (pipeline, before, check(pipeline, seed))
+        return cache[check, factory]
+
+    yield run
+    for pipeline, _, _ in cache.values():
         forget_shared_runs(pipeline)

@@ -22,21 +22,10 @@ def fingerprint(run) -> list:
     return [np.asarray(a).tobytes() for a in arrays] + [DATA.images.tobytes(), DATA.labels.tobytes()]
 
 
-@pytest.fixture(scope="module")
-def checked():
+@pytest.fixture
+def checked(check_once):
     """`checked(factory)`: the pipeline, its state before the check, and the result; each computed once."""
-    cache = {}
-
-    def check(factory):
-        if factory not in cache:
-            pipeline = factory()
-            before = fingerprint(shared_run(pipeline, SEED))
-            cache[factory] = (pipeline, before, check_determinism(pipeline, SEED))
-        return cache[factory]
-
-    yield check
-    for pipeline, _, _ in cache.values():
-        forget_shared_runs(pipeline)
+    return lambda factory: check_once(check_determinism, factory, fingerprint, SEED)
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda case: case.pipeline().name)

@@ -11,7 +11,7 @@ from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
 from pipeline_checks import PipelineCheckFailure
 from pipeline_checks.checks import check_save_load
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.training_run import shared_run
 
 SEED = 0
 BROKEN = [case for case in reproducibility.CASES if "save_load" in case.causes]
@@ -25,21 +25,10 @@ def fingerprint(run) -> list:
     return [np.asarray(a).tobytes() for a in arrays] + [DATA.images.tobytes()]
 
 
-@pytest.fixture(scope="module")
-def checked():
+@pytest.fixture
+def checked(check_once):
     """`checked(factory)`: the pipeline, its state before the check, and the result; each computed once."""
-    cache = {}
-
-    def check(factory):
-        if factory not in cache:
-            pipeline = factory()
-            before = fingerprint(shared_run(pipeline, SEED))
-            cache[factory] = (pipeline, before, check_save_load(pipeline, SEED))
-        return cache[factory]
-
-    yield check
-    for pipeline, _, _ in cache.values():
-        forget_shared_runs(pipeline)
+    return lambda factory: check_once(check_save_load, factory, fingerprint, SEED)
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda case: case.pipeline().name)
