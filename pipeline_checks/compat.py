@@ -16,13 +16,19 @@ def uses_legacy_keras() -> bool:
 
 
 def keras():
-    """The Keras module in use: `tf_keras` under TF_USE_LEGACY_KERAS, else `keras`."""
+    """The Keras API in use: `tf_keras` under TF_USE_LEGACY_KERAS, `tf.keras` under Keras 2
+    (TF <= 2.15, whose top-level `keras` package is the implementation, not the public API),
+    else `keras`."""
     if uses_legacy_keras():
         import tf_keras
 
         return tf_keras
     import keras as keras_module
 
+    if int(keras_module.__version__.split(".")[0]) < 3:
+        import tensorflow as tf
+
+        return tf.keras
     return keras_module
 
 
@@ -119,6 +125,30 @@ def batchnorm_classes() -> tuple[type, ...]:
     return tuple(classes)
 
 
+def legacy_batchnorm_class() -> type:
+    """BatchNormalization that normalizes with batch statistics and updates its moving ones in
+    training mode even when frozen: Keras 2's V1 layer (`tf.compat.v1.keras.layers`), or its
+    port to Keras 3 (`pipeline_checks.legacy_batchnorm`)."""
+    if is_keras3():
+        from pipeline_checks.legacy_batchnorm import legacy_batchnorm_class as ported
+
+        return ported()
+    import tensorflow as tf
+
+    return tf.compat.v1.keras.layers.BatchNormalization
+
+
+def layer_input_shape(layer) -> tuple | None:
+    """The shape a built layer takes, batch dimension None; None when it is not known."""
+    try:
+        return tuple(layer.input.shape)  # a layer of a functional model, Keras 2 and 3
+    except Exception:
+        pass
+    shapes = getattr(layer, "_build_shapes_dict", None) or {}  # Keras 3, called outside a graph
+    shape = next(iter(shapes.values()), None) or getattr(layer, "_build_input_shape", None)  # Keras 2
+    return None if shape is None else tuple(shape)
+
+
 def sublayers(layer) -> list:
     """The direct sublayers of a layer or model, nested models included."""
     if hasattr(layer, "_flatten_layers"):
@@ -130,13 +160,22 @@ def compute_loss(model, x, y, y_pred) -> float:
     """The compiled loss of `y_pred` against `y`, regularization losses included, as evaluate adds it."""
     if is_keras3():
         return float(model.compute_loss(x=x, y=y, y_pred=y_pred, training=False))
-    return float(model.compute_loss(x, y, y_pred, None))
+    return float(model.compute_loss(*_tensors(x, y, y_pred), None))
 
 
 def update_compiled_metrics(model, x, y, y_pred) -> dict:
     """Update the compiled metrics' states with one batch and return their results."""
+    if not is_keras3():
+        x, y, y_pred = _tensors(x, y, y_pred)
     results = model.compute_metrics(x, y, y_pred, None)
     return {name: float(value) for name, value in results.items()}
+
+
+def _tensors(*arrays):
+    """Keras 2's compiled loss and metrics take tensors only (they read `.shape.rank`)."""
+    import tensorflow as tf
+
+    return tuple(tf.convert_to_tensor(a) for a in arrays)
 
 
 def metric_variables(model) -> list:

@@ -60,3 +60,116 @@ def first_report(seed: int = 0, epochs: int = 5, data: TinyImageDataset | None =
         predicted=predicted,
         train_mode_predicted=train_mode,
     )
+
+
+SECOND_REPORT_SIZE = 75  # InceptionV3's smallest input
+
+
+@dataclass(frozen=True)
+class SecondReport:
+    """The second report's fine-tune after fit, and what fit and evaluate say about it.
+
+    Attributes:
+        pipeline: the fine-tuning pipeline (its shared run is the fit below).
+        model: the fine-tuned model: InceptionV3 base (frozen) and the top model.
+        batchnorm_class: the base's BatchNormalization class name.
+        fit_accuracy: fit's accuracy in its last epoch (training mode).
+        evaluate_accuracy: evaluate's accuracy on the same images, after fit.
+    """
+
+    pipeline: Any
+    model: Any
+    batchnorm_class: str
+    fit_accuracy: float
+    evaluate_accuracy: float
+
+
+def second_report_pipeline(legacy_batchnorm: bool = True, seed: int = 0):
+    """The second report as a `Pipeline`: fine-tuning a frozen InceptionV3 with a top model
+    trained on its bottleneck features, fit with SGD 1e-4, momentum 0.9.
+
+    No pretrained weights can be downloaded here, so the base is InceptionV3 with
+    `weights=None` whose BN moving statistics are set from the twelve training images
+    (as ImageNet training leaves them converged). The top model (softmax Dense) is trained on
+    the base's features in inference mode (the bottleneck features) to accuracy 1. Then base
+    and top are stacked, the base frozen, and the whole fine-tuned on the same images.
+
+    Args:
+        legacy_batchnorm: build the base with `compat.legacy_batchnorm_class()` (Keras 2's
+            V1 BatchNormalization, or its port to Keras 3), which runs frozen in training
+            mode: fit sees batch statistics the top model never saw and its accuracy
+            collapses, while evaluate stays at 1. False: Keras' own BatchNormalization,
+            which runs frozen in inference mode (the correct twin).
+        seed: seeds the images and the models.
+    """
+    from pipeline_checks.applications import preprocess_input_for
+    from pipeline_checks.pipeline import Pipeline
+
+    data = make_tiny_images(classes=3, per_class=4, size=SECOND_REPORT_SIZE, kind="photos", seed=seed)
+    preprocess = preprocess_input_for("InceptionV3")
+    return Pipeline(
+        name="second-report" + ("" if legacy_batchnorm else "-keras-batchnorm"),
+        build_model=lambda: _frozen_inception_fine_tune(data, preprocess, legacy_batchnorm),
+        data=data,
+        preprocess_train=lambda images: np.asarray(preprocess(np.asarray(images, dtype="float32"))),
+        label_encoding="one_hot",
+        fit_kwargs={"epochs": 3, "batch_size": 4},
+        application="InceptionV3",
+    )
+
+
+def second_report(legacy_batchnorm: bool = True, seed: int = 0) -> SecondReport:
+    """Fine-tune `second_report_pipeline(legacy_batchnorm, seed)` and measure fit and evaluate.
+
+    The fit is the pipeline's shared run, so checks on `report.pipeline` reuse it.
+    """
+    from pipeline_checks.training_run import shared_run
+
+    pipeline = second_report_pipeline(legacy_batchnorm, seed)
+    run = shared_run(pipeline, seed)
+    _, evaluate_accuracy = run.model.evaluate(run.x_infer, run.y_train, batch_size=pipeline.batch_size, verbose=0)
+    base = run.model.get_layer("inception_v3")
+    batchnorm = next(layer for layer in base.layers if "BatchNormalization" in type(layer).__name__)
+    return SecondReport(
+        pipeline=pipeline,
+        model=run.model,
+        batchnorm_class=f"{type(batchnorm).__module__}.{type(batchnorm).__name__}",
+        fit_accuracy=float(run.history.history["accuracy"][-1]),
+        evaluate_accuracy=float(evaluate_accuracy),
+    )
+
+
+def _frozen_inception_fine_tune(data: TinyImageDataset, preprocess, legacy_batchnorm: bool):
+    from pipeline_checks import compat
+    from pipeline_checks.recalibration import recalibrate_batchnorm
+
+    keras = compat.keras()
+    x = np.asarray(preprocess(data.images.astype("float32")))
+    base = build_application("InceptionV3", input_shape=data.size, include_top=False, pooling="avg").model
+    recalibrate_batchnorm(base, x, batch_size=len(x))  # stands in for converged pretrained statistics
+    if legacy_batchnorm:
+        base = _with_batchnorm_class(base, compat.legacy_batchnorm_class())
+    features = base.predict(x, batch_size=len(x), verbose=0)
+    top = keras.Sequential([keras.Input(features.shape[1:]), keras.layers.Dense(data.classes, activation="softmax")], name="top")
+    top.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy", metrics=["accuracy"])
+    top.fit(features, data.one_hot_labels, epochs=100, batch_size=len(x), verbose=0)
+    base.trainable = False
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, top(base(inputs)), name="fine_tune")
+    model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _with_batchnorm_class(model, batchnorm_class: type):
+    """A copy of `model` whose BatchNormalization layers are `batchnorm_class`, same weights."""
+    from pipeline_checks import compat
+
+    keras = compat.keras()
+
+    def clone(layer):
+        cls = batchnorm_class if isinstance(layer, keras.layers.BatchNormalization) else type(layer)
+        return cls.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -93,12 +93,15 @@ def change(role: VariableRole, before: tuple, after: tuple) -> float:
 def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
     """Fail when fit moves the weights or the statistics of layers frozen before fit.
 
-    Fit must leave a frozen layer exactly as it found it. Two failures are told apart:
-    frozen weights that moved (kernel, bias, gamma, beta: fit kept training them, e.g.
-    `trainable` was set to False after the model was compiled and fit, without compiling
-    again), and frozen statistics that moved (BatchNormalization moving mean and variance,
-    or a custom layer's running statistics, updated in training mode although the layer is
-    frozen). Statistics of layers that are not frozen may move: that is how they learn.
+    Fit must leave a frozen layer exactly as it found it, and run it as inference does.
+    Three failures are told apart: frozen weights that moved (kernel, bias, gamma, beta:
+    fit kept training them, e.g. `trainable` was set to False after the model was compiled
+    and fit, without compiling again); frozen statistics that moved (BatchNormalization
+    moving mean and variance, or a custom layer's running statistics, updated in training
+    mode although the layer is frozen); and frozen BatchNormalization layers that normalize
+    with batch statistics in training mode (Keras 2's V1 layer, whose statistics stay put
+    while fit's accuracy collapses: the second report). Statistics of layers that are not
+    frozen may move: that is how they learn.
 
     Args:
         pipeline: a `Pipeline`.
@@ -120,19 +123,21 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
         return passed(NAME, pipeline, "no layer is frozen: nothing to keep still", frozen_layers=0)
     moved_weights = _moved(run, weights)
     moved_statistics = _moved(run, statistics)
+    batch_statistics = _using_batch_statistics(run, layers)
     numbers = {
         "frozen_layers": len(layers),
         "frozen_weights": len(weights),
         "frozen_weights_moved": len(moved_weights),
         "frozen_statistics": len(statistics),
         "frozen_statistics_moved": len(moved_statistics),
+        "frozen_batchnorm_on_batch_statistics": len(batch_statistics),
     }
     if moved_weights:
         numbers["largest_weight_change"] = moved_weights[0][1]
     if moved_statistics:
         numbers["largest_statistic_change"] = moved_statistics[0][1]
     kept = f"{len(weights)} weights and {len(statistics)} statistics of {len(layers)} frozen layers"
-    if not moved_weights and not moved_statistics:
+    if not moved_weights and not moved_statistics and not batch_statistics:
         return passed(NAME, pipeline, f"fit kept all {kept} unchanged", f"Frozen layers: {_listed(layers)}.", **numbers)
     parts, details = [], []
     if moved_weights:
@@ -142,7 +147,45 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
         label = "frozen BN moving statistics moved" if any(r.batchnorm for r, _ in moved_statistics) else "frozen layers' statistics moved"
         parts.append(f"{label}: {_count(moved_statistics, statistics)}")
         details.append(_statistics_moved(moved_statistics, statistics, with_weights=bool(moved_weights)))
+    if batch_statistics and not moved_weights:
+        normalizing = sum(1 for r in roles if r.kind == FROZEN_STATISTIC and r.path.endswith("moving_mean"))
+        parts.append(
+            f"frozen BN layers normalize with batch statistics in training mode: {len(batch_statistics)} of "
+            f"{normalizing} (e.g. {batch_statistics[0][0]})"
+        )
+        details.append(_on_batch_statistics(batch_statistics, explained=bool(moved_statistics)))
     return failed(NAME, pipeline, "; ".join(parts), "\n".join(details), **numbers)
+
+
+def _using_batch_statistics(run: TrainingRun, frozen: list[str]) -> list[tuple[str, str]]:
+    """(path, class name) of the frozen layers with moving statistics that fit runs on batch statistics."""
+    from pipeline_checks.batchnorm import walk_layers
+    from pipeline_checks.frozen_probe import uses_batch_statistics_when_frozen
+
+    frozen = set(frozen)
+    return [
+        (f.path, f"{type(f.layer).__name__} of {type(f.layer).__module__}")
+        for f in walk_layers(run.model)
+        if f.path in frozen and uses_batch_statistics_when_frozen(f.layer, run.seed)
+    ]
+
+
+def _on_batch_statistics(layers: list[tuple[str, str]], explained: bool) -> str:
+    classes = sorted({cls for _, cls in layers})
+    shown = ", ".join(path for path, _ in layers[:SHOWN]) + (f" and {len(layers) - SHOWN} more" if len(layers) > SHOWN else "")
+    text = (
+        f"Frozen layers normalize with their batch statistics in fit (training mode) but with their moving "
+        f"statistics in evaluate and predict: {shown} ({', '.join(classes)}). Fit trains the layers above on "
+        "activations inference never produces: fit accuracy falls while evaluate stays high."
+    )
+    if explained:
+        return text + " Same cause and fix as above."
+    return text + (
+        f"\n  Likely cause: {', '.join(classes)} ignores trainable=False in training mode "
+        "(tf.compat.v1.keras.layers.BatchNormalization, or a layer ported from it).\n"
+        "  Fix: use keras.layers.BatchNormalization, which runs in inference mode when frozen, or have the layer use "
+        "its moving statistics when not self.trainable."
+    )
 
 
 def _moved(run: TrainingRun, roles: list[VariableRole]) -> list[tuple[VariableRole, float]]:
