@@ -62,7 +62,7 @@ def first_report_parser() -> argparse.ArgumentParser:
         "evaluate 33%%), diagnose it, recalibrate BatchNorm and measure again.",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for images and Keras (default: 0)")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: until fit's accuracy is 1, at most 20)")
     return parser
 
 
@@ -70,11 +70,12 @@ def run_first_report(argv: list[str]) -> int:
     """Exit 0 when the oracle catches the disagreement and recalibration resolves it."""
     parser = first_report_parser()
     args = parser.parse_args(argv)
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1; received: {args.epochs}")
     if args.seed < 0:
         parser.error(f"--seed must be non-negative; received: {args.seed}")
-    print(f"Training ResNet50 (weights=None) on three photographs, one per class, {args.epochs} epochs...", flush=True)
+    epochs = "until fit says 100%" if args.epochs is None else f"{args.epochs} epochs"
+    print(f"Training ResNet50 (weights=None) on three photographs, one per class, {epochs}...", flush=True)
     from pipeline_checks.agreement import measure_agreement
     from pipeline_checks.recalibration import recalibrate_batchnorm
     from pipeline_checks.scenarios import first_report

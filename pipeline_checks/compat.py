@@ -104,6 +104,26 @@ def set_random_seed(seed: int) -> None:
     keras().utils.set_random_seed(seed)
 
 
+def seed_generator(seed: int):
+    """A random-generator state for a layer to own: `keras.random.SeedGenerator`, or under
+    Keras 2 (which has no keras.random) a `tf.random.Generator`."""
+    if is_keras3():
+        return keras().random.SeedGenerator(seed)
+    import tensorflow as tf
+
+    return tf.random.Generator.from_seed(seed)
+
+
+def random_normal_like(inputs, stddev: float, generator):
+    """Normal noise of `inputs`' shape and dtype, drawn from `generator` (`seed_generator`)."""
+    if is_keras3():
+        ops = keras().ops
+        return keras().random.normal(ops.shape(inputs), stddev=stddev, dtype=inputs.dtype, seed=generator)
+    import tensorflow as tf
+
+    return generator.normal(tf.shape(inputs), stddev=stddev, dtype=inputs.dtype)
+
+
 def batchnorm_classes() -> tuple[type, ...]:
     """Every BatchNormalization class in use: Keras 3's (synchronized or not); under Keras 2,
     the V2 layer, its base and the V1 layer of `tf.compat.v1.keras.layers`."""
@@ -183,6 +203,23 @@ def metric_variables(model) -> list:
     if hasattr(model, "metrics_variables"):
         return list(model.metrics_variables)
     return [v for metric in model.metrics for v in metric.variables]
+
+
+def optimizer_variables(optimizer) -> list:
+    """An optimizer's variables: a property in Keras 3, a method in Keras 2's optimizers."""
+    found = optimizer.variables
+    return list(found() if callable(found) else found)
+
+
+def build_optimizer(optimizer, variables) -> None:
+    """Create the optimizer's state (step count, slots) now, as its first step would."""
+    if is_keras3():
+        if not optimizer.built:
+            optimizer.build(variables)
+    elif hasattr(optimizer, "_create_all_weights"):  # Keras 2's legacy optimizers
+        optimizer._create_all_weights(variables)
+    elif not getattr(optimizer, "_built", False):  # Keras 2's optimizers since 2.11 set it once built
+        optimizer.build(variables)
 
 
 def training_steps(model) -> int | None:

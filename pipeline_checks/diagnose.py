@@ -272,8 +272,16 @@ def load_saved_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}")
-    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise DiagnoseError(f"{path} is not a Keras model: a .keras file is a zip archive, and this one is not")
+    if compat.is_keras3():
+        if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+            raise DiagnoseError(f"{path} is not a Keras model: a .keras file is a zip archive, and this one is not")
+    elif not zipfile.is_zipfile(path) and not _is_hdf5(path):
+        # Keras 2.12 writes .keras files as HDF5 (2.13+ as zip archives), and its loader hands
+        # every file that is not a .keras zip archive to h5py, whose error names neither.
+        raise DiagnoseError(
+            f"{path} could not be loaded as a Keras model: File format not supported: Keras 2 loads "
+            "a .keras zip archive or an HDF5 file (.h5, or .keras as Keras 2.12 writes it), and this is neither"
+        )
     try:
         with warnings.catch_warnings():
             # A compiled, never-fitted model saves an unbuilt optimizer; its variables are irrelevant here.
@@ -285,6 +293,11 @@ def load_saved_model(path: str | os.PathLike):
     if not hasattr(model, "evaluate"):
         raise DiagnoseError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(8) == b"\x89HDF\r\n\x1a\n"  # the HDF5 signature, where Keras writes it
 
 
 def image_input(model) -> tuple[int, int, int]:

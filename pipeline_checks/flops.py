@@ -8,7 +8,8 @@ so FLOPs = 2 x MACs; the "4.1 GFLOPs" usually quoted for ResNet50 are MACs.
 Nested Functional and Sequential models are walked, and a layer called several times
 (shared weights) is counted once per call. Shapes come from the Keras graph: the shapes
 the model was built with, or, when `input_shape` asks for another size, each layer's
-`compute_output_spec`. Nothing runs and no weights are read.
+`compute_output_spec` (Keras 2 has none: the layer is traced on placeholders in a scratch
+graph instead). Nothing runs and no weights are read.
 """
 
 from __future__ import annotations
@@ -322,13 +323,9 @@ def _recorded_outputs(layer, inputs: list[Shape], node) -> list[Shape] | None:
 def _computed_outputs(layer, inputs: list[Shape], node) -> list[Shape]:
     from pipeline_checks import compat
 
+    if not compat.is_keras3():
+        return _traced_outputs(layer, inputs, node)
     keras = compat.keras()
-    if not hasattr(keras, "KerasTensor"):
-        raise ValueError(
-            f"Under Keras 2, count_flops counts models at the input shape they were built with; "
-            f"rebuild the model for another size. Layer {layer.name!r} was never called on "
-            f"inputs of shape {inputs}; received: input_shape={inputs}"
-        )
     specs = [keras.KerasTensor((None, *s)) for s in inputs]
     if node is None:
         args, kwargs = tuple(specs), {}
@@ -337,8 +334,47 @@ def _computed_outputs(layer, inputs: list[Shape], node) -> list[Shape]:
     try:
         spec = layer.compute_output_spec(*args, **kwargs)
     except Exception as error:
-        raise ValueError(
-            f"Could not infer the output shape of layer {layer.name!r} ({type(layer).__name__}) "
-            f"from inputs of shape {inputs}: {error}; received: input_shape={inputs}"
-        ) from error
+        raise _not_inferred(layer, inputs, error) from error
     return [_shape(t) for t in keras.tree.flatten(spec)]
+
+
+def _traced_outputs(layer, inputs: list[Shape], node) -> list[Shape]:
+    """Keras 2 has no `compute_output_spec`: call the layer, with the node's other arguments,
+    on placeholders in a scratch graph, as Keras 2's own default `compute_output_shape` does.
+    Nothing runs, and no node is added to the model (placeholders are not Keras tensors)."""
+    import tensorflow as tf
+
+    if not layer.built:
+        # A layer of an unbuilt Sequential model: calling it would create its weights at this
+        # size, while Keras 2's built-in layers compute their output shape without building.
+        try:
+            shape = tf.TensorShape(layer.compute_output_shape((None, *inputs[0])))
+        except Exception as error:
+            raise _not_inferred(layer, inputs, error) from error
+        return [tuple(shape.as_list()[1:])]
+    node_inputs = _node_inputs(node) if node is not None else []
+    with tf.__internal__.FuncGraph(f"{layer.name}_flops_scratch_graph").as_default():
+        placeholders = [
+            tf.compat.v1.placeholder(getattr(t, "dtype", None) or layer.dtype or tf.float32, (None, *s))
+            for t, s in zip(node_inputs or [None] * len(inputs), inputs)
+        ]
+        if node is None:
+            args, kwargs = tuple(placeholders), {}
+        else:
+            # map_arguments pops one tensor per use of an input, e.g. twice for attention(x, x).
+            uses = {str(id(t)): [] for t in node_inputs}
+            for t, placeholder in zip(node_inputs, placeholders):
+                uses[str(id(t))].append(placeholder)
+            args, kwargs = node.map_arguments(uses)
+        try:
+            outputs = layer(*args, **kwargs)
+        except Exception as error:
+            raise _not_inferred(layer, inputs, error) from error
+        return [_shape(t) for t in tf.nest.flatten(outputs)]
+
+
+def _not_inferred(layer, inputs: list[Shape], error: Exception) -> ValueError:
+    return ValueError(
+        f"Could not infer the output shape of layer {layer.name!r} ({type(layer).__name__}) "
+        f"from inputs of shape {inputs}: {error}; received: input_shape={inputs}"
+    )

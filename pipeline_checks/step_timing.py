@@ -21,8 +21,9 @@ def make_train_step(model, x, y) -> Callable[[], float]:
     """
     from pipeline_checks import compat
 
-    keras = compat.keras()
-    x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+    # Keras 2 has no keras.ops: its backend is always TensorFlow.
+    convert = compat.keras().ops.convert_to_tensor if compat.is_keras3() else compat.tensorflow().convert_to_tensor
+    x, y = convert(x), convert(y)
 
     def step() -> float:
         return float(np.ravel(model.train_on_batch(x, y))[0])

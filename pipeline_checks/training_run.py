@@ -150,11 +150,10 @@ def _state_before_fit(model):
 
     optimizer = model.optimizer
     try:
-        if not getattr(optimizer, "built", True):
-            optimizer.build(model.trainable_variables)
+        compat.build_optimizer(optimizer, model.trainable_variables)
     except Exception:  # an optimizer that builds only inside fit: replays train afresh
         return None
-    return VariableSnapshot.of([*model.variables, *optimizer.variables])
+    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(optimizer)])
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

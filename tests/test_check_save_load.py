@@ -9,7 +9,7 @@ import pytest
 
 from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
-from pipeline_checks import PipelineCheckFailure
+from pipeline_checks import PipelineCheckFailure, compat
 from pipeline_checks.checks import check_save_load
 from pipeline_checks.training_run import shared_run
 
@@ -21,7 +21,7 @@ TWINS = [small_pipeline, reproducibility.registered_custom_layer]
 def fingerprint(run) -> list:
     """Bytes of everything the check could change: the shared run's model (BN statistics and
     optimizer included) and its inputs."""
-    arrays = [*run.model.weights, *run.model.optimizer.variables, run.x_train, run.x_infer]
+    arrays = [*run.model.weights, *compat.optimizer_variables(run.model.optimizer), run.x_train, run.x_infer]
     return [np.asarray(a).tobytes() for a in arrays] + [DATA.images.tobytes()]
 
 

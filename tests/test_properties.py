@@ -105,7 +105,7 @@ def test_recalibration_changes_only_moving_statistics_and_restoring_undoes_it(da
         model, x = fitted(data, config, value_range)
         layers = [found.layer for found in find_batchnorm(model)]
         statistics = {id(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)}
-        before, optimizer = as_bytes(model.variables), as_bytes(model.optimizer.variables)
+        before, optimizer = as_bytes(model.variables), as_bytes(compat.optimizer_variables(model.optimizer))
         settings = [(layer.momentum, layer.trainable) for layer in layers]
 
         recalibration = recalibrate_batchnorm(model, x, batch_size=len(x) if batches == "one batch" else config.batch_size)

@@ -41,7 +41,7 @@ def data(pc_seed):
 
 
 def everything(model):
-    return VariableSnapshot.of([*model.variables, *model.optimizer.variables])
+    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(model.optimizer)])
 
 
 def train_mode_outputs(model, x):

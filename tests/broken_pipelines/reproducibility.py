@@ -173,12 +173,12 @@ def custom_layers():
         def __init__(self, stddev=0.05, **kwargs):
             super().__init__(**kwargs)
             self.stddev = float(stddev)
-            self.seed_generator = keras.random.SeedGenerator(time.time_ns() % 2**31)  # the bug: a seed per run
+            self.seed_generator = compat.seed_generator(time.time_ns() % 2**31)  # the bug: a seed per run
 
         def call(self, inputs, training=False):
             if not training:
                 return inputs
-            return inputs + keras.random.normal(keras.ops.shape(inputs), stddev=self.stddev, seed=self.seed_generator)
+            return inputs + compat.random_normal_like(inputs, stddev=self.stddev, generator=self.seed_generator)
 
         def get_config(self):
             return {**super().get_config(), "stddev": self.stddev}
