@@ -134,7 +134,9 @@ def measure_agreement(
         train_values, moved = train_mode_metrics(model, batches)
         values["train-mode"] = train_values
         values["evaluate"] = _evaluate(model, batches)
-        values["predict"] = _on_outputs(model, batches, _predict_outputs(model, batches))
+        predicted = _predict_outputs(model, batches)
+        values["predict"] = _on_outputs(model, batches, predicted)
+        saturated = _saturated(predicted)
         recalibration = None
         if recalibrate:
             with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
@@ -153,7 +155,9 @@ def measure_agreement(
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
     training_only = tuple(f.path for f in find_training_only_layers(model))
-    findings = diagnose(values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration)
+    findings = diagnose(
+        values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration, saturated
+    )
     return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
 
 
@@ -236,6 +240,14 @@ def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[i
     finally:
         state.restore()
     return _on_outputs(model, batches, outputs), moved
+
+
+def _saturated(outputs) -> bool:
+    """Whether predicted probabilities reach 0 to within Keras' epsilon (1e-7), where a loss from
+    them is clipped: evaluate's loss on a softmax output (TensorFlow sees through it to the
+    logits) is then larger, without any bug."""
+    values = np.concatenate([np.ravel(o) for o in outputs])
+    return bool(values.size and values.min() >= 0 and values.max() <= 1 and values.min() <= 1e-7)
 
 
 def _predict_outputs(model, batches: Batches) -> list[np.ndarray]:

@@ -125,24 +125,13 @@ def random_normal_like(inputs, stddev: float, generator):
 
 
 def batchnorm_classes() -> tuple[type, ...]:
-    """Every BatchNormalization class in use: Keras 3's (synchronized or not); under Keras 2,
-    the V2 layer, its base and the V1 layer of `tf.compat.v1.keras.layers`."""
-    k = keras()
-    classes = [k.layers.BatchNormalization]
-    if not is_keras3():
-        import importlib
-
-        for module, name in (
-            ("batch_normalization", "BatchNormalizationBase"),
-            ("batch_normalization_v1", "BatchNormalization"),
-        ):
-            for package in (f"{k.__name__}.src.layers.normalization", f"{k.__name__}.layers.normalization"):
-                try:
-                    classes.append(getattr(importlib.import_module(f"{package}.{module}"), name))
-                    break
-                except (ImportError, AttributeError):
-                    continue
-    return tuple(classes)
+    """Every BatchNormalization class in use: Keras 3's (synchronized or not, and the legacy
+    port, a subclass); under Keras 2, the V2 layer, its base class and the V1 layer."""
+    layer = keras().layers.BatchNormalization
+    if is_keras3():
+        return (layer,)
+    bases = [c for c in layer.__mro__ if c.__name__ == "BatchNormalizationBase"]
+    return (layer, *bases, legacy_batchnorm_class())
 
 
 def legacy_batchnorm_class() -> type:

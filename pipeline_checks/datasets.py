@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ class TinyImageDataset:
             root: passed to `to_directory`.
             label_mode: "int" or "categorical".
             batch_size: default: the whole dataset in one batch.
-            **kwargs: more arguments for the loader.
+            **kwargs: more arguments for the loader; `verbose` is dropped where it has none (Keras 2).
 
         Returns:
             A `tf.data.Dataset` of (float32 images, labels) batches.
@@ -110,7 +111,11 @@ class TinyImageDataset:
         _check_label_mode(label_mode)
         compat.tensorflow()
         folder = self.to_directory(root)
-        return compat.keras().utils.image_dataset_from_directory(
+        loader = compat.keras().utils.image_dataset_from_directory
+        if "verbose" not in inspect.signature(loader).parameters:
+            # Keras 2 has no `verbose` (it always prints "Found N files"): drop it rather than fail.
+            kwargs.pop("verbose", None)
+        return loader(
             str(folder),
             labels="inferred",
             label_mode=label_mode,

@@ -272,27 +272,53 @@ def load_saved_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}")
+    # Keras 2.12 writes .keras files as HDF5 (2.13+ as zip archives), and Keras 2 hands every file
+    # but a .keras zip archive to h5py, whose error names neither the file nor what was expected.
     if compat.is_keras3():
         if path.suffix == ".keras" and not zipfile.is_zipfile(path):
             raise DiagnoseError(f"{path} is not a Keras model: a .keras file is a zip archive, and this one is not")
-    elif not zipfile.is_zipfile(path) and not _is_hdf5(path):
-        # Keras 2.12 writes .keras files as HDF5 (2.13+ as zip archives), and its loader hands
-        # every file that is not a .keras zip archive to h5py, whose error names neither.
+    elif path.suffix == ".keras" and not (zipfile.is_zipfile(path) or _is_hdf5(path)):
+        raise DiagnoseError(
+            f"{path} is not a Keras model: a .keras file is a zip archive, or an HDF5 file as Keras 2.12 "
+            "writes it, and this one is neither"
+        )
+    elif path.suffix != ".keras" and not _is_hdf5(path):
         raise DiagnoseError(
             f"{path} could not be loaded as a Keras model: File format not supported: Keras 2 loads "
-            "a .keras zip archive or an HDF5 file (.h5, or .keras as Keras 2.12 writes it), and this is neither"
+            ".keras files and HDF5 files (.h5), and this one is neither"
         )
     try:
         with warnings.catch_warnings():
             # A compiled, never-fitted model saves an unbuilt optimizer; its variables are irrelevant here.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model = compat.keras().saving.load_model(path, safe_mode=True)
+            with _keras2_safe_mode():
+                model = compat.keras().saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types here; the message is what helps.
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DiagnoseError(f"{path} could not be loaded as a Keras model: {reason}") from None
     if not hasattr(model, "evaluate"):
         raise DiagnoseError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+def _keras2_safe_mode():
+    """Keras 2 honours `safe_mode` for zip archives only: its HDF5 loader would run the bytecode
+    of a saved `lambda`. Its safe-mode scope refuses that; Keras 3 needs none (a null context)."""
+    import contextlib
+    import importlib
+
+    from pipeline_checks import compat
+
+    if compat.is_keras3():
+        return contextlib.nullcontext()
+    package = compat.keras().__name__.split(".")[0]  # "keras" (tf.keras) or "tf_keras"
+    # A private module: keras.src.saving in Keras 2.13+ and tf_keras, keras.saving in 2.12.
+    for name in (f"{package}.src.saving.serialization_lib", f"{package}.saving.serialization_lib"):
+        try:
+            return importlib.import_module(name).SafeModeScope(True)
+        except (ImportError, AttributeError):
+            continue
+    raise DiagnoseError("this Keras 2 has no safe-mode scope, so diagnose cannot load models safely with it")
 
 
 def _is_hdf5(path: Path) -> bool:

@@ -122,11 +122,15 @@ def recalibrate_batchnorm(
     # Everything else a training-mode pass may touch (RNG states, frozen BN run by custom code).
     statistic_ids = {id(v) for v in statistics.variables}
     others = VariableSnapshot.of(v for v in model.non_trainable_variables if id(v) not in statistic_ids)
-    settings = [(f.layer, f.layer.momentum, f.layer.trainable) for f in targets]
+    settings = [(f.layer, f.layer.momentum, f.layer.trainable, getattr(f.layer, "fused", None)) for f in targets]
     try:
         for found_layer in targets:
             if not found_layer.layer.trainable:
                 found_layer.layer.trainable = True  # include_frozen: let training mode update it.
+            if getattr(found_layer.layer, "fused", None):
+                # Keras 2's fused kernel averages the Bessel-corrected batch variance, which training
+                # mode does not normalize with; its unfused path averages the biased one, as Keras 3 does.
+                found_layer.layer.fused = False
         if not all(np.isfinite(value).all() for value in statistics.values):
             # Momentum 0 below gives exactly the first batch's statistics, unless the old ones are NaN.
             for variable in statistics.variables:
@@ -142,10 +146,12 @@ def recalibrate_batchnorm(
         others.restore()
         raise
     finally:
-        for layer, momentum, trainable in settings:
+        for layer, momentum, trainable, fused in settings:
             layer.momentum = momentum
             if layer.trainable != trainable:
                 layer.trainable = trainable
+            if fused is not None:
+                layer.fused = fused
     others.restore()
     values = iter(statistics.values)
     changes = [

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline_checks import build_application, make_tiny_images, measure_agreement, recalibrate_batchnorm
+from pipeline_checks import build_application, compat, make_tiny_images, measure_agreement, recalibrate_batchnorm
 from pipeline_checks.batchnorm import find_batchnorm
 from pipeline_checks.model_state import non_trainable_state
 from pipeline_checks.strategies import (

@@ -234,9 +234,13 @@ def _load_weights(pipeline, model, path: str, seed: int, x):
     return fresh
 
 
+# Keras 3: "Could not locate class 'X'"; Keras 2: "Unknown layer: 'X'".
+UNKNOWN_CLASS = r"(?:Could not locate \w+|Unknown \w+:) '([^']+)'"
+
+
 def _cause_of(error: Exception) -> tuple[str, str]:
     message = str(error)
-    if "Could not locate" in message or "register_keras_serializable" in message:
+    if re.search(UNKNOWN_CLASS, message) or "register_keras_serializable" in message:
         name = _quoted_name(message)
         return (
             f"the custom class {name} is not registered as serializable, so load_model cannot find it.",
@@ -351,7 +355,7 @@ def _identical(a, b) -> bool:
 def _first_line(error: Exception) -> str:
     """The error's own words, or Keras' inner reason where it wraps one ("Could not locate class 'X'")."""
     message = str(error)
-    located = re.search(r"Could not locate \w+ '[^']+'", message)
+    located = re.search(UNKNOWN_CLASS, message)
     if located:
         return f"{type(error).__name__}: {located.group(0)}"
     lines = message.strip().splitlines()
@@ -359,7 +363,7 @@ def _first_line(error: Exception) -> str:
 
 
 def _quoted_name(message: str) -> str:
-    match = re.search(r"Could not locate \w+ '([^']+)'", message)
+    match = re.search(UNKNOWN_CLASS, message)
     return f"'{match.group(1)}'" if match else ""
 
 
