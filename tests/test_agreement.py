@@ -1,5 +1,7 @@
 """The agreement oracle on small models whose disagreements have known causes."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -53,7 +55,8 @@ def test_training_only_noise_is_named_as_the_cause(pc_seed):
 
 def test_predict_and_evaluate_disagreeing_is_its_own_finding(pc_seed):
     agreement = measure_agreement(classifier(AlwaysNoisy()), (X, Y), recalibrate=False)
-    assert "Gap: predict vs evaluate: loss" in agreement.diagnosis
+    # Fresh noise in each: loss and accuracy differ (Keras 2's draws move accuracy more than loss).
+    assert re.search(r"Gap: predict vs evaluate: (loss|accuracy) is", agreement.diagnosis), agreement.diagnosis
 
 
 def test_fit_on_other_inputs_is_told_apart_from_inference_gaps(pc_seed):

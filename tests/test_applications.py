@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline_checks import build_application, known_applications
+from pipeline_checks import build_application, compat, known_applications
 from pipeline_checks.applications import APPLICATIONS
 
 REQUIRED = {"ResNet50", "InceptionV3", "MobileNetV2", "EfficientNetB0", "DenseNet121", "VGG16"}
@@ -20,7 +20,7 @@ def test_builds_at_its_minimum_size_and_predicts(keras_application, name):
     assert application.model.input_shape == (None, side, side, 3)
     assert application.model.output_shape == (None, 4)
     images = np.random.default_rng(0).integers(0, 256, (2, side, side, 3)).astype("float32")
-    probabilities = np.asarray(application.model(application.preprocess_input(images), training=False))
+    probabilities = compat.to_numpy(application.model(application.preprocess_input(images), training=False))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -31,7 +31,7 @@ def test_grayscale_models_and_their_preprocessing(keras_application, name):
     grey = np.full((1, 32, 32, 1), 128, dtype="float32")
     inputs = np.asarray(preprocess_input(grey))
     assert inputs.shape == (1, 32, 32, 1)
-    assert np.asarray(model(inputs, training=False)).shape == (1, 2)
+    assert compat.to_numpy(model(inputs, training=False)).shape == (1, 2)
 
 
 @pytest.mark.parametrize(

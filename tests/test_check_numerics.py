@@ -27,6 +27,13 @@ def test_catches_broken_pipeline(pipeline_of, case):
 
 def test_huge_learning_rate_diverges_from_finite_gradients(pipeline_of):
     result = check_numerics(pipeline_of(huge_learning_rate))
+    assert "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
+    assert np.isfinite(result.numbers["largest_gradient"])
+    if compat.backend() == "jax":  # the weights stay finite there and explode (see the row in broken_pipelines)
+        assert result.summary == "weights exploded first, after the first step"
+        assert re.match(r"Weights after the first step: 8 of 10 trainable weights grew over 10000-fold .*: conv2d(_\d+)?/kernel 0.245 -> ", result.details)
+        assert "weights exploded" in result.details and result.numbers["largest_weight"] > 1e6
+        return
     assert result.summary == "weights went non-finite first, after the first epoch (step 3)"
     lines = result.details.splitlines()
     assert re.match(r"Weights after the first epoch \(step 3\): 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0])
@@ -72,6 +79,30 @@ def test_unsupported_backend_skips_gradients_and_says_so(pipeline_of, monkeypatc
     assert "Gradients not checked: computing gradients is not supported on the openvino backend." in result.details
 
 
+@pytest.mark.parametrize(
+    "change, summary, detail",
+    [
+        ("weights", "weights exploded first, by the end of fit (step 45)", r"Weights by the end of fit \(step 45\): 1 of 10 trainable weights grew over 10000-fold .*: dense(_\d+)?/kernel [\d.]+ -> [\d.]+e\+0[45]"),
+        ("loss", "loss rose first, by the end of fit (step 45)", r"Loss by the end of fit \(step 45\): 5 on average over the last epoch, 3.3 times the 1.5 at initialization \(largest 5\)"),
+    ],
+    ids=["weights-grow-1e4-fold", "loss-ends-3x-initial"],
+)
+def test_finite_values_that_explode_fail(pipeline_of, monkeypatch, change, summary, detail):
+    """Divergence that stays finite (as SGD at lr 1e6 does on JAX) fails all the same, naming the numbers."""
+    run = shared_run(pipeline_of(small_pipeline))
+    if change == "weights":
+        last = len(run.weights) - 2  # the head's kernel
+        final = tuple(value * 1e5 if i == last else value for i, value in enumerate(run.final))
+        exploded = dataclasses.replace(run, final=final)
+    else:
+        exploded = dataclasses.replace(run, initial_loss=1.5, batch_losses=[1.5] * 42 + [5.0] * 3)
+    monkeypatch.setattr(module, "shared_run", lambda pipeline, seed: exploded)
+    result = check_numerics(run.pipeline)
+    assert not result.passed and result.summary == summary
+    assert re.search(detail, result.details), result.details
+    assert "Likely cause: the learning rate is far too high" in result.details
+
+
 def test_non_finite_inputs_come_first(pipeline_of, monkeypatch):
     run = shared_run(pipeline_of(small_pipeline))
     x = run.x_train.copy()
@@ -88,7 +119,7 @@ def test_raise_if_failed(pipeline_of):
     with pytest.raises(PipelineCheckFailure) as raised:
         failing.raise_if_failed()
     assert str(raised.value) == str(failing)
-    assert str(raised.value).startswith("check numerics FAILED on pipeline 'huge-learning-rate': weights went non-finite")
+    assert re.match(r"check numerics FAILED on pipeline 'huge-learning-rate': weights (went non-finite|exploded) first", str(raised.value))
     passing = check_numerics(pipeline_of(small_pipeline))
     assert passing.raise_if_failed() is passing
 

@@ -2,6 +2,8 @@
 
 Each broken pipeline must fail exactly the checks listed in its `Case` (with the expected
 cause in each message) and pass every other one; each correct twin must pass them all.
+Where Keras behaves otherwise on a backend, the row says so with `Case.on(backend, why, ...)`,
+e.g. fit raising (every check that trains raises PipelineRunError, the others pass).
 The rows live in tests/broken_pipelines/, one module per area; extend them whenever a
 check learns a new bug.
 """
@@ -13,21 +15,35 @@ import pytest
 from broken_pipelines import data, inference, reproducibility, training
 from pipeline_checks import compat
 from pipeline_checks.checks import all_checks
+from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.training_run import forget_shared_runs
 
 CASES = [*inference.CASES, *training.CASES, *data.CASES, *reproducibility.CASES]
 
 
 def run_every_check(pipeline) -> dict:
+    """Check name -> its CheckResult, or the PipelineRunError it raised (the pipeline's own code failed)."""
+    results = {}
     try:
-        return {name: check(pipeline) for name, check in all_checks().items()}
+        for name, check in all_checks().items():
+            try:
+                results[name] = check(pipeline)
+            except PipelineRunError as error:
+                results[name] = error
+        return results
     finally:
         forget_shared_runs(pipeline)
         compat.keras().backend.clear_session()
 
 
 def verdicts(results) -> str:
-    return "\n".join(f"  {name}: {'passed' if r.passed else 'FAILED'}: {r.summary}" for name, r in results.items())
+    return "\n".join(f"  {name}: {_verdict(r)}" for name, r in results.items())
+
+
+def _verdict(result) -> str:
+    if isinstance(result, PipelineRunError):
+        return f"RAISED: {result}"
+    return f"{'passed' if result.passed else 'FAILED'}: {result.summary}"
 
 
 def test_every_row_has_a_unique_name():
@@ -43,7 +59,14 @@ def test_every_check_catches_at_least_one_broken_pipeline():
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_the_pipeline_fails_exactly_the_checks_that_catch_its_bug(case):
     results = run_every_check(case.pipeline())
-    failing = {name for name, result in results.items() if not result.passed}
+    raised = {name: error for name, error in results.items() if isinstance(error, PipelineRunError)}
+    if case.raises:
+        assert raised, f"{case.bug}: expected fit to raise ({case.why})\n{verdicts(results)}"
+        for name, error in raised.items():
+            assert re.search(case.raises, str(error)), f"{name} raised, but not {case.raises!r}: {error}"
+    else:
+        assert not raised, f"{case.bug}: the pipeline's own code raised\n{verdicts(results)}"
+    failing = {name for name, result in results.items() if name not in raised and not result.passed}
     assert failing == case.caught_by, f"{case.bug}: expected failures {sorted(case.caught_by)}\n{verdicts(results)}"
     for name, cause in case.causes.items():
         assert re.search(cause, str(results[name])), f"{name} does not name the cause {cause!r}:\n{results[name]}"

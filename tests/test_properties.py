@@ -47,7 +47,7 @@ def train_mode_outputs(model, x) -> np.ndarray:
     """`model(x, training=True)`, with the moving statistics and RNG states it touches put back."""
     state = non_trainable_state(model)
     try:
-        return np.asarray(model(x, training=True))
+        return compat.to_numpy(model(x, training=True))
     finally:
         state.restore()
 
@@ -139,8 +139,12 @@ def test_recalibrated_application_infers_as_in_training_mode_and_restores(name):
 
         recalibration = recalibrate_batchnorm(model, x, batch_size=len(x))
         trained = train_mode_outputs(model, x)
-        # Eagerly, inference with the recalibrated statistics is training mode, to rounding.
-        np.testing.assert_allclose(np.asarray(model(x, training=False)), trained, rtol=0, atol=1e-6)
+        # Eagerly, inference with the recalibrated statistics is training mode, to rounding. Keras 2
+        # trains with the fused kernel and recalibrates with the unfused one (the fused one averages
+        # Bessel-corrected variances), which round differently: measured 5.2e-4 on ResNet50, 1.07e-3
+        # on MobileNetV2 (Keras 2.12); before recalibration the gap is over 0.1.
+        eager_tolerance = 1e-6 if compat.is_keras3() else 2e-3
+        np.testing.assert_allclose(compat.to_numpy(model(x, training=False)), trained, rtol=0, atol=eager_tolerance)
         # predict runs a compiled graph whose kernels round differently from eager ones; at
         # 32 px the last stage normalizes 6 values per channel at 1x1, which amplifies that:
         # measured 5.5e-4 on ResNet50 (3.5e-5 on MobileNetV2, 1.1e-4 without oneDNN), hence 1e-3.

@@ -47,7 +47,7 @@ def everything(model):
 def train_mode_outputs(model, x):
     state = non_trainable_state(model)
     try:
-        return np.asarray(model(x, training=True))
+        return compat.to_numpy(model(x, training=True))
     finally:
         state.restore()
 

@@ -15,6 +15,12 @@ from pipeline_checks.training_run import TrainingRun, shared_run
 
 NAME = "numerics"
 SHOWN = 3
+# Finite but exploded: a trainable weight this many times larger than at initialization (at
+# least 1), or a last epoch's loss this many times the initial one. Training on a tiny
+# dataset never does either; a learning rate far too high does, before (or instead of)
+# overflowing: JAX's SGD at lr 1e6 leaves the weights finite at ~1e5-1e6 and the loss at ~10.
+EXPLODED_GROWTH = 1e4
+RISEN_LOSS_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -23,17 +29,21 @@ class _Finding:
     where: str  # e.g. "at batch 1 of epoch 2 (step 4)"
     detail: str
     time: float  # steps taken when it was seen: orders the findings
+    what: str = "went non-finite"
 
 
 def check_numerics(pipeline, seed: int = 0) -> CheckResult:
-    """Fail when the inputs, the loss, the gradients or the weights hold NaN or Inf.
+    """Fail when the inputs, the loss, the gradients or the weights hold NaN or Inf, or explode.
 
     Looks at the shared training run: the training inputs, the loss at initialization and
     after every batch, the weights (statistics included) after the first step, after the
     first epoch and at the end; and at the gradients of the compiled loss on one training
     batch at the initial weights. Where they first go non-finite tells the cause apart:
     already at initialization (log or division by zero in the loss, bad inputs), or after
-    finite steps with a growing loss (a learning rate far too high).
+    finite steps with a growing loss (a learning rate far too high). Where everything stays
+    finite, it still fails when a trainable weight grows over `EXPLODED_GROWTH`-fold or the
+    last epoch's loss ends over `RISEN_LOSS_FACTOR` times the initial one: the same
+    divergence, on a backend whose numbers do not overflow.
 
     Gradients are computed on the TensorFlow, JAX and PyTorch backends; on another, the
     details say that they were skipped.
@@ -54,6 +64,8 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     gradients, skipped = _initial_gradients(run)
     found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
     findings = sorted((f for f in found if f), key=lambda f: f.time)
+    if not findings:  # non-finite values say more; else look for finite values that exploded
+        findings = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
     numbers = {
         "initial_loss": run.initial_loss,
         "last_loss": run.batch_losses[-1] if run.batch_losses else math.nan,
@@ -75,7 +87,7 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     lines = [f"{f.quantity.capitalize()} {f.where}: {f.detail}" for f in findings]
     details = "\n".join([*lines, f"  Likely cause: {cause}", f"  Fix: {fix}", *([note] if note else [])])
     first = findings[0]
-    return failed(NAME, pipeline, f"{first.quantity} went non-finite first, {first.where}", details, **numbers)
+    return failed(NAME, pipeline, f"{first.quantity} {first.what} first, {first.where}", details, **numbers)
 
 
 def _inputs(run: TrainingRun) -> _Finding | None:
@@ -113,21 +125,63 @@ def _batch_losses(run: TrainingRun) -> _Finding | None:
 def _weights(run: TrainingRun) -> _Finding | None:
     from pipeline_checks import compat
 
-    steps, per_epoch = len(run.batch_losses), _steps_per_epoch(run)
-    snapshots = (
-        (1, "after the first step", run.after_first_step),
-        (min(per_epoch, steps), f"after the first epoch (step {min(per_epoch, steps)})", run.after_first_epoch),
-        (steps, f"by the end of fit (step {steps})", run.final),
-    )
-    for step, when, values in snapshots:
-        if not values:
-            continue
+    for step, when, values in _snapshots(run):
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
         if bad:
             names = _listed([compat.variable_path(v) for v in bad])
             detail = f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
             return _Finding("weights", when, detail, step)
     return None
+
+
+def _exploded_weights(run: TrainingRun) -> _Finding | None:
+    from pipeline_checks import compat
+
+    trainable = [(i, v) for i, v in enumerate(run.weights) if id(v) in run.trainable]
+    start = {i: max(_magnitude(run.initial[i]), 1.0) for i, _ in trainable}
+    for step, when, values in _snapshots(run):
+        grown = [(v, i) for i, v in trainable if _magnitude(values[i]) > EXPLODED_GROWTH * start[i]]
+        if grown:
+            shown = ", ".join(
+                f"{compat.variable_path(v)} {_magnitude(run.initial[i]):.3g} -> {_magnitude(values[i]):.3g}"
+                for v, i in grown[:SHOWN]
+            )
+            more = f" and {len(grown) - SHOWN} more" if len(grown) > SHOWN else ""
+            detail = (
+                f"{len(grown)} of {len(trainable)} trainable weights grew over {EXPLODED_GROWTH:g}-fold "
+                f"(largest |value| at initialization -> now): {shown}{more}"
+            )
+            return _Finding("weights", when, detail, step, "exploded")
+    return None
+
+
+def _risen_loss(run: TrainingRun) -> _Finding | None:
+    per_epoch, losses = _steps_per_epoch(run), run.batch_losses
+    if not losses or not run.initial_loss > 0:
+        return None
+    last_epoch = float(np.mean(losses[-per_epoch:]))
+    if last_epoch <= RISEN_LOSS_FACTOR * run.initial_loss:
+        return None
+    detail = (
+        f"{last_epoch:.3g} on average over the last epoch, {last_epoch / run.initial_loss:.3g} times "
+        f"the {run.initial_loss:.3g} at initialization (largest {max(losses):.3g})"
+    )
+    return _Finding("loss", f"by the end of fit (step {len(losses)})", detail, len(losses), "rose")
+
+
+def _snapshots(run: TrainingRun) -> list[tuple[int, str, tuple]]:
+    """(steps taken, when, weight values) for the run's snapshots after the first step, in order."""
+    steps, per_epoch = len(run.batch_losses), _steps_per_epoch(run)
+    snapshots = (
+        (1, "after the first step", run.after_first_step),
+        (min(per_epoch, steps), f"after the first epoch (step {min(per_epoch, steps)})", run.after_first_epoch),
+        (steps, f"by the end of fit (step {steps})", run.final),
+    )
+    return [snapshot for snapshot in snapshots if snapshot[2]]
+
+
+def _magnitude(array) -> float:
+    return float(np.max(np.abs(array))) if np.size(array) else 0.0
 
 
 def _gradients(run: TrainingRun, gradients) -> _Finding | None:
@@ -160,15 +214,19 @@ def _cause(run: TrainingRun, findings: list[_Finding], gradients_checked: bool) 
     rate = current_learning_rate(run.model)
     losses = np.asarray(run.batch_losses, dtype=np.float64)
     finite = losses[: np.argmin(np.isfinite(losses))] if not np.isfinite(losses).all() else losses
-    diverged = len(finite) > 1 and (finite.max() > 10 * max(abs(finite[0]), 1e-12) or rate is not None and rate >= 1)
+    exploded = all(f.what != "went non-finite" for f in findings)  # finite values that grew out of range
+    diverged = exploded or len(finite) > 1 and (
+        finite.max() > 10 * max(abs(finite[0]), 1e-12) or rate is not None and rate >= 1
+    )
     rate_text = f" (learning rate {rate:g})" if rate is not None else ""
     if diverged:
         first_step = _largest(run.after_first_step or ())
         grown = f" (largest weight {first_step:.3g} after the first step)" if math.isfinite(first_step) else ""
+        overflowed = "exploded" if exploded else "overflowed"
         return (
             f"the learning rate is far too high{rate_text}: "
             + ("gradients were finite at initialization, then " if gradients_checked else "")
-            + f"the loss grew over finite steps and the weights overflowed{grown}",
+            + f"the loss grew over finite steps and the weights {overflowed}{grown}",
             "lower the learning rate (e.g. 1e-3 for Adam, 1e-2 for SGD) or clip gradients (optimizer clipnorm=1.0).",
         )
     return (

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from pipeline_checks import make_tiny_images, recalibrate_batchnorm
+from pipeline_checks import compat, make_tiny_images, recalibrate_batchnorm
 from pipeline_checks.pipeline import Pipeline
 from pipeline_checks.small_models import small_bn_cnn
 
 CLASSES = 3
 DATA = make_tiny_images(classes=CLASSES, per_class=4, size=16, seed=0)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the checks do with a row on one Keras backend, and why it differs there."""
+
+    why: str
+    causes: dict[str, str]
+    raises: str | None = None
 
 
 @dataclass(frozen=True)
@@ -21,13 +30,38 @@ class Case:
     Attributes:
         pipeline: builds the pipeline (fresh each call); its name is the row's id.
         bug: the bug in a few words, for the matrix table.
-        causes: check name -> a regular expression its failure message must match; these
+        expected: check name -> a regular expression its failure message must match; these
             checks must fail, every other check must pass. Empty for a correct twin.
+        on_backends: backend name -> the `Expectation` that replaces `expected` there (see `on`).
     """
 
     pipeline: Callable[[], Pipeline]
     bug: str
-    causes: dict[str, str]
+    expected: dict[str, str]
+    on_backends: dict[str, Expectation] = field(default_factory=dict)
+
+    def on(self, backend: str, why: str, raises: str | None = None, **causes: str) -> Case:
+        """This row on `backend`, where Keras itself behaves otherwise: `causes` as in `broken`,
+        or `raises`, a regular expression for the PipelineRunError that checks which train raise."""
+        return dataclasses.replace(self, on_backends={**self.on_backends, backend: Expectation(why, causes, raises)})
+
+    @property
+    def _here(self) -> Expectation | None:
+        return self.on_backends.get(compat.backend())
+
+    @property
+    def causes(self) -> dict[str, str]:
+        """Check name -> cause regex on the backend in use."""
+        return self._here.causes if self._here else self.expected
+
+    @property
+    def raises(self) -> str | None:
+        """The PipelineRunError regex where fit itself refuses the pipeline on this backend."""
+        return self._here.raises if self._here else None
+
+    @property
+    def why(self) -> str:
+        return self._here.why if self._here else ""
 
     @property
     def caught_by(self) -> frozenset[str]:

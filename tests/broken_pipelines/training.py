@@ -200,6 +200,10 @@ CASES = [
         frozen_base_not_recompiled, "base frozen after a warm-up fit, without compiling again",
         frozen_layers=r"(?s)frozen weights moved.*frozen BN moving statistics moved.*call compile\(\) again",
         variables_change=r"frozen weights changed",
+    ).on(
+        "jax", "Keras on JAX refuses the stale train function: the optimizer was built for the 10 weights "
+        "trainable at the warm-up, and fit now passes 2",
+        raises=r"fit raised ValueError: Argument `optimizer_variables` must be a list of tensors corresponding 1:1",
     ),
     correct(frozen_base, "none: base frozen after a warm-up fit, then compiled again"),
     broken(
@@ -207,6 +211,11 @@ CASES = [
         frozen_layers=r"(?s)frozen BN moving statistics moved.*PortedBatchNorm updates its statistics",
         agreement=r"Gap: evaluate vs train-mode",
         overfit=r"evaluate after BatchNorm recalibration gives",
+    ).on(
+        "jax", "on JAX the warm-up epoch already fits the 12 images (loss 0.35 before fit), so accuracy stays 1.0 "
+        "in every mode; the mismatch shows only in the loss (train-mode 0.14, evaluate 0.77), which agreement "
+        "does not gate when accuracy is compiled",
+        frozen_layers=r"(?s)frozen BN moving statistics moved.*PortedBatchNorm updates its statistics",
     ),
     broken(
         zero_learning_rate, "learning rate 0 (BN statistics still move)",
@@ -227,6 +236,11 @@ CASES = [
         numerics=r"(?s)weights went non-finite first, after the first epoch.*learning rate is far too high",
         overfit=r"below the target",
         agreement=r"Not finite: .*evaluate loss is nan",
+    ).on(
+        "jax", "JAX's SGD keeps every weight finite (~1e5 after the first step, BN moving variance 2e21 at the end, "
+        "loss ~10): no NaN for agreement to see, the weights explode instead",
+        numerics=r"(?s)weights exploded first, after the first step.*learning rate is far too high",
+        overfit=r"below the target",
     ),
     broken(
         loss_arguments_swapped, "hand-written crossentropy with (y_pred, y_true) swapped: log(0)",
