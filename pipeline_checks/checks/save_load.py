@@ -208,7 +208,25 @@ def _load_keras(keras, model, path: str, custom_objects):
     try:
         return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding
-        raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error)) from None
+        unregistered = _unregistered_classes(keras, model, custom_objects or {})
+        raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error, unregistered)) from None
+
+
+def _unregistered_classes(keras, model, custom_objects) -> list[str]:
+    """Custom layer classes load_model cannot find by name: not Keras' own, not registered,
+    not in custom_objects. (Keras' error for them varies: tf_keras 2.21 raises "'str' object
+    is not callable".)"""
+    from pipeline_checks.batchnorm import walk_layers
+
+    registered_name = getattr(keras.saving, "get_registered_name", None) or keras.utils.get_registered_name
+    names = []
+    for found in walk_layers(model):
+        cls = type(found.layer)
+        if cls.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow") or cls.__name__ in custom_objects:
+            continue
+        if ">" not in registered_name(cls):  # registered names read "package>Name"
+            names.append(cls.__name__)
+    return sorted(set(names))
 
 
 def _load_weights(pipeline, model, path: str, seed: int, x):
@@ -238,10 +256,10 @@ def _load_weights(pipeline, model, path: str, seed: int, x):
 UNKNOWN_CLASS = r"(?:Could not locate \w+|Unknown \w+:) '([^']+)'"
 
 
-def _cause_of(error: Exception) -> tuple[str, str]:
+def _cause_of(error: Exception, unregistered=()) -> tuple[str, str]:
     message = str(error)
-    if re.search(UNKNOWN_CLASS, message) or "register_keras_serializable" in message:
-        name = _quoted_name(message)
+    if re.search(UNKNOWN_CLASS, message) or "register_keras_serializable" in message or unregistered:
+        name = _quoted_name(message) or f"'{unregistered[0]}'"
         return (
             f"the custom class {name} is not registered as serializable, so load_model cannot find it.",
             REGISTER_FIX.format(name=name.strip("'") or "MyLayer"),
