@@ -33,7 +33,12 @@ def keras():
 
 
 def keras_version() -> str:
-    return keras().__version__
+    version = getattr(keras(), "__version__", None)
+    if version is None:  # TF 2.15's tf.keras carries none; its `keras` package does
+        import keras as keras_package
+
+        version = keras_package.__version__
+    return version
 
 
 def is_keras3() -> bool:
