@@ -61,7 +61,7 @@ def first_report(seed: int = 0, epochs: int | None = None, data: TinyImageDatase
     history = model.fit(inputs, labels, epochs=epochs, batch_size=len(data), shuffle=False, verbose=0, callbacks=callbacks)
     _, evaluate_accuracy = model.evaluate(inputs, labels, batch_size=len(data), verbose=0)
     predicted = model.predict(inputs, batch_size=len(data), verbose=0).argmax(axis=-1)
-    train_mode = np.asarray(model(inputs, training=True)).argmax(axis=-1)
+    train_mode = compat.to_numpy(model(inputs, training=True)).argmax(axis=-1)
     return FirstReport(
         model=model,
         inputs=inputs,

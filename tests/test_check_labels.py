@@ -47,22 +47,26 @@ def test_passes_every_other_row_of_the_matrix(pipeline_of, case):
 @pytest.mark.parametrize(
     "factory, summary",
     [
-        (small_pipeline, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization 1.64 (ln 3 = 1.1)"),
-        (validation_split_complete, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization 1.64 (ln 3 = 1.1); validation lists the same classes in the same order"),
+        (small_pipeline, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1)"),
+        (validation_split_complete, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1); validation lists the same classes in the same order"),
     ],
     ids=["small-cnn", "validation-complete"],
 )
 def test_passes_correct_pipeline(pipeline_of, factory, summary):
     result = check_labels(pipeline_of(factory))
     assert result.passed, str(result)
-    assert result.summary == summary
+    # The initial loss depends on the backend's random initializers (1.64 on TensorFlow, 1.51 on JAX):
+    # assert that it is a plausible untrained loss, a little above ln 3, not one backend's number.
+    initial = result.numbers["initial_loss"]
+    assert math.log(3) < initial < 2 * math.log(3)
+    assert result.summary == summary.format(loss=f"{initial:.3g}")
 
 
 @pytest.mark.parametrize(
     "factory, cause, keras_says",
     [
-        (sparse_labels_with_categorical_crossentropy, "categorical_crossentropy does not match sparse labels: fit receives class indices of shape (12,)", "must have the same rank"),
-        (one_hot_labels_with_sparse_crossentropy, "sparse_categorical_crossentropy does not match one-hot labels: fit receives one-hot targets of shape (12, 3)", "must have rank (ndim) `target.ndim - 1`"),
+        (sparse_labels_with_categorical_crossentropy, "categorical_crossentropy does not match sparse labels: fit receives class indices of shape (12,)", r"`target` and `output` must have the same (rank|shape)"),
+        (one_hot_labels_with_sparse_crossentropy, "sparse_categorical_crossentropy does not match one-hot labels: fit receives one-hot targets of shape (12, 3)", r"must have rank \(ndim\) `target\.ndim - 1`|must have the same shape up until the last dimension"),
     ],
     ids=["sparse-labels-categorical-ce", "one-hot-labels-sparse-ce"],
 )
@@ -71,7 +75,8 @@ def test_loss_and_encoding_mismatch_is_named_before_keras_raises(pipeline_of, fa
     result = check_labels(pipeline)
     assert not result.passed and result.summary == cause.split(":")[0]
     assert cause in result.details and "loss at initialization not measured" in result.details
-    with pytest.raises(ValueError, match=re.escape(keras_says)):
+    # Keras' wording differs per backend (TensorFlow compares ranks, JAX and torch shapes): match either.
+    with pytest.raises(ValueError, match=keras_says):
         keras_evaluates(pipeline)
 
 

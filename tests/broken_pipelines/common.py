@@ -81,6 +81,14 @@ def broken(pipeline: Callable[[], Pipeline], bug: str, **causes: str) -> Case:
     return Case(pipeline, bug, causes)
 
 
+def where_fit_runs(cases: list[Case], pipeline: Callable[[], Pipeline]):
+    """A skip mark for tests that need `pipeline` trained, on a backend where fit refuses it (its row says why)."""
+    import pytest
+
+    case = next(case for case in cases if case.pipeline is pipeline)
+    return pytest.mark.skipif(case.raises is not None, reason=f"fit raises on {compat.backend()}: {case.why}")
+
+
 def compiled_cnn(input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs):
     from pipeline_checks import compat
 

@@ -185,6 +185,10 @@ CASES = [
         # Keras 3 on TensorFlow uses the logits beneath the softmax in fit and evaluate;
         # the loss recomputed from predict outputs applies softmax twice.
         agreement=r"Gap: predict vs evaluate: loss",
+    ).on(
+        "jax", "Keras uses the logits beneath a softmax only on TensorFlow: on JAX fit, evaluate and predict "
+        "all apply softmax twice, so the modes agree",
+        labels=r"from_logits=True on outputs that are already probabilities",
     ),
     broken(
         logits_without_from_logits,
@@ -192,6 +196,11 @@ CASES = [
         labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
         overfit=r"below the target 1",  # the loss sticks at ln 3 after two epochs
         agreement="",
+    ).on(
+        "jax", "the agreement gap on TensorFlow is incidental (fit's last-epoch average 0.58 against evaluate's 0.67, "
+        "one image, the loss stuck at ln 3); on JAX training stalls with every mode at 0.67 and loss 8.06",
+        labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
+        overfit=r"below the target 1",
     ),
     broken(
         validation_split_missing_a_class,
@@ -202,5 +211,10 @@ CASES = [
         raw_pixels_without_normalization,
         "raw 0..255 pixels into a model without normalization",
         labels=r"loss at initialization [0-9.e+]+, expected about ln 3",
+    ).on(
+        "jax", "with JAX's initial weights the raw pixels start the loss at 5.37 and Adam does not recover in "
+        "15 epochs (best accuracy 0.33), so overfit catches it too",
+        labels=r"loss at initialization [0-9.e+]+, expected about ln 3",
+        overfit=r"below the target 1",
     ),
 ]
