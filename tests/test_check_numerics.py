@@ -36,8 +36,13 @@ def test_huge_learning_rate_diverges_from_finite_gradients(pipeline_of):
         return
     assert result.summary == "weights went non-finite first, after the first epoch (step 3)"
     lines = result.details.splitlines()
-    assert re.match(r"Weights after the first epoch \(step 3\): 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0])
-    assert lines[1].startswith("Loss at batch 1 of epoch 2 (step 4): nan reported by fit; before it the loss went from 1.91 to ")
+    if compat.is_keras3():
+        assert re.match(r"Weights after the first epoch \(step 3\): 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0])
+        assert lines[1].startswith("Loss at batch 1 of epoch 2 (step 4): nan reported by fit; before it the loss went from 1.91 to ")
+    else:  # Keras 2's initial weights differ: only a BN variance overflows in the first epoch
+        assert re.match(r"Weights after the first epoch \(step 3\): 1 of 14 variables .* first batch_normalization(_\d+)?/moving_variance", lines[0])
+        assert lines[1].startswith("  Likely cause: the learning rate is far too high (learning rate 1e+06)")  # the loss stays finite
+        return
     assert "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
     assert np.isfinite(result.numbers["largest_gradient"]) and np.isnan(result.numbers["last_loss"])
 
@@ -82,7 +87,7 @@ def test_unsupported_backend_skips_gradients_and_says_so(pipeline_of, monkeypatc
 @pytest.mark.parametrize(
     "change, summary, detail",
     [
-        ("weights", "weights exploded first, by the end of fit (step 45)", r"Weights by the end of fit \(step 45\): 1 of 10 trainable weights grew over 10000-fold .*: dense(_\d+)?/kernel [\d.]+ -> [\d.]+e\+0[45]"),
+        ("weights", "weights exploded first, by the end of fit (step 45)", r"Weights by the end of fit \(step 45\): 1 of 10 trainable weights grew over 10000-fold .*: dense(_\d+)?/kernel(:0)? [\d.]+ -> [\d.]+e\+0[45]"),
         ("loss", "loss rose first, by the end of fit (step 45)", r"Loss by the end of fit \(step 45\): 5 on average over the last epoch, 3.33 times the 1.5 at initialization \(largest 5\)"),
     ],
     ids=["weights-grow-1e4-fold", "loss-ends-3x-initial"],

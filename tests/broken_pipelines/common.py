@@ -32,7 +32,8 @@ class Case:
         bug: the bug in a few words, for the matrix table.
         expected: check name -> a regular expression its failure message must match; these
             checks must fail, every other check must pass. Empty for a correct twin.
-        on_backends: backend name -> the `Expectation` that replaces `expected` there (see `on`).
+        on_backends: backend name (or "keras2") -> the `Expectation` that replaces `expected`
+            there (see `on`).
     """
 
     pipeline: Callable[[], Pipeline]
@@ -47,7 +48,9 @@ class Case:
 
     @property
     def _here(self) -> Expectation | None:
-        return self.on_backends.get(compat.backend())
+        """The expectation for the backend in use, else for Keras 2 ("keras2") when it is in use."""
+        here = self.on_backends.get(compat.backend())
+        return here if here or compat.is_keras3() else self.on_backends.get("keras2")
 
     @property
     def causes(self) -> dict[str, str]:

@@ -201,6 +201,11 @@ CASES = [
         "one image, the loss stuck at ln 3); on JAX training stalls with every mode at 0.67 and loss 8.06",
         labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
         overfit=r"below the target 1",
+    ).on(
+        "keras2", "as on JAX: with Keras 2's initial weights every mode ends at 0.67 (initial loss 7.37), so "
+        "the incidental agreement gap of Keras 3 on TensorFlow does not appear",
+        labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
+        overfit=r"below the target 1",
     ),
     broken(
         validation_split_missing_a_class,
