@@ -34,7 +34,9 @@ def test_the_assertion_fails_naming_stale_batchnorm_and_changes_nothing(report):
     message = str(failure.value)
     assert "Gap: evaluate vs fit: accuracy 0.3333 is 0.6667 below fit's 1.0000 (2 of 3 samples)." in message
     updates = len(report.history.history["accuracy"])
-    assert updates == (4 if compat.is_keras3() else 8), "fit says 100% after 4 epochs on Keras 3, 8 on Keras 2"
+    # Same seed, other initial weights: Keras 3 fits after 4 epochs, Keras 2.12-2.15 after 8, tf-keras 2.21 after 7.
+    expected = 4 if compat.is_keras3() else 7 if compat.uses_legacy_keras() else 8
+    assert updates == expected, f"fit says 100% after {expected} epochs here"
     assert f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen" in message
     assert "Fix: recalibrate with pipeline_checks.recalibrate_batchnorm(model, data)" in message
     assert everything.changed() == []
