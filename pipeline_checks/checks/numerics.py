@@ -252,7 +252,7 @@ def _listed(names: list[str]) -> str:
 
 
 def _largest(arrays) -> float:
-    values = [float(np.max(np.abs(a))) for a in arrays if np.size(a) and np.isfinite(a).all()]
+    values = [_magnitude(a) for a in arrays if np.size(a) and np.isfinite(a).all()]
     return max(values, default=math.nan)
 
 
