@@ -32,8 +32,8 @@ class Case:
         bug: the bug in a few words, for the matrix table.
         expected: check name -> a regular expression its failure message must match; these
             checks must fail, every other check must pass. Empty for a correct twin.
-        on_backends: backend name (or "keras2") -> the `Expectation` that replaces `expected`
-            there (see `on`).
+        on_backends: backend name ("tensorflow", "jax", "torch", or "keras2") -> the
+            `Expectation` that replaces `expected` there (see `on`).
     """
 
     pipeline: Callable[[], Pipeline]
@@ -41,10 +41,12 @@ class Case:
     expected: dict[str, str]
     on_backends: dict[str, Expectation] = field(default_factory=dict)
 
-    def on(self, backend: str, why: str, raises: str | None = None, **causes: str) -> Case:
-        """This row on `backend`, where Keras itself behaves otherwise: `causes` as in `broken`,
-        or `raises`, a regular expression for the PipelineRunError that checks which train raise."""
-        return dataclasses.replace(self, on_backends={**self.on_backends, backend: Expectation(why, causes, raises)})
+    def on(self, backends: str | tuple[str, ...], why: str, raises: str | None = None, **causes: str) -> Case:
+        """This row on a backend (or several), where Keras itself behaves otherwise: `causes` as in
+        `broken`, or `raises`, a regular expression for the PipelineRunError that checks which train raise."""
+        names = (backends,) if isinstance(backends, str) else backends
+        expectation = Expectation(why, causes, raises)
+        return dataclasses.replace(self, on_backends={**self.on_backends, **dict.fromkeys(names, expectation)})
 
     @property
     def _here(self) -> Expectation | None:
