@@ -41,5 +41,5 @@ def first_report_run():
     """
     from pipeline_checks.scenarios import first_report
 
-    # Until fit says 100%: 4 epochs on Keras 3, 8 on Keras 2 (other initial weights).
+    # Until fit says 100%: 4 epochs on Keras 3, 7-8 on Keras 2 (other initial weights).
     return first_report(seed=0)

@@ -39,7 +39,7 @@ def first_report(seed: int = 0, epochs: int | None = None, data: TinyImageDatase
         seed: seeds the images and Keras (`keras.utils.set_random_seed`).
         epochs: training epochs, one batch of three images each; default: until fit's
             accuracy reaches 1, as the report's user trained (at most 20; seed 0 takes 4
-            on Keras 3 and 8 on Keras 2, whose initializers draw other weights).
+            on Keras 3 and 7-8 on Keras 2, whose initializers draw other weights).
         data: the images to train on; default: three photographs at 32x32.
     """
     from pipeline_checks import compat

@@ -2,7 +2,7 @@
 
 This documents why the project exists. ResNet50 (weights=None) on three photographs, one
 per class, one-hot labels, Adam, one batch per epoch until fit says 100% (4 epochs on Keras 3,
-8 on Keras 2): BatchNormalization's moving statistics have seen as many updates at momentum
+7-8 on Keras 2): BatchNormalization's moving statistics have seen as many updates at momentum
 0.99, so inference normalizes with values that are still >90% their initial mean 0 and variance 1. The agreement oracle names the
 cause, and recalibration fixes it.
 """
@@ -34,9 +34,10 @@ def test_the_assertion_fails_naming_stale_batchnorm_and_changes_nothing(report):
     message = str(failure.value)
     assert "Gap: evaluate vs fit: accuracy 0.3333 is 0.6667 below fit's 1.0000 (2 of 3 samples)." in message
     updates = len(report.history.history["accuracy"])
-    # Same seed, other initial weights: Keras 3 fits after 4 epochs, Keras 2.12-2.15 after 8, tf-keras 2.21 after 7.
-    expected = 4 if compat.is_keras3() else 7 if compat.uses_legacy_keras() else 8
-    assert updates == expected, f"fit says 100% after {expected} epochs here"
+    # Same seed, other initial weights per Keras version: Keras 3 fits after 4 epochs, Keras 2.12
+    # after 8, 2.13 and tf-keras 2.21 after 7. What the story needs: at most 10 updates at momentum
+    # 0.99 leave the moving statistics over 90% (0.99**10) their initial values.
+    assert updates <= 10, f"fit needed {updates} epochs to say 100%: the statistics are no longer stale"
     assert f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen" in message
     assert "Fix: recalibrate with pipeline_checks.recalibrate_batchnorm(model, data)" in message
     assert everything.changed() == []
