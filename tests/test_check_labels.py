@@ -114,7 +114,7 @@ def test_unnormalized_inputs_are_named_as_the_cause_of_a_huge_initial_loss(pipel
 def large_head():
     keras = compat.keras()
     base = small_bn_cnn((16, 16, 3), classes=CLASSES)
-    head = keras.layers.Dense(CLASSES, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(stddev=20.0))
+    head = keras.layers.Dense(CLASSES, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(stddev=100.0))
     model = keras.Model(base.input, head(base.layers[-2].output))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model

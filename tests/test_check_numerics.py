@@ -29,7 +29,7 @@ def test_huge_learning_rate_diverges_from_finite_gradients(pipeline_of):
     result = check_numerics(pipeline_of(huge_learning_rate))
     assert "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
     assert np.isfinite(result.numbers["largest_gradient"])
-    if compat.backend() == "jax":  # the weights stay finite there and explode (see the row in broken_pipelines)
+    if compat.backend() in ("jax", "torch"):  # the weights stay finite there and explode (see the row in broken_pipelines)
         assert result.summary == "weights exploded first, after the first step"
         assert re.match(r"Weights after the first step: 8 of 10 trainable weights grew over 10000-fold .*: conv2d(_\d+)?/kernel 0.245 -> ", result.details)
         assert "weights exploded" in result.details and result.numbers["largest_weight"] > 1e6

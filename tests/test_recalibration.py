@@ -68,7 +68,7 @@ def test_one_batch_gives_that_batchs_statistics_so_predict_equals_training_mode(
     model = nested_model()
     recalibrate_batchnorm(model, x, batch_size=len(x))
     np.testing.assert_allclose(model.predict(x, verbose=0), train_mode_outputs(model, x), atol=1e-4)
-    first_bn_inputs = keras.Model(model.layers[0].input, model.layers[0].get_layer("inner_conv").output)(x)
+    first_bn_inputs = compat.to_numpy(keras.Model(model.layers[0].input, model.layers[0].get_layer("inner_conv").output)(x))
     inner_bn = model.layers[0].get_layer("inner_bn")
     np.testing.assert_allclose(inner_bn.moving_mean, np.mean(first_bn_inputs, axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(inner_bn.moving_variance, np.var(first_bn_inputs, axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
@@ -78,7 +78,7 @@ def test_several_batches_average_their_statistics_weighted_by_size(data):
     x, _ = data
     model = nested_model()
     conv = keras.Model(model.layers[0].input, model.layers[0].get_layer("inner_conv").output)
-    batches = [np.asarray(conv(x[i : i + 4])) for i in range(0, 10, 4)]  # sizes 4, 4, 2
+    batches = [compat.to_numpy(conv(x[i : i + 4])) for i in range(0, 10, 4)]  # sizes 4, 4, 2
     expected_mean = sum(len(b) * b.mean(axis=(0, 1, 2)) for b in batches) / 10
     expected_variance = sum(len(b) * b.var(axis=(0, 1, 2)) for b in batches) / 10
     change = recalibrate_batchnorm(model, x, batch_size=4, shuffle=False)  # the batches above, in order

@@ -94,6 +94,16 @@ def where_fit_runs(cases: list[Case], pipeline: Callable[[], Pipeline]):
     return pytest.mark.skipif(case.raises is not None, reason=f"fit raises on {compat.backend()}: {case.why}")
 
 
+def where_caught(cases: list[Case], pipeline: Callable[[], Pipeline], check: str):
+    """A skip mark for tests of how `check` reports `pipeline`'s bug, on a backend where its row
+    expects `check` to pass (the bug does not arise there, or fit refuses it; the row says why)."""
+    import pytest
+
+    case = next(case for case in cases if case.pipeline is pipeline)
+    reason = f"{check} does not catch {pipeline.__name__} on {compat.backend()}: {case.why}"
+    return pytest.mark.skipif(check not in case.caught_by, reason=reason)
+
+
 def compiled_cnn(input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs):
     from pipeline_checks import compat
 
