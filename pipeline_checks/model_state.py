@@ -38,3 +38,12 @@ class VariableSnapshot:
 def non_trainable_state(model) -> VariableSnapshot:
     """Everything a forward pass may change: non-trainable variables (BN statistics, RNG state)."""
     return VariableSnapshot.of([*model.non_trainable_variables, *compat.metric_variables(model)])
+
+
+def train_mode_outputs(model, inputs):
+    """The outputs of a training-mode forward pass, as numpy, with everything it moved put back."""
+    state = non_trainable_state(model)
+    try:
+        return compat.to_numpy(model(inputs, training=True))
+    finally:
+        state.restore()

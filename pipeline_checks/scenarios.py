@@ -79,14 +79,9 @@ def first_report(seed: int = 0, epochs: int | None = None, data: TinyImageDatase
 
 def _train_mode_classes(model, inputs) -> np.ndarray:
     """The classes a training-mode pass predicts, with BN statistics left as they were."""
-    from pipeline_checks import compat
-    from pipeline_checks.model_state import non_trainable_state
+    from pipeline_checks.model_state import train_mode_outputs
 
-    state = non_trainable_state(model)
-    try:
-        return compat.to_numpy(model(inputs, training=True)).argmax(axis=-1)
-    finally:
-        state.restore()
+    return train_mode_outputs(model, inputs).argmax(axis=-1)
 
 
 SECOND_REPORT_SIZE = 75  # InceptionV3's smallest input

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline_checks import make_tiny_images, recalibrate_batchnorm
 from pipeline_checks import compat
-from pipeline_checks.model_state import VariableSnapshot, non_trainable_state
+from pipeline_checks.model_state import VariableSnapshot, train_mode_outputs
 
 keras = compat.keras()
 # Synchronized BN is a TensorFlow-backend feature; elsewhere the same model runs without it.
@@ -42,14 +42,6 @@ def data(pc_seed):
 
 def everything(model):
     return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(model.optimizer)])
-
-
-def train_mode_outputs(model, x):
-    state = non_trainable_state(model)
-    try:
-        return compat.to_numpy(model(x, training=True))
-    finally:
-        state.restore()
 
 
 def test_finds_nested_and_synchronized_layers_and_reports_each(data):
