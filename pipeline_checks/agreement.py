@@ -156,7 +156,8 @@ def measure_agreement(
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
     training_only = tuple(f.path for f in find_training_only_layers(model))
     findings = diagnose(
-        values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration, saturated
+        values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration, saturated,
+        _non_finite_variables(model),
     )
     return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
 
@@ -207,6 +208,12 @@ def _check_model(model) -> None:
 def _check_tolerance(tolerance) -> None:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a number in [0, 1); received: tolerance={tolerance!r}")
+
+
+def _non_finite_variables(model) -> list[str]:
+    from pipeline_checks import compat
+
+    return [compat.variable_path(v) for v in model.variables if not np.isfinite(compat.to_numpy(v)).all()]
 
 
 def _fit_batch_size(history, data) -> int | None:

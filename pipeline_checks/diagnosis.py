@@ -21,9 +21,10 @@ class Finding:
 
 
 def diagnose(
-    values, gated, tolerance, predict_tolerance, samples, batchnorm, training_only, recalibration, saturated=False
+    values, gated, tolerance, predict_tolerance, samples, batchnorm, training_only, recalibration, saturated=False,
+    non_finite_variables=(),
 ) -> list[Finding]:
-    findings = _non_finite(values)
+    findings = _non_finite(values, non_finite_variables)
     findings += _predict_gaps(values, predict_tolerance, saturated)
     inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
     fit_gap = _gaps(values, "evaluate", "fit", gated, tolerance, samples)
@@ -56,9 +57,13 @@ def diagnose(
     return findings
 
 
-def _non_finite(values) -> list[Finding]:
+def _non_finite(values, variables) -> list[Finding]:
     # A NaN compares as no gap at all: name it, or a diverged model would agree with itself.
     bad = [f"{mode} {metric} is {value}" for mode, metrics in values.items() for metric, value in metrics.items() if not math.isfinite(value)]
+    # Inference can hide a NaN in the weights (a max or ReLU that drops it), so name those too.
+    if variables:
+        more = f" and {len(variables) - 3} more" if len(variables) > 3 else ""
+        bad.append(f"model variables hold NaN or Inf: {', '.join(variables[:3])}{more}")
     if not bad:
         return []
     return [Finding(

@@ -45,6 +45,25 @@ def test_a_correct_model_agrees_in_every_mode(pc_seed):
     assert agreement.table().splitlines()[0].split() == ["mode", "loss", "accuracy"]
 
 
+class IgnoresItsWeight(keras.layers.Layer):
+    """Holds a weight its output does not use: a NaN there never reaches a metric."""
+
+    def build(self, input_shape):
+        self.unused = self.add_weight(shape=(3,), initializer="zeros", name="unused")
+
+    def call(self, inputs):
+        return inputs
+
+
+def test_a_nan_weight_that_inference_hides_is_not_finite(pc_seed):
+    layer = IgnoresItsWeight(name="ignores")
+    model = classifier(layer)
+    layer.unused.assign(np.array([0.0, np.nan, np.inf], "float32"))
+    agreement = measure_agreement(model, (X, Y))
+    assert agreement.values["evaluate"]["accuracy"] == 1.0 and not agreement.agrees
+    assert re.match(r"Not finite: model variables hold NaN or Inf: (classifier/)?ignores/unused(:0)?: the modes cannot be compared", agreement.diagnosis)
+
+
 def test_training_only_noise_is_named_as_the_cause(pc_seed):
     model = classifier(keras.layers.GaussianNoise(1.0, name="noise"))
     agreement = measure_agreement(model, (X, Y))

@@ -22,7 +22,8 @@ def test_fit_says_100_percent_evaluate_says_33_percent(report):
     assert report.data.class_names == ("astronaut", "chelsea", "coffee")
     assert report.fit_accuracy == 1.0
     assert report.evaluate_accuracy <= 0.34
-    assert len(set(report.predicted.tolist())) == 1, "inference puts all three images in one class"
+    if compat.is_keras3():  # as reported; Keras 2's initial weights can leave two classes ([0 0 1] on 2.15)
+        assert len(set(report.predicted.tolist())) == 1, "inference puts all three images in one class"
     assert report.train_mode_predicted.tolist() == [0, 1, 2]
 
 

@@ -248,7 +248,8 @@ CASES = [
         huge_learning_rate, "SGD learning rate 1e6",
         numerics=r"(?s)weights went non-finite first, after the first epoch.*learning rate is far too high",
         overfit=r"below the target",
-        agreement=r"Not finite: .*evaluate loss is nan",
+        # Whether evaluate's loss is NaN too varies by TF version and CPU (a ReLU or max may drop a NaN).
+        agreement=r"Not finite: .*model variables hold NaN or Inf: .*batch_normalization",
     ).on(
         ("jax", "torch"), "JAX's and torch's SGD keep every weight finite (JAX: ~1e5 after the first step, BN moving "
         "variance 2e21 at the end, loss ~10; torch: 1.3e6 after the first step, 1.3e23 at the end, loss 10.7): "
