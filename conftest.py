@@ -28,7 +28,7 @@ def _frameworks_imported_before_pytester(request):
     keeps them loaded across in-process runs.
     """
     if "pytester" in request.fixturenames:
-        from pipeline_checks import compat
+        from pipeline_checks.model import compat
 
         compat.keras()
 
@@ -39,7 +39,7 @@ def first_report_run():
 
     Tests may measure, recalibrate (restored) or save it; none may train it further.
     """
-    from pipeline_checks.scenarios import first_report
+    from pipeline_checks.scenarios.reports import first_report
 
     # Until fit says 100%: 4 epochs on Keras 3, 7-8 on Keras 2 (other initial weights).
     return first_report(seed=0)

@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture
 def precision_policy():
     """Set Keras' global dtype policy for one test, e.g. precision_policy("mixed_bfloat16")."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     mixed_precision = compat.keras().mixed_precision
     previous = mixed_precision.global_policy()

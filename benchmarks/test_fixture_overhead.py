@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 
-from pipeline_checks.step_timing import make_train_step
+from pipeline_checks.pytest_plugin.benchmark import make_train_step
 
 ROUNDS = 30
 
 
 def small_model():
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     model = keras.Sequential(

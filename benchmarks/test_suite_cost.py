@@ -9,10 +9,11 @@ as `ratio_to_bare_fit_evaluate`; in the default run each case runs once, as a sm
 import numpy as np
 import pytest
 
-from pipeline_checks import Pipeline, compat, make_tiny_images, recalibrate_batchnorm
+from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
+from pipeline_checks.model import compat
 from pipeline_checks.checks import all_checks
-from pipeline_checks.small_models import small_bn_cnn
-from pipeline_checks.training_run import forget_shared_runs
+from pipeline_checks.testing.small_models import small_bn_cnn
+from pipeline_checks.run.training import forget_shared_runs
 
 ROUNDS = 3
 FLOOR_KEY = pytest.StashKey[float]()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline_checks import build_application
-from pipeline_checks.applications import APPLICATIONS
+from pipeline_checks.model.applications import APPLICATIONS
 
 MODELS = ["ResNet50", "InceptionV3", "MobileNetV2", "EfficientNetB0"]
 CLASSES = 10

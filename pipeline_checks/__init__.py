@@ -10,23 +10,23 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "TinyImageDataset": "pipeline_checks.datasets",
-    "make_tiny_images": "pipeline_checks.datasets",
-    "ApplicationModel": "pipeline_checks.applications",
-    "build_application": "pipeline_checks.applications",
-    "known_applications": "pipeline_checks.applications",
+    "TinyImageDataset": "pipeline_checks.testing.datasets",
+    "make_tiny_images": "pipeline_checks.testing.datasets",
+    "ApplicationModel": "pipeline_checks.model.applications",
+    "build_application": "pipeline_checks.model.applications",
+    "known_applications": "pipeline_checks.model.applications",
     "PipelineCheckFailure": "pipeline_checks.errors",
     "PipelineRunError": "pipeline_checks.errors",
-    "Recalibration": "pipeline_checks.recalibration",
-    "recalibrate_batchnorm": "pipeline_checks.recalibration",
-    "Agreement": "pipeline_checks.agreement",
-    "measure_agreement": "pipeline_checks.agreement",
-    "assert_fit_evaluate_agree": "pipeline_checks.agreement",
-    "Pipeline": "pipeline_checks.pipeline",
-    "CheckResult": "pipeline_checks.checks.result",
-    "diagnose_saved_model": "pipeline_checks.diagnose",
-    "FlopCount": "pipeline_checks.flops",
-    "count_flops": "pipeline_checks.flops",
+    "Recalibration": "pipeline_checks.batchnorm.recalibration",
+    "recalibrate_batchnorm": "pipeline_checks.batchnorm.recalibration",
+    "Agreement": "pipeline_checks.oracle.agreement",
+    "measure_agreement": "pipeline_checks.oracle.agreement",
+    "assert_fit_evaluate_agree": "pipeline_checks.oracle.agreement",
+    "Pipeline": "pipeline_checks.pipelines.pipeline",
+    "CheckResult": "pipeline_checks.results.check_result",
+    "diagnose_saved_model": "pipeline_checks.saved_model.diagnose",
+    "FlopCount": "pipeline_checks.model.flops",
+    "count_flops": "pipeline_checks.model.flops",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,5 +1,5 @@
 import sys
 
-from pipeline_checks.cli import main
+from pipeline_checks.cli.main import main
 
 sys.exit(main())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.run.training import forget_shared_runs, shared_run
 
 
 @pytest.fixture(scope="module")

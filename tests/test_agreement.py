@@ -5,9 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from pipeline_checks import PipelineCheckFailure, assert_fit_evaluate_agree, compat, measure_agreement
-from pipeline_checks.compat import keras as get_keras
-from pipeline_checks.model_state import VariableSnapshot
+from pipeline_checks import PipelineCheckFailure, assert_fit_evaluate_agree, measure_agreement
+from pipeline_checks.model import compat
+from pipeline_checks.model.compat import keras as get_keras
+from pipeline_checks.model.state import VariableSnapshot
 
 keras = get_keras()
 

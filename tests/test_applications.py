@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline_checks import build_application, compat, known_applications
-from pipeline_checks.applications import APPLICATIONS
+from pipeline_checks import build_application, known_applications
+from pipeline_checks.model import compat
+from pipeline_checks.model.applications import APPLICATIONS
 
 REQUIRED = {"ResNet50", "InceptionV3", "MobileNetV2", "EfficientNetB0", "DenseNet121", "VGG16"}
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pipeline_checks.step_timing import StepBenchmark
+from pipeline_checks.pytest_plugin.benchmark import StepBenchmark
 
 STEP_BENCHMARK = """
     import numpy as np

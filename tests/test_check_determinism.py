@@ -9,7 +9,7 @@ from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
 from pipeline_checks import PipelineCheckFailure
 from pipeline_checks.checks import check_determinism
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.run.training import forget_shared_runs, shared_run
 
 SEED = 0
 BROKEN = [case for case in reproducibility.CASES if "determinism" in case.causes]

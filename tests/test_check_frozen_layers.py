@@ -9,7 +9,7 @@ from broken_pipelines.training import CASES, frozen_base, frozen_base_not_recomp
 
 from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 CAUGHT = [case for case in CASES if "frozen_layers" in case.causes]
 IMAGES = DATA.images.copy()

@@ -16,11 +16,11 @@ from broken_pipelines.data import (
     validation_split_complete,
 )
 
-from pipeline_checks import compat
+from pipeline_checks.model import compat
 from pipeline_checks.checks import check_labels
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.small_models import small_bn_cnn
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.testing.small_models import small_bn_cnn
+from pipeline_checks.run.training import shared_run
 
 IMAGES, LABELS = DATA.images.copy(), DATA.labels.copy()
 
@@ -64,7 +64,7 @@ def test_passes_correct_pipeline(pipeline_of, factory, summary):
 
 def compat_errors() -> tuple:
     """TensorFlow's runtime error under Keras 2, where the loss runs inside the traced step."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     if compat.is_keras3():
         return ()

@@ -8,11 +8,11 @@ import pytest
 from broken_pipelines.common import DATA, small_pipeline
 from broken_pipelines.training import CASES, huge_learning_rate, loss_arguments_swapped
 
-from pipeline_checks import compat
+from pipeline_checks.model import compat
 from pipeline_checks.checks import check_numerics
 from pipeline_checks.checks import numerics as module
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 CAUGHT = [case for case in CASES if "numerics" in case.causes]
 IMAGES = DATA.images.copy()

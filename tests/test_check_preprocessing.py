@@ -15,10 +15,10 @@ from broken_pipelines.data import (
     scale_to_unit,
 )
 
-from pipeline_checks.applications import preprocess_input_for
+from pipeline_checks.model.applications import preprocess_input_for
 from pipeline_checks.checks import check_preprocessing
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.pipeline import to_float
+from pipeline_checks.pipelines.pipeline import to_float
 
 IMAGES, LABELS = DATA.images.copy(), DATA.labels.copy()
 

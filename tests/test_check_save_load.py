@@ -9,9 +9,10 @@ import pytest
 
 from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
-from pipeline_checks import PipelineCheckFailure, compat
+from pipeline_checks import PipelineCheckFailure
+from pipeline_checks.model import compat
 from pipeline_checks.checks import check_save_load
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 SEED = 0
 BROKEN = [case for case in reproducibility.CASES if "save_load" in case.causes]

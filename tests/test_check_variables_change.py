@@ -18,7 +18,7 @@ from broken_pipelines.training import (
 from pipeline_checks.checks import check_variables_change
 from pipeline_checks.checks import variables_change as module
 from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 # The stop_gradient pipeline's own warning, as Keras gives it to users.
 pytestmark = pytest.mark.filterwarnings("ignore:Gradients do not exist for variables:UserWarning")

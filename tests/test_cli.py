@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline_checks.cli import main
+from pipeline_checks.cli.main import main
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline_checks import TinyImageDataset, make_tiny_images
-from pipeline_checks.photos import load_photo, photo_dir, photo_names
+from pipeline_checks.testing.photos import load_photo, photo_dir, photo_names
 
 needs_tensorflow = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None,

@@ -13,10 +13,10 @@ import re
 import pytest
 
 from broken_pipelines import data, inference, reproducibility, training
-from pipeline_checks import compat
+from pipeline_checks.model import compat
 from pipeline_checks.checks import all_checks
 from pipeline_checks.errors import PipelineRunError
-from pipeline_checks.training_run import forget_shared_runs
+from pipeline_checks.run.training import forget_shared_runs
 
 CASES = [*inference.CASES, *training.CASES, *data.CASES, *reproducibility.CASES]
 

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline_checks import compat
-from pipeline_checks.datasets import make_tiny_images
-from pipeline_checks.diagnose import add_arguments, main, preprocessing_function, run
-from pipeline_checks.image_folders import read_image_folders
-from pipeline_checks.small_models import small_bn_cnn
+from pipeline_checks.model import compat
+from pipeline_checks.testing.datasets import make_tiny_images
+from pipeline_checks.saved_model.diagnose import add_arguments, main, preprocessing_function, run
+from pipeline_checks.saved_model.image_folders import read_image_folders
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 
 def exit_status(argv):

@@ -9,8 +9,9 @@ cause, and recalibration fixes it.
 
 import pytest
 
-from pipeline_checks import PipelineCheckFailure, assert_fit_evaluate_agree, compat, recalibrate_batchnorm
-from pipeline_checks.model_state import VariableSnapshot
+from pipeline_checks import PipelineCheckFailure, assert_fit_evaluate_agree, recalibrate_batchnorm
+from pipeline_checks.model import compat
+from pipeline_checks.model.state import VariableSnapshot
 
 
 @pytest.fixture

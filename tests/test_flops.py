@@ -5,8 +5,9 @@ import functools
 
 import pytest
 
-from pipeline_checks import build_application, compat
-from pipeline_checks.flops import FlopCount, count_flops
+from pipeline_checks import build_application
+from pipeline_checks.model import compat
+from pipeline_checks.model.flops import FlopCount, count_flops
 
 
 @functools.cache

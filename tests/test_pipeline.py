@@ -9,7 +9,7 @@ from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import CheckResult, check_agreement, check_overfit
 from pipeline_checks.errors import PipelineCheckFailure, PipelineRunError
-from pipeline_checks.training_run import forget_shared_runs, shared_run
+from pipeline_checks.run.training import forget_shared_runs, shared_run
 
 
 def declared(**changes):
@@ -69,7 +69,7 @@ def test_preprocessing_must_keep_one_input_per_image():
 
 
 def test_build_model_must_return_a_compiled_model():
-    from pipeline_checks.small_models import small_bn_cnn
+    from pipeline_checks.testing.small_models import small_bn_cnn
 
     with pytest.raises(ValueError, match="build_model returned an uncompiled model"):
         Pipeline("p", small_bn_cnn, DATA).fresh_model()

@@ -8,7 +8,7 @@ HEAVY = ("tensorflow", "keras", "tf_keras", "jax", "torch")
 
 def test_importing_the_plugin_imports_no_framework():
     code = (
-        "import sys, pipeline_checks.plugin, pipeline_checks; "
+        "import sys, pipeline_checks.pytest_plugin.plugin, pipeline_checks; "
         "print(','.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -18,7 +18,7 @@ def test_importing_the_plugin_imports_no_framework():
 def test_the_plugin_is_registered_through_pytest11(pytester):
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest_subprocess("--trace-config", "-p", "no:randomly")
-    result.stdout.fnmatch_lines(["*pipeline_checks*pipeline_checks/plugin.py*"])
+    result.stdout.fnmatch_lines(["*pipeline_checks*pipeline_checks/pytest_plugin/plugin.py*"])
 
 
 def test_an_unrelated_test_run_never_imports_keras(pytester):

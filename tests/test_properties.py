@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline_checks import build_application, compat, make_tiny_images, measure_agreement, recalibrate_batchnorm
-from pipeline_checks.batchnorm import find_batchnorm
-from pipeline_checks.model_state import non_trainable_state
-from pipeline_checks.strategies import (
+from pipeline_checks import build_application, make_tiny_images, measure_agreement, recalibrate_batchnorm
+from pipeline_checks.model import compat
+from pipeline_checks.batchnorm.statistics import find_batchnorm
+from pipeline_checks.model.state import non_trainable_state
+from pipeline_checks.testing.strategies import (
     BatchNormConfig,
     batchnorm_configs,
     scale_images,
@@ -27,7 +28,7 @@ from pipeline_checks.strategies import (
 @contextmanager
 def fresh_keras():
     """Yield Keras, and clear its session after, so memory stays flat across examples."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     try:
@@ -126,7 +127,7 @@ def test_recalibration_changes_only_moving_statistics_and_restoring_undoes_it(da
 
 @pytest.mark.parametrize("name", ["ResNet50", "MobileNetV2"])
 def test_recalibrated_application_infers_as_in_training_mode_and_restores(name):
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     with fresh_keras():
         compat.set_random_seed(0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline_checks import make_tiny_images, recalibrate_batchnorm
-from pipeline_checks import compat
-from pipeline_checks.model_state import VariableSnapshot, train_mode_outputs
+from pipeline_checks.model import compat
+from pipeline_checks.model.state import VariableSnapshot, train_mode_outputs
 
 keras = compat.keras()
 # Synchronized BN is a TensorFlow-backend feature; elsewhere the same model runs without it.

@@ -4,19 +4,19 @@ A top model trained on the base's bottleneck features reaches accuracy 1; stacke
 frozen base and fine-tuned (SGD 1e-4, momentum 0.9), fit's accuracy falls while evaluate on
 the same images stays at 1. The base's BatchNormalization runs in training mode although
 frozen: Keras 2's V1 layer (tf.compat.v1.keras.layers.BatchNormalization), or on Keras 3 the
-port of it in pipeline_checks.legacy_batchnorm. With Keras' own BatchNormalization the same
+port of it in pipeline_checks.scenarios.legacy_batchnorm. With Keras' own BatchNormalization the same
 pipeline agrees. The frozen-layer check catches the legacy one in every environment.
 """
 
 import numpy as np
 import pytest
 
-from pipeline_checks import compat
+from pipeline_checks.model import compat
 from pipeline_checks.checks import check_frozen_layers
-from pipeline_checks.frozen_probe import uses_batch_statistics_when_frozen
-from pipeline_checks.model_state import VariableSnapshot
-from pipeline_checks.scenarios import second_report
-from pipeline_checks.training_run import forget_shared_runs
+from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
+from pipeline_checks.model.state import VariableSnapshot
+from pipeline_checks.scenarios.reports import second_report
+from pipeline_checks.run.training import forget_shared_runs
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline_checks.settings import DEFAULT_MODELS, InvalidSetting, Settings, resolve
+from pipeline_checks.pytest_plugin.settings import DEFAULT_MODELS, InvalidSetting, Settings, resolve
 
 
 def resolved(cli=None, ini=None):

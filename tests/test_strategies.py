@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pipeline_checks import make_tiny_images
-from pipeline_checks.small_models import small_bn_cnn
-from pipeline_checks.strategies import (
+from pipeline_checks.testing.small_models import small_bn_cnn
+from pipeline_checks.testing.strategies import (
     COMMON_VALUE_RANGES,
     BatchNormConfig,
     batchnorm_configs,
@@ -195,7 +195,7 @@ def test_configs_honour_fixed_values_and_strategies(config):
     ids=["pools-every-block", "stops-pooling-at-one-pixel", "with-dropout"],
 )
 def test_config_builds_a_compiled_small_bn_cnn(size, blocks, dropout, poolings):
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     config = BatchNormConfig(momentum=0.8, epsilon=1e-2, batch_size=2, epochs=1, blocks=blocks, dropout=dropout)

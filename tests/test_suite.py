@@ -7,13 +7,13 @@ import pytest
 PIPELINES = """
     import numpy as np
     from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-    from pipeline_checks.small_models import small_bn_cnn
+    from pipeline_checks.testing.small_models import small_bn_cnn
 
     PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
 
 
     def compiled():
-        from pipeline_checks import compat
+        from pipeline_checks.model import compat
 
         keras = compat.keras()
         model = small_bn_cnn((16, 16, 3), classes=3)

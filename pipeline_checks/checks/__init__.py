@@ -1,12 +1,12 @@
 """The check battery: one module per family, each a plain `check_<name>(pipeline, ...) -> CheckResult`.
 
 Checks that need a trained model share one training run per pipeline and seed
-(`pipeline_checks.training_run.shared_run`). Importing this package imports no Keras.
+(`pipeline_checks.run.training.shared_run`). Importing this package imports no Keras.
 """
 
 from importlib import import_module
 
-from pipeline_checks.checks.result import CheckResult
+from pipeline_checks.results.check_result import CheckResult
 
 FAMILIES = (
     "agreement",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline_checks.agreement import DEFAULT_TOLERANCE, Agreement, measure_agreement
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement, measure_agreement
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_seed, checked_pipeline
-from pipeline_checks.training_run import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run
 
 NAME = "agreement"
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks import compat
-from pipeline_checks.batchnorm import walk_layers
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.model import compat
+from pipeline_checks.batchnorm.statistics import walk_layers
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import TrainingRun, shared_run
-from pipeline_checks.training_run import replay as replay_of
+from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.training import replay as replay_of
 
 NAME = "determinism"
 DETERMINISTIC_KERNELS = {

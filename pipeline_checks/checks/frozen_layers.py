@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run
 
 NAME = "frozen_layers"
 SHOWN = 3  # variables named in a message; the rest are counted
@@ -50,8 +50,8 @@ class VariableRole:
 
 def variable_roles(run: TrainingRun) -> list[VariableRole]:
     """The role of each of the run's variables that is a weight or a statistic, in `run.weights` order."""
-    from pipeline_checks import compat
-    from pipeline_checks.batchnorm import walk_layers
+    from pipeline_checks.model import compat
+    from pipeline_checks.batchnorm.statistics import walk_layers
 
     owners = {}  # id(variable) -> (layer path, layer, created trainable)
     for path, layer in [(run.model.name, run.model), *((f.path, f.layer) for f in walk_layers(run.model))]:
@@ -159,8 +159,8 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
 
 def _using_batch_statistics(run: TrainingRun, frozen: list[str]) -> list[tuple[str, str]]:
     """(path, class name) of the frozen layers with moving statistics that fit runs on batch statistics."""
-    from pipeline_checks.batchnorm import walk_layers
-    from pipeline_checks.frozen_probe import uses_batch_statistics_when_frozen
+    from pipeline_checks.batchnorm.statistics import walk_layers
+    from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
 
     frozen = set(frozen)
     return [
@@ -202,7 +202,7 @@ def _count(moved, of) -> str:
 
 
 def _weights_moved(run: TrainingRun, moved, weights) -> str:
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     steps, ours = compat.training_steps(run.model), len(run.batch_losses)
     before = ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 
 NAME = "labels"
@@ -72,7 +72,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     factor = _checked_factor(initial_loss_factor)
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     raw, validation = pipeline.raw_data(), pipeline.raw_validation_data()
     x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
@@ -353,7 +353,7 @@ def _last_activation(model) -> str | None:
 
 def _head_gain(model) -> float | None:
     """std(kernel) * sqrt(fan_in) of the last layer: how much it amplifies unit-scale features."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     layers = getattr(model, "layers", None)
     kernel = getattr(layers[-1], "kernel", None) if layers else None
@@ -365,8 +365,8 @@ def _head_gain(model) -> float | None:
 
 def _initial_loss(model, x, y, batch_size: int) -> float:
     """The loss of a training-mode pass before any step, as `training_run` measures `initial_loss`."""
-    from pipeline_checks.agreement import train_mode_metrics
-    from pipeline_checks.batches import collect_batches
+    from pipeline_checks.oracle.agreement import train_mode_metrics
+    from pipeline_checks.model.batches import collect_batches
 
     batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
     metrics, _ = train_mode_metrics(model, batches)

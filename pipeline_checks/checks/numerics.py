@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.checks.variables_change import current_learning_rate
-from pipeline_checks.training_run import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run
 
 NAME = "numerics"
 SHOWN = 3
@@ -123,7 +123,7 @@ def _batch_losses(run: TrainingRun) -> _Finding | None:
 
 
 def _weights(run: TrainingRun) -> _Finding | None:
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     for step, when, values in _snapshots(run):
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
@@ -135,7 +135,7 @@ def _weights(run: TrainingRun) -> _Finding | None:
 
 
 def _exploded_weights(run: TrainingRun) -> _Finding | None:
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     trainable = [(i, v) for i, v in enumerate(run.weights) if id(v) in run.trainable]
     start = {i: max(_magnitude(run.initial[i]), 1.0) for i, _ in trainable}
@@ -263,9 +263,9 @@ def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
     bit for bit: no second build (an application model takes seconds to build).
     Returns (path, gradient or None) pairs, or None and why the gradients were skipped.
     """
-    from pipeline_checks import compat
-    from pipeline_checks.batches import collect_batches
-    from pipeline_checks.model_state import VariableSnapshot
+    from pipeline_checks.model import compat
+    from pipeline_checks.model.batches import collect_batches
+    from pipeline_checks.model.state import VariableSnapshot
 
     name = compat.backend()
     if name not in _BACKEND_GRADIENTS:
@@ -286,7 +286,7 @@ def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
 
 def _loss(model, x, y, y_pred):
     """The compiled loss, regularization included, as fit's training step computes it."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     if not compat.is_keras3():
         return model.compute_loss(x, y, y_pred, None)
@@ -320,7 +320,7 @@ def _jax_gradients(model, x, y, trainable):
 
 
 def _torch_gradients(model, x, y, trainable):
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     for v in trainable:
         v.value.grad = None

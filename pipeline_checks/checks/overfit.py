@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline_checks.agreement import DEFAULT_TOLERANCE
+from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
 from pipeline_checks.checks.agreement import agreement_of
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 NAME = "overfit"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 
 NAME = "preprocessing"
@@ -67,7 +67,7 @@ def check_preprocessing(
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     tolerance, samples = _checked_tolerance(tolerance), _checked_samples(samples)
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     images = _chosen(pipeline.raw_data().images, samples, seed)
     compat.set_random_seed(seed)
@@ -249,7 +249,7 @@ def _chosen(images: np.ndarray, samples: int, seed: int) -> np.ndarray:
 
 def _conventions(images: np.ndarray) -> dict[str, _Statistics]:
     """The statistics of the usual preprocessings of the raw images, to name what a path does."""
-    from pipeline_checks.applications import preprocess_input_for
+    from pipeline_checks.model.applications import preprocess_input_for
 
     pixels = np.asarray(images, dtype=np.float32)
     found = {
@@ -366,7 +366,7 @@ class _ApplicationInputs:
 
 def _application_inputs(name: str, images: np.ndarray) -> _ApplicationInputs:
     """The application's own `preprocess_input` on a float32 copy of the raw images."""
-    from pipeline_checks.applications import APPLICATIONS, preprocess_input_for
+    from pipeline_checks.model.applications import APPLICATIONS, preprocess_input_for
 
     spec = APPLICATIONS[name]
     preprocess = preprocess_input_for(name, channels=images.shape[-1])
@@ -403,7 +403,7 @@ def _application_mismatch(application: _ApplicationInputs, expected: _Comparison
         f"  Likely cause: {seen}, where {name} expects {MODES[mode]}; its pretrained weights would see "
         "inputs unlike any they were trained on.",
         f"  Fix: preprocess with keras.applications.{application.module}.preprocess_input "
-        f"(pipeline_checks.applications.preprocess_input_for({name!r})) in training and inference.",
+        f"(pipeline_checks.model.applications.preprocess_input_for({name!r})) in training and inference.",
     ])
     return summary, details
 

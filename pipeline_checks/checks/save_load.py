@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline_checks import compat
-from pipeline_checks.batchnorm import find_batchnorm, moving_statistics, walk_layers
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.model import compat
+from pipeline_checks.batchnorm.statistics import find_batchnorm, moving_statistics, walk_layers
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import shared_run
+from pipeline_checks.run.training import shared_run
 
 NAME = "save_load"
 DEFAULT_TOLERANCE = 1e-5
@@ -216,7 +216,7 @@ def _unregistered_classes(keras, model, custom_objects) -> list[str]:
     """Custom layer classes load_model cannot find by name: not Keras' own, not registered,
     not in custom_objects. (Keras' error for them varies: tf_keras 2.21 raises "'str' object
     is not callable".)"""
-    from pipeline_checks.batchnorm import walk_layers
+    from pipeline_checks.batchnorm.statistics import walk_layers
 
     registered_name = getattr(keras.saving, "get_registered_name", None) or keras.utils.get_registered_name
     names = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_checks.pipeline import Pipeline
+from pipeline_checks.pipelines.pipeline import Pipeline
 
 
 def checked_pipeline(pipeline: Any) -> Pipeline:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pipeline_checks.checks.frozen_layers import FROZEN, SHOWN, TRAINED, VariableRole, change, variable_roles
-from pipeline_checks.checks.result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.training_run import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run
 
 NAME = "variables_change"
 
@@ -136,7 +136,7 @@ def _names(roles: list[VariableRole], limit: int = SHOWN) -> str:
 
 def current_learning_rate(model) -> float | None:
     """The optimizer's learning rate now (a schedule's current value); None if it cannot be read."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
     if rate is None:

@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pipeline_checks import compat, make_tiny_images, recalibrate_batchnorm
-from pipeline_checks.pipeline import Pipeline
-from pipeline_checks.small_models import small_bn_cnn
+from pipeline_checks.model import compat
+from pipeline_checks import make_tiny_images, recalibrate_batchnorm
+from pipeline_checks.pipelines.pipeline import Pipeline
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 CLASSES = 3
 DATA = make_tiny_images(classes=CLASSES, per_class=4, size=16, seed=0)
@@ -105,7 +106,7 @@ def where_caught(cases: list[Case], pipeline: Callable[[], Pipeline], check: str
 
 
 def compiled_cnn(input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs):
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     model = small_bn_cnn(input_shape, classes=classes, **kwargs)

@@ -11,8 +11,8 @@ import numpy as np
 
 from broken_pipelines.common import CLASSES, DATA, broken, compiled_cnn, correct, small_pipeline
 from pipeline_checks import make_tiny_images
-from pipeline_checks.pipeline import to_float
-from pipeline_checks.small_models import small_bn_cnn
+from pipeline_checks.pipelines.pipeline import to_float
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 # A validation split with one class directory gone: its classes are indexed 0, 1 for what
 # training calls 0 and 2.
@@ -48,7 +48,7 @@ def rotate_half_by_180(images):
 
 def compiled_logits_cnn(from_logits: bool = True, learning_rate: float = 0.01):
     """The small CNN with a linear last layer: it outputs logits, not probabilities."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     base = small_bn_cnn((16, 16, 3), classes=CLASSES)
@@ -63,7 +63,7 @@ def compiled_logits_cnn(from_logits: bool = True, learning_rate: float = 0.01):
 
 
 def compiled_softmax_cnn_from_logits():
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     return compiled_cnn(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -71,7 +71,7 @@ def compiled_softmax_cnn_from_logits():
 
 def compiled_cnn_without_normalization(learning_rate: float = 0.01):
     """Conv-ReLU-pool twice and a softmax head: nothing rescales inputs inside the model."""
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     layers = keras.layers

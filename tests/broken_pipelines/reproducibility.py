@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from broken_pipelines.common import CLASSES, DATA, broken, correct, small_pipeline
-from pipeline_checks import compat
-from pipeline_checks.pipeline import to_float
-from pipeline_checks.small_models import small_bn_cnn
+from pipeline_checks.model import compat
+from pipeline_checks.pipelines.pipeline import to_float
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 PACKAGE = "broken_pipelines.reproducibility"  # registered names: "<PACKAGE>>Rescale"
 # The model scales the pixels itself. Both paths are named: replacing only preprocess_train

@@ -13,7 +13,7 @@ from broken_pipelines.common import CLASSES, DATA, broken, compiled_cnn, correct
 
 
 def _keras():
-    from pipeline_checks import compat
+    from pipeline_checks.model import compat
 
     return compat.keras()
 
@@ -181,7 +181,7 @@ def stop_gradient_in_path():
 
 
 def _sgd_cnn(learning_rate):
-    from pipeline_checks.small_models import small_bn_cnn
+    from pipeline_checks.testing.small_models import small_bn_cnn
 
     model = small_bn_cnn((16, 16, 3), classes=CLASSES)
     model.compile(optimizer=_keras().optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -1,0 +1,1 @@
+"""BatchNormalization knowledge: moving statistics, precise recalibration, the frozen probe."""

@@ -1,0 +1,1 @@
+"""The `pipeline-checks` console script: the suite, diagnose and first-report commands."""

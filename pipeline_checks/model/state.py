@@ -1,0 +1,49 @@
+"""Capture a model's variables and put them back bit for bit.
+
+A training-mode forward pass updates BatchNormalization moving statistics (and
+random-generator states); checks capture the state before and restore it after, so
+nothing of the user's changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline_checks.model import compat
+
+
+@dataclass(frozen=True)
+class VariableSnapshot:
+    """Values of some variables at one moment."""
+
+    variables: tuple
+    values: tuple
+
+    @classmethod
+    def of(cls, variables) -> VariableSnapshot:
+        variables = tuple(variables)
+        return cls(variables, tuple(compat.to_numpy(v) for v in variables))
+
+    def restore(self) -> None:
+        for variable, value in zip(self.variables, self.values):
+            variable.assign(value)
+
+    def changed(self) -> list:
+        """The variables whose value differs from the snapshot now (bitwise)."""
+        return [
+            v for v, old in zip(self.variables, self.values) if compat.to_numpy(v).tobytes() != old.tobytes()
+        ]
+
+
+def non_trainable_state(model) -> VariableSnapshot:
+    """Everything a forward pass may change: non-trainable variables (BN statistics, RNG state)."""
+    return VariableSnapshot.of([*model.non_trainable_variables, *compat.metric_variables(model)])
+
+
+def train_mode_outputs(model, inputs):
+    """The outputs of a training-mode forward pass, as numpy, with everything it moved put back."""
+    state = non_trainable_state(model)
+    try:
+        return compat.to_numpy(model(inputs, training=True))
+    finally:
+        state.restore()

@@ -1,0 +1,283 @@
+"""The agreement oracle: the same compiled loss and metrics, on the same data, five ways.
+
+- fit: what `fit` reported for its last epoch (a running average while weights changed);
+- train-mode: a forward pass with `training=True`, batch by batch, state restored after;
+- evaluate: `model.evaluate`;
+- predict: the metrics recomputed from `model.predict` outputs (must equal evaluate);
+- recalibrated: `evaluate` after precise BatchNorm recalibration, then restored.
+
+Which gaps open, and which close after recalibration, is the diagnosis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+import numpy as np
+
+from pipeline_checks.model.batches import Batches, collect_batches
+from pipeline_checks.batchnorm.statistics import find_batchnorm, find_training_only_layers
+from pipeline_checks.oracle.findings import Finding, diagnose
+from pipeline_checks.errors import PipelineCheckFailure
+from pipeline_checks.model.state import non_trainable_state
+from pipeline_checks.batchnorm.recalibration import Recalibration, recalibrate_batchnorm
+
+MODES = ("fit", "train-mode", "evaluate", "predict", "recalibrated")
+DEFAULT_TOLERANCE = 0.05
+PREDICT_TOLERANCE = 1e-4  # predict and evaluate run the same inference graph: only float noise
+
+
+@dataclass(frozen=True)
+class BatchNormFacts:
+    """What the diagnosis needs to know about the model's BatchNormalization layers."""
+
+    count: int
+    momenta: tuple[float, ...]
+    updates_seen: int | None
+    frozen: tuple[str, ...]
+    frozen_moved_in_training: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The five modes' metrics and what their gaps mean.
+
+    Tolerance: `tolerance` is an absolute difference on the gated metrics (every compiled
+    metric; the loss only when there is none, relatively). Accuracy on N images moves in
+    steps of 1/N, so with the default 0.05 a single image out of up to 20 is a real gap,
+    never noise. predict must equal evaluate to 1e-4.
+    """
+
+    values: dict[str, dict[str, float]]
+    gated: tuple[str, ...]
+    tolerance: float
+    samples: int
+    batchnorm: BatchNormFacts
+    training_only_layers: tuple[str, ...]
+    recalibration: Recalibration | None = field(repr=False)
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The loss first, then the compiled metrics, as evaluate names them."""
+        return tuple(sorted(self.values["evaluate"], key=lambda name: name != "loss"))
+
+    @property
+    def agrees(self) -> bool:
+        return not any(finding.is_failure for finding in self.findings)
+
+    def gap(self, mode: str, other: str, metric: str) -> float | None:
+        """`mode` minus `other` on `metric`, or None where a mode was not measured."""
+        a, b = self.values.get(mode, {}).get(metric), self.values.get(other, {}).get(metric)
+        return None if a is None or b is None else a - b
+
+    def table(self) -> str:
+        metrics = self.metrics
+        rows = [f"{'mode':<13}" + "".join(f"{m:>12}" for m in metrics)]
+        for mode in MODES:
+            if mode in self.values:
+                rows.append(f"{mode:<13}" + "".join(f"{self.values[mode].get(m, math.nan):>12.4f}" for m in metrics))
+        return "\n".join(rows)
+
+    @property
+    def diagnosis(self) -> str:
+        return "\n".join(str(finding) for finding in self.findings) or "All modes agree."
+
+    def __str__(self) -> str:
+        verdict = "Modes agree" if self.agrees else "Modes disagree"
+        header = (
+            f"{verdict} on the same {self.samples} samples "
+            f"(tolerance {self.tolerance:g} absolute on {', '.join(self.gated)}):"
+        )
+        return f"{header}\n\n{self.table()}\n\n{self.diagnosis}"
+
+
+def measure_agreement(
+    model,
+    data,
+    history=None,
+    batch_size: int | None = None,
+    recalibrate: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+    shuffle: bool = True,
+) -> Agreement:
+    """Measure the compiled loss and metrics in every mode; change nothing.
+
+    Args:
+        model: a compiled single-output Keras model.
+        data: `(x, y)` arrays of model inputs and targets, or an iterable of (x, y) batches
+            such as a `tf.data.Dataset`: the data the model was fit on.
+        history: the `History` that `fit` returned, for the fit mode.
+        batch_size: batch size for arrays, as fit used it (train-mode and recalibration
+            statistics depend on it). Default: derived from `history` (samples / steps), else 32.
+        recalibrate: also measure after precise BN recalibration (restored after), which
+            tells stale BN statistics apart from other causes.
+        tolerance: allowed absolute gap on metrics; see `Agreement`.
+        shuffle: batch arrays in a fixed shuffled order, as `fit` (shuffle=True) batches
+            them; pass False when fit ran with shuffle=False. Iterables keep their order.
+
+    Returns:
+        An `Agreement`: `print(agreement)` shows the table and diagnosis.
+    """
+    from pipeline_checks.model import compat
+
+    _check_model(model)
+    _check_tolerance(tolerance)
+    if batch_size is None:
+        batch_size = _fit_batch_size(history, data)
+    batches = collect_batches(data, batch_size, need_targets=True, shuffle=shuffle)
+    metric_state = non_trainable_state(model)
+    try:
+        values: dict[str, dict[str, float]] = {}
+        if history is not None:
+            values["fit"] = _from_history(history)
+        train_values, moved = train_mode_metrics(model, batches)
+        values["train-mode"] = train_values
+        values["evaluate"] = _evaluate(model, batches)
+        predicted = _predict_outputs(model, batches)
+        values["predict"] = _on_outputs(model, batches, predicted)
+        saturated = _saturated(predicted)
+        recalibration = None
+        if recalibrate:
+            with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
+                values["recalibrated"] = _evaluate(model, batches)
+    finally:
+        metric_state.restore()
+    if "fit" in values:
+        values["fit"] = {m: values["fit"][m] for m in values["evaluate"] if m in values["fit"]}
+    found_bn = find_batchnorm(model)
+    facts = BatchNormFacts(
+        count=len(found_bn),
+        momenta=tuple(sorted({float(f.layer.momentum) for f in found_bn})),
+        updates_seen=compat.training_steps(model),
+        frozen=tuple(f.path for f in found_bn if not f.layer.trainable),
+        frozen_moved_in_training=tuple(f.path for f in found_bn if not f.layer.trainable and id(f.layer) in moved),
+    )
+    gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
+    training_only = tuple(f.path for f in find_training_only_layers(model))
+    findings = diagnose(
+        values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration, saturated,
+        _non_finite_variables(model),
+    )
+    return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
+
+
+def assert_fit_evaluate_agree(
+    model,
+    data,
+    history=None,
+    batch_size: int | None = None,
+    recalibrate: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+    shuffle: bool = True,
+) -> Agreement:
+    """Fail when fit, train-mode, evaluate and predict disagree on the same data.
+
+    Compares the model as it is; with `recalibrate=True` a recalibrated measurement
+    (restored after) names the cause. Arguments as in `measure_agreement`.
+
+    Raises:
+        PipelineCheckFailure: with the table of modes, the gaps, the cause and the fix.
+
+    Example:
+        >>> history = model.fit(x, y, epochs=5, batch_size=3)
+        >>> assert_fit_evaluate_agree(model, (x, y), history)   # stale BN: fails, says so
+        >>> recalibrate_batchnorm(model, x, batch_size=3)
+        >>> assert_fit_evaluate_agree(model, (x, y), history)   # passes
+    """
+    __tracebackhide__ = True
+    agreement = measure_agreement(model, data, history, batch_size, recalibrate, tolerance, shuffle)
+    if not agreement.agrees:
+        raise PipelineCheckFailure(str(agreement))
+    return agreement
+
+
+def batches_as_iterable(batches: Batches):
+    return list(zip(batches.inputs, batches.targets))
+
+
+def _check_model(model) -> None:
+    if not hasattr(model, "evaluate") or not hasattr(model, "predict"):
+        raise TypeError(f"model must be a Keras model; received: {type(model).__name__}")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+        raise ValueError(f"model {model.name!r} is not compiled: call model.compile(loss=..., metrics=[...]) first")
+    if len(model.outputs or []) > 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; measure_agreement supports one")
+
+
+def _check_tolerance(tolerance) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be a number in [0, 1); received: tolerance={tolerance!r}")
+
+
+def _non_finite_variables(model) -> list[str]:
+    from pipeline_checks.model import compat
+
+    return [compat.variable_path(v) for v in model.variables if not np.isfinite(compat.to_numpy(v)).all()]
+
+
+def _fit_batch_size(history, data) -> int | None:
+    steps = (getattr(history, "params", None) or {}).get("steps")
+    if not steps or not isinstance(data, tuple):
+        return None
+    return max(1, math.ceil(len(data[0]) / steps))
+
+
+def _from_history(history) -> dict[str, float]:
+    logs = getattr(history, "history", None)
+    if not isinstance(logs, dict) or not logs:
+        raise ValueError(f"history must be the History that model.fit returned; received: {history!r}")
+    return {name: float(series[-1]) for name, series in logs.items() if not name.startswith("val_") and series}
+
+
+def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
+    """Metrics of a training-mode forward pass; every variable restored after."""
+    from pipeline_checks.model import compat
+
+    state = non_trainable_state(model)
+    found = find_batchnorm(model)
+    means_before = [compat.to_numpy(f.layer.moving_mean) for f in found]
+    try:
+        outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
+        moved = {
+            id(f.layer)
+            for f, before in zip(found, means_before)
+            if not np.array_equal(compat.to_numpy(f.layer.moving_mean), before)
+        }
+    finally:
+        state.restore()
+    return _on_outputs(model, batches, outputs), moved
+
+
+def _saturated(outputs) -> bool:
+    """Whether predicted probabilities reach 0 to within Keras' epsilon (1e-7), where a loss from
+    them is clipped: evaluate's loss on a softmax output (TensorFlow sees through it to the
+    logits) is then larger, without any bug."""
+    values = np.concatenate([np.ravel(o) for o in outputs])
+    return bool(values.size and values.min() >= 0 and values.max() <= 1 and values.min() <= 1e-7)
+
+
+def _predict_outputs(model, batches: Batches) -> list[np.ndarray]:
+    outputs = model.predict(batches.all_inputs(), batch_size=max(batches.sizes), verbose=0)
+    return np.split(np.asarray(outputs), np.cumsum(batches.sizes)[:-1])
+
+
+def _evaluate(model, batches: Batches) -> dict[str, float]:
+    results = model.evaluate(
+        batches.all_inputs(), batches.all_targets(), batch_size=max(batches.sizes), verbose=0, return_dict=True
+    )
+    return {name: float(value) for name, value in results.items()}
+
+
+def _on_outputs(model, batches: Batches, outputs) -> dict[str, float]:
+    """The compiled loss and metrics of given outputs, weighted by batch size as evaluate does."""
+    from pipeline_checks.model import compat
+
+    model.reset_metrics()
+    loss, results = 0.0, {}
+    for x, y, y_pred in zip(batches.inputs, batches.targets, outputs):
+        loss += compat.compute_loss(model, x, y, y_pred) * len(x)
+        results = compat.update_compiled_metrics(model, x, y, y_pred)
+    results = {name: value for name, value in results.items() if name != "loss"}
+    return {"loss": loss / batches.total, **results}
+

@@ -1,0 +1,47 @@
+"""Which seed a test starts from, and the hook pytest-randomly calls.
+
+A test that uses pipeline-checks fixtures starts from --pc-seed (or its marker); with
+--pc-seed unset it follows pytest-randomly's seed when that plugin is active, else 0.
+pytest-randomly calls every `pytest_randomly.random_seeder` entry point before each
+test phase; we reseed Keras there too, with the running test's own seed, so the
+setup, call and teardown of one test agree on it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+DEFAULT_SEED = 0
+_randomly_seed: int | None = None
+_active_seed: int | None = None
+
+
+def reseed_from_pytest_randomly(seed: int) -> None:
+    """Entry point for pytest-randomly; reseeds Keras only if something already imported it."""
+    global _randomly_seed
+    _randomly_seed = seed % 2**32  # NumPy's legacy seeding takes 32 bits.
+    if "keras" in sys.modules or "tf_keras" in sys.modules:
+        from pipeline_checks.model import compat
+
+        compat.set_random_seed(_randomly_seed if _active_seed is None else _active_seed)
+
+
+def start_test(configured: int | None) -> int:
+    """Seed Python, NumPy and Keras for one test and return the seed used."""
+    global _active_seed
+    from pipeline_checks.model import compat
+
+    if configured is not None:
+        seed = configured
+    elif _randomly_seed is not None:
+        seed = _randomly_seed
+    else:
+        seed = DEFAULT_SEED
+    _active_seed = seed
+    compat.set_random_seed(seed)
+    return seed
+
+
+def end_test() -> None:
+    global _active_seed
+    _active_seed = None

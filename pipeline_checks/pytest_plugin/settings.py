@@ -1,0 +1,190 @@
+"""The plugin's settings: one description per knob, one resolver, one frozen result.
+
+Each knob has a CLI flag `--pc-<knob>`, an ini key `pc_<knob>` and a keyword of the
+`pipeline_checks` marker. Precedence is marker > CLI > ini > default, and an invalid
+value names the place it came from. Nothing here imports pytest or Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline_checks.model.applications import resolve_application_name
+
+DEFAULT_MODELS = ("ResNet50", "InceptionV3", "MobileNetV2")
+
+
+class InvalidSetting(ValueError):
+    """A setting's value cannot be used; the message names its source."""
+
+
+def _parse_seed(value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError("expected a non-negative integer")
+    return int(text)
+
+
+def _parse_models(value: Any) -> tuple[str, ...]:
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(n).strip() for n in names if str(n).strip()]
+    if not names:
+        raise ValueError("expected a comma-separated list of keras.applications names")
+    return tuple(resolve_application_name(n) for n in names)
+
+
+def _parse_image_size(value: Any) -> int | None:
+    text = str(value).strip()
+    if text.lower() == "min":
+        return None
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise ValueError("expected a positive integer or 'min'")
+    return int(text)
+
+
+_PIPELINE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _parse_pipelines(value: Any) -> tuple[str, ...]:
+    specs = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
+    specs = [spec.strip() for spec in specs if spec.strip()]
+    wrong = [spec for spec in specs if not _PIPELINE_SPEC.match(spec)]
+    if wrong or not specs:
+        raise ValueError(f"expected 'package.module:factory' names; {', '.join(map(repr, wrong)) or 'none'} given")
+    return tuple(specs)
+
+
+def _parse_report(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("expected a directory path")
+    return Path(text)
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    help: str
+    parse: Callable[[Any], Any]
+    default: Any
+    metavar: str
+
+    @property
+    def flag(self) -> str:
+        return "--pc-" + self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return "pc_" + self.name
+
+
+KNOBS = (
+    Knob(
+        "seed",
+        "Seed for Python, NumPy and the Keras backend at the start of each test that uses "
+        "pipeline-checks fixtures (default: pytest-randomly's seed when it is active, else 0).",
+        _parse_seed,
+        None,
+        "INT",
+    ),
+    Knob(
+        "models",
+        "Comma-separated keras.applications names the built-in pipelines use "
+        f"(default: {','.join(DEFAULT_MODELS)}).",
+        _parse_models,
+        DEFAULT_MODELS,
+        "NAMES",
+    ),
+    Knob(
+        "image_size",
+        "Side of the tiny images and default model input, in pixels, or 'min' for each "
+        "model's smallest accepted input (default: min).",
+        _parse_image_size,
+        None,
+        "PIXELS",
+    ),
+    Knob(
+        "pipelines",
+        "Pipelines the built-in suite checks, as 'package.module:factory' names separated by "
+        "commas or spaces; each names a Pipeline, a list of them, or a function returning "
+        "either (default: built-in pipelines for --pc-models).",
+        _parse_pipelines,
+        (),
+        "NAMES",
+    ),
+    Knob(
+        "report",
+        "Directory where the built-in suite writes a JSON report and, with matplotlib "
+        "installed, a plot of each pipeline's BatchNorm statistics (default: none).",
+        _parse_report,
+        None,
+        "DIR",
+    ),
+)
+KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; `seed` and `image_size` are None when left to their defaults."""
+
+    seed: int | None = None
+    models: tuple[str, ...] = DEFAULT_MODELS
+    image_size: int | None = None
+    pipelines: tuple[str, ...] = ()
+    report: Path | None = None
+
+    def with_overrides(self, overrides: dict[str, Any], source: str) -> Settings:
+        """Return a copy with `overrides` parsed and applied; errors name `source`."""
+        unknown = sorted(set(overrides) - set(KNOBS_BY_NAME))
+        if unknown:
+            raise InvalidSetting(
+                f"Unknown setting(s) {', '.join(unknown)} from {source}; "
+                f"known: {', '.join(KNOBS_BY_NAME)}"
+            )
+        parsed = {
+            name: _parse(KNOBS_BY_NAME[name], value, source) for name, value in overrides.items()
+        }
+        return dataclasses.replace(self, **parsed)
+
+
+def _parse(knob: Knob, value: Any, source: str) -> Any:
+    try:
+        return knob.parse(value)
+    except ValueError as error:
+        raise InvalidSetting(f"Invalid {knob.ini_key} {value!r} from {source}: {error}") from None
+
+
+TOOL_TABLE = "pyproject.toml [tool.pipeline_checks]"
+
+
+def resolve(
+    cli_value: Callable[[Knob], Any],
+    ini_value: Callable[[Knob], Any],
+    tool_table: dict[str, Any] | None = None,
+) -> Settings:
+    """Resolve every knob once: CLI > ini > pyproject.toml's [tool.pipeline_checks] > default.
+
+    Args:
+        cli_value: returns the knob's command-line value, or None when not given.
+        ini_value: returns the knob's ini value, or None/"" when not set.
+        tool_table: the `[tool.pipeline_checks]` table of pyproject.toml, keyed by knob name.
+    """
+    tool_table = tool_table or {}
+    unknown = sorted(set(tool_table) - set(KNOBS_BY_NAME))
+    if unknown:
+        raise InvalidSetting(f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}")
+    values = {}
+    for knob in KNOBS:
+        cli, ini = cli_value(knob), ini_value(knob)
+        if cli is not None:
+            values[knob.name] = _parse(knob, cli, f"command line {knob.flag}")
+        elif ini not in (None, "", []):
+            values[knob.name] = _parse(knob, ini, "ini file")
+        elif knob.name in tool_table:
+            values[knob.name] = _parse(knob, tool_table[knob.name], TOOL_TABLE)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""What checks return (CheckResult), the terminal summary and the report files."""

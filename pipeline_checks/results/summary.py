@@ -1,0 +1,96 @@
+"""What the built-in suite found, per pipeline: a terminal table, a JSON report, BN plots."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+from pipeline_checks.results.check_result import CheckResult
+
+SUMMARY_WIDTH = 90
+
+
+def by_pipeline(results: Iterable[CheckResult]) -> dict[str, list[CheckResult]]:
+    grouped: dict[str, list[CheckResult]] = defaultdict(list)
+    for result in results:
+        grouped[result.pipeline].append(result)
+    return dict(grouped)
+
+
+def summary_lines(results: Iterable[CheckResult]) -> list[str]:
+    """Per pipeline: each check, passed or FAILED, with its key numbers or its summary."""
+    lines = []
+    for pipeline, checks in by_pipeline(results).items():
+        failed = sum(not r.passed for r in checks)
+        lines.append(f"{pipeline}: {len(checks) - failed} passed, {failed} failed")
+        for result in checks:
+            text = _key_numbers(result) or result.summary
+            if len(text) > SUMMARY_WIDTH:
+                text = text[: SUMMARY_WIDTH - 3] + "..."
+            lines.append(f"  {result.name:<17} {'passed' if result.passed else 'FAILED':<7} {text}")
+    return lines
+
+
+def _key_numbers(result: CheckResult) -> str:
+    if result.name != "agreement":
+        return ""
+    numbers = result.numbers
+    modes = [(label, numbers.get(f"{mode}_accuracy")) for label, mode in (("fit", "fit"), ("evaluate", "evaluate"), ("recalibrated", "recalibrated"))]
+    text = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
+    if "worst_bn_drift" in numbers:
+        text += f"; worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})"
+    return f"accuracy {text}" if text else ""
+
+
+def write_report(results: Iterable[CheckResult], directory: Path, environment: str) -> list[str]:
+    """Write report.json and, with matplotlib, one BN statistics plot per pipeline with BN.
+
+    Returns:
+        Lines saying what was written (and what was not, and why).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    grouped = by_pipeline(results)
+    report = {
+        "environment": environment,
+        "pipelines": {
+            name: {r.name: {"passed": r.passed, "summary": r.summary, "details": r.details, "numbers": r.numbers} for r in checks}
+            for name, checks in grouped.items()
+        },
+    }
+    path = directory / "report.json"
+    path.write_text(json.dumps(report, indent=2, default=str))
+    written = [f"wrote {path}"]
+    for name, checks in grouped.items():
+        layers = next((r.numbers.get("bn_layers") for r in checks if r.numbers.get("bn_layers")), None)
+        if layers:
+            written.append(plot_batchnorm(name, layers, directory))
+    return written
+
+
+def plot_batchnorm(pipeline: str, layers: list[dict], directory: Path) -> str:
+    """Each BN layer's moving mean and variance (channel averages) against the data's."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return f"no BatchNorm plot for {pipeline}: matplotlib is not installed (pip install 'pipeline-checks[plots]')"
+    index = range(len(layers))
+    figure, (means, variances) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for axis, statistic in ((means, "mean"), (variances, "variance")):
+        axis.plot(index, [layer[f"moving_{statistic}"] for layer in layers], "o-", label=f"moving {statistic}")
+        axis.plot(index, [layer[f"data_{statistic}"] for layer in layers], "s-", label=f"data {statistic}")
+        axis.set_ylabel(f"{statistic} (channel average)")
+        axis.legend()
+    variances.set_yscale("log")
+    variances.set_xlabel("BatchNormalization layer (model order)")
+    means.set_title(f"{pipeline}: BatchNorm moving statistics vs the training data's")
+    path = directory / f"{pipeline}-batchnorm.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return f"wrote {path}"

@@ -1,0 +1,1 @@
+"""One seeded training run per pipeline and seed, shared by every check."""

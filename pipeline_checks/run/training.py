@@ -1,0 +1,225 @@
+"""One seeded training run of a pipeline, recorded for every check that needs a trained model.
+
+Tracing a Keras application's training step costs seconds to tens of seconds, so the
+checks share one run per pipeline and seed: the weights before fit, after its first step,
+after its first epoch and at the end; each batch's loss; the loss at initialization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline_checks.model import compat
+from pipeline_checks.model.batches import collect_batches
+from pipeline_checks.errors import PipelineRunError
+from pipeline_checks.pipelines.pipeline import Pipeline, RawData
+
+
+@dataclass
+class TrainingRun:
+    """A pipeline's model after `fit` (and `after_fit`), with what happened on the way.
+
+    Snapshots are tuples of arrays aligned with `weights` (the model's weights, in order).
+    """
+
+    pipeline: Pipeline
+    seed: int
+    model: Any
+    history: Any
+    raw: RawData
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_infer: np.ndarray
+    weights: tuple
+    trainable: frozenset  # ids of the weights fit was to train (model.trainable_weights)
+    initial: tuple
+    after_first_step: tuple | None = None
+    after_first_epoch: tuple | None = None
+    first_epoch_logs: dict = field(default_factory=dict)
+    final: tuple = ()
+    batch_losses: list = field(default_factory=list)
+    initial_loss: float = math.nan
+    seconds: float = 0.0
+    start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
+    cache: dict = field(default_factory=dict, repr=False)  # measurements checks share, e.g. the agreement
+
+    def path(self, variable) -> str:
+        return compat.variable_path(variable)
+
+
+def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> TrainingRun:
+    """Build the pipeline's model from `seed` and fit it, recording the run.
+
+    Args:
+        pipeline: the pipeline.
+        seed: passed to `keras.utils.set_random_seed` before building and before fitting.
+        epochs: override the pipeline's epochs (the determinism check replays one).
+    """
+    start = time.perf_counter()
+    raw, x_train, y_train = _read(pipeline, seed)
+    x_infer = pipeline.infer_inputs(raw.images)
+    model = _build(pipeline, seed)
+    weights = tuple(model.weights)
+    run = TrainingRun(
+        pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
+        trainable=frozenset(id(v) for v in model.trainable_weights),
+        initial=_values(weights),
+    )
+    with _pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
+        run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
+    run.start_state = _state_before_fit(model)
+    _fit(run, epochs)
+    if pipeline.after_fit is not None:
+        with _pipeline_step(pipeline, "after_fit"):
+            pipeline.after_fit(model, x_train)
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
+    """Train the run's pipeline again from its seed, reusing the run's traced training step.
+
+    The data is read and preprocessed again and `build_model` called again, but `fit` runs
+    on the run's own model, given the new build's variables (weights, BN statistics,
+    random-generator states) and the optimizer state fit started from: tracing a training
+    step costs more than the steps of a tiny dataset. The model gets its end state back
+    afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
+    build with other variables), this is a fresh `train`.
+    """
+    if run.start_state is None:
+        return train(run.pipeline, run.seed, epochs)
+    from pipeline_checks.model.state import VariableSnapshot
+
+    pipeline, seed, model = run.pipeline, run.seed, run.model
+    start = time.perf_counter()
+    raw, x_train, y_train = _read(pipeline, seed)
+    rebuilt = _build(pipeline, seed)
+    initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
+    if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
+        return train(pipeline, seed, epochs)
+    again = TrainingRun(
+        pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
+        trainable=run.trainable, initial=initial, initial_loss=run.initial_loss,
+    )
+    end_state = VariableSnapshot.of(run.start_state.variables)
+    try:
+        run.start_state.restore()
+        for variable, value in zip(model.variables, rebuilt_state):
+            variable.assign(value)
+        _fit(again, epochs)
+    finally:
+        end_state.restore()
+        model.history = run.history
+    again.seconds = time.perf_counter() - start
+    return again
+
+
+def _read(pipeline: Pipeline, seed: int) -> tuple:
+    """Raw data, training inputs and targets; seeded first, as data and preprocessing may draw from NumPy."""
+    compat.set_random_seed(seed)
+    raw = pipeline.raw_data()
+    return raw, pipeline.train_inputs(raw.images), pipeline.targets(raw)
+
+
+def _build(pipeline: Pipeline, seed: int):
+    compat.set_random_seed(seed)
+    return pipeline.fresh_model()
+
+
+def _fit(run: TrainingRun, epochs: int | None) -> None:
+    """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's."""
+    fit_kwargs = dict(run.pipeline.fit_kwargs)
+    if epochs is not None:
+        fit_kwargs["epochs"] = epochs
+    compat.set_random_seed(run.seed)
+    with _pipeline_step(run.pipeline, "fit"):
+        run.history = run.model.fit(run.x_train, run.y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
+    run.final = _values(run.weights)
+
+
+def _state_before_fit(model):
+    """Every variable of the model and its optimizer, optimizer built first; None if it cannot be."""
+    from pipeline_checks.model.state import VariableSnapshot
+
+    optimizer = model.optimizer
+    try:
+        compat.build_optimizer(optimizer, model.trainable_variables)
+    except Exception:  # an optimizer that builds only inside fit: replays train afresh
+        return None
+    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(optimizer)])
+
+
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
+    """The run of `pipeline` from `seed`, trained once and then reused while the pipeline lives."""
+    runs = _SHARED.setdefault(pipeline, {})
+    if seed not in runs:
+        runs[seed] = train(pipeline, seed)
+    return runs[seed]
+
+
+def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
+    """Drop the shared runs of `pipeline`, or of every pipeline, and their models.
+
+    A run refers to its pipeline, so runs live until forgotten: forget them when done,
+    e.g. at the end of a test session.
+    """
+    if pipeline is None:
+        _SHARED.clear()
+    else:
+        _SHARED.pop(pipeline, None)
+
+
+@contextlib.contextmanager
+def _pipeline_step(pipeline: Pipeline, step: str):
+    """Name the pipeline and the step when the pipeline's own code raises inside it."""
+    try:
+        yield
+    except Exception as error:
+        raise PipelineRunError(f"Pipeline {pipeline.name!r}: {step} raised {type(error).__name__}: {error}") from error
+
+
+def _values(weights) -> tuple:
+    return tuple(compat.to_numpy(v) for v in weights)
+
+
+def _train_mode_loss(model, x, y, batch_size: int) -> float:
+    """The loss of a training-mode pass before any step, as the first step sees it."""
+    from pipeline_checks.oracle.agreement import train_mode_metrics
+
+    batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
+    metrics, _ = train_mode_metrics(model, batches)
+    model.reset_metrics()
+    return metrics["loss"]
+
+
+def _recorder(run: TrainingRun):
+    keras = compat.keras()
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            run.batch_losses.append(float((logs or {}).get("loss", math.nan)))
+            if run.after_first_step is None:
+                run.after_first_step = self._weights()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                run.after_first_epoch = self._weights()
+                run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
+
+        def _weights(self):
+            # JAX's fit keeps the state outside the variables until synchronized.
+            if hasattr(self.model, "jax_state_sync"):
+                self.model.jax_state_sync()
+            return _values(run.weights)
+
+    return Recorder()

@@ -1,0 +1,1 @@
+"""Ready-made pipelines: the suite's built-in correct ones and the two bug reports reproduced."""

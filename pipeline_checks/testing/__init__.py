@@ -1,0 +1,1 @@
+"""For tests: tiny image datasets, the photographs, small models, hypothesis strategies."""
