@@ -13,3 +13,7 @@ class PipelineRunError(RuntimeError):
 
     The message names the pipeline, the step and the original error, which is chained.
     """
+
+
+class DiagnoseError(ValueError):
+    """The model, the images or the output path cannot be used; the message says which and why."""

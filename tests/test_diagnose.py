@@ -10,7 +10,8 @@ import pytest
 
 from pipeline_checks.model import compat
 from pipeline_checks.testing.datasets import make_tiny_images
-from pipeline_checks.saved_model.diagnose import add_arguments, main, preprocessing_function, run
+from pipeline_checks.cli.diagnose import add_arguments, main, run
+from pipeline_checks.saved_model.diagnose import preprocessing_function
 from pipeline_checks.saved_model.image_folders import read_image_folders
 from pipeline_checks.testing.small_models import small_bn_cnn
 

@@ -106,7 +106,7 @@ def test_checks_share_one_training_run_per_pipeline_and_seed(pipeline):
     run = shared_run(pipeline)
     assert shared_run(pipeline) is run
     check_agreement(pipeline), check_overfit(pipeline)
-    assert shared_run(pipeline) is run and run.cache  # the agreement was measured once, kept with the run
+    assert shared_run(pipeline) is run and run.agreements  # the agreement was measured once, kept with the run
 
 
 @pytest.mark.parametrize(

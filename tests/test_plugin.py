@@ -109,9 +109,9 @@ def test_invalid_marker_value_fails_that_test_naming_it(pytester):
 
 
 def test_gpu_tests_skip_with_a_reason_without_a_gpu(pytester):
-    from pipeline_checks.model import compat
+    from pipeline_checks.model import devices
 
-    if compat.gpu_available():
+    if devices.gpu_available():
         pytest.skip("this machine has a GPU, so the gpu marker does not skip here")
     pytester.makepyfile(
         """

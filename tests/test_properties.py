@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipeline_checks import build_application, make_tiny_images, measure_agreement, recalibrate_batchnorm
 from pipeline_checks.model import compat
-from pipeline_checks.batchnorm.statistics import find_batchnorm
+from pipeline_checks.model.layers import find_batchnorm
 from pipeline_checks.model.state import non_trainable_state
 from pipeline_checks.testing.strategies import (
     BatchNormConfig,

@@ -15,6 +15,7 @@ from pipeline_checks.model import compat
 from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
 from pipeline_checks.model.state import VariableSnapshot
+from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class
 from pipeline_checks.scenarios.reports import second_report
 from pipeline_checks.run.training import forget_shared_runs
 
@@ -71,7 +72,7 @@ def _frozen(layer_class, **kwargs):
 
 def test_the_probe_tells_batch_statistics_from_moving_ones_and_restores_the_layer():
     keras = compat.keras()
-    modern, legacy = _frozen(keras.layers.BatchNormalization), _frozen(compat.legacy_batchnorm_class())
+    modern, legacy = _frozen(keras.layers.BatchNormalization), _frozen(legacy_batchnorm_class())
     before = VariableSnapshot.of(legacy.variables)
     assert uses_batch_statistics_when_frozen(modern) is False
     assert uses_batch_statistics_when_frozen(legacy) is True

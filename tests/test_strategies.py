@@ -128,7 +128,7 @@ def test_building_strategies_imports_no_keras():
 
     code = (
         "import sys\n"
-        "from pipeline_checks import strategies as s\n"
+        "from pipeline_checks.testing import strategies as s\n"
         "s.tiny_datasets(); s.batchnorm_configs(); s.value_ranges()\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'tf_keras') if m in sys.modules))\n"
     )

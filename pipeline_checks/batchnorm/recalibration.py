@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline_checks.batchnorm.statistics import drift, moving_statistics
 from pipeline_checks.model.batches import collect_batches
-from pipeline_checks.batchnorm.statistics import drift, find_batchnorm, moving_statistics
+from pipeline_checks.model.layers import find_batchnorm
 from pipeline_checks.model.state import VariableSnapshot
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement, measure_agreement
+from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement
 from pipeline_checks.results.check_result import CheckResult, failed, passed
-from pipeline_checks.checks.validation import checked_seed, checked_pipeline
-from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.shared import agreement_of
+from pipeline_checks.run.training import shared_run
 
 NAME = "agreement"
 
@@ -31,25 +32,13 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     agreement = agreement_of(shared_run(pipeline, seed), tolerance)
     numbers = key_numbers(agreement)
+    headline = _headline(numbers)
     if agreement.agrees:
-        return passed(NAME, pipeline, f"the modes agree within {tolerance:g} on {agreement.samples} images", str(agreement), **numbers)
+        summary = f"the modes agree within {tolerance:g} on {agreement.samples} images"
+        return passed(NAME, pipeline, summary, str(agreement), headline=headline, **numbers)
     failures = [f for f in agreement.findings if f.is_failure]
-    return failed(NAME, pipeline, f"{failures[0].title}: {failures[0].detail}", str(agreement), **numbers)
-
-
-def agreement_of(run: TrainingRun, tolerance: float = DEFAULT_TOLERANCE) -> Agreement:
-    """The run's agreement, measured once per tolerance and kept with the run."""
-    key = ("agreement", tolerance)
-    if key not in run.cache:
-        run.cache[key] = measure_agreement(
-            run.model,
-            (run.x_infer, run.y_train),
-            run.history,
-            batch_size=run.pipeline.batch_size,
-            tolerance=tolerance,
-            shuffle=bool(run.pipeline.fit_kwargs.get("shuffle", True)),
-        )
-    return run.cache[key]
+    summary = f"{failures[0].title}: {failures[0].detail}"
+    return failed(NAME, pipeline, summary, str(agreement), headline=headline, **numbers)
 
 
 def key_numbers(agreement: Agreement) -> dict:
@@ -72,3 +61,12 @@ def _statistics(change) -> dict:
         "data_variance": float(change.after_variance.mean()),
         "drift": change.drift,
     }
+
+
+def _headline(numbers: dict) -> str:
+    """Accuracy in fit, evaluate and after recalibration, and the worst BN drift: the suite's one line."""
+    modes = [(label, numbers.get(f"{label}_accuracy")) for label in ("fit", "evaluate", "recalibrated")]
+    text = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
+    if "worst_bn_drift" in numbers:
+        text += f"; worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})"
+    return f"accuracy {text}" if text else ""

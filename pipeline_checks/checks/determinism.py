@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.model import compat
-from pipeline_checks.batchnorm.statistics import walk_layers
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model import compat, devices
+from pipeline_checks.model.layers import walk_layers
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run
 from pipeline_checks.run.training import replay as replay_of
 
@@ -63,8 +64,7 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
         >>> check_determinism(pipeline, seed=0).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
-        raise ValueError(f"tolerance must be a non-negative number; received: tolerance={tolerance!r}")
+    check_number("tolerance", tolerance, "a non-negative number", low=0)
     run = shared_run(pipeline, seed)
     if run.after_first_epoch is not None:
         replay = replay_of(run, epochs=1)
@@ -120,7 +120,7 @@ def _compare(run: TrainingRun, reference, replayed, logs, replay_logs) -> _Compa
         return _Comparison([], [], math.inf, "", f"build_model returned models with different variables "
                            f"({len(reference)}: {shapes(reference)}... vs {len(replayed)}: {shapes(replayed)}...)")
     variables = [
-        (run.path(variable), difference)
+        (compat.variable_path(variable), difference)
         for variable, a, b in zip(run.weights, replayed, reference)
         if (difference := _relative_difference(a, b)) > 0
     ]
@@ -195,7 +195,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
             "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
             "into the model as Keras random layers (keras.layers.RandomFlip, ...), which keras.utils.set_random_seed seeds.",
         )
-    initial = [run.path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)]
+    initial = [compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)]
     if initial:
         return (
             f"build_model gave different initial weights from the same seed ({len(initial)} variables, e.g. "
@@ -212,7 +212,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
     )
     step = "from the first training step on" if first_step_differs else "from a later step on (the first step agrees)"
     suspects = f" Custom layers, the likely place: {', '.join(custom[:3])}." if custom else ""
-    kernels = " On GPU, non-deterministic kernels also give small differences." if compat.gpu_available() else ""
+    kernels = " On GPU, non-deterministic kernels also give small differences." if devices.gpu_available() else ""
     return (
         f"same raw data, same inputs and same initial weights, yet the runs differ {step}: a random op in the "
         "model or the training step draws from a generator the seed does not reach (e.g. one seeded from the "

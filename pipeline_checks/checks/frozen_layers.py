@@ -1,93 +1,26 @@
 """Check: layers frozen before fit keep their weights and their statistics through fit.
 
-Which variables count: a layer's weights are the variables it created trainable (kernel,
-bias, gamma, beta), whether or not it is frozen now; its statistics are the variables it
-created non-trainable (BatchNormalization moving mean and variance, or any layer's own
-running statistics). Random-generator states, optimizer and metric variables are neither.
-A layer is frozen when fit was not to train its weights (they are missing from the model's
-`trainable_weights` when the run starts), or when it has no weights and `trainable=False`.
+Which variables are weights and which are statistics, and when a layer counts as frozen,
+is `pipeline_checks.run.variables`' to say (`variable_roles`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._text import listed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.variables import (
+    FROZEN,
+    FROZEN_STATISTIC,
+    VariableRole,
+    change,
+    variable_roles,
+)
 
 NAME = "frozen_layers"
-SHOWN = 3  # variables named in a message; the rest are counted
-
-TRAINED, FROZEN, STATISTIC, FROZEN_STATISTIC = "trained", "frozen", "statistic", "frozen statistic"
-
-
-@dataclass(frozen=True)
-class VariableRole:
-    """What one of the run's variables is: a trained or frozen weight, or a statistic.
-
-    Attributes:
-        index: its position in `run.weights` (and in the run's snapshots).
-        path: the owning layer's path and the variable's name, e.g. "base/conv2d/kernel".
-        layer: the owning layer's path, e.g. "base/conv2d".
-        layer_class: the owning layer's class name, e.g. "BatchNormalization".
-        kind: TRAINED, FROZEN, STATISTIC (of a layer that is not frozen) or FROZEN_STATISTIC.
-    """
-
-    index: int
-    path: str
-    layer: str
-    layer_class: str
-    kind: str
-
-    @property
-    def batchnorm(self) -> bool:
-        name = self.layer_class.lower()
-        return "batchnorm" in name or "batch_norm" in name or self.path.endswith(("moving_mean", "moving_variance"))
-
-
-def variable_roles(run: TrainingRun) -> list[VariableRole]:
-    """The role of each of the run's variables that is a weight or a statistic, in `run.weights` order."""
-    from pipeline_checks.model import compat
-    from pipeline_checks.batchnorm.statistics import walk_layers
-
-    owners = {}  # id(variable) -> (layer path, layer, created trainable)
-    for path, layer in [(run.model.name, run.model), *((f.path, f.layer) for f in walk_layers(run.model))]:
-        created_trainable, created_non_trainable = _own_variables(layer)
-        for variable in created_trainable:
-            owners.setdefault(id(variable), (path, layer, True))
-        for variable in created_non_trainable:
-            owners.setdefault(id(variable), (path, layer, False))
-    frozen_layers = {id(layer) for _, layer, weight in owners.values() if weight and not _is_trained(run, layer)}
-    roles = []
-    for index, variable in enumerate(run.weights):
-        name = compat.variable_path(variable)
-        if id(variable) not in owners or "seed_generator" in name:
-            continue
-        path, layer, weight = owners[id(variable)]
-        frozen = id(layer) in frozen_layers or (not _own_variables(layer)[0] and not layer.trainable)
-        if weight:
-            kind = FROZEN if id(variable) not in run.trainable else TRAINED
-        else:
-            kind = FROZEN_STATISTIC if frozen else STATISTIC
-        short = name.rsplit("/", 1)[-1].split(":")[0]
-        roles.append(VariableRole(index, f"{path}/{short}", path, type(layer).__name__, kind))
-    return roles
-
-
-def change(role: VariableRole, before: tuple, after: tuple) -> float:
-    """How far a variable moved between two snapshots: the largest absolute change, 0 if none.
-
-    NaN where it became (or stopped being) non-finite: that counts as moved.
-    """
-    a, b = before[role.index], after[role.index]
-    if np.array_equal(a, b, equal_nan=True):
-        return 0.0
-    with np.errstate(all="ignore"):
-        difference = np.abs(b.astype(np.float64) - a.astype(np.float64))
-    return float(np.nanmax(difference)) if np.isfinite(difference).any() else float("nan")
 
 
 def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
@@ -138,7 +71,7 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
         numbers["largest_statistic_change"] = moved_statistics[0][1]
     kept = f"{len(weights)} weights and {len(statistics)} statistics of {len(layers)} frozen layers"
     if not moved_weights and not moved_statistics and not batch_statistics:
-        return passed(NAME, pipeline, f"fit kept all {kept} unchanged", f"Frozen layers: {_listed(layers)}.", **numbers)
+        return passed(NAME, pipeline, f"fit kept all {kept} unchanged", f"Frozen layers: {listed(layers)}.", **numbers)
     parts, details = [], []
     if moved_weights:
         parts.append(f"frozen weights moved: {_count(moved_weights, weights)}")
@@ -159,8 +92,8 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
 
 def _using_batch_statistics(run: TrainingRun, frozen: list[str]) -> list[tuple[str, str]]:
     """(path, class name) of the frozen layers with moving statistics that fit runs on batch statistics."""
-    from pipeline_checks.batchnorm.statistics import walk_layers
     from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
+    from pipeline_checks.model.layers import walk_layers
 
     frozen = set(frozen)
     return [
@@ -172,7 +105,7 @@ def _using_batch_statistics(run: TrainingRun, frozen: list[str]) -> list[tuple[s
 
 def _on_batch_statistics(layers: list[tuple[str, str]], explained: bool) -> str:
     classes = sorted({cls for _, cls in layers})
-    shown = ", ".join(path for path, _ in layers[:SHOWN]) + (f" and {len(layers) - SHOWN} more" if len(layers) > SHOWN else "")
+    shown = listed(path for path, _ in layers)
     text = (
         f"Frozen layers normalize with their batch statistics in fit (training mode) but with their moving "
         f"statistics in evaluate and predict: {shown} ({', '.join(classes)}). Fit trains the layers above on "
@@ -238,26 +171,5 @@ def _statistics_moved(moved, statistics, with_weights: bool) -> str:
 
 
 def _changes(moved) -> str:
-    shown = ", ".join(f"{r.path} by up to {amount:.3g}" for r, amount in moved[:SHOWN])
-    return shown + (f" and {len(moved) - SHOWN} more" if len(moved) > SHOWN else "")
+    return listed(f"{r.path} by up to {amount:.3g}" for r, amount in moved)
 
-
-def _listed(names) -> str:
-    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-
-
-def _is_trained(run: TrainingRun, layer) -> bool:
-    """Whether fit was to train the weights `layer` created (all of them in trainable_weights)."""
-    return all(id(v) in run.trainable for v in _own_variables(layer)[0])
-
-
-def _own_variables(layer) -> tuple[list, list]:
-    """The variables `layer` itself created, (created trainable, created non-trainable),
-    sublayers' excluded; freezing does not move them between the two (Keras 2 and 3)."""
-    for trainable, non_trainable in (
-        ("_trainable_variables", "_non_trainable_variables"),  # Keras 3
-        ("_trainable_weights", "_non_trainable_weights"),  # Keras 2 (tf_keras)
-    ):
-        if hasattr(layer, trainable) and hasattr(layer, non_trainable):
-            return list(getattr(layer, trainable)), list(getattr(layer, non_trainable))
-    return [], []

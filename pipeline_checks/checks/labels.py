@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model.passes import initial_loss
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 
 NAME = "labels"
 DEFAULT_INITIAL_LOSS_FACTOR = 3.0
@@ -71,7 +73,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         >>> check_labels(pipeline).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    factor = _checked_factor(initial_loss_factor)
+    factor = check_number("initial_loss_factor", initial_loss_factor, "a number greater than 1", low=1, low_open=True)
     from pipeline_checks.model import compat
 
     raw, validation = pipeline.raw_data(), pipeline.raw_validation_data()
@@ -89,7 +91,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     report.numbers.update(loss=loss.name, from_logits=loss.from_logits)
     report.loss_encoding(loss, pipeline.label_encoding, y_train)
     report.outputs(compat.to_numpy(model(x_infer, training=False)), loss, raw, y_train, _last_activation(model))
-    report.initial_loss(loss, functools.partial(_initial_loss, model, x_train, y_train, pipeline.batch_size), factor, x_train, model)
+    report.initial_loss(loss, functools.partial(initial_loss, model, x_train, y_train, pipeline.batch_size), factor, x_train, model)
 
     notes = "\n".join(f"  {note}" for note in report.notes)
     if report.findings:
@@ -361,20 +363,3 @@ def _head_gain(model) -> float | None:
         return None
     values = compat.to_numpy(kernel)
     return float(values.std() * math.sqrt(values.shape[0]))
-
-
-def _initial_loss(model, x, y, batch_size: int) -> float:
-    """The loss of a training-mode pass before any step, as `training_run` measures `initial_loss`."""
-    from pipeline_checks.oracle.agreement import train_mode_metrics
-    from pipeline_checks.model.batches import collect_batches
-
-    batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
-    metrics, _ = train_mode_metrics(model, batches)
-    model.reset_metrics()
-    return float(metrics["loss"])
-
-
-def _checked_factor(factor) -> float:
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (math.isfinite(factor) and factor > 1):
-        raise ValueError(f"initial_loss_factor must be a number greater than 1; received: initial_loss_factor={factor!r}")
-    return float(factor)

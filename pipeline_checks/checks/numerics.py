@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._text import listed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.checks.variables_change import current_learning_rate
+from pipeline_checks.model.gradients import loss_gradients, supports_gradients
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.variables import current_learning_rate
 
 NAME = "numerics"
-SHOWN = 3
 # Finite but exploded: a trainable weight this many times larger than at initialization (at
 # least 1), or a last epoch's loss this many times the initial one. Training on a tiny
 # dataset never does either; a learning rate far too high does, before (or instead of)
@@ -128,7 +128,7 @@ def _weights(run: TrainingRun) -> _Finding | None:
     for step, when, values in _snapshots(run):
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
         if bad:
-            names = _listed([compat.variable_path(v) for v in bad])
+            names = listed([compat.variable_path(v) for v in bad])
             detail = f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
             return _Finding("weights", when, detail, step)
     return None
@@ -142,14 +142,13 @@ def _exploded_weights(run: TrainingRun) -> _Finding | None:
     for step, when, values in _snapshots(run):
         grown = [(v, i) for i, v in trainable if _magnitude(values[i]) > EXPLODED_GROWTH * start[i]]
         if grown:
-            shown = ", ".join(
+            shown = listed(
                 f"{compat.variable_path(v)} {_magnitude(run.initial[i]):.3g} -> {_magnitude(values[i]):.3g}"
-                for v, i in grown[:SHOWN]
+                for v, i in grown
             )
-            more = f" and {len(grown) - SHOWN} more" if len(grown) > SHOWN else ""
             detail = (
                 f"{len(grown)} of {len(trainable)} trainable weights grew over {EXPLODED_GROWTH:g}-fold "
-                f"(largest |value| at initialization -> now): {shown}{more}"
+                f"(largest |value| at initialization -> now): {shown}"
             )
             return _Finding("weights", when, detail, step, "exploded")
     return None
@@ -190,7 +189,7 @@ def _gradients(run: TrainingRun, gradients) -> _Finding | None:
     bad = [path for path, g in gradients if g is not None and not np.isfinite(g).all()]
     if not bad:
         return None
-    detail = f"{len(bad)} of {len(gradients)} on a training batch hold NaN or Inf, first {_listed(bad)}"
+    detail = f"{len(bad)} of {len(gradients)} on a training batch hold NaN or Inf, first {listed(bad)}"
     return _Finding("gradients", "at initialization", detail, -1)
 
 
@@ -247,10 +246,6 @@ def _at_step(run: TrainingRun, step: int) -> str:
     return f"at batch {step % per_epoch + 1} of epoch {step // per_epoch + 1} (step {step + 1})"
 
 
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-
-
 def _largest(arrays) -> float:
     values = [_magnitude(a) for a in arrays if np.size(a) and np.isfinite(a).all()]
     return max(values, default=math.nan)
@@ -267,9 +262,8 @@ def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
     from pipeline_checks.model.batches import collect_batches
     from pipeline_checks.model.state import VariableSnapshot
 
-    name = compat.backend()
-    if name not in _BACKEND_GRADIENTS:
-        return None, f"computing gradients is not supported on the {name} backend"
+    if not supports_gradients():
+        return None, f"computing gradients is not supported on the {compat.backend()} backend"
     model = run.model
     batches = collect_batches((run.x_train, run.y_train), run.pipeline.batch_size, need_targets=True, shuffle=True)
     variables = {id(v): v for v in [*model.weights, *getattr(model, "variables", []), *compat.metric_variables(model)]}
@@ -278,59 +272,7 @@ def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
         for variable, value in zip(run.weights, run.initial):
             variable.assign(value)
         trainable = list(model.trainable_weights)
-        gradients = _BACKEND_GRADIENTS[name](model, batches.inputs[0], batches.targets[0], trainable)
+        gradients = loss_gradients(model, batches.inputs[0], batches.targets[0], trainable)
     finally:
         state.restore()
     return [(compat.variable_path(v), g) for v, g in zip(trainable, gradients)], ""
-
-
-def _loss(model, x, y, y_pred):
-    """The compiled loss, regularization included, as fit's training step computes it."""
-    from pipeline_checks.model import compat
-
-    if not compat.is_keras3():
-        return model.compute_loss(x, y, y_pred, None)
-    if "training" in inspect.signature(model.compute_loss).parameters:  # Keras >= 3.3
-        return model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-    return model.compute_loss(x=x, y=y, y_pred=y_pred)
-
-
-def _tensorflow_gradients(model, x, y, trainable):
-    import tensorflow as tf
-
-    x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
-    with tf.GradientTape() as tape:
-        loss = _loss(model, x, y, model(x, training=True))
-    return [None if g is None else np.array(tf.convert_to_tensor(g)) for g in tape.gradient(loss, trainable)]
-
-
-def _jax_gradients(model, x, y, trainable):
-    import jax
-
-    non_trainable, metrics, optimizer = model.non_trainable_variables, model.metrics_variables, model.optimizer.variables
-
-    def loss_of(values):
-        loss, _ = model.compute_loss_and_updates(
-            values, [v.value for v in non_trainable], [v.value for v in metrics], x, y, None,
-            training=True, optimizer_variables=[v.value for v in optimizer],
-        )
-        return loss
-
-    return [np.array(g) for g in jax.grad(loss_of)([v.value for v in trainable])]
-
-
-def _torch_gradients(model, x, y, trainable):
-    from pipeline_checks.model import compat
-
-    for v in trainable:
-        v.value.grad = None
-    x, y = compat.keras().ops.convert_to_tensor(x), compat.keras().ops.convert_to_tensor(y)  # on the model's device
-    loss = _loss(model, x, y, model(x, training=True))
-    loss.backward()
-    gradients = [None if v.value.grad is None else v.value.grad.detach().cpu().numpy().copy() for v in trainable]
-    for v in trainable:
-        v.value.grad = None
-    return gradients
-
-
-_BACKEND_GRADIENTS = {"tensorflow": _tensorflow_gradients, "jax": _jax_gradients, "torch": _torch_gradients}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
-from pipeline_checks.checks.agreement import agreement_of
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
+from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.run.shared import agreement_of
 from pipeline_checks.run.training import shared_run
 
 NAME = "overfit"
@@ -34,8 +35,7 @@ def check_overfit(
         >>> check_overfit(pipeline, target_accuracy=1.0).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    if isinstance(target_accuracy, bool) or not isinstance(target_accuracy, (int, float)) or not 0 < target_accuracy <= 1:
-        raise ValueError(f"target_accuracy must be a number in (0, 1]; received: target_accuracy={target_accuracy!r}")
+    check_number("target_accuracy", target_accuracy, "a number in (0, 1]", 0, 1, low_open=True, high_open=False)
     run = shared_run(pipeline, seed)
     history = run.history.history
     metric = next((name for name in history if not name.startswith("val_") and "acc" in name), None)

@@ -7,13 +7,13 @@ the scale, offset and channel order they were trained on.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._validation import check_integer, check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 
 NAME = "preprocessing"
 DEFAULT_TOLERANCE = 0.05
@@ -66,7 +66,8 @@ def check_preprocessing(
         >>> check_preprocessing(pipeline).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    tolerance, samples = _checked_tolerance(tolerance), _checked_samples(samples)
+    tolerance = check_number("tolerance", tolerance, "a fraction of the inputs' value range, in [0, 1)", 0, 1)
+    samples = check_integer("samples", samples, 1, "a positive integer")
     from pipeline_checks.model import compat
 
     images = _chosen(pipeline.raw_data().images, samples, seed)
@@ -409,15 +410,3 @@ def _application_mismatch(application: _ApplicationInputs, expected: _Comparison
 
 
 # -- arguments -----------------------------------------------------------------------------
-
-
-def _checked_tolerance(tolerance) -> float:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (math.isfinite(tolerance) and 0 <= tolerance < 1):
-        raise ValueError(f"tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance={tolerance!r}")
-    return float(tolerance)
-
-
-def _checked_samples(samples) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be a positive integer; received: samples={samples!r}")
-    return int(samples)

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline_checks.model import compat
-from pipeline_checks.batchnorm.statistics import find_batchnorm, moving_statistics, walk_layers
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._text import listed
+from pipeline_checks._validation import check_number
+from pipeline_checks.batchnorm.statistics import moving_statistics
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model import compat
+from pipeline_checks.model.layers import find_batchnorm, walk_layers
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import shared_run
 
 NAME = "save_load"
@@ -64,8 +67,7 @@ def check_save_load(
         >>> check_save_load(pipeline, custom_objects={"Scale": Scale}).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
-        raise ValueError(f"tolerance must be a non-negative number; received: tolerance={tolerance!r}")
+    check_number("tolerance", tolerance, "a non-negative number", low=0)
     if directory is not None and not os.path.isdir(directory):
         raise ValueError(f"directory must be an existing folder; received: directory={directory!r}")
     if custom_objects is not None and (
@@ -156,8 +158,7 @@ class _Outcome:
             return f"{self.label}: loads back to identical weights and predictions."
         lines = [f"{self.label}:"]
         if self.weights:
-            more = f" and {len(self.weights) - 3} more" if len(self.weights) > 3 else ""
-            lines.append(f"  Weights that differ: {', '.join(self.weights[:3])}{more}.")
+            lines.append(f"  Weights that differ: {listed(self.weights)}.")
         if self.batchnorm:
             lines.append(f"  BatchNormalization moving statistics that differ: {', '.join(self.batchnorm[:3])}.")
         if self.cause:
@@ -216,7 +217,7 @@ def _unregistered_classes(keras, model, custom_objects) -> list[str]:
     """Custom layer classes load_model cannot find by name: not Keras' own, not registered,
     not in custom_objects. (Keras' error for them varies: tf_keras 2.21 raises "'str' object
     is not callable".)"""
-    from pipeline_checks.batchnorm.statistics import walk_layers
+    from pipeline_checks.model.layers import walk_layers
 
     registered_name = getattr(keras.saving, "get_registered_name", None) or keras.utils.get_registered_name
     names = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline_checks._validation import check_integer
 from pipeline_checks.pipelines.pipeline import Pipeline
 
 
@@ -17,6 +18,4 @@ def checked_pipeline(pipeline: Any) -> Pipeline:
 
 
 def checked_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; received: seed={seed!r}")
-    return seed
+    return check_integer("seed", seed, 0, "a non-negative integer")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from pipeline_checks.checks.frozen_layers import FROZEN, SHOWN, TRAINED, VariableRole, change, variable_roles
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks._text import SHOWN, listed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.variables import (
+    FROZEN,
+    TRAINED,
+    VariableRole,
+    change,
+    current_learning_rate,
+    variable_roles,
+)
 
 NAME = "variables_change"
 
@@ -120,7 +128,7 @@ def _notes(later, frozen, frozen_moved) -> str:
         notes.append(f"Changed only after the first step (zero gradient on the first batch): {_names(later, limit=2 * SHOWN)}.")
     still = list(dict.fromkeys(r.layer for r in frozen if r not in frozen_moved))
     if still:
-        shown = ", ".join(still[:SHOWN]) + (f" and {len(still) - SHOWN} more" if len(still) > SHOWN else "")
+        shown = listed(still)
         notes.append(
             f"Frozen, not trained and unchanged: {len(still)} layer{'s' if len(still) != 1 else ''} ({shown}); "
             "if any should learn, set trainable = True and compile() again."
@@ -129,19 +137,4 @@ def _notes(later, frozen, frozen_moved) -> str:
 
 
 def _names(roles: list[VariableRole], limit: int = SHOWN) -> str:
-    shown = [r.path for r in roles[:limit]]
-    more = len(roles) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more else "")
-
-
-def current_learning_rate(model) -> float | None:
-    """The optimizer's learning rate now (a schedule's current value); None if it cannot be read."""
-    from pipeline_checks.model import compat
-
-    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-    if rate is None:
-        return None
-    try:
-        return float(compat.to_numpy(rate))
-    except (TypeError, ValueError):
-        return None
+    return listed((r.path for r in roles), shown=limit)

@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+from pipeline_checks.cli import diagnose, first_report
+
 COMMANDS = ("diagnose", "first-report")
 
 
@@ -55,52 +57,13 @@ def run_suite(argv: list[str]) -> int:
     return int(pytest.main(pytest_args))
 
 
-def first_report_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pipeline-checks first-report",
-        description="Reproduce the first bug report (ResNet50 on three photographs: fit says 100%%, "
-        "evaluate 33%%), diagnose it, recalibrate BatchNorm and measure again.",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed for images and Keras (default: 0)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: until fit's accuracy is 1, at most 20)")
-    return parser
-
-
-def run_first_report(argv: list[str]) -> int:
-    """Exit 0 when the oracle catches the disagreement and recalibration resolves it."""
-    parser = first_report_parser()
-    args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; received: {args.epochs}")
-    if args.seed < 0:
-        parser.error(f"--seed must be non-negative; received: {args.seed}")
-    epochs = "until fit says 100%" if args.epochs is None else f"{args.epochs} epochs"
-    print(f"Training ResNet50 (weights=None) on three photographs, one per class, {epochs}...", flush=True)
-    from pipeline_checks.oracle.agreement import measure_agreement
-    from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
-    from pipeline_checks.scenarios.reports import first_report
-
-    report = first_report(seed=args.seed, epochs=args.epochs)
-    data = (report.inputs, report.data.one_hot_labels)
-    before = measure_agreement(report.model, data, report.history)
-    print(f"\n{before}\n", flush=True)
-    change = recalibrate_batchnorm(report.model, report.inputs, batch_size=len(report.inputs))
-    after = measure_agreement(report.model, data, report.history, recalibrate=False)
-    print(f"After pipeline_checks.recalibrate_batchnorm(model, x):\n{change}\n\n{after}")
-    return 0 if not before.agrees and after.agrees else 1
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] == "first-report":
-        return run_first_report(argv[1:])
+        return first_report.run_first_report(argv[1:])
     if argv and argv[0] == "diagnose":
-        from pipeline_checks.saved_model import diagnose
-
-        parser = argparse.ArgumentParser(prog=diagnose.PROG, description=diagnose.DESCRIPTION)
-        diagnose.add_arguments(parser)
-        return diagnose.run(parser.parse_args(argv[1:]))
+        return diagnose.main(argv[1:])
     return run_suite(argv)
 
 

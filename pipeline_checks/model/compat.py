@@ -5,9 +5,12 @@ Nothing is imported at module level: callers pay for Keras only when they use it
 
 from __future__ import annotations
 
-import importlib.metadata
+import inspect
 import os
-import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def uses_legacy_keras() -> bool:
@@ -51,23 +54,6 @@ def backend() -> str:
     return k.backend.backend() if is_keras3() else "tensorflow"
 
 
-def installed_version(*distributions: str) -> str | None:
-    """Version of the first installed distribution among `distributions`, without importing it."""
-    for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def tensorflow_version() -> str | None:
-    module = sys.modules.get("tensorflow")
-    if module is not None and hasattr(module, "__version__"):
-        return module.__version__
-    return installed_version("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos")
-
-
 def tensorflow():
     """Import TensorFlow, or explain that this feature needs it (e.g. tf.data on the JAX backend)."""
     try:
@@ -78,30 +64,6 @@ def tensorflow():
             "install it with `pip install pipeline-checks[tf]`."
         ) from None
     return tf
-
-
-def devices() -> list[str]:
-    """Devices the current backend can run on, e.g. ['CPU:0', 'GPU:0']."""
-    name = backend()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        found = tf.config.list_physical_devices()
-        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
-    if name == "jax":
-        import jax
-
-        return [f"{d.platform.upper()}:{d.id}" for d in jax.devices()]
-    if name == "torch":
-        import torch
-
-        gpus = [f"GPU:{i}" for i in range(torch.cuda.device_count())]
-        return ["CPU:0", *gpus]
-    return ["CPU:0"]
-
-
-def gpu_available() -> bool:
-    return any(d.startswith("GPU") for d in devices())
 
 
 def set_random_seed(seed: int) -> None:
@@ -136,20 +98,9 @@ def batchnorm_classes() -> tuple[type, ...]:
     if is_keras3():
         return (layer,)
     bases = [c for c in layer.__mro__ if c.__name__ == "BatchNormalizationBase"]
-    return (layer, *bases, legacy_batchnorm_class())
-
-
-def legacy_batchnorm_class() -> type:
-    """BatchNormalization that normalizes with batch statistics and updates its moving ones in
-    training mode even when frozen: Keras 2's V1 layer (`tf.compat.v1.keras.layers`), or its
-    port to Keras 3 (`pipeline_checks.scenarios.legacy_batchnorm`)."""
-    if is_keras3():
-        from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class as ported
-
-        return ported()
     import tensorflow as tf
 
-    return tf.compat.v1.keras.layers.BatchNormalization
+    return (layer, *bases, tf.compat.v1.keras.layers.BatchNormalization)
 
 
 def layer_input_shape(layer) -> tuple | None:
@@ -172,9 +123,16 @@ def sublayers(layer) -> list:
 
 def compute_loss(model, x, y, y_pred) -> float:
     """The compiled loss of `y_pred` against `y`, regularization losses included, as evaluate adds it."""
-    if is_keras3():
-        return float(model.compute_loss(x=x, y=y, y_pred=y_pred, training=False))
-    return float(model.compute_loss(*_tensors(x, y, y_pred), None))
+    return float(loss_tensor(model, x, y, y_pred, training=False))
+
+
+def loss_tensor(model, x, y, y_pred, training: bool):
+    """The compiled loss as a backend tensor (differentiable), regularization included."""
+    if not is_keras3():
+        return model.compute_loss(*_tensors(x, y, y_pred), None)
+    if "training" in inspect.signature(model.compute_loss).parameters:  # Keras >= 3.3
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, training=training)
+    return model.compute_loss(x=x, y=y, y_pred=y_pred)
 
 
 def update_compiled_metrics(model, x, y, y_pred) -> dict:
@@ -235,50 +193,6 @@ def to_numpy(value) -> "np.ndarray":
 def supports_synchronized_batchnorm() -> bool:
     """`BatchNormalization(synchronized=True)` exists in Keras 3 on the TensorFlow backend only."""
     return is_keras3() and backend() == "tensorflow"
-
-
-def device_name() -> str:
-    """The name of the device training runs on, e.g. 'NVIDIA H100 80GB HBM3' or the CPU model."""
-    name = backend()
-    try:
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        elif name == "jax":
-            import jax
-
-            device = jax.devices()[0]
-            if device.platform != "cpu":
-                return device.device_kind
-        elif name == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return torch.cuda.get_device_name(0)
-    except Exception:  # Device details are informative only; never fail a benchmark on them.
-        pass
-    return _cpu_model()
-
-
-def _cpu_model() -> str:
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "CPU"
-
-
-def jax_version() -> str | None:
-    module = sys.modules.get("jax")
-    return getattr(module, "__version__", None) or installed_version("jax")
 
 
 def variable_path(variable) -> str:

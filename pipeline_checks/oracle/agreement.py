@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 import numpy as np
 
-from pipeline_checks.model.batches import Batches, collect_batches
-from pipeline_checks.batchnorm.statistics import find_batchnorm, find_training_only_layers
-from pipeline_checks.oracle.findings import Finding, diagnose
-from pipeline_checks.errors import PipelineCheckFailure
-from pipeline_checks.model.state import non_trainable_state
+from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.recalibration import Recalibration, recalibrate_batchnorm
+from pipeline_checks.errors import PipelineCheckFailure
+from pipeline_checks.model.batches import Batches, collect_batches
+from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers
+from pipeline_checks.model.passes import (
+    evaluate_metrics,
+    metrics_of_outputs,
+    predict_outputs,
+    train_mode_metrics,
+)
+from pipeline_checks.model.state import non_trainable_state
+from pipeline_checks.oracle.findings import Finding, diagnose
 
 MODES = ("fit", "train-mode", "evaluate", "predict", "recalibrated")
 DEFAULT_TOLERANCE = 0.05
@@ -122,7 +130,7 @@ def measure_agreement(
     from pipeline_checks.model import compat
 
     _check_model(model)
-    _check_tolerance(tolerance)
+    check_number("tolerance", tolerance, "a number in [0, 1)", 0, 1)
     if batch_size is None:
         batch_size = _fit_batch_size(history, data)
     batches = collect_batches(data, batch_size, need_targets=True, shuffle=shuffle)
@@ -133,14 +141,14 @@ def measure_agreement(
             values["fit"] = _from_history(history)
         train_values, moved = train_mode_metrics(model, batches)
         values["train-mode"] = train_values
-        values["evaluate"] = _evaluate(model, batches)
-        predicted = _predict_outputs(model, batches)
-        values["predict"] = _on_outputs(model, batches, predicted)
+        values["evaluate"] = evaluate_metrics(model, batches)
+        predicted = predict_outputs(model, batches)
+        values["predict"] = metrics_of_outputs(model, batches, predicted)
         saturated = _saturated(predicted)
         recalibration = None
         if recalibrate:
             with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
-                values["recalibrated"] = _evaluate(model, batches)
+                values["recalibrated"] = evaluate_metrics(model, batches)
     finally:
         metric_state.restore()
     if "fit" in values:
@@ -205,11 +213,6 @@ def _check_model(model) -> None:
         raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; measure_agreement supports one")
 
 
-def _check_tolerance(tolerance) -> None:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be a number in [0, 1); received: tolerance={tolerance!r}")
-
-
 def _non_finite_variables(model) -> list[str]:
     from pipeline_checks.model import compat
 
@@ -230,54 +233,9 @@ def _from_history(history) -> dict[str, float]:
     return {name: float(series[-1]) for name, series in logs.items() if not name.startswith("val_") and series}
 
 
-def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
-    """Metrics of a training-mode forward pass; every variable restored after."""
-    from pipeline_checks.model import compat
-
-    state = non_trainable_state(model)
-    found = find_batchnorm(model)
-    means_before = [compat.to_numpy(f.layer.moving_mean) for f in found]
-    try:
-        outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
-        moved = {
-            id(f.layer)
-            for f, before in zip(found, means_before)
-            if not np.array_equal(compat.to_numpy(f.layer.moving_mean), before)
-        }
-    finally:
-        state.restore()
-    return _on_outputs(model, batches, outputs), moved
-
-
 def _saturated(outputs) -> bool:
     """Whether predicted probabilities reach 0 to within Keras' epsilon (1e-7), where a loss from
     them is clipped: evaluate's loss on a softmax output (TensorFlow sees through it to the
     logits) is then larger, without any bug."""
     values = np.concatenate([np.ravel(o) for o in outputs])
     return bool(values.size and values.min() >= 0 and values.max() <= 1 and values.min() <= 1e-7)
-
-
-def _predict_outputs(model, batches: Batches) -> list[np.ndarray]:
-    outputs = model.predict(batches.all_inputs(), batch_size=max(batches.sizes), verbose=0)
-    return np.split(np.asarray(outputs), np.cumsum(batches.sizes)[:-1])
-
-
-def _evaluate(model, batches: Batches) -> dict[str, float]:
-    results = model.evaluate(
-        batches.all_inputs(), batches.all_targets(), batch_size=max(batches.sizes), verbose=0, return_dict=True
-    )
-    return {name: float(value) for name, value in results.items()}
-
-
-def _on_outputs(model, batches: Batches, outputs) -> dict[str, float]:
-    """The compiled loss and metrics of given outputs, weighted by batch size as evaluate does."""
-    from pipeline_checks.model import compat
-
-    model.reset_metrics()
-    loss, results = 0.0, {}
-    for x, y, y_pred in zip(batches.inputs, batches.targets, outputs):
-        loss += compat.compute_loss(model, x, y, y_pred) * len(x)
-        results = compat.update_compiled_metrics(model, x, y, y_pred)
-    results = {name: value for name, value in results.items() if name != "loss"}
-    return {"loss": loss / batches.total, **results}
-

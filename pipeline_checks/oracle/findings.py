@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pipeline_checks._text import listed
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -62,8 +64,7 @@ def _non_finite(values, variables) -> list[Finding]:
     bad = [f"{mode} {metric} is {value}" for mode, metrics in values.items() for metric, value in metrics.items() if not math.isfinite(value)]
     # Inference can hide a NaN in the weights (a max or ReLU that drops it), so name those too.
     if variables:
-        more = f" and {len(variables) - 3} more" if len(variables) > 3 else ""
-        bad.append(f"model variables hold NaN or Inf: {', '.join(variables[:3])}{more}")
+        bad.append(f"model variables hold NaN or Inf: {listed(variables)}")
     if not bad:
         return []
     return [Finding(
@@ -138,12 +139,10 @@ def _stale_batchnorm(batchnorm, recalibration) -> Finding:
 
 
 def _frozen_batchnorm_in_training(batchnorm) -> Finding:
-    layers = ", ".join(batchnorm.frozen_moved_in_training[:3])
-    more = len(batchnorm.frozen_moved_in_training) - 3
     return Finding(
         "Cause: frozen BatchNormalization runs in training mode",
         f"{len(batchnorm.frozen_moved_in_training)} BN layers with trainable=False changed their moving "
-        f"statistics in a training-mode pass ({layers}{f' and {more} more' if more > 0 else ''}), so fit "
+        f"statistics in a training-mode pass ({listed(batchnorm.frozen_moved_in_training)}), so fit "
         "normalizes with batch statistics that inference never uses.",
         "call the frozen base with training=False (x = base(inputs, training=False)) and use "
         "keras.layers.BatchNormalization, not tf.compat.v1's.",

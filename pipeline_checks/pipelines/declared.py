@@ -32,13 +32,6 @@ def load_declared(specs: Iterable[str]) -> list[Pipeline]:
     return pipelines
 
 
-def default_pipelines(models: Iterable[str], image_size: int | None = None) -> list[Pipeline]:
-    """The built-in pipelines for `models` (keras.applications names)."""
-    from pipeline_checks.scenarios.builtin import application_pipeline
-
-    return [application_pipeline(name, image_size) for name in models]
-
-
 def _load(spec: str) -> list[Pipeline]:
     module_name, _, attribute = spec.partition(":")
     try:

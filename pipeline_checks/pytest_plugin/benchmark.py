@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pipeline_checks._validation import check_integer
+
 
 def make_train_step(model, x, y) -> Callable[[], float]:
     """One compiled training step on a fixed batch, returning the loss as a host float.
@@ -48,7 +50,7 @@ class StepFacts:
 
     @classmethod
     def of(cls, model, x) -> StepFacts:
-        from pipeline_checks.model import compat
+        from pipeline_checks.model import compat, devices
         from pipeline_checks.model.flops import count_flops
 
         policy = getattr(model, "dtype_policy", None)
@@ -62,10 +64,10 @@ class StepFacts:
             precision_policy=getattr(policy, "name", str(policy)),
             xla=bool(getattr(model, "jit_compile", False)),
             backend=compat.backend(),
-            device=compat.device_name(),
+            device=devices.device_name(),
             keras_version=compat.keras_version(),
-            tensorflow_version=compat.tensorflow_version(),
-            jax_version=compat.jax_version(),
+            tensorflow_version=devices.tensorflow_version(),
+            jax_version=devices.jax_version(),
             gflops_per_image=gflops,
         )
 
@@ -102,8 +104,8 @@ class StepBenchmark:
                 model.compile("sgd", "sparse_categorical_crossentropy")
                 train_step_benchmark(model, x, y)
         """
-        _check_count("rounds", rounds, minimum=1)
-        _check_count("warmup_rounds", warmup_rounds, minimum=0)
+        check_integer("rounds", rounds, minimum=1)
+        check_integer("warmup_rounds", warmup_rounds, minimum=0)
         if getattr(model, "optimizer", None) is None:
             raise ValueError(f"model {model.name!r} is not compiled: call model.compile(optimizer=..., loss=...) first")
         step = make_train_step(model, x, y)
@@ -120,8 +122,3 @@ class StepBenchmark:
             step_flops = 3 * facts.gflops_per_image * 1e9 * facts.batch_size
             self.benchmark.extra_info["achieved_tflops"] = step_flops / median / 1e12
         return median
-
-
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}; received: {name}={value!r}")

@@ -126,7 +126,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _declared_pipelines(config: pytest.Config) -> list:
     if PIPELINES_KEY not in config.stash:
-        from pipeline_checks.pipelines.declared import PipelineDeclarationError, default_pipelines, load_declared
+        from pipeline_checks.pipelines.declared import (
+            PipelineDeclarationError,
+            load_declared,
+        )
+        from pipeline_checks.scenarios.builtin import default_pipelines
 
         settings = config.stash[SETTINGS_KEY]
         try:
@@ -143,12 +147,12 @@ def _skip_gpu_items_without_gpu(items: list[pytest.Item]) -> None:
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return  # Finding devices imports Keras: only pay for it when a test asks.
-    from pipeline_checks.model import compat
+    from pipeline_checks.model import compat, devices
 
-    if compat.gpu_available():
+    if devices.gpu_available():
         return
     skip = pytest.mark.skip(
-        reason=f"needs a GPU; the {compat.backend()} backend sees only {', '.join(compat.devices())}"
+        reason=f"needs a GPU; the {compat.backend()} backend sees only {', '.join(devices.devices())}"
     )
     for item in gpu_items:
         item.add_marker(skip)

@@ -19,6 +19,7 @@ class CheckResult:
         details: the evidence, the likely cause and the fix, in a few lines.
         pipeline: the pipeline's name.
         numbers: the key measurements, for reports (e.g. {"fit_accuracy": 1.0}).
+        headline: the key numbers in one line for the suite's summary; the summary stands in when empty.
     """
 
     name: str
@@ -27,6 +28,7 @@ class CheckResult:
     details: str = ""
     pipeline: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
+    headline: str = ""
 
     def raise_if_failed(self) -> CheckResult:
         """Raise `PipelineCheckFailure` with the full message when the check failed.
@@ -45,9 +47,9 @@ class CheckResult:
         return f"{text}\n{self.details}" if self.details else text
 
 
-def passed(name: str, pipeline, summary: str, details: str = "", **numbers) -> CheckResult:
-    return CheckResult(name, True, summary, details, pipeline.name, numbers)
+def passed(name: str, pipeline, summary: str, details: str = "", headline: str = "", **numbers) -> CheckResult:
+    return CheckResult(name, True, summary, details, pipeline.name, numbers, headline)
 
 
-def failed(name: str, pipeline, summary: str, details: str = "", **numbers) -> CheckResult:
-    return CheckResult(name, False, summary, details, pipeline.name, numbers)
+def failed(name: str, pipeline, summary: str, details: str = "", headline: str = "", **numbers) -> CheckResult:
+    return CheckResult(name, False, summary, details, pipeline.name, numbers, headline)

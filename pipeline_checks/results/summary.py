@@ -26,22 +26,11 @@ def summary_lines(results: Iterable[CheckResult]) -> list[str]:
         failed = sum(not r.passed for r in checks)
         lines.append(f"{pipeline}: {len(checks) - failed} passed, {failed} failed")
         for result in checks:
-            text = _key_numbers(result) or result.summary
+            text = result.headline or result.summary
             if len(text) > SUMMARY_WIDTH:
                 text = text[: SUMMARY_WIDTH - 3] + "..."
             lines.append(f"  {result.name:<17} {'passed' if result.passed else 'FAILED':<7} {text}")
     return lines
-
-
-def _key_numbers(result: CheckResult) -> str:
-    if result.name != "agreement":
-        return ""
-    numbers = result.numbers
-    modes = [(label, numbers.get(f"{mode}_accuracy")) for label, mode in (("fit", "fit"), ("evaluate", "evaluate"), ("recalibrated", "recalibrated"))]
-    text = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
-    if "worst_bn_drift" in numbers:
-        text += f"; worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})"
-    return f"accuracy {text}" if text else ""
 
 
 def write_report(results: Iterable[CheckResult], directory: Path, environment: str) -> list[str]:

@@ -12,14 +12,17 @@ import math
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline_checks.model import compat
-from pipeline_checks.model.batches import collect_batches
 from pipeline_checks.errors import PipelineRunError
+from pipeline_checks.model import compat
+from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
+
+if TYPE_CHECKING:
+    from pipeline_checks.oracle.agreement import Agreement
 
 
 @dataclass
@@ -48,10 +51,7 @@ class TrainingRun:
     initial_loss: float = math.nan
     seconds: float = 0.0
     start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
-    cache: dict = field(default_factory=dict, repr=False)  # measurements checks share, e.g. the agreement
-
-    def path(self, variable) -> str:
-        return compat.variable_path(variable)
+    agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
 
 
 def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> TrainingRun:
@@ -73,7 +73,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         initial=_values(weights),
     )
     with _pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
-        run.initial_loss = _train_mode_loss(model, x_train, y_train, pipeline.batch_size)
+        run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
     run.start_state = _state_before_fit(model)
     _fit(run, epochs)
     if pipeline.after_fit is not None:
@@ -190,16 +190,6 @@ def _pipeline_step(pipeline: Pipeline, step: str):
 
 def _values(weights) -> tuple:
     return tuple(compat.to_numpy(v) for v in weights)
-
-
-def _train_mode_loss(model, x, y, batch_size: int) -> float:
-    """The loss of a training-mode pass before any step, as the first step sees it."""
-    from pipeline_checks.oracle.agreement import train_mode_metrics
-
-    batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
-    metrics, _ = train_mode_metrics(model, batches)
-    model.reset_metrics()
-    return metrics["loss"]
 
 
 def _recorder(run: TrainingRun):

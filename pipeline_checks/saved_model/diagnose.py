@@ -1,4 +1,4 @@
-"""`pipeline-checks diagnose MODEL.keras IMAGES_DIR`: the agreement oracle on a saved model.
+"""`diagnose_saved_model`: the agreement oracle on a saved model and its class-folder images.
 
 The tool the first report's author needed: load a saved model and the images it was
 trained on (one folder per class), measure train-mode, evaluate, predict and recalibrated,
@@ -6,36 +6,24 @@ recalibrate BatchNorm, measure again, say what the gaps mean, and optionally wri
 recalibrated model. fit cannot be measured (a saved model keeps no training history);
 train-mode, the same weights with batch statistics, is what fit's last step saw.
 
-`add_arguments` and `run` plug into any argparse parser; `diagnose_saved_model` is the
-library function underneath. Nothing heavy is imported until `run` is called.
+The command line, `pipeline-checks diagnose MODEL.keras IMAGES_DIR`, is in
+`pipeline_checks/cli/diagnose.py`; safe loading is in `loading.py`. Nothing heavy is
+imported until `diagnose_saved_model` is called.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-import warnings
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-PROG = "pipeline-checks diagnose"
-HELP = "measure a saved model's modes on its class-folder images, recalibrate BatchNorm, optionally write the fix"
-DESCRIPTION = (
-    "Load MODEL (.keras) and the images it was trained on (one sub-folder per class), measure train-mode, "
-    "evaluate, predict and evaluate after BatchNorm recalibration, print the table and the diagnosis, and with "
-    "--write-recalibrated save the recalibrated model (MODEL is never written). fit is not measured: a saved "
-    "model keeps no history. Exit status: 0 when the modes agree after recalibration, 1 when a disagreement "
-    "remains, 2 for bad arguments or inputs."
-)
+from pipeline_checks._text import listed
+from pipeline_checks.errors import DiagnoseError
+from pipeline_checks.saved_model.loading import load_saved_model
+
 BASIC_PREPROCESSING = {"none": "none (float32 pixels 0..255)", "rescale": "rescale (pixels / 255, in 0..1)"}
-_SHOWN = 5  # class names and skipped files listed before "and N more"
-
-
-class DiagnoseError(ValueError):
-    """The model, the images or the output path cannot be used; the message says which and why."""
+SHOWN = 5  # class names and skipped files listed before "and N more"
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ class SavedModelDiagnosis:
 
     def __str__(self) -> str:
         folders = self.images
-        names = _listed([f"{n} ({len(files)})" for n, files in zip(folders.class_names, folders.listing.files)])
+        names = listed([f"{n} ({len(files)})" for n, files in zip(folders.class_names, folders.listing.files)], SHOWN)
         channels = {1: "grayscale", 3: "RGB"}[folders.images.shape[3]]
         one_batch = " (all images in one batch)" if self.batch_size >= len(folders) else ""
         lines = [
@@ -91,7 +79,7 @@ class SavedModelDiagnosis:
         ]
         skipped = folders.listing.skipped
         if skipped:
-            shown = _listed([f"{p.relative_to(folders.listing.root)} ({why})" for p, why in skipped])
+            shown = listed([f"{p.relative_to(folders.listing.root)} ({why})" for p, why in skipped], SHOWN)
             lines.append(f"Skipped:        {shown}")
         lines += [
             f"Preprocessing:  {self.preprocessing}",
@@ -154,7 +142,10 @@ def diagnose_saved_model(
         >>> result = diagnose_saved_model("model.keras", "images", preprocess="ResNet50")
         >>> print(result)
     """
-    from pipeline_checks.saved_model.image_folders import list_image_folders, read_image_folders
+    from pipeline_checks.saved_model.image_folders import (
+        list_image_folders,
+        read_image_folders,
+    )
 
     say = progress or (lambda line: None)
     model_path = Path(model_path)
@@ -195,8 +186,8 @@ def diagnose_saved_model(
     if progress is not None and batch_size > 256:
         say(f"Measuring with one batch of {batch_size} images; pass --batch-size (fit's) if memory runs short.")
 
-    from pipeline_checks.oracle.agreement import measure_agreement
     from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
+    from pipeline_checks.oracle.agreement import measure_agreement
 
     say("Measuring train-mode, evaluate, predict and recalibrated (tracing takes a while)...")
     before = measure_agreement(model, (inputs, targets), batch_size=batch_size, recalibrate=True)
@@ -212,118 +203,6 @@ def diagnose_saved_model(
         model_path, _model_summary(model_path, model, channels), folders, preprocessing, labels,
         batch_size, tuple(notes), before, recalibration, after, out,
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `diagnose` subcommand's arguments to `parser`."""
-    from pipeline_checks.model.applications import known_applications
-
-    parser.add_argument("model", type=Path, metavar="MODEL", help="the saved model: a .keras file (loaded with safe_mode=True)")
-    parser.add_argument(
-        "images", type=Path, metavar="IMAGES_DIR",
-        help="one sub-folder of images per class (.bmp .gif .jpeg .jpg .png); sorted folder "
-        "names give the label indices, as image_dataset_from_directory does",
-    )
-    parser.add_argument(
-        "--preprocess", type=_preprocessing_argument, default="none", metavar="NAME",
-        help="what the model was trained on: none (float32 pixels 0..255), rescale (/255), or an "
-        f"application whose preprocess_input to apply: {', '.join(known_applications())} (default: none)",
-    )
-    parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, metavar="N",
-        help="fit's batch size, for train-mode and recalibration statistics (default: all images as one batch)",
-    )
-    parser.add_argument(
-        "--write-recalibrated", type=Path, default=None, metavar="OUT.keras",
-        help="save the recalibrated model here (never over MODEL)",
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --write-recalibrated file")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the subcommand: 0 when the modes agree after recalibration, 1 when not, 2 on bad input."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline_checks.saved_model.image_folders import ImageFolderError
-
-    try:
-        result = diagnose_saved_model(
-            args.model, args.images, preprocess=args.preprocess, batch_size=args.batch_size,
-            write_recalibrated=args.write_recalibrated, force=args.force,
-            progress=lambda line: print(line, file=sys.stderr, flush=True),
-        )
-    except (DiagnoseError, ImageFolderError, FileNotFoundError, NotADirectoryError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    print(result, flush=True)
-    return 0 if result.agrees else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`pipeline-checks diagnose` on its own: parse `argv` and `run`."""
-    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def load_saved_model(path: str | os.PathLike):
-    """`keras.saving.load_model(path, safe_mode=True)`, with an error that names the file."""
-    from pipeline_checks.model import compat
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No model file at {path}")
-    # Keras 2.12 writes .keras files as HDF5 (2.13+ as zip archives), and Keras 2 hands every file
-    # but a .keras zip archive to h5py, whose error names neither the file nor what was expected.
-    if compat.is_keras3():
-        if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-            raise DiagnoseError(f"{path} is not a Keras model: a .keras file is a zip archive, and this one is not")
-    elif path.suffix == ".keras" and not (zipfile.is_zipfile(path) or _is_hdf5(path)):
-        raise DiagnoseError(
-            f"{path} is not a Keras model: a .keras file is a zip archive, or an HDF5 file as Keras 2.12 "
-            "writes it, and this one is neither"
-        )
-    elif path.suffix != ".keras" and not _is_hdf5(path):
-        raise DiagnoseError(
-            f"{path} could not be loaded as a Keras model: File format not supported: Keras 2 loads "
-            ".keras files and HDF5 files (.h5), and this one is neither"
-        )
-    try:
-        with warnings.catch_warnings():
-            # A compiled, never-fitted model saves an unbuilt optimizer; its variables are irrelevant here.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            with _keras2_safe_mode():
-                model = compat.keras().saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types here; the message is what helps.
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DiagnoseError(f"{path} could not be loaded as a Keras model: {reason}") from None
-    if not hasattr(model, "evaluate"):
-        raise DiagnoseError(f"{path} holds a {type(model).__name__}, not a Keras model")
-    return model
-
-
-def _keras2_safe_mode():
-    """Keras 2 honours `safe_mode` for zip archives only: its HDF5 loader would run the bytecode
-    of a saved `lambda`. Its safe-mode scope refuses that; Keras 3 needs none (a null context)."""
-    import contextlib
-    import importlib
-
-    from pipeline_checks.model import compat
-
-    if compat.is_keras3():
-        return contextlib.nullcontext()
-    package = compat.keras().__name__.split(".")[0]  # "keras" (tf.keras) or "tf_keras"
-    # A private module: keras.src.saving in Keras 2.13+ and tf_keras, keras.saving in 2.12.
-    for name in (f"{package}.src.saving.serialization_lib", f"{package}.saving.serialization_lib"):
-        try:
-            return importlib.import_module(name).SafeModeScope(True)
-        except (ImportError, AttributeError):
-            continue
-    raise DiagnoseError("this Keras 2 has no safe-mode scope, so diagnose cannot load models safely with it")
-
-
-def _is_hdf5(path: Path) -> bool:
-    with open(path, "rb") as file:
-        return file.read(8) == b"\x89HDF\r\n\x1a\n"  # the HDF5 signature, where Keras writes it
 
 
 def image_input(model) -> tuple[int, int, int]:
@@ -360,13 +239,16 @@ def check_output_width(model, listing) -> None:
     if width != classes:
         raise DiagnoseError(
             f"model {model.name!r} outputs {width} classes but {listing.root} has {classes} class folders "
-            f"({_listed(listing.class_names)}); there must be one folder per output, in sorted order"
+            f"({listed(listing.class_names, SHOWN)}); there must be one folder per output, in sorted order"
         )
 
 
 def resolve_preprocessing(name: str) -> str:
     """"none", "rescale", or the canonical application name; DiagnoseError otherwise."""
-    from pipeline_checks.model.applications import known_applications, resolve_application_name
+    from pipeline_checks.model.applications import (
+        known_applications,
+        resolve_application_name,
+    )
 
     if isinstance(name, str) and name.lower() in BASIC_PREPROCESSING:
         return name.lower()
@@ -447,7 +329,7 @@ def _without_step_count(agreement):
 
 
 def _model_summary(path: Path, model, channels: int) -> str:
-    from pipeline_checks.batchnorm.statistics import find_batchnorm
+    from pipeline_checks.model.layers import find_batchnorm
 
     _, height, width, _ = model.inputs[0].shape
     count = len(find_batchnorm(model))
@@ -464,30 +346,3 @@ def _loss_name(loss) -> str:
     return getattr(function, "__name__", None) or getattr(loss, "name", None) or getattr(
         loss, "__name__", type(loss).__name__
     )
-
-
-def _listed(items, shown: int = _SHOWN) -> str:
-    items = list(items)
-    more = f" and {len(items) - shown} more" if len(items) > shown else ""
-    return ", ".join(str(item) for item in items[:shown]) + more
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; received: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; received: {value}")
-    return value
-
-
-def _preprocessing_argument(text: str) -> str:
-    try:
-        return resolve_preprocessing(text)
-    except DiagnoseError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline_checks._text import listed
+
 # keras.utils.image_dataset_from_directory's allowlist (ALLOWLIST_FORMATS).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 PROGRESS_EVERY = 500  # images between progress lines within one class folder
@@ -98,11 +100,10 @@ def list_image_folders(root: str | os.PathLike) -> ImageFolderListing:
         images, passed = _class_files(root / name)
         skipped += passed
         if not images:
-            listed = "; it holds " + ", ".join(str(p.relative_to(root)) for p, _ in passed[:5]) if passed else ""
-            more = f" and {len(passed) - 5} more" if len(passed) > 5 else ""
+            holds = "; it holds " + listed((p.relative_to(root) for p, _ in passed), shown=5) if passed else ""
             raise ImageFolderError(
                 f"class folder {root / name} has no images (extensions {', '.join(IMAGE_EXTENSIONS)})"
-                f"{listed}{more}; remove the folder or add its images"
+                f"{holds}; remove the folder or add its images"
             )
         files.append(tuple(images))
     return ImageFolderListing(root, class_names, tuple(files), tuple(skipped))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
+from typing import Iterable
 
 import numpy as np
 
-from pipeline_checks.model.applications import APPLICATIONS, known_applications, preprocess_input_for, resolve_application_name
-from pipeline_checks.testing.datasets import make_tiny_images
-from pipeline_checks.pipelines.pipeline import Pipeline
 from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
+from pipeline_checks.model.applications import (
+    APPLICATIONS,
+    preprocess_input_for,
+    resolve_application_name,
+)
+from pipeline_checks.pipelines.pipeline import Pipeline
+from pipeline_checks.testing.datasets import make_tiny_images
 
 CLASSES = 3
 PER_CLASS = 2
@@ -53,9 +58,12 @@ def application_pipeline(name: str, image_size: int | None = None, seed: int = 0
     )
 
 
-def builtin_pipelines(names=None, image_size: int | None = None) -> list[Pipeline]:
-    """Pipelines for `names` (default: every known application)."""
-    return [application_pipeline(name, image_size) for name in (names or known_applications())]
+def default_pipelines(models: Iterable[str], image_size: int | None = None) -> list[Pipeline]:
+    """The built-in pipelines for `models` (keras.applications names): the suite's default.
+
+    `pytest --pipeline-checks` checks these when a project declares no pipelines.
+    """
+    return [application_pipeline(name, image_size) for name in models]
 
 
 def _compiled_application(name: str, size: int):

@@ -1,4 +1,4 @@
-"""Keras 2.2's BatchNormalization for Keras 3, to reproduce reports of that era.
+"""Keras 2.2's BatchNormalization, on Keras 2 and ported to Keras 3, to reproduce reports of that era.
 
 Until Keras 2.1.3 (and in `tf.compat.v1.keras.layers.BatchNormalization` through Keras 2),
 a BN layer called in training mode normalized with the batch statistics and updated its
@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import functools
 
+from pipeline_checks.model import compat
+
+
+def legacy_batchnorm_class() -> type:
+    """BatchNormalization that normalizes with batch statistics and updates its moving ones in
+    training mode even when frozen: Keras 2's V1 layer (`tf.compat.v1.keras.layers`), or its
+    port to Keras 3 (a subclass of Keras 3's BatchNormalization, built on first use)."""
+    if compat.is_keras3():
+        return _keras3_port()
+    import tensorflow as tf
+
+    return tf.compat.v1.keras.layers.BatchNormalization
+
 
 @functools.cache
-def legacy_batchnorm_class() -> type:
-    """`LegacyBatchNormalization`, a subclass of Keras 3's BatchNormalization (built on first use)."""
-    from pipeline_checks.model import compat
-
+def _keras3_port() -> type:
     keras = compat.keras()
     ops = keras.ops
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_checks.model.applications import build_application
+from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class
 from pipeline_checks.testing.datasets import TinyImageDataset, make_tiny_images
 
 
@@ -117,7 +118,7 @@ def second_report_pipeline(legacy_batchnorm: bool = True, seed: int = 0):
     and top are stacked, the base frozen, and the whole fine-tuned on the same images.
 
     Args:
-        legacy_batchnorm: build the base with `compat.legacy_batchnorm_class()` (Keras 2's
+        legacy_batchnorm: build the base with `legacy_batchnorm_class()` (Keras 2's
             V1 BatchNormalization, or its port to Keras 3), which runs frozen in training
             mode: fit sees batch statistics the top model never saw and its accuracy
             collapses, while evaluate stays at 1. False: Keras' own BatchNormalization,
@@ -162,15 +163,15 @@ def second_report(legacy_batchnorm: bool = True, seed: int = 0) -> SecondReport:
 
 
 def _frozen_inception_fine_tune(data: TinyImageDataset, preprocess, legacy_batchnorm: bool):
-    from pipeline_checks.model import compat
     from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
+    from pipeline_checks.model import compat
 
     keras = compat.keras()
     x = np.asarray(preprocess(data.images.astype("float32")))
     base = build_application("InceptionV3", input_shape=data.size, include_top=False, pooling="avg").model
     recalibrate_batchnorm(base, x, batch_size=len(x))  # stands in for converged pretrained statistics
     if legacy_batchnorm:
-        base = _with_batchnorm_class(base, compat.legacy_batchnorm_class())
+        base = _with_batchnorm_class(base, legacy_batchnorm_class())
     features = base.predict(x, batch_size=len(x), verbose=0)
     top = keras.Sequential([keras.Input(features.shape[1:]), keras.layers.Dense(data.classes, activation="softmax")], name="top")
     top.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy", metrics=["accuracy"])

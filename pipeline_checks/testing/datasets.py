@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline_checks._validation import check_integer
 from pipeline_checks.testing.images import GENERATORS, class_names
 
 KINDS = tuple(GENERATORS)
@@ -167,10 +168,10 @@ def make_tiny_images(
         >>> data.images.shape, data.class_names
         ((3, 32, 32, 3), ('astronaut', 'chelsea', 'coffee'))
     """
-    _check_positive_int("classes", classes)
-    _check_positive_int("per_class", per_class)
-    _check_positive_int("size", size)
-    _check_positive_int("seed", seed, minimum=0)
+    check_integer("classes", classes, minimum=1)
+    check_integer("per_class", per_class, minimum=1)
+    check_integer("size", size, minimum=1)
+    check_integer("seed", seed, minimum=0)
     if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(f"channels must be 1 or 3; received: channels={channels!r}")
     if kind not in GENERATORS:
@@ -184,13 +185,6 @@ def make_tiny_images(
     images.setflags(write=False)
     labels.setflags(write=False)
     return TinyImageDataset(images, labels, class_names(kind, classes), kind, seed)
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(
-            f"{name} must be an integer of at least {minimum}; received: {name}={value!r}"
-        )
 
 
 def _check_label_mode(label_mode: str) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
+
+from pipeline_checks._validation import check_integer, check_number, is_integer
 
 
 def small_bn_cnn(
@@ -41,12 +41,12 @@ def small_bn_cnn(
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     """
     input_shape = _checked_input_shape(input_shape)
-    _check_integer("classes", classes, minimum=2)
-    _check_integer("blocks", blocks, minimum=1)
-    _check_integer("filters", filters, minimum=1)
-    _check_unit_interval("momentum", momentum)
-    _check_unit_interval("dropout", dropout)
-    _check_epsilon(epsilon)
+    check_integer("classes", classes, minimum=2)
+    check_integer("blocks", blocks, minimum=1)
+    check_integer("filters", filters, minimum=1)
+    check_number("momentum", momentum, "in [0, 1)", 0, 1)
+    check_number("dropout", dropout, "in [0, 1)", 0, 1)
+    check_number("epsilon", epsilon, "a positive number", low=0, low_open=True)
 
     from pipeline_checks.model import compat
 
@@ -73,33 +73,10 @@ def _checked_input_shape(input_shape: Any) -> tuple[int, int, int]:
     if (
         not isinstance(input_shape, (tuple, list))
         or len(input_shape) != 3
-        or not all(_is_integer(v) and v >= 1 for v in input_shape)
+        or not all(is_integer(v) and v >= 1 for v in input_shape)
     ):
         raise ValueError(
             "input_shape must be (height, width, channels) of positive integers; "
             f"received: input_shape={input_shape!r}"
         )
     return tuple(int(v) for v in input_shape)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_integer(name: str, value: Any, minimum: int) -> None:
-    if not _is_integer(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}; received: {name}={value!r}")
-
-
-def _check_unit_interval(name: str, value: Any) -> None:
-    if not _is_number(value) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1); received: {name}={value!r}")
-
-
-def _check_epsilon(epsilon: Any) -> None:
-    if not _is_number(epsilon) or not math.isfinite(epsilon) or epsilon <= 0:
-        raise ValueError(f"epsilon must be a positive number; received: epsilon={epsilon!r}")

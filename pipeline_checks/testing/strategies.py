@@ -9,7 +9,6 @@ only when a model is built.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
+from pipeline_checks._validation import is_integer, is_number
 from pipeline_checks.testing.datasets import KINDS, make_tiny_images
 from pipeline_checks.testing.photos import photo_names
 from pipeline_checks.testing.small_models import small_bn_cnn
@@ -25,19 +25,11 @@ from pipeline_checks.testing.small_models import small_bn_cnn
 COMMON_VALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
 
 
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _integer_of_at_least(minimum: int) -> tuple[str, Callable[[Any], bool]]:
-    return f"an integer of at least {minimum}", lambda v: _is_integer(v) and v >= minimum
+    return f"an integer of at least {minimum}", lambda v: is_integer(v) and v >= minimum
 
 
-_IN_UNIT_INTERVAL = ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
+_IN_UNIT_INTERVAL = ("a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1)
 
 # Parameter name -> (what it must be, test). The strategies' parameter names, plural
 # where a parameter chooses among several values, as the datasets' own.
@@ -45,11 +37,11 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "classes": _integer_of_at_least(2),
     "per_class": _integer_of_at_least(1),
     "sizes": _integer_of_at_least(1),
-    "channels": ("1 or 3", lambda v: _is_integer(v) and v in (1, 3)),
+    "channels": ("1 or 3", lambda v: is_integer(v) and v in (1, 3)),
     "kinds": (f"one of {', '.join(KINDS)}", lambda v: isinstance(v, str) and v in KINDS),
     "seeds": _integer_of_at_least(0),
     "momentum": _IN_UNIT_INTERVAL,
-    "epsilon": ("a finite number above 0", lambda v: _is_number(v) and math.isfinite(v) and v > 0),
+    "epsilon": ("a finite number above 0", lambda v: is_number(v) and math.isfinite(v) and v > 0),
     "batch_size": _integer_of_at_least(1),
     "epochs": _integer_of_at_least(1),
     "blocks": _integer_of_at_least(1),
@@ -121,7 +113,7 @@ def tiny_datasets(
     if (
         isinstance(kinds, str)
         and kinds == "photos"
-        and _is_integer(classes)
+        and is_integer(classes)
         and classes > len(photo_names())
     ):
         raise InvalidArgument(
@@ -180,7 +172,7 @@ def scale_images(images, value_range: tuple[float, float]) -> np.ndarray:
     if (
         not isinstance(value_range, (tuple, list))
         or len(value_range) != 2
-        or not all(_is_number(v) and math.isfinite(v) for v in value_range)
+        or not all(is_number(v) and math.isfinite(v) for v in value_range)
         or not value_range[0] < value_range[1]
     ):
         raise ValueError(

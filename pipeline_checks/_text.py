@@ -1,0 +1,14 @@
+"""Lists in messages: the first few items named, the rest counted."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+SHOWN = 3
+
+
+def listed(items: Iterable, shown: int = SHOWN) -> str:
+    """'a, b, c and 4 more': the first `shown` items, joined; the others counted."""
+    items = [str(item) for item in items]
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

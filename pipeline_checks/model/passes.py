@@ -1,0 +1,65 @@
+"""Forward passes over a compiled model and the compiled loss and metrics of their outputs.
+
+Each pass is Keras' own: `model(x, training=True)` batch by batch (state restored after),
+`model.predict`, `model.evaluate`. The oracle compares them; the training run and the
+labels check read the loss of a training-mode pass before the first step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline_checks.model import compat
+from pipeline_checks.model.batches import Batches, collect_batches
+from pipeline_checks.model.layers import find_batchnorm
+from pipeline_checks.model.state import non_trainable_state
+
+
+def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
+    """Metrics of a training-mode forward pass; every variable restored after."""
+    state = non_trainable_state(model)
+    found = find_batchnorm(model)
+    means_before = [compat.to_numpy(f.layer.moving_mean) for f in found]
+    try:
+        outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
+        moved = {
+            id(f.layer)
+            for f, before in zip(found, means_before)
+            if not np.array_equal(compat.to_numpy(f.layer.moving_mean), before)
+        }
+    finally:
+        state.restore()
+    return metrics_of_outputs(model, batches, outputs), moved
+
+
+def predict_outputs(model, batches: Batches) -> list[np.ndarray]:
+    """`model.predict` on every batch at once, split back into the batches."""
+    outputs = model.predict(batches.all_inputs(), batch_size=max(batches.sizes), verbose=0)
+    return np.split(np.asarray(outputs), np.cumsum(batches.sizes)[:-1])
+
+
+def evaluate_metrics(model, batches: Batches) -> dict[str, float]:
+    """`model.evaluate` on every batch at once, as a dict of floats."""
+    results = model.evaluate(
+        batches.all_inputs(), batches.all_targets(), batch_size=max(batches.sizes), verbose=0, return_dict=True
+    )
+    return {name: float(value) for name, value in results.items()}
+
+
+def metrics_of_outputs(model, batches: Batches, outputs) -> dict[str, float]:
+    """The compiled loss and metrics of given outputs, weighted by batch size as evaluate does."""
+    model.reset_metrics()
+    loss, results = 0.0, {}
+    for x, y, y_pred in zip(batches.inputs, batches.targets, outputs):
+        loss += compat.compute_loss(model, x, y, y_pred) * len(x)
+        results = compat.update_compiled_metrics(model, x, y, y_pred)
+    results = {name: value for name, value in results.items() if name != "loss"}
+    return {"loss": loss / batches.total, **results}
+
+
+def initial_loss(model, x, y, batch_size: int) -> float:
+    """The loss of a training-mode pass before any step, as the first step sees it."""
+    batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
+    metrics, _ = train_mode_metrics(model, batches)
+    model.reset_metrics()
+    return float(metrics["loss"])
