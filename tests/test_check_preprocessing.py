@@ -4,7 +4,8 @@ import re
 
 import numpy as np
 import pytest
-from broken_pipelines.common import DATA, small_pipeline
+from broken_pipelines import in_model_preprocessing
+from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
 from broken_pipelines.data import (
     CASES,
     augmented_by_half_turns,
@@ -15,7 +16,15 @@ from broken_pipelines.data import (
     scale_to_unit,
 )
 
+from broken_pipelines.in_model_preprocessing import (
+    PHOTOS_32,
+    mobilenet_v2_preprocess_input,
+    rescaled_frozen_mobilenet_v2,
+)
+from pipeline_checks import Pipeline
+from pipeline_checks.model import compat
 from pipeline_checks.model.applications import preprocess_input_for
+from pipeline_checks.model.preprocessing_layers import application_start, describe_layer, inputs_received
 from pipeline_checks.checks import check_preprocessing
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.pipelines.pipeline import to_float
@@ -189,3 +198,232 @@ def test_invalid_arguments(given, kwargs, error, message):
     with pytest.raises(error) as raised:
         check_preprocessing(given, **kwargs)
     assert str(raised.value) == message
+
+
+# -- preprocessing inside the model: judged where the application's layers receive it ------
+
+IN_MODEL_CASES = in_model_preprocessing.CASES
+MOBILENET = {"alpha": 0.35, "weights": None}
+IMAGENET_MEAN, IMAGENET_VARIANCE = [0.485, 0.456, 0.406], [0.229**2, 0.224**2, 0.225**2]
+
+
+def compiled(inputs, outputs):
+    keras = compat.keras()
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def mobilenet_v2_behind(*front, size=32, head=True):
+    """A model whose MobileNetV2 base (nested) receives the inputs after `front`'s layers; each
+    item is a layer, or a function of the symbolic tensor (ops recorded in the model)."""
+
+    def build():
+        keras = compat.keras()
+        inputs = keras.Input((size, size, 3))
+        x = inputs
+        for step in front:
+            x = step(x)
+        base = keras.applications.MobileNetV2(include_top=False, input_shape=tuple(x.shape[1:]), **MOBILENET)
+        x = keras.layers.GlobalAveragePooling2D()(base(x, training=False))
+        return compiled(inputs, keras.layers.Dense(3, activation="softmax")(x) if head else x)
+
+    return build
+
+
+def flattened_mobilenet_v2_on_rescaling():
+    """MobileNetV2 built on `input_tensor=Rescaling(...)(inputs)`: one flattened functional model."""
+    keras = compat.keras()
+    inputs = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    application = keras.applications.MobileNetV2(input_tensor=scaled, classes=3, **MOBILENET)
+    return compiled(inputs, application.output)
+
+
+def efficientnet_b0(*front):
+    def build():
+        keras = compat.keras()
+        inputs = keras.Input((32, 32, 3))
+        x = inputs
+        for layer in front:
+            x = layer(x)
+        return compiled(inputs, keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=3)(x))
+
+    return build
+
+
+def cnn_behind(*front):
+    """The small CNN (no application inside) behind `front`'s layers."""
+
+    def build():
+        keras = compat.keras()
+        inputs = keras.Input((16, 16, 3))
+        x = inputs
+        for layer in front:
+            x = layer(x)
+        return compiled(inputs, compiled_cnn()(x))
+
+    return build
+
+
+def in_model(name, build, application="MobileNetV2", preprocess=to_float, data=PHOTOS_32):
+    return Pipeline(name=name, build_model=build, data=data, preprocess_train=preprocess, application=application)
+
+
+def layers():
+    return compat.keras().layers
+
+
+def make_photos(size):
+    from pipeline_checks import make_tiny_images
+
+    return make_tiny_images(classes=3, per_class=4, size=size, seed=0, kind="photos")
+
+
+@pytest.mark.parametrize("case", [c for c in IN_MODEL_CASES if "preprocessing" in c.causes], ids=lambda case: case.id)
+def test_catches_in_model_broken_pipeline(case):
+    result = check_preprocessing(case.pipeline())
+    assert not result.passed
+    assert re.search(case.causes["preprocessing"], str(result)), str(result)
+
+
+@pytest.mark.parametrize("case", [c for c in IN_MODEL_CASES if "preprocessing" not in c.causes], ids=lambda case: case.id)
+def test_passes_in_model_correct_pipeline(case):
+    result = check_preprocessing(case.pipeline())
+    assert result.passed, str(result)
+
+
+def test_judges_mobilenet_v2_after_the_models_own_rescaling():
+    """False alarm 3: Rescaling(1/127.5, offset=-1) in front of a frozen MobileNetV2, fed raw pixels."""
+    result = check_preprocessing(rescaled_frozen_mobilenet_v2())
+    assert result.passed, str(result)
+    assert result.summary.endswith(
+        "; judged after the model's own Rescaling(scale=0.00784, offset=-1), where MobileNetV2's layers receive them: "
+        "range [-1, 0.9373] follows MobileNetV2's preprocess_input ('tf' mode, range [-1, 0.9373])"
+    )
+    assert "as layer 'mobilenetv2_0.35_32/Conv1' receives them: range [-1, 0.9373]" in result.details
+    assert result.numbers["application_judged_after"] == "Rescaling(scale=0.00784, offset=-1)"
+    assert result.numbers["infer_range"] == (0.0, 247.0)
+    assert result.numbers["application_inputs_range"] == pytest.approx((-1.0, 247 / 127.5 - 1), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "build, judged_after",
+    [
+        (flattened_mobilenet_v2_on_rescaling, r"Rescaling\(scale=0\.00784, offset=-1\)"),
+        (
+            mobilenet_v2_behind(lambda x: layers().RandomFlip("horizontal")(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x)),
+            r"RandomFlip, Rescaling\(scale=0\.00784, offset=-1\)",
+        ),
+        (mobilenet_v2_behind(lambda x: layers().Lambda(preprocess_input_for("MobileNetV2"))(x)), r"Lambda\(mobilenet_v2\.preprocess_input\)"),
+        # Keras 3 records the ops as operations of the model, Keras 2 as TFOpLambda layers
+        (
+            mobilenet_v2_behind(lambda x: x / 127.5 - 1.0),
+            r"(operations in front of its first layer '[^']+/Conv1'|TFOpLambda\(math\.truediv\), TFOpLambda\(math\.subtract\))",
+        ),
+        (
+            mobilenet_v2_behind(lambda x: layers().Resizing(32, 32)(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x), size=40),
+            r"Resizing\(32, 32\), Rescaling\(scale=0\.00784, offset=-1\)",
+        ),
+    ],
+    ids=["flattened-on-input-tensor", "augmentation-then-rescaling", "lambda-preprocess-input", "ops-on-the-input", "resizing-then-rescaling"],
+)
+def test_passes_wherever_the_model_preprocesses_for_mobilenet_v2(build, judged_after):
+    data = make_photos(40) if "Resizing" in judged_after else PHOTOS_32
+    result = check_preprocessing(in_model("in-model", build, data=data))
+    assert result.passed, str(result)
+    assert re.search(r"; judged after the model's own " + judged_after + r", where MobileNetV2's layers receive them: range \[-1, ", result.summary), result.summary
+
+
+def test_catches_preprocess_input_outside_and_inside():
+    build = mobilenet_v2_behind(lambda x: layers().Lambda(preprocess_input_for("MobileNetV2"))(x))
+    result = check_preprocessing(in_model("twice", build, preprocess=mobilenet_v2_preprocess_input))
+    assert not result.passed
+    assert result.summary.startswith(
+        "inputs do not follow MobileNetV2's preprocess_input where its layers receive them, after the model's own "
+        "Lambda(mobilenet_v2.preprocess_input): range [-1.008, -0.9"
+    ), result.summary
+    assert "Likely cause: the inputs are preprocessed twice: the pipeline already gives MobileNetV2's convention" in result.details
+    assert "Fix: preprocess once: remove the model's own Lambda(mobilenet_v2.preprocess_input)" in result.details
+
+
+def test_layers_that_pass_inputs_through_at_inference_behave_as_without_them():
+    """RandomFlip alone in front: the base receives the pipeline's inputs, judged as today."""
+    build = mobilenet_v2_behind(lambda x: layers().RandomFlip("horizontal")(x))
+    result = check_preprocessing(in_model("flip-only", build, preprocess=mobilenet_v2_preprocess_input))
+    assert result.passed, str(result)
+    assert result.summary.endswith("; they follow MobileNetV2's preprocess_input ('tf' mode, range [-1, 0.9373])")
+    assert result.numbers["application_judged_after"] is None
+
+
+def test_an_application_that_rescales_inside_starts_at_its_own_rescaling():
+    """EfficientNetB0's own Rescaling and Normalization are its, not the model's: raw pixels pass,
+    and a Rescaling(1/255) of the model's own in front of it fails."""
+    correct = check_preprocessing(in_model("efficientnetb0-raw", efficientnet_b0(), application="EfficientNetB0"))
+    assert correct.passed, str(correct)
+    assert correct.numbers["application_judged_after"] is None
+    broken = check_preprocessing(in_model("efficientnetb0-rescaled", efficientnet_b0(layers().Rescaling(1 / 255)), application="EfficientNetB0"))
+    assert not broken.passed
+    assert re.search(
+        r"after the model's own Rescaling\(scale=0\.00392, offset=0\): range \[0, 0\.9\d+\], where EfficientNetB0 expects \[0, 247\]"
+        r"(.|\n)*Fix: make the model's own preprocessing give EfficientNetB0 raw pixels 0\.\.255 \(the model rescales inside\): "
+        r"no layer at all",
+        str(broken),
+    ), str(broken)
+
+
+def test_torch_mode_normalization_inside_a_model_that_declares_densenet():
+    build = cnn_behind(layers().Rescaling(1 / 255), layers().Normalization(mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE))
+    result = check_preprocessing(in_model("cnn-torch-mode", build, application="DenseNet121", data=DATA))
+    assert result.passed, str(result)
+    assert "judged after the model's own Rescaling(scale=0.00392, offset=0), Normalization(mean=[0.485, 0.456, 0.406], variance=" in result.summary
+
+
+def test_a_sequential_model_built_only_when_called():
+    def build():
+        keras = compat.keras()
+        base = keras.applications.MobileNetV2(include_top=False, input_shape=(32, 32, 3), **MOBILENET)
+        model = keras.Sequential([layers().Rescaling(1 / 127.5, offset=-1), base, layers().GlobalAveragePooling2D(), layers().Dense(3)])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    result = check_preprocessing(in_model("sequential-unbuilt", build))
+    assert result.passed, str(result)
+    assert result.numbers["application_judged_after"] == "Rescaling(scale=0.00784, offset=-1)"
+
+
+def test_a_model_that_cannot_be_built_is_judged_as_the_pipeline_feeds_it():
+    def build():
+        raise RuntimeError("no weights file")
+
+    result = check_preprocessing(small_pipeline("unbuildable", build_model=build, application="MobileNetV2", preprocess_train=mobilenet_v2_preprocess_input))
+    assert result.passed, str(result)
+    assert "Note: the model could not be run up to MobileNetV2 (PipelineRunError: Pipeline 'unbuildable': build_model raised RuntimeError: no weights file)" in result.details
+
+
+def test_application_start_and_what_it_receives():
+    model = mobilenet_v2_behind(layers().Rescaling(1 / 127.5, offset=-1), head=False)()
+    start = application_start(model, "MobileNetV2")
+    assert start.first.path.endswith("/Conv1") and [type(f.layer).__name__ for f in start.in_front] == ["Rescaling"]
+    pixels = PHOTOS_32.images[:5].astype("float32")
+    received = inputs_received(model, start.first.layer, pixels, batch_size=2)
+    np.testing.assert_allclose(received, pixels / 127.5 - 1, atol=1e-6)
+    assert "call" not in vars(start.first.layer)  # the recording wrapper is gone
+    assert application_start(compiled_cnn(), "MobileNetV2").in_front == ()
+
+
+@pytest.mark.parametrize(
+    "layer, described",
+    [
+        (lambda: layers().Rescaling(1 / 255), "Rescaling(scale=0.00392, offset=0)"),
+        (lambda: layers().Rescaling([0.5, 1, 2], offset=-1), "Rescaling(scale=[0.5, 1, 2], offset=-1)"),
+        (lambda: layers().Normalization(mean=[1, 2, 3], variance=[4, 5, 6]), "Normalization(mean=[1, 2, 3], variance=[4, 5, 6])"),
+        (lambda: layers().Normalization(), "Normalization(adapted)"),
+        (lambda: layers().CenterCrop(24, 20), "CenterCrop(24, 20)"),
+        (lambda: layers().Lambda(lambda x: x * 2), "Lambda(<lambda>)"),
+        (lambda: layers().RandomFlip(), "RandomFlip"),
+    ],
+    ids=["rescaling", "per-channel-rescaling", "normalization", "adapted-normalization", "center-crop", "lambda", "other"],
+)
+def test_describe_layer(layer, described):
+    assert describe_layer(layer()) == described

@@ -12,13 +12,31 @@ import re
 
 import pytest
 
-from broken_pipelines import data, inference, reproducibility, training
+from broken_pipelines import (
+    agreement_precision,
+    capacity,
+    data,
+    in_model_preprocessing,
+    inference,
+    labels_heads,
+    reproducibility,
+    training,
+)
 from pipeline_checks.model import compat
 from pipeline_checks.checks import all_checks
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.run.training import forget_shared_runs
 
-CASES = [*inference.CASES, *training.CASES, *data.CASES, *reproducibility.CASES]
+CASES = [
+    *inference.CASES,
+    *training.CASES,
+    *data.CASES,
+    *reproducibility.CASES,
+    *agreement_precision.CASES,
+    *capacity.CASES,
+    *in_model_preprocessing.CASES,
+    *labels_heads.CASES,
+]
 
 
 def run_every_check(pipeline) -> dict:

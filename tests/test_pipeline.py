@@ -28,6 +28,10 @@ def declared(**changes):
         pytest.param(declared(fit_kwargs={"epochs": 0}), ValueError, "fit_kwargs['epochs'] must be a positive integer; received: 0", id="zero-epochs"),
         pytest.param(declared(fit_kwargs=[("epochs", 2)]), TypeError, "fit_kwargs must be a mapping; received: fit_kwargs=[('epochs', 2)]", id="fit-kwargs-list"),
         pytest.param(declared(application="ResNet51"), ValueError, "ResNet51", id="unknown-application"),
+        pytest.param(declared(check_options=[("overfit", {})]), TypeError, "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]", id="check-options-list"),
+        pytest.param(declared(check_options={"overfitting": {}}), ValueError, "Pipeline 'p': check_options names 'overfitting', which is no check; the checks are agreement, frozen_layers, preprocessing, labels, overfit,", id="check-options-unknown-check"),
+        pytest.param(declared(check_options={"overfit": 0.9}), TypeError, "Pipeline 'p': check_options['overfit'] must be a mapping of keyword argument names to values, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options['overfit']=0.9", id="check-options-not-keywords"),
+        pytest.param(declared(check_options={"overfit": {"seed": 3}}), ValueError, "Pipeline 'p': check_options['overfit'] must not set seed: the check is run on this pipeline, from the suite's seed", id="check-options-seed"),
     ],
 )
 def test_invalid_declarations_are_refused_with_the_value(declare, error, message):

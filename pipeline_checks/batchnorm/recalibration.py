@@ -6,6 +6,10 @@ batch size; with one batch, exactly that batch's statistics), not an exponential
 average. The trick: before batch i the layer's momentum is set to 1 - n_i / (n_1 + ... + n_i),
 so Keras' own update `moving = moving * momentum + batch * (1 - momentum)` accumulates
 the running average in one training-mode forward pass per batch, and nothing else runs.
+
+Dropout, noise, stochastic depth and augmentation layers are held in inference mode during
+those passes: the statistics are those of the activations inference will normalize (active
+dropout shifts the variance BatchNorm would learn, the "variance shift" between the two).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from pipeline_checks.batchnorm.statistics import drift, moving_statistics
 from pipeline_checks.model.batches import collect_batches
-from pipeline_checks.model.layers import find_batchnorm
+from pipeline_checks.model.layers import find_batchnorm, training_only_layers_in_inference
 from pipeline_checks.model.state import VariableSnapshot
 
 
@@ -90,7 +94,9 @@ def recalibrate_batchnorm(
 ) -> Recalibration:
     """Set every BatchNormalization layer's moving statistics from data (precise BN).
 
-    Only moving means and variances change: weights, optimizer state, layer
+    The statistics come from training-mode passes with dropout, noise, stochastic depth and
+    augmentation layers held in inference mode, as inference will run them. Only moving
+    means and variances change: weights, optimizer state, layer
     configuration and momentum are left bit-identical, also when it fails midway.
 
     Args:
@@ -137,11 +143,12 @@ def recalibrate_batchnorm(
             for variable in statistics.variables:
                 variable.assign(np.zeros(variable.shape, "float32"))
         seen = 0
-        for inputs in batches.inputs:
-            seen += len(inputs)
-            for found_layer in targets:
-                found_layer.layer.momentum = 1.0 - len(inputs) / seen
-            model(inputs, training=True)
+        with training_only_layers_in_inference(model):
+            for inputs in batches.inputs:
+                seen += len(inputs)
+                for found_layer in targets:
+                    found_layer.layer.momentum = 1.0 - len(inputs) / seen
+                model(inputs, training=True)
     except BaseException:
         statistics.restore()
         others.restore()

@@ -8,12 +8,16 @@ the scale, offset and channel order they were trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline_checks._validation import check_integer, check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
+
+if TYPE_CHECKING:
+    from pipeline_checks.model.preprocessing_layers import ApplicationStart
 
 NAME = "preprocessing"
 DEFAULT_TOLERANCE = 0.05
@@ -44,11 +48,16 @@ def check_preprocessing(
     `tolerance`. `preprocess_train` is called twice; when the calls differ it is random and
     both draws are compared.
 
-    With `pipeline.application` set, the inference inputs are compared in the same way with
-    that application's `preprocess_input` applied to the raw images (the Keras function; no
-    model is built): e.g. [0, 1] inputs (`rescale=1/255`) for MobileNetV2, which expects
-    [-1, 1], or RGB inputs for ResNet50, which expects BGR with the ImageNet means
-    subtracted. Nothing is trained.
+    With `pipeline.application` set, the inputs the application's layers receive are compared
+    in the same way with that application's `preprocess_input` applied to the raw images: e.g.
+    [0, 1] inputs (`rescale=1/255`) for MobileNetV2, which expects [-1, 1], or RGB inputs for
+    ResNet50, which expects BGR with the ImageNet means subtracted. Those are the inference
+    inputs, unless the model preprocesses them itself in front of the application (a
+    `Rescaling(1/127.5, offset=-1)` before a MobileNetV2 base, a `Normalization`, a `Lambda`
+    calling `preprocess_input`): the model is then built (not trained) and run in inference
+    mode, and what the application's first layer receives is judged. So a model that scales
+    raw pixels itself passes, and one that scales them to the wrong range, or inputs already
+    preprocessed outside, fails.
 
     Args:
         pipeline: a `Pipeline`.
@@ -60,7 +69,8 @@ def check_preprocessing(
 
     Returns:
         A `CheckResult` with the largest difference, how many images and values differ,
-        both value ranges and, with an application, its range.
+        both value ranges and, with an application, its range, and where its inputs were
+        judged (`application_judged_after`: the model's own preprocessing layers, or None).
 
     Example:
         >>> check_preprocessing(pipeline).raise_if_failed()
@@ -81,22 +91,27 @@ def check_preprocessing(
     paths = _compare([train, train_again] if random else [train], infer, tolerance, same_shape=True)
     numbers = _path_numbers(paths, random)
     findings = [] if paths.agrees else [_path_mismatch(paths, conventions, random)]
-    application = None
+    application = judged = None
     if pipeline.application is not None:
         application = _application_inputs(pipeline.application, images)
-        expected = _compare([infer], application.inputs, tolerance, same_shape=False)
-        numbers.update(_application_numbers(application, expected))
+        judged = _judged_inputs(pipeline, infer, seed)
+        expected = _compare([judged.inputs], application.inputs, tolerance, same_shape=False)
+        numbers.update(_application_numbers(application, expected, judged))
         if not expected.agrees:
-            findings.append(_application_mismatch(application, expected, conventions))
+            findings.append(_application_mismatch(application, expected, conventions, judged, tolerance))
 
+    notes = [judged.note] if judged is not None and judged.note else []
     if findings:
         summary = "; and ".join(summary for summary, _ in findings)
-        return failed(NAME, pipeline, summary, "\n".join(details for _, details in findings), **numbers)
-    details = "\n".join([
+        return failed(NAME, pipeline, summary, "\n".join([*(details for _, details in findings), *notes]), **numbers)
+    details = [
         _described("preprocess_train", paths.ours, conventions),
         _described("preprocess_infer", paths.reference, conventions),
-    ])
-    return passed(NAME, pipeline, _agreement_summary(paths, random, application), details, **numbers)
+    ]
+    if judged is not None and judged.start is not None:
+        details.append(_described(judged.label, _statistics(judged.inputs), conventions))
+    summary = _agreement_summary(paths, random, application, judged)
+    return passed(NAME, pipeline, summary, "\n".join([*details, *notes]), **numbers)
 
 
 @dataclass(frozen=True)
@@ -339,7 +354,7 @@ def _path_mismatch(paths: _Comparison, conventions, random: bool) -> tuple[str, 
     return summary, details
 
 
-def _agreement_summary(paths: _Comparison, random: bool, application) -> str:
+def _agreement_summary(paths: _Comparison, random: bool, application, judged) -> str:
     n = paths.reference.shape[0]
     if paths.identical:
         text = f"training and inference give identical inputs for {n} images, range {_range(paths.reference)}"
@@ -349,12 +364,31 @@ def _agreement_summary(paths: _Comparison, random: bool, application) -> str:
             f"training and inference inputs differ only as {'random ' if random else ''}augmentation does "
             f"({paths.images_differing} of {n} images differ; the statistics it keeps agree: largest gap {gap} of the range)"
         )
-    if application is not None:
-        text += f"; they follow {application.name}'s preprocess_input ('{application.mode}' mode, range {_range(_statistics(application.inputs))})"
-    return text
+    if application is None:
+        return text
+    follows = f"{application.name}'s preprocess_input ('{application.mode}' mode, range {_range(_statistics(application.inputs))})"
+    if judged.start is None:
+        return text + f"; they follow {follows}"
+    return (
+        f"{text}; judged after the model's own {judged.in_model}, where {application.name}'s layers receive them: "
+        f"range {_range(_statistics(judged.inputs))} follows {follows}"
+    )
 
 
 # -- inference path against the application's preprocess_input -----------------------------
+
+IN_MODEL_FIXES = {
+    "tf": "keras.layers.Rescaling(1/127.5, offset=-1) on raw 0..255 pixels",
+    "caffe": (
+        "a keras.layers.Lambda calling keras.applications.{module}.preprocess_input on raw 0..255 pixels "
+        "(it swaps RGB to BGR, which no Rescaling does)"
+    ),
+    "torch": (
+        "keras.layers.Rescaling(1/255), then keras.layers.Normalization(mean=[0.485, 0.456, 0.406], "
+        "variance=[0.229**2, 0.224**2, 0.225**2]) on raw 0..255 pixels"
+    ),
+    "none": "no layer at all: {name} rescales inside and takes raw 0..255 pixels",
+}
 
 
 @dataclass(frozen=True)
@@ -375,19 +409,94 @@ def _application_inputs(name: str, images: np.ndarray) -> _ApplicationInputs:
     return _ApplicationInputs(spec.name, spec.module, spec.preprocessing, inputs)
 
 
-def _application_numbers(application: _ApplicationInputs, expected: _Comparison) -> dict:
+@dataclass(frozen=True)
+class _Judged:
+    """The inputs judged against the application's convention, and where they were taken.
+
+    `start` is None when they are the pipeline's inference inputs: the model leaves them as
+    they are up to the application, or was not run (`note` says why).
+    """
+
+    inputs: np.ndarray
+    pipeline_inputs: np.ndarray
+    start: ApplicationStart | None = None
+    note: str = ""
+
+    @property
+    def in_model(self) -> str:
+        """The model's own preprocessing in front of the application, named."""
+        if self.start.in_front:
+            return self.start.described()
+        # Keras 3 records an op on a symbolic tensor (x / 127.5 - 1) as an operation, not a layer
+        return f"operations in front of its first layer '{self.start.first.path}'"
+
+    @property
+    def label(self) -> str:
+        return f"after the model's own {self.in_model}, as layer '{self.start.first.path}' receives them"
+
+
+def _judged_inputs(pipeline, infer: np.ndarray, seed: int) -> _Judged:
+    """What the application's first layer receives from the inference inputs.
+
+    The model is built from `seed` and run in inference mode up to the application (nothing
+    is trained); inputs it leaves unchanged there are judged as the pipeline gives them.
+    """
+    from pipeline_checks.model import compat
+    from pipeline_checks.model.preprocessing_layers import application_start, inputs_received
+
+    infer = np.asarray(infer)
+    compat.set_random_seed(seed)
+    try:
+        model = pipeline.fresh_model()
+        if not model.built:  # a Sequential without an input shape has no weights to walk until called
+            model(infer[:1], training=False)
+    except Exception as error:  # the pipeline's own code: the checks that train report it
+        return _not_run(pipeline, infer, error)
+    start = application_start(model, pipeline.application)
+    if start is None:
+        return _Judged(infer, infer)
+    try:
+        received = inputs_received(model, start.first.layer, infer)
+    except Exception as error:  # the model's own layers on the pipeline's inputs, as above
+        return _not_run(pipeline, infer, error)
+    if received is None or _unchanged(received, infer):
+        return _Judged(infer, infer)
+    return _Judged(received, infer, start)
+
+
+def _not_run(pipeline, infer: np.ndarray, error: Exception) -> _Judged:
+    note = (
+        f"  Note: the model could not be run up to {pipeline.application} ({type(error).__name__}: {error}), "
+        "so its inputs were judged as the pipeline feeds them."
+    )
+    return _Judged(infer, infer, note=note)
+
+
+def _unchanged(received: np.ndarray, infer: np.ndarray) -> bool:
+    if received.shape != infer.shape:
+        return False
+    scale = _statistics(infer).scale
+    return bool(np.abs(received - infer.astype(np.float64)).max() <= SAME * scale)
+
+
+def _application_numbers(application: _ApplicationInputs, expected: _Comparison, judged: _Judged) -> dict:
     return {
         "application": application.name,
         "application_range": (float(application.inputs.min()), float(application.inputs.max())),
         "application_max_abs_difference": expected.max_abs_difference,
         "application_statistics_gap": expected.statistics_gap,
+        "application_judged_after": None if judged.start is None else judged.in_model,
+        "application_inputs_range": (expected.ours.low, expected.ours.high),
     }
 
 
-def _application_mismatch(application: _ApplicationInputs, expected: _Comparison, conventions) -> tuple[str, str]:
+def _application_mismatch(
+    application: _ApplicationInputs, expected: _Comparison, conventions, judged: _Judged, tolerance: float
+) -> tuple[str, str]:
     name, mode = application.name, application.mode
     ours, reference = _range(expected.ours), _range(expected.reference)
-    summary = f"inputs do not follow {name}'s preprocess_input: " + (
+    where = "" if judged.start is None else f" where its layers receive them, after the model's own {judged.in_model}"
+    summary = f"inputs do not follow {name}'s preprocess_input{where}: " + (
         f"range {ours}, where {name} expects {reference} ('{mode}' mode)"
         if ours != reference
         else f"{expected.differences()} within the same range {ours} ('{mode}' mode)"
@@ -397,16 +506,70 @@ def _application_mismatch(application: _ApplicationInputs, expected: _Comparison
     else:
         looks = _looks_like(expected.ours, conventions)
         seen = f"the inputs are {looks}" if looks else "the inputs follow none of the usual conventions"
-    details = "\n".join([
-        _described("pipeline inputs (preprocess_infer)", expected.ours, conventions),
+    lines = [_described("pipeline inputs (preprocess_infer)", _statistics(judged.pipeline_inputs), conventions)]
+    if judged.start is not None:
+        lines.append(_described(judged.label, expected.ours, conventions))
+    lines += [
         _described(f"{name} preprocess_input", expected.reference, conventions),
         f"  {expected.differences()}; {expected.explained()}.",
-        f"  Likely cause: {seen}, where {name} expects {MODES[mode]}; its pretrained weights would see "
-        "inputs unlike any they were trained on.",
-        f"  Fix: preprocess with keras.applications.{application.module}.preprocess_input "
-        f"(pipeline_checks.model.applications.preprocess_input_for({name!r})) in training and inference.",
-    ])
-    return summary, details
+    ]
+    if judged.start is None:
+        cause, fix = _outside_cause(application, seen)
+    else:
+        cause, fix = _in_model_cause(application, judged, _received(expected, conventions), conventions, tolerance)
+    return summary, "\n".join([*lines, f"  Likely cause: {cause}.", f"  Fix: {fix}."])
+
+
+def _outside_cause(application: _ApplicationInputs, seen: str) -> tuple[str, str]:
+    name = application.name
+    cause = (
+        f"{seen}, where {name} expects {MODES[application.mode]}; its pretrained weights would see "
+        "inputs unlike any they were trained on"
+    )
+    fix = (
+        f"preprocess with keras.applications.{application.module}.preprocess_input "
+        f"(pipeline_checks.model.applications.preprocess_input_for({name!r})) in training and inference"
+    )
+    return cause, fix
+
+
+def _received(expected: _Comparison, conventions) -> str:
+    """What the application's layers receive, named: a convention, or its range."""
+    if _channels_reversed(expected):
+        return "inputs in reversed channel order (RGB for BGR, or BGR for RGB)"
+    return _looks_like(expected.ours, conventions) or f"inputs in {_range(expected.ours)}, which follow none of the usual conventions"
+
+
+def _in_model_cause(
+    application: _ApplicationInputs, judged: _Judged, received: str, conventions, tolerance: float
+) -> tuple[str, str]:
+    """The model's own preprocessing gives the application other inputs than it expects: applied
+    to inputs already in the application's convention (twice), or the wrong preprocessing."""
+    name, mode, own = application.name, application.mode, judged.in_model
+    expects = MODES[mode]
+    # 'none' mode's preprocess_input is the identity: raw pixels follow it without being preprocessed
+    if mode != "none" and _compare([judged.pipeline_inputs], application.inputs, tolerance, same_shape=False).agrees:
+        cause = (
+            f"the inputs are preprocessed twice: the pipeline already gives {name}'s convention ({expects}), "
+            f"and the model's own {own} transforms them again, so {name}'s layers receive {received}"
+        )
+        fix = (
+            f"preprocess once: remove the model's own {own}, or feed the model raw pixels "
+            f"(drop {application.module}.preprocess_input from preprocess_train and preprocess_infer)"
+        )
+        return cause, fix
+    fed = _statistics(judged.pipeline_inputs)
+    fed_named = _looks_like(fed, conventions) or f"inputs in {_range(fed)}"
+    cause = (
+        f"the model's own {own} turns the pipeline's {fed_named} into what {name}'s layers receive: {received}, "
+        f"where {name} expects {expects}; its pretrained weights would see inputs unlike any they were trained on"
+    )
+    suggestion = IN_MODEL_FIXES[mode].format(module=application.module, name=name)
+    fix = (
+        f"make the model's own preprocessing give {name} {expects}: {suggestion}; or remove it and preprocess "
+        f"with keras.applications.{application.module}.preprocess_input in training and inference"
+    )
+    return cause, fix
 
 
 # -- arguments -----------------------------------------------------------------------------

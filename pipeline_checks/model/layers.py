@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline_checks.model import compat
 
-TRAINING_ONLY_LAYERS = (
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianDropout",
-    "GaussianNoise",
-    "AlphaDropout",
-    "RandomFlip",
-    "RandomRotation",
-    "RandomZoom",
-    "RandomTranslation",
-    "RandomCrop",
-    "RandomContrast",
-    "RandomBrightness",
+# Layers that act only when called with training=True: dropout and noise of every kind
+# (EfficientNet's stochastic depth is a Dropout with noise_shape), stochastic depth or drop
+# path layers by name, and random augmentation (Keras' Random* layers, RandAugment, mix-ups).
+TRAINING_ONLY_LAYERS = re.compile(
+    r"Dropout|Noise|StochasticDepth|DropPath|^Random|RandAugment|AugMix|MixUp|CutMix|Solarization"
 )
 
 
@@ -58,4 +50,30 @@ def find_batchnorm(model) -> list[FoundLayer]:
 
 def find_training_only_layers(model) -> list[FoundLayer]:
     """Layers that behave differently in training (dropout, noise, random augmentation)."""
-    return [f for f in walk_layers(model) if type(f.layer).__name__ in TRAINING_ONLY_LAYERS]
+    return [f for f in walk_layers(model) if TRAINING_ONLY_LAYERS.search(type(f.layer).__name__)]
+
+
+@contextlib.contextmanager
+def training_only_layers_in_inference(model):
+    """Within the block, the model's training-only layers run as at inference even when the
+    model is called with training=True, so a training pass differs from inference in
+    BatchNormalization alone. Their `call` is wrapped on the instance and restored after.
+    """
+    wrapped = []
+    try:
+        for found in find_training_only_layers(model):
+            layer = found.layer
+            original = layer.call
+
+            def in_inference(*args, _original=original, **kwargs):
+                if "training" in kwargs:
+                    kwargs["training"] = False
+                return _original(*args, **kwargs)
+
+            # object.__setattr__: Keras' own __setattr__ would track the function as state.
+            object.__setattr__(layer, "call", in_inference)
+            wrapped.append(layer)
+        yield
+    finally:
+        for layer in wrapped:
+            object.__delattr__(layer, "call")

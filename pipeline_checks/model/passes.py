@@ -7,21 +7,33 @@ labels check read the loss of a training-mode pass before the first step.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from pipeline_checks.model import compat
 from pipeline_checks.model.batches import Batches, collect_batches
-from pipeline_checks.model.layers import find_batchnorm
+from pipeline_checks.model.layers import find_batchnorm, training_only_layers_in_inference
 from pipeline_checks.model.state import non_trainable_state
 
 
-def train_mode_metrics(model, batches: Batches) -> tuple[dict[str, float], set[int]]:
-    """Metrics of a training-mode forward pass; every variable restored after."""
+def train_mode_metrics(model, batches: Batches, batchnorm_only: bool = False) -> tuple[dict[str, float], set[int]]:
+    """Metrics of a training-mode forward pass, batch by batch; every variable restored after.
+
+    Args:
+        batchnorm_only: keep dropout, noise, stochastic depth and augmentation layers in
+            inference mode, so that the pass differs from inference in BatchNormalization alone.
+
+    Returns:
+        The metrics, and the ids of the BatchNormalization layers whose moving mean the pass moved.
+    """
     state = non_trainable_state(model)
     found = find_batchnorm(model)
     means_before = [compat.to_numpy(f.layer.moving_mean) for f in found]
+    only_batchnorm = training_only_layers_in_inference(model) if batchnorm_only else contextlib.nullcontext()
     try:
-        outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
+        with only_batchnorm:
+            outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
         moved = {
             id(f.layer)
             for f, before in zip(found, means_before)

@@ -53,6 +53,10 @@ class Pipeline:
             whose class order must match the training data's.
         after_fit: called as `after_fit(model, x_train)` after `fit`, for steps the
             pipeline runs before deployment, e.g. `pipeline_checks.recalibrate_batchnorm`.
+        check_options: check name -> keyword arguments of that check, which it takes when
+            its caller passes none, e.g. `{"overfit": {"target_accuracy": 0.9}}` for a head
+            on a frozen base that cannot memorize. The names are checked here, the
+            arguments by the check when it runs. Default: none.
 
     Example:
         >>> pipeline = Pipeline(
@@ -75,6 +79,7 @@ class Pipeline:
     application: str | None = None
     validation_data: Any = None
     after_fit: Callable[[Any, Any], Any] | None = None
+    check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -92,6 +97,7 @@ class Pipeline:
                 f"received: label_encoding={self.label_encoding!r}"
             )
         object.__setattr__(self, "fit_kwargs", _checked_fit_kwargs(self.name, self.fit_kwargs))
+        object.__setattr__(self, "check_options", _checked_check_options(self.name, self.check_options))
         if self.application is not None:
             from pipeline_checks.model.applications import resolve_application_name
 
@@ -177,6 +183,36 @@ def _checked_fit_kwargs(name: str, fit_kwargs: Any) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"Pipeline {name!r}: fit_kwargs[{key!r}] must be a positive integer; received: {value!r}")
     return dict(fit_kwargs)
+
+
+def _checked_check_options(name: str, options: Any) -> dict[str, dict[str, Any]]:
+    """A copy of `options`: check family names mapped to mappings of keyword arguments."""
+    from pipeline_checks.checks import FAMILIES  # names only: importing it imports no check
+
+    example = "e.g. {'overfit': {'target_accuracy': 0.9}}"
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"Pipeline {name!r}: check_options must be a mapping of check name -> keyword arguments, {example}; "
+            f"received: check_options={options!r}"
+        )
+    for check, arguments in options.items():
+        if check not in FAMILIES:
+            raise ValueError(
+                f"Pipeline {name!r}: check_options names {check!r}, which is no check; the checks are "
+                f"{', '.join(FAMILIES)}; received: check_options={dict(options)!r}"
+            )
+        if not isinstance(arguments, Mapping) or not all(isinstance(key, str) for key in arguments):
+            raise TypeError(
+                f"Pipeline {name!r}: check_options[{check!r}] must be a mapping of keyword argument names to "
+                f"values, {example}; received: check_options[{check!r}]={arguments!r}"
+            )
+        ours = sorted(set(arguments) & {"pipeline", "seed"})
+        if ours:
+            raise ValueError(
+                f"Pipeline {name!r}: check_options[{check!r}] must not set {', '.join(ours)}: the check is run on "
+                f"this pipeline, from the suite's seed; received: check_options[{check!r}]={dict(arguments)!r}"
+            )
+    return {check: dict(arguments) for check, arguments in options.items()}
 
 
 def _raw(name: str, attribute: str, source: Any) -> RawData:

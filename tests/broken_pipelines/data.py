@@ -195,13 +195,6 @@ CASES = [
         "linear output with from_logits=False",
         labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
         overfit=r"below the target 1",  # the loss sticks at ln 3 after two epochs
-        agreement="",
-    ).on(
-        ("jax", "torch", "keras2"), "the agreement gap of Keras 3 on TensorFlow is incidental (fit's last-epoch "
-        "average 0.58 against evaluate's 0.67, one image, the loss stuck at ln 3); elsewhere training stalls with "
-        "every mode equal: JAX 0.67 (loss 8.06), torch 0.33 (loss 5.4-10.7), Keras 2 0.67 (initial loss 7.37)",
-        labels=r"from_logits=False on outputs that are not probabilities(.|\n)*the from_logits mismatch above",
-        overfit=r"below the target 1",
     ),
     broken(
         validation_split_missing_a_class,

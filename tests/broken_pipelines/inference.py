@@ -42,11 +42,6 @@ CASES = [
         learning_rate_too_low,
         "learning rate 1e-5: cannot fit 12 images",
         overfit=r"below the target 1",
-        agreement=r"Gap: evaluate vs fit",
-    ).on(
-        "torch", "with torch's initial weights the CNN predicts one class for every image and 1e-5 does not move it: "
-        "every mode says 0.33, so the incidental agreement gap of TensorFlow does not appear",
-        overfit=r"below the target 1",
     ),
     broken(
         labels_shuffled_apart_from_images,
@@ -55,9 +50,8 @@ CASES = [
         agreement=r"Gap: evaluate vs fit",
     ).on(
         ("jax", "torch", "keras2"), "on TensorFlow fit memorizes the shuffled labels and evaluate gives 0.5; "
-        "elsewhere fit itself falls short in 15 epochs and evaluate differs from train-mode by one image: JAX "
-        "fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83), Keras 2 0.92 (0.92, 0.83)",
+        "elsewhere fit itself falls short in 15 epochs and evaluate differs from train-mode by one image, within "
+        "noise: JAX fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83), Keras 2 0.92 (0.92, 0.83)",
         overfit=r"below the target 1",
-        agreement=r"Gap: evaluate vs train-mode",
     ),
 ]

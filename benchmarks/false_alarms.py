@@ -1,0 +1,94 @@
+"""False-alarm measurement: every correct pipeline of the detection matrix, at several seeds, through all nine checks.
+
+A pre-merge gate that fails a correct pipeline gets switched off, so the number that matters
+is how many (pipeline, seed) runs fail any check. The matrix tests every row at seed 0; this
+script widens the sample to other seeds (each seed changes the initial weights and fit's
+shuffling) and, with --broken, measures whether each broken row's owning checks still catch
+it at every seed. Not a test and not timed: it takes minutes per seed.
+
+    python benchmarks/false_alarms.py                     # correct rows, seeds 0-4
+    python benchmarks/false_alarms.py --seeds 0 1 --broken --out false-alarms.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def run_row(case, seed: int) -> dict:
+    """Check name -> 'passed', 'FAILED: summary' or 'RAISED: error', for one row at one seed."""
+    from pipeline_checks.checks import all_checks
+    from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.model import compat
+    from pipeline_checks.run.training import forget_shared_runs
+
+    pipeline = case.pipeline()
+    verdicts = {}
+    try:
+        for name, check in all_checks().items():
+            try:
+                result = check(pipeline, seed)
+                verdicts[name] = "passed" if result.passed else f"FAILED: {result.summary}"
+            except PipelineRunError as error:
+                verdicts[name] = f"RAISED: {error}"
+    finally:
+        forget_shared_runs(pipeline)
+        compat.keras().backend.clear_session()
+    return verdicts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--broken", action="store_true", help="also run the broken rows and count misses")
+    parser.add_argument("-k", dest="keyword", help="only rows whose id contains this text")
+    parser.add_argument("--out", type=Path, help="write the Markdown table here too")
+    args = parser.parse_args(argv)
+
+    from test_detection_matrix import CASES
+
+    rows = [c for c in CASES if (args.broken or not c.caught_by) and not c.raises]
+    rows = [c for c in rows if not args.keyword or args.keyword in c.id]
+    lines = ["| row | expected to fail | " + " | ".join(f"seed {s}" for s in args.seeds) + " |"]
+    lines.append("| --- | --- | " + " | ".join("---" for _ in args.seeds) + " |")
+    false_alarms = misses = runs = 0
+    notes = []
+    for case in rows:
+        cells = []
+        for seed in args.seeds:
+            started = time.perf_counter()
+            verdicts = run_row(case, seed)
+            runs += 1
+            failing = {name for name, verdict in verdicts.items() if verdict != "passed"}
+            wrong = failing - case.caught_by
+            missed = case.caught_by - failing
+            false_alarms += bool(wrong)
+            misses += bool(missed)
+            cell = "ok" if not (wrong or missed) else " ".join(
+                [*(f"+{name}" for name in sorted(wrong)), *(f"-{name}" for name in sorted(missed))]
+            )
+            cells.append(f"{cell} ({time.perf_counter() - started:.0f} s)")
+            for name in sorted(wrong):
+                notes.append(f"- {case.id} seed {seed}: {name} {verdicts[name]}")
+            print(f"{case.id} seed {seed}: {cells[-1]}", flush=True)
+        expected = ", ".join(sorted(case.caught_by)) or "none (correct)"
+        lines.append(f"| {case.id} | {expected} | " + " | ".join(cells) + " |")
+    correct_runs = sum(1 for c in rows if not c.caught_by) * len(args.seeds)
+    summary = (
+        f"{runs} runs ({correct_runs} of correct rows): {false_alarms} with a check failing that should pass "
+        f"(+name), {misses} with an owning check missing its bug (-name)."
+    )
+    table = "\n".join([*lines, "", summary, *([""] + notes if notes else [])])
+    print("\n" + table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    return 1 if false_alarms or misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Agreement across model families: dropout, stochastic depth, binary heads, BatchNorm gaps.
+
+Correct pipelines whose fit numbers sit below evaluate (dropout active in fit, an epoch
+average while the weights improve) or whose BatchNorm batch statistics differ from the
+population ones by a sample near the boundary must pass; stale BatchNorm must fail on
+every family, not only the small CNN.
+"""
+
+import functools
+
+from broken_pipelines import families
+from broken_pipelines.common import DATA, broken, correct, recalibrate_after_fit
+from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
+
+BINARY = make_tiny_images(classes=2, per_class=6, size=16, seed=0)
+PHOTOS_32 = make_tiny_images(classes=3, per_class=4, size=32, seed=0, kind="photos")
+
+
+def scaled(images):
+    return images.astype("float32") / 255.0
+
+
+def recalibrate_as_one_batch(model, x):
+    """Precise BN over the whole (tiny) data set as one batch, as users often write it."""
+    recalibrate_batchnorm(model, x, batch_size=len(x))
+
+
+def residual_dropout():
+    return Pipeline(
+        name="residual-dropout-0.5",
+        build_model=functools.partial(families.residual_net, dropout=0.5),
+        data=DATA, preprocess_train=scaled, fit_kwargs={"epochs": 15, "batch_size": 4},
+        after_fit=recalibrate_after_fit,
+    )
+
+
+def residual_binary_dropout():
+    return Pipeline(
+        name="residual-binary-dropout",
+        build_model=functools.partial(families.residual_net, classes=2, dropout=0.5),
+        data=BINARY, preprocess_train=scaled, fit_kwargs={"epochs": 15, "batch_size": 4},
+        after_fit=recalibrate_as_one_batch,
+    )
+
+
+def efficientnet_stochastic_depth():
+    """EfficientNetB0 (its blocks' stochastic depth is Dropout with noise_shape), Rescaling and
+    Normalization inside the model, recalibrated over all 12 images as one batch."""
+    return Pipeline(
+        name="efficientnetb0-stochastic-depth",
+        build_model=functools.partial(families.application_with_head, "EfficientNetB0"),
+        data=PHOTOS_32, fit_kwargs={"epochs": 10, "batch_size": 12},
+        after_fit=recalibrate_as_one_batch,
+    )
+
+
+def residual_stale_batchnorm():
+    """The first report on another family: one batch per step, ten steps at momentum 0.99."""
+    return Pipeline(
+        name="residual-stale-batchnorm",
+        build_model=families.residual_net,
+        data=DATA, preprocess_train=scaled, fit_kwargs={"epochs": 10, "batch_size": 12},
+    )
+
+
+CASES = [
+    correct(residual_dropout, "none: Dropout(0.5) active in fit, so fit's epoch average is below evaluate"),
+    correct(residual_binary_dropout, "none: binary sigmoid head, Dropout(0.5), BN recalibrated as one batch"),
+    correct(efficientnet_stochastic_depth, "none: EfficientNetB0's stochastic depth, BN recalibrated as one batch"),
+    broken(
+        residual_stale_batchnorm,
+        "BN moving statistics stale after 10 steps, on a residual net",
+        agreement=r"evaluate vs train-mode(.|\n)*Cause: stale BatchNormalization moving statistics",
+    ),
+]

@@ -1,0 +1,150 @@
+"""Label encodings and heads: binary, multi-label, one class present, a loss that does not fit the head, regularization in the loss.
+
+The correct twins span families (a functional residual net with a softmax or one sigmoid
+unit, a keras.io-style Xception with one logit, the small CNN). Three carry L2(10), which
+makes the compiled loss at initialization hundreds of times ln C: the labels check must
+judge the data loss alone. The broken rows vary the small CNN and the residual net.
+"""
+
+import functools
+
+import numpy as np
+
+from broken_pipelines import families
+from broken_pipelines.common import (
+    DATA,
+    broken,
+    compiled_cnn,
+    correct,
+    recalibrate_after_fit,
+    small_pipeline,
+)
+from pipeline_checks import Pipeline, make_tiny_images
+from pipeline_checks.model import compat
+
+BINARY_16 = make_tiny_images(classes=2, per_class=6, size=16, seed=2)
+BINARY_32 = make_tiny_images(classes=2, per_class=6, size=32, seed=2)
+FIT = {"epochs": 15, "batch_size": 4}
+L2 = 10.0  # the regularization share of the initial loss is then 170-360, the data loss 1-4
+
+
+def scaled(images):
+    return images.astype("float32") / 255.0
+
+
+def recompiled(build, loss, learning_rate=0.01, **kwargs):
+    """`build(**kwargs)` compiled again with another loss, as users swap a loss in."""
+    keras = compat.keras()
+    model = build(**kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def _residual(name, data, build=families.residual_net, **kwargs):
+    return Pipeline(
+        name=name, build_model=functools.partial(build, **kwargs), data=data,
+        preprocess_train=scaled, fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+    )
+
+
+# -- correct twins -------------------------------------------------------------------------
+
+
+def residual_binary_l2():
+    return _residual("residual-binary-l2", BINARY_16, classes=2, l2=L2)
+
+
+def residual_three_classes_l2():
+    return _residual("residual-3-classes-l2", DATA, classes=3, l2=L2)
+
+
+def xception_binary_logit():
+    """One logit, BinaryCrossentropy(from_logits=True), BinaryAccuracy(threshold=0), Rescaling in the model."""
+    return Pipeline(
+        name="xception-binary-logit", build_model=families.xception_style_binary, data=BINARY_32,
+        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+    )
+
+
+def small_cnn_l2():
+    return small_pipeline("small-cnn-l2", build_model=functools.partial(families.regularized_cnn, l2=L2))
+
+
+# -- broken: training labels that miss classes ---------------------------------------------
+
+
+def every_label_zero():
+    """A loader that labels every file 0: fit, evaluate and overfit all reach accuracy 1."""
+    return small_pipeline("labels-all-class-0", data=(DATA.images, np.zeros_like(DATA.labels), DATA.class_names))
+
+
+def residual_two_of_three_classes():
+    """A loader that merges the last two class folders into one index."""
+    labels = np.minimum(DATA.labels, 1)
+    return _residual("residual-labels-2-of-3-classes", (DATA.images, labels, DATA.class_names), classes=3)
+
+
+# -- broken: a loss that does not fit the head ---------------------------------------------
+
+
+def binary_crossentropy_on_softmax():
+    return small_pipeline(
+        "binary-ce-on-3-unit-softmax", label_encoding="one_hot",
+        build_model=functools.partial(compiled_cnn, loss="binary_crossentropy"),
+    )
+
+
+def categorical_crossentropy_on_one_unit():
+    return _residual(
+        "categorical-ce-on-1-sigmoid-unit", BINARY_16,
+        build=functools.partial(recompiled, families.residual_net, "categorical_crossentropy"), classes=2,
+    )
+
+
+CASES = [
+    correct(residual_binary_l2, "none: one sigmoid unit, binary_crossentropy, L2(10): compiled loss 360 at initialization"),
+    correct(residual_three_classes_l2, "none: residual net, 3-way softmax, L2(10): compiled loss 360 at initialization"),
+    correct(xception_binary_logit, "none: one logit, BinaryCrossentropy(from_logits=True), BinaryAccuracy(threshold=0)"),
+    correct(small_cnn_l2, "none: the small CNN with L2(10): compiled loss 172 at initialization"),
+    broken(
+        every_label_zero,
+        "a loader labels every file 0: fit, evaluate and overfit reach accuracy 1",
+        labels=r"training labels cover 1 of 3 classes \(0\): A loader that labels every file 0\? No training image is labelled 1 \('patterns_01'\) or 2",
+    ),
+    broken(
+        residual_two_of_three_classes,
+        "a loader merges two classes: labels cover 2 of 3 classes (residual net)",
+        labels=r"training labels cover 2 of 3 classes \(0, 1\): A loader that drops or merges classes\? No training image is labelled 2 \('patterns_02'\)",
+    ),
+    broken(
+        binary_crossentropy_on_softmax,
+        "binary_crossentropy on a 3-unit softmax with one-hot labels: 'accuracy' becomes binary accuracy",
+        labels=r"binary_crossentropy on a 3-unit softmax(.|\n)*binary accuracy(.|\n)*scores 0\.67",
+        # Keras on TensorFlow computes the loss from the logits beneath the softmax (as 3 sigmoids),
+        # while predict returns the softmax: the loss of predict's outputs is another number.
+        agreement=r"Gap: predict vs evaluate: loss",
+    ).on(
+        ("jax", "torch"), "only Keras on TensorFlow computes binary cross-entropy from the logits beneath a "
+        "softmax; on JAX and torch fit, evaluate and predict all score the softmax outputs, so the modes agree",
+        labels=r"binary_crossentropy on a 3-unit softmax(.|\n)*binary accuracy(.|\n)*scores 0\.67",
+    ),
+    broken(
+        categorical_crossentropy_on_one_unit,
+        "categorical_crossentropy on one sigmoid unit: the loss is always 0 (residual net)",
+        labels=r"categorical_crossentropy on a single output for 2 classes(.|\n)*the loss is 0 whatever the labels",
+        # The loss is 0, but TensorFlow's fused softmax op returns a gradient of 1 - label, which trains
+        # the outputs of class 0 down; "accuracy" (categorical, the argmax of one unit) reads 1 in fit.
+        overfit=r"evaluate after BatchNorm recalibration gives 0\.\d+",
+    ).on(
+        ("jax", "torch"), "JAX and torch get no gradient from a loss that is 0, so no weight moves and fit's "
+        "accuracy stays at 0.5",
+        labels=r"categorical_crossentropy on a single output for 2 classes(.|\n)*the loss is 0 whatever the labels",
+        overfit=r"fit reached 0\.5000 accuracy at best, below the target 1",
+        variables_change=r"22 of 22 trainable weights never changed",
+    ).on(
+        "keras2", "tf-keras 2.21: fit reaches accuracy 1 on the gradient of 1 - label, and evaluate after "
+        "recalibration gives 1.0, but train-mode gives 0.75 (3 of 12 images) against evaluate's 1.0",
+        labels=r"categorical_crossentropy on a single output for 2 classes(.|\n)*the loss is 0 whatever the labels",
+        agreement=r"Gap: evaluate vs train-mode",
+    ),
+]
