@@ -53,10 +53,17 @@ def seeded_augmentation():
 
 
 def unseeded_data_order():
-    """The loader shuffles the file list with an unseeded generator; fit does not shuffle."""
+    """The loader shuffles the file list with an unseeded generator; fit does not shuffle.
+
+    Each class's files are shuffled and then dealt out in turn (0, 1, 2, 0, ...), so every
+    batch of 4 mixes the classes whatever the draw: a class-sorted batch would give BatchNorm
+    one-class batch statistics, a second bug that other checks rightly catch at some draws.
+    """
 
     def read():
-        order = np.random.default_rng().permutation(len(DATA))  # the bug: no seed
+        rng = np.random.default_rng()  # the bug: no seed
+        by_class = [rng.permutation(np.flatnonzero(DATA.labels == c)) for c in range(len(DATA.class_names))]
+        order = np.stack(by_class, axis=1).ravel()
         return DATA.images[order], DATA.labels[order], DATA.class_names
 
     return small_pipeline("unseeded-data-order", data=read, fit_kwargs={"epochs": 15, "batch_size": 4, "shuffle": False})
