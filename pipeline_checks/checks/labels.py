@@ -713,16 +713,10 @@ def _produces_output(layer, model) -> bool:
 
 def _rescaling_layers(model) -> list[str]:
     """Names of the layers, nested ones included, that may rescale or normalize what reaches them."""
-    from pipeline_checks.model import compat
+    from pipeline_checks.model.layers import walk_layers
 
-    found, stack = [], list(compat.sublayers(model))
-    while stack:
-        layer = stack.pop()
-        kind = type(layer).__name__
-        if "Normalization" in kind or kind in RESCALING_LAYERS:
-            found.append(layer.name)
-        stack.extend(compat.sublayers(layer))
-    return found
+    kinds = [(f.layer.name, type(f.layer).__name__) for f in walk_layers(model)]
+    return [name for name, kind in kinds if "Normalization" in kind or kind in RESCALING_LAYERS]
 
 
 def _described_gain(model) -> str:
