@@ -1,5 +1,7 @@
 """Exceptions raised by pipeline-checks."""
 
+import contextlib
+
 
 class PipelineCheckFailure(AssertionError):
     """A pipeline check found a defect; the message says what differs, the cause and the fix.
@@ -17,3 +19,12 @@ class PipelineRunError(RuntimeError):
 
 class DiagnoseError(ValueError):
     """The model, the images or the output path cannot be used; the message says which and why."""
+
+
+@contextlib.contextmanager
+def pipeline_step(pipeline, step: str):
+    """Name the pipeline and the step when the pipeline's own code raises inside it."""
+    try:
+        yield
+    except Exception as error:
+        raise PipelineRunError(f"Pipeline {pipeline.name!r}: {step} raised {type(error).__name__}: {error}") from error

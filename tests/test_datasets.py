@@ -79,7 +79,7 @@ def test_arrays_are_read_only_and_one_hot_matches():
         ({"classes": 0}, "classes must be an integer of at least 1; received: classes=0"),
         ({"classes": 2.0}, "classes must be an integer of at least 1; received: classes=2.0"),
         ({"per_class": 0}, "per_class must be an integer of at least 1; received: per_class=0"),
-        ({"size": 0}, "size must be an integer of at least 1; received: size=0"),
+        ({"size": 0}, "size must be a positive integer or (height, width) of positive integers; received: size=0"),
         ({"channels": 2}, "channels must be 1 or 3; received: channels=2"),
         ({"seed": -1}, "seed must be an integer of at least 0; received: seed=-1"),
         ({"kind": "faces"}, "kind must be one of patterns, noise, photos; received: kind='faces'"),
@@ -91,6 +91,50 @@ def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError) as error:
         make_tiny_images(**kwargs)
     assert str(error.value) == message
+
+
+SIZE_EXPECTED = "size must be a positive integer or (height, width) of positive integers; received: "
+
+
+@pytest.mark.parametrize("kind", ["patterns", "noise", "photos"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_non_square_sizes_give_height_by_width_images(kind, channels):
+    data = make_tiny_images(classes=3, per_class=3, size=(24, 40), channels=channels, kind=kind, seed=2)
+    assert data.images.shape == (9, 24, 40, channels) and data.images.dtype == np.uint8
+    assert (data.size, data.height, data.width) == ((24, 40), 24, 40)
+    assert len({image.tobytes() for image in data.images}) == 9
+    again = make_tiny_images(classes=3, per_class=3, size=(24, 40), channels=channels, kind=kind, seed=2)
+    assert again.images.tobytes() == data.images.tobytes()
+    tall = make_tiny_images(classes=3, per_class=3, size=(40, 24), channels=channels, kind=kind, seed=2)
+    assert tall.images.shape == (9, 40, 24, channels) and tall.size == (40, 24)
+
+
+@pytest.mark.parametrize("kind", ["patterns", "noise", "photos"])
+@pytest.mark.parametrize("size", [1, 8, 20, 32, 128])
+def test_square_tuple_sizes_give_the_same_bytes_as_an_int(kind, size):
+    square = make_tiny_images(classes=3, per_class=3, size=size, kind=kind, seed=3)
+    for same in [(size, size), [size, size], (np.int64(size), size)]:
+        data = make_tiny_images(classes=3, per_class=3, size=same, kind=kind, seed=3)
+        assert data.images.tobytes() == square.images.tobytes()
+        assert data.size == size and isinstance(data.size, int)
+    assert (square.size, square.height, square.width) == (size, size, size)
+
+
+def test_non_square_photos_keep_the_aspect_ratio_of_the_photograph():
+    # The first image of a class is the largest centred window of the size's aspect ratio.
+    data = make_tiny_images(classes=2, per_class=1, size=(64, 128), kind="photos")
+    np.testing.assert_array_equal(data.images[1], load_photo("chelsea")[32:96])
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(0, 3), (3, 0), (-1, 4), (3,), (3, 4, 5), (2.0, 3), (True, 3), "32", None, 2.5, -1],
+    ids=repr,
+)
+def test_invalid_sizes_are_rejected_naming_the_value(size):
+    with pytest.raises(ValueError) as error:
+        make_tiny_images(size=size)
+    assert str(error.value) == SIZE_EXPECTED + f"size={size!r}"
 
 
 def test_png_tree_layout(tmp_path):
@@ -123,6 +167,24 @@ def test_keras_directory_loader_reads_back_the_same_bytes_and_labels(tiny_images
 
 
 @needs_tensorflow
+@pytest.mark.parametrize("kind", ["patterns", "noise", "photos"])
+def test_non_square_images_round_trip_through_pngs_and_the_keras_loader(tiny_images, kind):
+    from PIL import Image
+
+    data = tiny_images(classes=2, per_class=2, size=(24, 40), kind=kind)
+    images, labels = next(iter(data.image_dataset_from_directory(label_mode="int")))
+    root = data.scratch_dir
+    for path in sorted(root.rglob("*.png")):
+        with Image.open(path) as png:
+            assert png.size == (40, 24)  # PIL: (width, height)
+    assert tuple(images.shape) == (4, 24, 40, 3)
+    np.testing.assert_array_equal(np.asarray(images).astype(np.uint8), data.images)
+    np.testing.assert_array_equal(np.asarray(labels), data.labels)
+    batches = list(data.to_tf_dataset(batch_size=3))
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), data.images)
+
+
+@needs_tensorflow
 def test_keras_directory_loader_categorical_labels(tiny_images):
     data = tiny_images(classes=3, per_class=1, size=8)
     _, labels = next(iter(data.image_dataset_from_directory(label_mode="categorical", verbose=False)))
@@ -152,3 +214,8 @@ def test_fixture_defaults_follow_settings(tiny_images, pc_seed):
 def test_fixture_defaults_follow_the_marker(tiny_images):
     data = tiny_images()
     assert (data.size, data.seed) == (12, 4)
+
+
+def test_fixture_takes_height_and_width(tiny_images, pc_seed):
+    data = tiny_images(size=(24, 40), channels=1)
+    assert (data.images.shape, data.size, data.seed) == ((6, 24, 40, 1), (24, 40), pc_seed)

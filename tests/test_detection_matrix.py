@@ -16,6 +16,7 @@ from broken_pipelines import (
     agreement_precision,
     capacity,
     data,
+    dataset_code,
     in_model_preprocessing,
     inference,
     labels_heads,
@@ -36,6 +37,7 @@ CASES = [
     *capacity.CASES,
     *in_model_preprocessing.CASES,
     *labels_heads.CASES,
+    *dataset_code.CASES,
 ]
 
 

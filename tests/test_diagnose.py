@@ -4,15 +4,21 @@ and every bad input refused with exit status 2 and a message that names the path
 import argparse
 import os
 import shutil
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
-from pipeline_checks.model import compat
-from pipeline_checks.testing.datasets import make_tiny_images
 from pipeline_checks.cli.diagnose import add_arguments, main, run
-from pipeline_checks.saved_model.diagnose import preprocessing_function
+from pipeline_checks.errors import DiagnoseError
+from pipeline_checks.model import compat
+from pipeline_checks.saved_model.diagnose import (
+    diagnose_saved_model,
+    preprocessing_function,
+)
 from pipeline_checks.saved_model.image_folders import read_image_folders
+from pipeline_checks.testing.datasets import make_tiny_images
 from pipeline_checks.testing.small_models import small_bn_cnn
 
 
@@ -36,7 +42,8 @@ def first_report_files(first_report_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Six 8x8 pattern images in three class folders, a compiled small BN CNN and a non-image model."""
+    """Six 8x8 pattern images in three class folders, a compiled small BN CNN, the same taking
+    images of any size, and a non-image model."""
     keras = compat.keras()
     root = tmp_path_factory.mktemp("tiny")
     make_tiny_images(classes=3, per_class=2, size=8, seed=0).to_directory(root / "images")
@@ -44,6 +51,10 @@ def tiny(tmp_path_factory):
     model = small_bn_cnn((8, 8, 3), classes=3, blocks=1, name="tiny_cnn")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(root / "model.keras")
+    any_size = keras.Input((None, None, 3))
+    features = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(any_size)))
+    scores = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    keras.Model(any_size, scores, name="any_size_cnn").save(root / "any_size.keras")
     inputs = keras.Input(shape=(4,))
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="tabular").save(root / "tabular.keras")
     (root / "notes.txt").write_text("not a model\n")
@@ -217,8 +228,8 @@ BAD_INPUTS = {
     "corrupt-image": ([M, "{tmp}/images"], "cannot decode image {tmp}/images/patterns_01/broken.png"),
     "class-folder-with-only-a-text-file": (
         [M, "{tmp}/images"],
-        "class folder {tmp}/images/patterns_02 has no images (extensions .bmp, .gif, .jpeg, .jpg, .png); "
-        "it holds patterns_02/notes.txt",
+        ("class folder {tmp}/images/patterns_02 has no images (extensions .bmp, .gif, .jpeg, .jpg, .png); "
+         "it holds patterns_02/notes.txt"),
     ),
     "empty-class-folder": ([M, "{tmp}/images"], "class folder {tmp}/images/patterns_02 has no images"),
     "no-class-folders": ([M, "{tmp}/flat"], "{tmp}/flat has no class folders"),
@@ -230,6 +241,21 @@ BAD_INPUTS = {
     "out-not-keras": ([M, I, "--write-recalibrated", "{tmp}/out.h5"], "must name a .keras file; received: {tmp}/out.h5"),
     "unknown-preprocessing": ([M, I, "--preprocess", "vgg17"], "Unknown preprocessing 'vgg17'; expected none, rescale, or"),
     "zero-batch-size": ([M, I, "--batch-size", "0"], "--batch-size: must be a positive integer; received: 0"),
+    "any-size-model-without-image-size": (
+        ["{tiny}/any_size.keras", I],
+        ("model 'any_size_cnn' takes images of shape (None, None, None, 3), with no fixed height and width; "
+         "pass the size it was trained at: --image-size HEIGHT,WIDTH"),
+    ),
+    "image-size-differs-from-the-models": (
+        [M, I, "--image-size", "40x56"],
+        "image size 40x56 does not match the input size 8x8 of model 'tiny_cnn' (shape (None, 8, 8, 3))",
+    ),
+    "image-size-one-number": ([M, I, "--image-size", "40"], "--image-size: must be HEIGHT,WIDTH or HEIGHTxWIDTH"),
+    "function-without-colon": (
+        [M, I, "--preprocess", "mypackage.preprocessing.preprocess"],
+        "to name a function, put a colon before it: mypackage.preprocessing:preprocess",
+    ),
+    "function-name-malformed": ([M, I, "--preprocess", "mypackage:"], "'mypackage:' is not a function name; expected package.module:function"),
 }
 SETUP = {
     "model-is-text-named-keras": lambda tiny, tmp: (tmp / "model.keras").write_text("not a zip"),
@@ -262,3 +288,157 @@ def _row(text, mode):
     """The accuracy column of `mode`'s row in the first table of `text`."""
     line = next(line for line in text.splitlines() if line.startswith(f"{mode} "))
     return float(line.split()[-1])
+
+
+def test_a_model_of_any_input_size_reads_the_images_at_image_size(tiny, capsys):
+    assert exit_status([tiny / "any_size.keras", tiny / "images", "--image-size", "40,56", "--preprocess", "rescale"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "input of any size (None, None, None, 3)" in printed
+    assert "6 images in 3 class folders" in printed and "read as 40x56 RGB" in printed
+
+
+REPOSITORY_PREPROCESSING = """
+    import numpy as np
+
+    SIZE = 8
+
+
+    def preprocess(images):
+        return images / 255.0
+
+
+    class Steps:
+        rescale = staticmethod(preprocess)
+
+
+    def fails(images):
+        raise ValueError("expected uint8 images")
+
+
+    def images_and_labels(images):
+        return images / 255.0, np.zeros(len(images))
+
+
+    def crops(images):
+        return images[:, :4, :4] / 255.0
+"""
+
+
+@pytest.fixture
+def repository(tmp_path, monkeypatch):
+    """tmp_path as a repository root, the current directory: `repo_pkg/preprocessing.py` and a
+    module that fails to import. Its modules and sys.path are as they were afterwards."""
+    package = tmp_path / "repo_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "preprocessing.py").write_text(textwrap.dedent(REPOSITORY_PREPROCESSING))
+    (package / "broken.py").write_text("raise RuntimeError('needs the GPU build')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.curdir, str(tmp_path))])
+    yield tmp_path
+    for name in [name for name in sys.modules if name == "repo_pkg" or name.startswith("repo_pkg.")]:
+        del sys.modules[name]
+
+
+def test_a_repositorys_function_preprocesses_as_the_built_in_does(tiny, repository, capsys):
+    path_before = list(sys.path)
+    model, images = tiny / "model.keras", tiny / "images"
+
+    assert exit_status([model, images, "--preprocess", "repo_pkg.preprocessing:Steps.rescale"]) == 0
+    by_function = capsys.readouterr().out
+    assert exit_status([model, images, "--preprocess", "rescale"]) == 0
+    by_name = capsys.readouterr().out
+
+    assert "Preprocessing:  repo_pkg.preprocessing:Steps.rescale from repo_pkg/preprocessing.py, called on float32 pixels 0..255" in by_function
+    assert _without_preprocessing_line(by_function) == _without_preprocessing_line(by_name)
+    assert sys.path == path_before, "the current directory is on sys.path only while the function is imported and called"
+
+
+def test_a_tensorflow_callable_from_python_preprocesses_as_the_built_in_does(tiny):
+    tf = pytest.importorskip("tensorflow")
+
+    def tf_rescale(images):
+        return tf.cast(images, tf.float32) / 255.0
+
+    by_callable = diagnose_saved_model(tiny / "model.keras", tiny / "images", preprocess=tf_rescale, image_size=(8, 8))
+    by_name = diagnose_saved_model(tiny / "model.keras", tiny / "images", preprocess="rescale")
+
+    assert by_callable.preprocessing.startswith(f"{__name__}:test_a_tensorflow_callable")
+    assert (by_callable.before.values, by_callable.after.values) == (by_name.before.values, by_name.after.values)
+
+
+PREPROCESSING_ERRORS = {
+    "module-not-found": (
+        "other_pkg.preprocessing:preprocess",
+        ("preprocessing 'other_pkg.preprocessing:preprocess': no module named 'other_pkg' (looked in the current "
+         "directory {root}, which is on the path as python -m puts it, and in the installed packages)"),
+    ),
+    "submodule-not-found": ("repo_pkg.augment:preprocess", "no module named 'repo_pkg.augment'"),
+    "module-raises-on-import": (
+        "repo_pkg.broken:preprocess", "importing module 'repo_pkg.broken' raised RuntimeError: needs the GPU build",
+    ),
+    "function-misspelt": (
+        "repo_pkg.preprocessing:preprocesss",
+        "module 'repo_pkg.preprocessing' has no attribute 'preprocesss'; did you mean preprocess?",
+    ),
+    "function-unlike-any": (
+        "repo_pkg.preprocessing:normalize",
+        ("module 'repo_pkg.preprocessing' has no attribute 'normalize'; its public callables: Steps, crops, fails, "
+         "images_and_labels, preprocess"),
+    ),
+    "dotted-attribute-missing": (
+        "repo_pkg.preprocessing:Steps.rescal",
+        "'repo_pkg.preprocessing:Steps' has no attribute 'rescal'; did you mean rescale?",
+    ),
+    "not-callable": (
+        "repo_pkg.preprocessing:SIZE",
+        ("preprocessing 'repo_pkg.preprocessing:SIZE' is not callable; expected a function that takes one float32 "
+         "batch of decoded images (N, height, width, channels) of pixels 0..255 and returns the model's inputs; "
+         "received: SIZE=8 of type int"),
+    ),
+    "function-raises": (
+        "repo_pkg.preprocessing:fails",
+        ("preprocessing function repo_pkg.preprocessing:fails raised ValueError: expected uint8 images; it was called "
+         "with one float32 batch of decoded images (N, height, width, channels) of pixels 0..255, of shape (6, 8, 8, 3)"),
+    ),
+    "function-returns-two-values": (
+        "repo_pkg.preprocessing:images_and_labels",
+        ("preprocessing function repo_pkg.preprocessing:images_and_labels returned a tuple of 2 values for a batch "
+         "of shape (6, 8, 8, 3); the model takes one input"),
+    ),
+    "function-returns-another-size": (
+        "repo_pkg.preprocessing:crops",
+        "the preprocessed inputs have shape (6, 4, 4, 3) for 6 images, but model 'tiny_cnn' takes (None, 8, 8, 3)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PREPROCESSING_ERRORS))
+def test_a_preprocessing_function_that_cannot_be_used_exits_2_naming_it(case, tiny, repository, capsys):
+    spec, message = PREPROCESSING_ERRORS[case]
+
+    assert exit_status([tiny / "model.keras", tiny / "images", "--preprocess", spec]) == 2
+
+    captured = capsys.readouterr()
+    error = captured.err.splitlines()[-1]  # after the progress lines, where loading came first
+    assert error.startswith("pipeline-checks diagnose: error: ") and spec in error
+    assert message.format(root=repository) in error
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"preprocess": "repo_pkg.preprocessing:SIZE"}, "'repo_pkg.preprocessing:SIZE' is not callable"),
+    ({"preprocess": 255}, "Unknown preprocessing 255"),
+    ({"image_size": (40, 0)}, "image_size must be (height, width), two positive integers; received: image_size=(40, 0)"),
+    ({"image_size": 40}, "received: image_size=40"),
+])
+def test_the_python_api_raises_diagnose_errors(arguments, message, tiny, repository):
+    with pytest.raises(DiagnoseError) as raised:
+        diagnose_saved_model(tiny / "model.keras", tiny / "images", **arguments)
+    assert message in str(raised.value)
+
+
+def _without_preprocessing_line(printed):
+    return [line for line in printed.splitlines() if not line.startswith("Preprocessing:")]

@@ -42,7 +42,7 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
 @pytest.mark.parametrize(
     "data, message",
     [
-        pytest.param(DATA.images, "data must be (or return) a TinyImageDataset or (images, labels, class_names); received: ndarray", id="images-only"),
+        pytest.param(DATA.images, "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class folders, a tf.data.Dataset", id="images-only"),
         pytest.param((DATA.images.astype("float32"), DATA.labels, DATA.class_names), "data images must be uint8 of shape (N, height, width, channels); received: dtype float32", id="float-images"),
         pytest.param((DATA.images, DATA.labels[:-1], DATA.class_names), "data labels must be 12 integers, one per image; received: dtype int32, shape (11,)", id="short-labels"),
         pytest.param(lambda: (DATA.images[:0], DATA.labels[:0], DATA.class_names), "data holds no images", id="empty"),

@@ -98,8 +98,9 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     from pipeline_checks.model import compat
 
     raw, validation = pipeline.raw_data(), pipeline.raw_validation_data()
-    x_train, y_train = pipeline.train_inputs(raw.images), pipeline.targets(raw)
+    x_train, y_train = pipeline.training_pairs(raw)
     x_infer = pipeline.infer_inputs(raw.images[: pipeline.batch_size])
+    encoding = pipeline.encoding_of(y_train)
     compat.set_random_seed(seed)  # after preprocessing, as training_run.train does: the same initial weights
     model = pipeline.fresh_model()
 
@@ -112,7 +113,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     loss = _loss_facts(getattr(model, "loss", None))
     report.numbers.update(loss=loss.name, from_logits=loss.from_logits)
     outputs = _Outputs.of(compat.to_numpy(model(x_infer, training=False)), _output_activation(model))
-    report.head(outputs, loss, pipeline.label_encoding, raw, y_train)
+    report.head(outputs, loss, encoding, raw, y_train)
     report.from_logits(outputs, loss)
     measure = functools.partial(_initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
     report.initial_loss(loss, measure, factor, x_train, model)
@@ -121,7 +122,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     if report.findings:
         details = "\n".join(str(f) for f in report.findings) + (f"\n{notes}" if notes else "")
         return failed(NAME, pipeline, "; ".join(f.summary for f in report.findings), details, **report.numbers)
-    return passed(NAME, pipeline, report.agreement(loss, pipeline.label_encoding), notes, **report.numbers)
+    return passed(NAME, pipeline, report.agreement(loss, encoding), notes, **report.numbers)
 
 
 @dataclass(frozen=True)

@@ -84,13 +84,17 @@ def check_preprocessing(
     compat.set_random_seed(seed)
     train = pipeline.train_inputs(images)
     train_again = pipeline.train_inputs(images)
-    infer = pipeline.infer_inputs(images)
+    infer, infer_again = pipeline.infer_inputs(images), pipeline.infer_inputs(images)
     random = train.shape != train_again.shape or not np.array_equal(train, train_again)
     conventions = _conventions(images)
 
     paths = _compare([train, train_again] if random else [train], infer, tolerance, same_shape=True)
     numbers = _path_numbers(paths, random)
-    findings = [] if paths.agrees else [_path_mismatch(paths, conventions, random)]
+    names = pipeline.path_names()
+    findings = [] if paths.agrees else [_path_mismatch(paths, conventions, random, names)]
+    numbers["infer_random"] = infer.shape != infer_again.shape or not np.array_equal(infer, infer_again)
+    if numbers["infer_random"]:
+        findings.append(_random_serving(infer, infer_again, names[1]))
     application = judged = None
     if pipeline.application is not None:
         application = _application_inputs(pipeline.application, images)
@@ -104,10 +108,7 @@ def check_preprocessing(
     if findings:
         summary = "; and ".join(summary for summary, _ in findings)
         return failed(NAME, pipeline, summary, "\n".join([*(details for _, details in findings), *notes]), **numbers)
-    details = [
-        _described("preprocess_train", paths.ours, conventions),
-        _described("preprocess_infer", paths.reference, conventions),
-    ]
+    details = [_described(names[0], paths.ours, conventions), _described(names[1], paths.reference, conventions)]
     if judged is not None and judged.start is not None:
         details.append(_described(judged.label, _statistics(judged.inputs), conventions))
     summary = _agreement_summary(paths, random, application, judged)
@@ -323,19 +324,19 @@ def _path_numbers(paths: _Comparison, random: bool) -> dict:
     }
 
 
-def _path_mismatch(paths: _Comparison, conventions, random: bool) -> tuple[str, str]:
-    n = paths.reference.shape[0]
+def _path_mismatch(paths: _Comparison, conventions, random: bool, names: tuple[str, str]) -> tuple[str, str]:
+    n, (train, infer) = paths.reference.shape[0], names
     train_looks, infer_looks = _looks_like(paths.ours, conventions), _looks_like(paths.reference, conventions)
     fix = (
-        "build both paths from one function: preprocess_infer = preprocess_train's deterministic part "
+        f"build both paths from one function: {infer} = {train}'s deterministic part "
         "(decoding, resizing, scaling, normalization) without the augmentation"
     )
     if paths.shape_mismatch:
-        summary = f"preprocess_train and preprocess_infer give inputs of different shapes for the same {n} images: {paths.differences()}"
+        summary = f"{train} and {infer} give inputs of different shapes for the same {n} images: {paths.differences()}"
         cause = "the two paths resize, crop or convert channels differently"
         fix = "resize and crop to one shape in both paths (e.g. random crops in training, a center crop of that size at inference)"
     else:
-        summary = f"preprocess_train and preprocess_infer give different inputs for the same {n} images: {paths.differences()}"
+        summary = f"{train} and {infer} give different inputs for the same {n} images: {paths.differences()}"
         if _channels_reversed(paths):
             cause = "the channel order is reversed between the paths (RGB in one, BGR in the other, e.g. cv2.imread in one)"
         elif train_looks and infer_looks and train_looks != infer_looks:
@@ -343,14 +344,30 @@ def _path_mismatch(paths: _Comparison, conventions, random: bool) -> tuple[str, 
         else:
             cause = "the two paths scale, offset, normalize or order channels differently"
         cause += ", so the model is served inputs unlike those it was trained on"
-    how = "preprocess_train is random (two calls differ)" if random else "the values differ"
+    how = f"{train} is random (two calls differ)" if random else "the values differ"
     details = "\n".join([
-        _described("preprocess_train", paths.ours, conventions),
-        _described("preprocess_infer", paths.reference, conventions),
+        _described(train, paths.ours, conventions),
+        _described(infer, paths.reference, conventions),
         f"  {how}, so the statistics augmentation keeps were compared: {paths.explained()}: more than augmentation explains.",
         f"  Likely cause: {cause}.",
         f"  Fix: {fix}.",
     ])
+    return summary, details
+
+
+def _random_serving(first, second, infer: str) -> tuple[str, str]:
+    """Inference inputs that differ between two calls on the same images: augmentation at serving."""
+    summary = f"{infer} is random: two calls on the same images give different inputs"
+    if first.shape == second.shape:
+        differing = int(np.any((first != second).reshape(len(first), -1), axis=1).sum())
+        summary += f" ({differing} of {len(first)} images differ)"
+    details = (
+        f"  {summary}.\n"
+        "  Likely cause: augmentation runs at serving (a random layer called with training=True, or the training "
+        "dataset's augmentation map reused for inference), so one image gets a different prediction each time.\n"
+        "  Fix: serve with the deterministic part of the training path only (decoding, resizing, scaling); "
+        "declare it as preprocess_infer."
+    )
     return summary, details
 
 

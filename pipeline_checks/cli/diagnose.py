@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ DESCRIPTION = (
     "model keeps no history. Exit status: 0 when the modes agree after recalibration, 1 when a disagreement "
     "remains, 2 for bad arguments or inputs."
 )
+IMAGE_SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[,xX]\s*(\d+)\s*")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--preprocess", type=_preprocessing_argument, default="none", metavar="NAME",
-        help="what the model was trained on: none (float32 pixels 0..255), rescale (/255), or an "
-        f"application whose preprocess_input to apply: {', '.join(known_applications())} (default: none)",
+        help="what the model was trained on: none (float32 pixels 0..255), rescale (/255), an "
+        f"application whose preprocess_input to apply ({', '.join(known_applications())}), or your own "
+        "function as package.module:function, imported from the current directory and called with a "
+        "float32 batch (N, height, width, channels) of pixels 0..255 (default: none)",
+    )
+    parser.add_argument(
+        "--image-size", type=_image_size, default=None, metavar="HEIGHT,WIDTH",
+        help="read the images at this size (also HEIGHTxWIDTH); required when the model's input has no "
+        "fixed size, e.g. keras.Input((None, None, 3)) (default: the model's input size)",
     )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=None, metavar="N",
@@ -62,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = diagnose_saved_model(
             args.model, args.images, preprocess=args.preprocess, batch_size=args.batch_size,
-            write_recalibrated=args.write_recalibrated, force=args.force,
+            write_recalibrated=args.write_recalibrated, force=args.force, image_size=args.image_size,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except (DiagnoseError, ImageFolderError, FileNotFoundError, NotADirectoryError) as error:
@@ -87,6 +96,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; received: {value}")
     return value
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    match = IMAGE_SIZE_PATTERN.fullmatch(text)
+    if match is None or int(match[1]) < 1 or int(match[2]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be HEIGHT,WIDTH or HEIGHTxWIDTH, two positive integers, e.g. 224,224; received: {text!r}"
+        )
+    return int(match[1]), int(match[2])
 
 
 def _preprocessing_argument(text: str) -> str:

@@ -7,24 +7,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from pipeline_checks.pipelines.sources import DEFAULT_IMAGE_SIZE, RawData, Reading, Source, load, source_kind
+
+__all__ = ["Pipeline", "RawData", "to_float"]
+
 LABEL_ENCODINGS = ("sparse", "one_hot")
-FIT_KWARGS_WE_SET = ("x", "y", "verbose", "callbacks")  # data comes from `data`; the rest from the checks
-
-
-@dataclass(frozen=True)
-class RawData:
-    """Raw images as the pipeline reads them: uint8 (N, H, W, C), integer labels, class names."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-
-    @property
-    def classes(self) -> int:
-        return len(self.class_names)
-
-    def __len__(self) -> int:
-        return len(self.labels)
+FIT_KWARGS_WE_SET = ("x", "y", "verbose")  # data comes from `data`; verbosity from the checks
 
 
 def to_float(images) -> np.ndarray:
@@ -39,14 +27,32 @@ class Pipeline:
     Args:
         name: a short name for reports and test ids, e.g. "resnet50-photos".
         build_model: returns a fresh compiled Keras model each call.
-        data: the raw training data, or a function returning it: a `TinyImageDataset`, or
-            `(images, labels, class_names)` with uint8 images (N, H, W, C) and integer labels.
-        preprocess_train: raw uint8 images -> model inputs for `fit`. Default: float32 pixels.
-        preprocess_infer: raw uint8 images -> model inputs for `evaluate`/`predict`.
-            Default: `preprocess_train`.
-        label_encoding: "sparse" (integer labels) or "one_hot", as `fit` receives them.
-        fit_kwargs: extra arguments of `fit` (epochs, batch_size, shuffle, ...); not x, y,
-            verbose or callbacks. Default: `{"epochs": 5}`.
+        data: the training data as the repository reads it, or a function returning it
+            (called once per training run, so a dataset it builds is built anew):
+            arrays (a `TinyImageDataset`, or `(images, labels, class_names)` with uint8
+            images (N, H, W, C) and integer labels); a folder of class folders (str or Path,
+            read by `keras.utils.image_dataset_from_directory` at `image_size`); a
+            `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`, batched or not, with
+            integer, one-hot or string labels; a `keras.utils.PyDataset`; an
+            `ImageDataGenerator` iterator (`flow`, `flow_from_directory`); or a list of
+            `(x, y)` batches. `fit` trains on that object itself.
+        preprocess_train: raw uint8 images -> model inputs for `fit`, for arrays. Default:
+            float32 pixels. Other data preprocess for training in `train_dataset`, or yield
+            model inputs.
+        preprocess_infer: raw images -> model inputs for `evaluate`/`predict`: the serving
+            code, on a batch of decoded images. Default: the training path.
+        label_encoding: "sparse" (integer labels) or "one_hot", as `fit` receives arrays'
+            labels; other data give labels as `fit` receives them.
+        fit_kwargs: arguments of `fit` (epochs, batch_size, shuffle, callbacks,
+            validation_data, steps_per_epoch, class_weight, ...); not x, y or verbose. The
+            checks' own recorder runs beside the callbacks. Default: `{"epochs": 5}`.
+        train_dataset: the repository's dataset function, `dataset -> dataset`, for a folder or
+            a `tf.data.Dataset`: its `.map(preprocess)`, augmentation, `.shuffle`, `.batch`,
+            `.prefetch`. `fit` trains on its result; the checks also run it on the raw images
+            to compare the training path with `preprocess_infer`. It gets batches for a
+            folder and a batched dataset, single examples otherwise. Default: none.
+        image_size: (height, width) at which a folder is read. Default: (256, 256), as
+            `image_dataset_from_directory`.
         application: a `keras.applications` name whose `preprocess_input` conventions the
             inputs must follow (e.g. when loading that application's pretrained weights).
         validation_data: raw validation data as for `data` (e.g. another directory split),
@@ -80,17 +86,21 @@ class Pipeline:
     validation_data: Any = None
     after_fit: Callable[[Any, Any], Any] | None = None
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    train_dataset: Callable[[Any], Any] | None = None
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"Pipeline name must be a non-empty string; received: name={self.name!r}")
         for attribute in ("build_model", "preprocess_train"):
             _check_callable(self.name, attribute, getattr(self, attribute))
-        for attribute in ("preprocess_infer", "after_fit"):
+        for attribute in ("preprocess_infer", "after_fit", "train_dataset"):
             if getattr(self, attribute) is not None:
                 _check_callable(self.name, attribute, getattr(self, attribute))
-        if self.preprocess_infer is None:
+        if self.preprocess_infer is None and self.train_dataset is None:
             object.__setattr__(self, "preprocess_infer", self.preprocess_train)
+        object.__setattr__(self, "image_size", _checked_image_size(self.name, self.image_size))
+        object.__setattr__(self, "_sources", {})
         if self.label_encoding not in LABEL_ENCODINGS:
             raise ValueError(
                 f"Pipeline {self.name!r}: label_encoding must be one of {', '.join(map(repr, LABEL_ENCODINGS))}; "
@@ -113,23 +123,116 @@ class Pipeline:
 
     def raw_data(self) -> RawData:
         """The training data, read and checked."""
-        return _raw(self.name, "data", self.data)
+        return self._read("data", self.data)
 
     def raw_validation_data(self) -> RawData | None:
-        return None if self.validation_data is None else _raw(self.name, "validation_data", self.validation_data)
+        return None if self.validation_data is None else self._read("validation_data", self.validation_data)
+
+    def source(self) -> Source | None:
+        """The training data read by its loader; None for arrays, which the pipeline reads itself.
+
+        Read once, unless `data` is a function: each run then reads anew, as the repository does.
+        """
+        if self._kind("data", self.data) == "arrays":
+            return None
+        if callable(self.data) or "data" not in self._sources:
+            self._sources["data"] = self._load("data", self.data)
+        return self._sources["data"]
+
+    def _kind(self, attribute: str, data: Any) -> str:
+        key = f"kind of {attribute}"
+        if key not in self._sources:
+            with self._step(attribute):
+                value = data() if callable(data) else data
+            try:
+                self._sources[key] = source_kind(value)
+            except TypeError as error:
+                raise TypeError(f"Pipeline {self.name!r}: {attribute} {error}") from None
+        return self._sources[key]
+
+    def training_pairs(self, raw: RawData) -> tuple[Any, np.ndarray]:
+        """Model inputs and targets of the raw images, in their order, as fit gets them."""
+        source = self.source()
+        if source is None:
+            return self.train_inputs(raw.images), self.targets(raw)
+        with self._step("train_dataset" if self.train_dataset else "data"):
+            return source.train_path(raw.images, None if raw is source.raw else _given_like(source, raw))
 
     def train_inputs(self, images: np.ndarray) -> np.ndarray:
-        return self._preprocessed("preprocess_train", images)
+        source = self.source()
+        if source is None:
+            return self._preprocessed("preprocess_train", images)
+        with self._step("train_dataset" if self.train_dataset else "data"):
+            return np.asarray(source.train_path(images)[0])
 
     def infer_inputs(self, images: np.ndarray) -> np.ndarray:
+        if self.preprocess_infer is None:
+            return self.train_inputs(images)
         return self._preprocessed("preprocess_infer", images)
 
     def targets(self, raw: RawData) -> np.ndarray:
         """Labels as `fit` receives them; out-of-range labels are left for the labels check."""
+        if self.source() is not None:
+            return np.asarray(self.training_pairs(raw)[1])
         if self.label_encoding == "sparse":
             return raw.labels.astype(np.int32)
         width = max(raw.classes, int(raw.labels.max()) + 1)
         return np.eye(width, dtype=np.float32)[raw.labels]
+
+    def encoding_of(self, targets: np.ndarray) -> str:
+        """How `targets` encode labels: the declared encoding for arrays, else read from their shape."""
+        if self.source() is None:
+            return self.label_encoding
+        targets = np.asarray(targets)
+        return "one_hot" if targets.ndim == 2 and targets.shape[1] > 1 else "sparse"
+
+    def path_names(self) -> tuple[str, str]:
+        """What the training and the inference path are called in reports."""
+        source = self.source()
+        if source is None:
+            train = "preprocess_train"
+        elif self.train_dataset is not None:
+            train = "train_dataset"
+        else:
+            train = "the ImageDataGenerator" if source.kind == "generator" else "the data as given"
+        return train, ("preprocess_infer" if self.preprocess_infer is not None else train)
+
+    def fit_arguments(self, x_train, y_train, seed: int) -> dict[str, Any]:
+        """The arguments of `fit`, data included: the arrays, or the object the source trains on."""
+        source = self.source()
+        if source is None:
+            return {"x": x_train, "y": y_train, **self.fit_kwargs}
+        arguments = {k: v for k, v in self.fit_kwargs.items() if k != "batch_size"}
+        if source.kind in ("folder", "dataset"):
+            arguments["shuffle"] = False  # a dataset shuffles itself; fit warns on shuffle=True
+        with self._step("train_dataset" if self.train_dataset else "data"):
+            return {"x": source.fit_input(seed), **arguments}
+
+    def _load(self, attribute: str, data: Any) -> Source:
+        if self.preprocess_train is not to_float:
+            raise ValueError(
+                f"Pipeline {self.name!r}: preprocess_train applies to arrays; for a {self._kind(attribute, data)} "
+                "declare the training preprocessing as train_dataset=lambda ds: ds.map(...) (a folder or a "
+                "tf.data.Dataset), or let the data yield model inputs"
+            )
+        reading = Reading(
+            self.image_size, self.batch_size, bool(self.fit_kwargs.get("shuffle", True)),
+            self.fit_kwargs.get("steps_per_epoch"), self.train_dataset,
+        )
+        with self._step(attribute):
+            return load(data, reading)
+
+    def _read(self, attribute: str, data: Any) -> RawData:
+        if self._kind(attribute, data) == "arrays":
+            return _raw(self.name, attribute, data)
+        if attribute == "data":
+            return self.source().raw
+        return self._load(attribute, data).raw
+
+    def _step(self, step: str):
+        from pipeline_checks.errors import pipeline_step
+
+        return pipeline_step(self, step)
 
     def fresh_model(self):
         """A new model from `build_model`, checked to be a compiled Keras model."""
@@ -162,6 +265,23 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r})"
+
+
+def _given_like(source: Source, raw: RawData) -> np.ndarray:
+    """Labels of `raw` as the source gives them (integer or one-hot)."""
+    if source.label_encoding == "one_hot":
+        return np.eye(source.raw.classes, dtype=np.float32)[raw.labels]
+    return raw.labels
+
+
+def _checked_image_size(name: str, size: Any) -> tuple[int, int]:
+    try:
+        height, width = size
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+            return int(height), int(width)
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"Pipeline {name!r}: image_size must be (height, width), two positive integers; received: image_size={size!r}")
 
 
 def _check_callable(name: str, attribute: str, value: Any) -> None:

@@ -232,12 +232,13 @@ def pc_seed(pc_settings: Settings) -> int:
 def tiny_images(pc_settings: Settings, pc_seed: int, tmp_path):
     """Factory of tiny image datasets; see `pipeline_checks.make_tiny_images`.
 
-    Defaults: `size` from --pc-image-size (else 32), `seed` from --pc-seed. The
-    datasets' `to_directory()` writes under this test's tmp_path.
+    Defaults: `size` from --pc-image-size (else 32), `seed` from --pc-seed. `size`
+    takes an int (square images) or `(height, width)`. The datasets' `to_directory()`
+    writes under this test's tmp_path.
 
     Example:
         def test_loader(tiny_images):
-            data = tiny_images(classes=3, per_class=2, kind="photos")
+            data = tiny_images(classes=3, per_class=2, kind="photos", size=(24, 40))
             batches = data.image_dataset_from_directory(label_mode="categorical")
     """
     from pipeline_checks.testing.datasets import make_tiny_images

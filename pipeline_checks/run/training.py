@@ -7,7 +7,6 @@ after its first epoch and at the end; each batch's loss; the loss at initializat
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import weakref
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline_checks.errors import PipelineRunError
+from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
@@ -72,12 +71,12 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         trainable=frozenset(id(v) for v in model.trainable_weights),
         initial=_values(weights),
     )
-    with _pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
+    with pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
         run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
     run.start_state = _state_before_fit(model)
     _fit(run, epochs)
     if pipeline.after_fit is not None:
-        with _pipeline_step(pipeline, "after_fit"):
+        with pipeline_step(pipeline, "after_fit"):
             pipeline.after_fit(model, x_train)
     run.seconds = time.perf_counter() - start
     return run
@@ -125,7 +124,7 @@ def _read(pipeline: Pipeline, seed: int) -> tuple:
     """Raw data, training inputs and targets; seeded first, as data and preprocessing may draw from NumPy."""
     compat.set_random_seed(seed)
     raw = pipeline.raw_data()
-    return raw, pipeline.train_inputs(raw.images), pipeline.targets(raw)
+    return (raw, *pipeline.training_pairs(raw))
 
 
 def _build(pipeline: Pipeline, seed: int):
@@ -134,13 +133,18 @@ def _build(pipeline: Pipeline, seed: int):
 
 
 def _fit(run: TrainingRun, epochs: int | None) -> None:
-    """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's."""
-    fit_kwargs = dict(run.pipeline.fit_kwargs)
-    if epochs is not None:
-        fit_kwargs["epochs"] = epochs
+    """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's.
+
+    The data is the pipeline's own (arrays, or the dataset its source builds from the seed);
+    the pipeline's callbacks run before the recorder.
+    """
     compat.set_random_seed(run.seed)
-    with _pipeline_step(run.pipeline, "fit"):
-        run.history = run.model.fit(run.x_train, run.y_train, verbose=0, callbacks=[_recorder(run)], **fit_kwargs)
+    arguments = run.pipeline.fit_arguments(run.x_train, run.y_train, run.seed)
+    if epochs is not None:
+        arguments["epochs"] = epochs
+    arguments["callbacks"] = [*arguments.get("callbacks", ()), _recorder(run)]
+    with pipeline_step(run.pipeline, "fit"):
+        run.history = run.model.fit(verbose=0, **arguments)
     run.final = _values(run.weights)
 
 
@@ -177,15 +181,6 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
         _SHARED.clear()
     else:
         _SHARED.pop(pipeline, None)
-
-
-@contextlib.contextmanager
-def _pipeline_step(pipeline: Pipeline, step: str):
-    """Name the pipeline and the step when the pipeline's own code raises inside it."""
-    try:
-        yield
-    except Exception as error:
-        raise PipelineRunError(f"Pipeline {pipeline.name!r}: {step} raised {type(error).__name__}: {error}") from error
 
 
 def _values(weights) -> tuple:

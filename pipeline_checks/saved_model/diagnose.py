@@ -13,10 +13,17 @@ imported until `diagnose_saved_model` is called.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import importlib
+import inspect
+import numbers
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline_checks._text import listed
 from pipeline_checks.errors import DiagnoseError
@@ -24,6 +31,13 @@ from pipeline_checks.saved_model.loading import load_saved_model
 
 BASIC_PREPROCESSING = {"none": "none (float32 pixels 0..255)", "rescale": "rescale (pixels / 255, in 0..1)"}
 SHOWN = 5  # class names and skipped files listed before "and N more"
+FUNCTION_FORM = "package.module:function"
+CALLED_WITH = "one float32 batch of decoded images (N, height, width, channels) of pixels 0..255"
+CALLED_ON = "called on float32 pixels 0..255"
+FIT_NOT_MEASURED = (
+    "fit is not measured: a saved model keeps no training history; train-mode (the same "
+    "weights, normalized with batch statistics) is what fit's last step saw."
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,10 @@ class SavedModelDiagnosis:
         one_batch = " (all images in one batch)" if self.batch_size >= len(folders) else ""
         lines = [
             f"Model:          {self.model_summary}",
-            f"Images:         {len(folders)} images in {len(folders.class_names)} class folders of "
-            f"{folders.listing.root}: {names}; read as {folders.images.shape[1]}x{folders.images.shape[2]} {channels}",
+            (
+                f"Images:         {len(folders)} images in {len(folders.class_names)} class folders of "
+                f"{folders.listing.root}: {names}; read as {folders.images.shape[1]}x{folders.images.shape[2]} {channels}"
+            ),
         ]
         skipped = folders.listing.skipped
         if skipped:
@@ -110,11 +126,12 @@ class SavedModelDiagnosis:
 def diagnose_saved_model(
     model_path: str | os.PathLike,
     images_dir: str | os.PathLike,
-    preprocess: str = "none",
+    preprocess: str | Callable[[Any], Any] = "none",
     batch_size: int | None = None,
     write_recalibrated: str | os.PathLike | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> SavedModelDiagnosis:
     """Measure a saved model's modes on its images, recalibrate BatchNorm, measure again.
 
@@ -125,12 +142,18 @@ def diagnose_saved_model(
         model_path: a `.keras` (or legacy `.h5`) file, loaded with `safe_mode=True`.
         images_dir: one sub-folder of images per class; sorted folder names give the label
             indices, as `keras.utils.image_dataset_from_directory` assigns them.
-        preprocess: "none" (float32 pixels 0..255), "rescale" (/255) or an application
-            name such as "ResNet50" (its `preprocess_input`): what the model was trained on.
+        preprocess: "none" (float32 pixels 0..255), "rescale" (/255), an application
+            name such as "ResNet50" (its `preprocess_input`), or the project's own function
+            as "package.module:function" (imported with the current directory on `sys.path`)
+            or a callable: what the model was trained on. A function is called once with
+            a float32 batch (N, height, width, channels) of pixels 0..255 and returns the
+            model's inputs (a NumPy array or a tensor).
         batch_size: fit's batch size (batch statistics depend on it); default: all images.
         write_recalibrated: save the recalibrated model to this `.keras` path.
         force: overwrite an existing `write_recalibrated` file.
         progress: called with a line of text at each stage; None is silent.
+        image_size: `(height, width)` to read the images at; required when the model's
+            input has no fixed size (`keras.Input((None, None, 3))`). Default: the model's.
 
     Returns:
         A `SavedModelDiagnosis`; `.agrees` tells whether the modes agree after recalibration.
@@ -152,19 +175,22 @@ def diagnose_saved_model(
     if not model_path.is_file():
         raise FileNotFoundError(f"No model file at {model_path}")
     out = _checked_output(model_path, write_recalibrated, force)
-    preprocess_name = resolve_preprocessing(preprocess)
+    preprocess = resolve_preprocessing(preprocess)
+    # Imported before the model loads, so a misspelt module or function fails at once.
+    custom_preprocessing = user_preprocessing(preprocess)
+    image_size = _checked_image_size(image_size)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise DiagnoseError(f"batch_size must be a positive integer; received: {batch_size!r}")
     listing = list_image_folders(images_dir)
     say(f"Loading {model_path}...")
     model = load_saved_model(model_path)
     height, width, channels = image_input(model)
+    size = read_size(model, (height, width), image_size)
     check_output_width(model, listing)
-    say(f"Reading {listing.count} images from {listing.root}...")
-    folders = read_image_folders(listing, (height, width), channels, progress=progress)
+    say(f"Reading {listing.count} images from {listing.root} at {size[0]}x{size[1]}...")
+    folders = read_image_folders(listing, size, channels, progress=progress)
 
-    notes = ["fit is not measured: a saved model keeps no training history; train-mode (the same "
-             "weights, normalized with batch statistics) is what fit's last step saw."]
+    notes = [FIT_NOT_MEASURED]
     compiled_here = not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None
     if compiled_here:
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -180,8 +206,9 @@ def diagnose_saved_model(
     one_hot = "categorical" in loss.lower() and "sparse" not in loss.lower()
     targets = folders.one_hot_labels if one_hot else folders.labels
     labels = f"{'one-hot' if one_hot else 'integer'}, for the compiled loss {loss}"
-    preprocess_input, preprocessing = preprocessing_function(preprocess_name, channels)
+    preprocess_input, preprocessing = custom_preprocessing or preprocessing_function(preprocess, channels)
     inputs = preprocess_input(folders.images)
+    check_model_inputs(model, inputs, len(folders), preprocessing)
     batch_size = batch_size or len(folders)
     if progress is not None and batch_size > 256:
         say(f"Measuring with one batch of {batch_size} images; pass --batch-size (fit's) if memory runs short.")
@@ -205,8 +232,11 @@ def diagnose_saved_model(
     )
 
 
-def image_input(model) -> tuple[int, int, int]:
-    """`(height, width, channels)` of the model's one image input, or a DiagnoseError saying why not."""
+def image_input(model) -> tuple[int | None, int | None, int]:
+    """`(height, width, channels)` of the model's one image input, or a DiagnoseError saying why not.
+
+    Height and width are None where the model takes any size (`keras.Input((None, None, 3))`).
+    """
     inputs = list(getattr(model, "inputs", None) or [])
     if len(inputs) != 1:
         raise DiagnoseError(f"model {model.name!r} has {len(inputs)} inputs; diagnose feeds it one batch of images")
@@ -221,12 +251,28 @@ def image_input(model) -> tuple[int, int, int]:
         raise DiagnoseError(
             f"model {model.name!r} takes inputs of shape {shape}; expected channels last, 1 (grayscale) or 3 (RGB)"
         )
-    if height is None or width is None:
+    return _dimension(height), _dimension(width), int(channels)
+
+
+def read_size(model, model_size: tuple[int | None, int | None], image_size: tuple[int, int] | None) -> tuple[int, int]:
+    """`(height, width)` to read the images at: `image_size` where given, else the model's fixed size."""
+    shape = tuple(model.inputs[0].shape)
+    if image_size is None:
+        if None in model_size:
+            free = " and ".join(n for n, v in zip(("height", "width"), model_size) if v is None)
+            raise DiagnoseError(
+                f"model {model.name!r} takes images of shape {shape}, with no fixed {free}; pass the size it "
+                "was trained at: --image-size HEIGHT,WIDTH (image_size=(height, width) from Python)"
+            )
+        return model_size
+    if any(fixed is not None and fixed != given for fixed, given in zip(model_size, image_size)):
+        model_text = "x".join("any" if v is None else str(v) for v in model_size)
         raise DiagnoseError(
-            f"model {model.name!r} takes images of any size {shape}; diagnose needs the size it was "
-            "trained at: save it with a fixed keras.Input(shape=(height, width, channels))"
+            f"image size {image_size[0]}x{image_size[1]} does not match the input size {model_text} of model "
+            f"{model.name!r} (shape {shape}); omit --image-size to read the images at the model's size; "
+            f"received: image_size={image_size}"
         )
-    return int(height), int(width), int(channels)
+    return image_size
 
 
 def check_output_width(model, listing) -> None:
@@ -243,31 +289,87 @@ def check_output_width(model, listing) -> None:
         )
 
 
-def resolve_preprocessing(name: str) -> str:
-    """"none", "rescale", or the canonical application name; DiagnoseError otherwise."""
+def resolve_preprocessing(name: str | Callable[[Any], Any]) -> str | Callable[[Any], Any]:
+    """"none", "rescale", the canonical application name, a well-formed "package.module:function"
+    (not imported yet), or the callable itself; DiagnoseError otherwise. Imports nothing heavy."""
     from pipeline_checks.model.applications import (
         known_applications,
         resolve_application_name,
     )
 
+    if callable(name):
+        return name
     if isinstance(name, str) and name.lower() in BASIC_PREPROCESSING:
         return name.lower()
+    if isinstance(name, str) and ":" in name:
+        return _checked_function_spec(name)
     try:
         return resolve_application_name(name)
     except ValueError:
+        pass
+    dotted = isinstance(name, str) and "." in name and all(part.isidentifier() for part in name.split("."))
+    hint = f"; to name a function, put a colon before it: {name.rpartition('.')[0]}:{name.rpartition('.')[2]}" if dotted else ""
+    raise DiagnoseError(
+        f"Unknown preprocessing {name!r}; expected none, rescale, or an application name "
+        f"({', '.join(known_applications())}), or a function as {FUNCTION_FORM}{hint}"
+    )
+
+
+def user_preprocessing(preprocess: str | Callable[[Any], Any]) -> tuple[Callable[[Any], Any], str] | None:
+    """For a "package.module:function" or a callable: the checked function and its description.
+
+    None for the built-in preprocessings. The function is imported here, with the current
+    directory on `sys.path` as `python -m` puts it.
+    """
+    if callable(preprocess):
+        name = _callable_name(preprocess)
+        return _checked_preprocessing(preprocess, name), f"{name} (a callable), {CALLED_ON}"
+    if isinstance(preprocess, str) and ":" in preprocess:
+        function, source = import_preprocessing(preprocess)
+        return _checked_preprocessing(function, preprocess), f"{preprocess} from {source}, {CALLED_ON}"
+    return None
+
+
+def import_preprocessing(spec: str) -> tuple[Callable[[Any], Any], str]:
+    """The function "package.module:function" names, and the file it comes from.
+
+    The current directory is on `sys.path` while importing, so a repository's own package
+    is found when run from its root. Raises DiagnoseError, never the import's traceback.
+    """
+    module_name, _, attribute = _checked_function_spec(spec).partition(":")
+    importlib.invalidate_caches()  # a module written since the last import must be found
+    try:
+        with _current_directory_importable():
+            module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and (module_name == error.name or module_name.startswith(f"{error.name}.")):
+            raise DiagnoseError(
+                f"preprocessing {spec!r}: no module named {error.name!r} (looked in the current directory "
+                f"{os.getcwd()}, which is on the path as python -m puts it, and in the installed packages); "
+                f"run from the folder that holds {error.name.split('.')[0]}, or install it"
+            ) from None
+        raise DiagnoseError(_import_failure(spec, module_name, error)) from None
+    except Exception as error:  # noqa: BLE001 - the user's module: whatever it raises is theirs to read
+        raise DiagnoseError(_import_failure(spec, module_name, error)) from None
+    function = _attribute(module, module_name, attribute, spec)
+    if not callable(function):
         raise DiagnoseError(
-            f"Unknown preprocessing {name!r}; expected none, rescale, or an application name: "
-            f"{', '.join(known_applications())}"
-        ) from None
+            f"preprocessing {spec!r} is not callable; expected a function that takes {CALLED_WITH} and "
+            f"returns the model's inputs; received: {attribute}={_short_repr(function)} of type {type(function).__name__}"
+        )
+    return function, _source_file(module)
 
 
-def preprocessing_function(name: str, channels: int = 3) -> tuple[Callable[[Any], Any], str]:
+def preprocessing_function(name: str | Callable[[Any], Any], channels: int = 3) -> tuple[Callable[[Any], Any], str]:
     """The function that turns uint8 images into model inputs, and its description."""
     import numpy as np
 
     from pipeline_checks.model.applications import APPLICATIONS, preprocess_input_for
 
     name = resolve_preprocessing(name)
+    custom = user_preprocessing(name)
+    if custom is not None:
+        return custom
     if name == "none":
         return (lambda images: np.asarray(images, dtype="float32")), BASIC_PREPROCESSING[name]
     if name == "rescale":
@@ -277,6 +379,168 @@ def preprocessing_function(name: str, channels: int = 3) -> tuple[Callable[[Any]
         lambda images: np.asarray(application(np.array(images, dtype="float32")), dtype="float32"),
         f"{name}'s preprocess_input (mode {APPLICATIONS[name].preprocessing!r})",
     )
+
+
+def check_model_inputs(model, inputs, count: int, preprocessing: str) -> None:
+    """The preprocessed batch must fit the model's one input: one row per image, its fixed sizes."""
+    expected = tuple(model.inputs[0].shape)
+    shape = tuple(getattr(inputs, "shape", ()))
+    fits = len(shape) == len(expected) and shape[0] == count and all(
+        e is None or e == s for e, s in zip(expected[1:], shape[1:])
+    )
+    if not fits:
+        raise DiagnoseError(
+            f"the preprocessed inputs have shape {shape} for {count} images, but model {model.name!r} takes "
+            f"{expected}: the preprocessing must return one row per image, at the model's input size; "
+            f"received: preprocessing={preprocessing}"
+        )
+
+
+def _checked_function_spec(spec: str) -> str:
+    module_name, _, attribute = spec.partition(":")
+    parts = module_name.split(".") + attribute.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise DiagnoseError(
+            f"preprocessing {spec!r} is not a function name; expected {FUNCTION_FORM} "
+            "(dotted names, one colon), e.g. mypackage.preprocessing:preprocess"
+        )
+    return spec
+
+
+@contextlib.contextmanager
+def _current_directory_importable():
+    """The current directory first on `sys.path` (as `python -m` puts it), unless it is there already."""
+    here = os.getcwd()
+    if any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
+        yield
+        return
+    sys.path.insert(0, here)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(here)
+
+
+def _import_failure(spec: str, module_name: str, error: BaseException) -> str:
+    return f"preprocessing {spec!r}: importing module {module_name!r} raised {_error_text(error)}"
+
+
+def _attribute(module, module_name: str, attribute: str, spec: str):
+    """`module.<attribute>`, dotted; a DiagnoseError naming the missing part and what is close."""
+    value, owner = module, f"module {module_name!r}"
+    parts = attribute.split(".")
+    missing = object()
+    for index, part in enumerate(parts):
+        try:
+            found = getattr(value, part, missing)
+        except Exception as error:  # noqa: BLE001 - a property of the user's object raising
+            raise DiagnoseError(f"preprocessing {spec!r}: reading {part!r} of {owner} raised {_error_text(error)}") from None
+        if found is missing:
+            raise DiagnoseError(f"preprocessing {spec!r}: {owner} has no attribute {part!r}; {_close_names(value, part)}")
+        value, owner = found, repr(f"{module_name}:{'.'.join(parts[: index + 1])}")
+    return value
+
+
+def _close_names(owner, name: str) -> str:
+    """The public names of `owner` close to `name`, else a few of its public callables."""
+    public = sorted(n for n in dir(owner) if not n.startswith("_"))
+    close = difflib.get_close_matches(name, public, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    values = {n: inspect.getattr_static(owner, n, None) for n in public}
+    callables = [n for n, v in values.items() if callable(v) and not inspect.ismodule(v)]
+    return f"its public callables: {listed(callables, SHOWN)}" if callables else "it has no public callables"
+
+
+def _callable_name(function) -> str:
+    module = getattr(function, "__module__", None) or "?"
+    return f"{module}:{getattr(function, '__qualname__', None) or type(function).__name__}"
+
+
+def _checked_preprocessing(function: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
+    """`function`, called on a float32 batch, its result converted with np.asarray; DiagnoseError naming it if it fails."""
+    import numpy as np
+
+    def preprocess(images):
+        batch = np.asarray(images, dtype="float32")
+        try:
+            with _current_directory_importable():
+                result = function(batch)
+        except Exception as error:  # noqa: BLE001 - the user's function: name it and what it raised
+            raise DiagnoseError(
+                f"preprocessing function {name} raised {_error_text(error)}; it was called with {CALLED_WITH}, "
+                f"of shape {batch.shape}"
+            ) from None
+        return _one_input(result, name, batch.shape)
+
+    return preprocess
+
+
+def _one_input(result, name: str, batch_shape: tuple[int, ...]):
+    """The one numeric array a preprocessing function returned (a one-item list unwrapped)."""
+    import numpy as np
+
+    if isinstance(result, (list, tuple)):
+        if len(result) != 1:
+            raise DiagnoseError(
+                f"preprocessing function {name} returned a {type(result).__name__} of {len(result)} values for a "
+                f"batch of shape {batch_shape}; the model takes one input: return one array of model inputs"
+            )
+        result = result[0]
+    if isinstance(result, dict) or result is None:
+        raise DiagnoseError(
+            f"preprocessing function {name} returned {_short_repr(result)}; the model takes one input: "
+            "return one array of model inputs"
+        )
+    try:
+        inputs = np.asarray(result)
+    except Exception as error:  # noqa: BLE001 - whatever the user's function returned
+        raise DiagnoseError(
+            f"preprocessing function {name} returned a {type(result).__name__} that np.asarray cannot "
+            f"convert: {_error_text(error)}"
+        ) from None
+    if inputs.dtype.kind not in "biuf":
+        raise DiagnoseError(
+            f"preprocessing function {name} returned {inputs.dtype} values of shape {inputs.shape}; "
+            "expected one numeric array of model inputs"
+        )
+    return inputs
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _short_repr(value) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _source_file(module) -> str:
+    """The module's file, relative to the current directory when inside it: which copy was imported."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return f"module {module.__name__!r}"
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd().resolve())) if path.is_relative_to(Path.cwd().resolve()) else str(path)
+
+
+def _dimension(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _checked_image_size(image_size) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    valid = (
+        isinstance(image_size, (tuple, list)) and len(image_size) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in image_size)
+    )
+    if not valid:
+        raise DiagnoseError(f"image_size must be (height, width), two positive integers; received: image_size={image_size!r}")
+    return int(image_size[0]), int(image_size[1])
 
 
 def _checked_output(model_path: Path, out, force: bool) -> Path | None:
@@ -331,10 +595,12 @@ def _without_step_count(agreement):
 def _model_summary(path: Path, model, channels: int) -> str:
     from pipeline_checks.model.layers import find_batchnorm
 
-    _, height, width, _ = model.inputs[0].shape
+    shape = tuple(model.inputs[0].shape)
+    _, height, width, _ = shape
+    size = f"{height}x{width}x{channels}" if None not in (height, width) else f"of any size {shape}"
     count = len(find_batchnorm(model))
     return (
-        f"{path}: {model.name!r}, input {height}x{width}x{channels}, {model.outputs[0].shape[-1]} outputs, "
+        f"{path}: {model.name!r}, input {size}, {model.outputs[0].shape[-1]} outputs, "
         f"{count} BatchNormalization layers"
     )
 

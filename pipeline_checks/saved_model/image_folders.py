@@ -12,9 +12,9 @@ bilinear filter, which can differ from `tf.image.resize` by a few levels when si
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -119,7 +119,8 @@ def read_image_folders(
 
     Args:
         root: the folder of class folders, or its `list_image_folders` listing.
-        size: `(height, width)` every image is resized to (bilinear), as a model's input.
+        size: `(height, width)` every image is resized to (bilinear), as a model's input;
+            height and width may differ.
         channels: 1 (converted to "L") or 3 (converted to "RGB").
         progress: called with a line of text after each class folder and every
             PROGRESS_EVERY images; None reads silently.
@@ -140,7 +141,7 @@ def read_image_folders(
     listing = root if isinstance(root, ImageFolderListing) else list_image_folders(root)
     if channels not in _MODES:
         raise ValueError(f"channels must be 1 or 3; received: channels={channels!r}")
-    height, width = (int(v) for v in size)
+    height, width = _checked_size(size)
     images = np.empty((listing.count, height, width, channels), dtype=np.uint8)
     labels = np.empty((listing.count,), dtype=np.int32)
     paths: list[Path] = []
@@ -155,6 +156,16 @@ def read_image_folders(
         if progress is not None:
             progress(f"Read {name}: {len(files)} images ({len(paths)}/{listing.count} in all)")
     return ImageFolders(images, labels, listing.class_names, tuple(paths), listing)
+
+
+def _checked_size(size) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be (height, width), two positive integers; received: size={size!r}")
+    return height, width
 
 
 def _class_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -41,7 +41,7 @@ def load_saved_model(path: str | os.PathLike):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             with _keras2_safe_mode():
                 model = compat.keras().saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types here; the message is what helps.
+    except Exception as error:  # noqa: BLE001 - Keras raises many types here; the message is what helps.
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DiagnoseError(f"{path} could not be loaded as a Keras model: {reason}") from None
     if not hasattr(model, "evaluate"):

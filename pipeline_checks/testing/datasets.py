@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline_checks._validation import check_integer
-from pipeline_checks.testing.images import GENERATORS, class_names
+from pipeline_checks.testing.images import GENERATORS, class_names, image_shape
 
 KINDS = tuple(GENERATORS)
 LABEL_MODES = ("int", "categorical")
@@ -23,7 +23,7 @@ class TinyImageDataset:
     """A handful of uint8 images per class, with integer labels ordered by class.
 
     Attributes:
-        images: read-only uint8 array of shape (N, size, size, channels).
+        images: read-only uint8 array of shape (N, height, width, channels).
         labels: read-only int32 array of shape (N,), values in [0, classes).
         class_names: names whose alphabetical order is the label order, so
             `keras.utils.image_dataset_from_directory` assigns the same indices.
@@ -45,8 +45,23 @@ class TinyImageDataset:
         return len(self.class_names)
 
     @property
-    def size(self) -> int:
+    def height(self) -> int:
+        """Rows of pixels in each image."""
         return self.images.shape[1]
+
+    @property
+    def width(self) -> int:
+        """Columns of pixels in each image."""
+        return self.images.shape[2]
+
+    @property
+    def size(self) -> int | tuple[int, int]:
+        """The side as an int for square images, else `(height, width)`.
+
+        As `make_tiny_images` takes it: `make_tiny_images(size=data.size, ...)` makes
+        images of the same shape. Use `height` and `width` for code that takes either.
+        """
+        return self.height if self.height == self.width else (self.height, self.width)
 
     @property
     def channels(self) -> int:
@@ -67,7 +82,8 @@ class TinyImageDataset:
             root: an empty or missing folder; default: `scratch_dir`.
 
         Returns:
-            The root folder: `root/<class_name>/img_0000.png`, ...
+            The root folder: `root/<class_name>/img_0000.png`, ..., each PNG
+            `width` x `height` pixels.
         """
         if root is None:
             if self.scratch_dir is None:
@@ -96,7 +112,8 @@ class TinyImageDataset:
         """Write the PNG tree and read it back with `keras.utils.image_dataset_from_directory`.
 
         The real loader users use, with `shuffle=False`, this dataset's class names,
-        image size and colour mode, so its batches hold the same images in the same order.
+        image size (`(height, width)`, so non-square images are not resized) and colour
+        mode, so its batches hold the same images in the same order.
 
         Args:
             root: passed to `to_directory`.
@@ -123,13 +140,16 @@ class TinyImageDataset:
             class_names=list(self.class_names),
             color_mode="grayscale" if self.channels == 1 else "rgb",
             batch_size=batch_size or len(self),
-            image_size=(self.size, self.size),
+            image_size=(self.height, self.width),
             shuffle=False,
             **kwargs,
         )
 
     def to_tf_dataset(self, label_mode: str = "int", batch_size: int | None = None):
-        """A `tf.data.Dataset` of (uint8 images, labels) batches, in label order."""
+        """A `tf.data.Dataset` of (uint8 images, labels) batches, in label order.
+
+        Images batch as (batch, height, width, channels), as `images` holds them.
+        """
         from pipeline_checks.model import compat
 
         _check_label_mode(label_mode)
@@ -142,7 +162,7 @@ class TinyImageDataset:
 def make_tiny_images(
     classes: int = 3,
     per_class: int = 2,
-    size: int = 32,
+    size: int | tuple[int, int] = 32,
     channels: int = 3,
     seed: int = 0,
     kind: str = "patterns",
@@ -152,13 +172,16 @@ def make_tiny_images(
     Args:
         classes: number of classes, at least 1.
         per_class: images per class, at least 1.
-        size: side of the square images in pixels, at least 1.
+        size: side of square images in pixels, at least 1, or `(height, width)` of
+            positive integers for non-square images. `size=s` and `size=(s, s)` give
+            the same bytes.
         channels: 1 (grayscale) or 3 (RGB).
         seed: seed of the NumPy generator that draws every random choice.
         kind: "patterns" (oriented gratings, separable by class), "noise" (uniform
             noise, separable only by memorization) or "photos" (the real photographs
             in fixtures/photos, one per class, at most 6 classes: first the whole
-            photograph, then random crops and flips).
+            photograph, then random crops and flips; for non-square sizes, the largest
+            centred window of that aspect ratio and crops of it).
 
     Returns:
         A `TinyImageDataset`.
@@ -167,10 +190,12 @@ def make_tiny_images(
         >>> data = make_tiny_images(classes=3, per_class=1, size=32, kind="photos")
         >>> data.images.shape, data.class_names
         ((3, 32, 32, 3), ('astronaut', 'chelsea', 'coffee'))
+        >>> make_tiny_images(classes=2, per_class=1, size=(24, 40)).images.shape
+        (2, 24, 40, 3)
     """
     check_integer("classes", classes, minimum=1)
     check_integer("per_class", per_class, minimum=1)
-    check_integer("size", size, minimum=1)
+    shape = image_shape(size)
     check_integer("seed", seed, minimum=0)
     if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(f"channels must be 1 or 3; received: channels={channels!r}")
@@ -179,7 +204,7 @@ def make_tiny_images(
     rng = np.random.default_rng(seed)
     generate = GENERATORS[kind]
     images = np.concatenate(
-        [generate(rng, label, classes, per_class, size, channels) for label in range(classes)]
+        [generate(rng, label, classes, per_class, shape, channels) for label in range(classes)]
     )
     labels = np.repeat(np.arange(classes, dtype=np.int32), per_class)
     images.setflags(write=False)

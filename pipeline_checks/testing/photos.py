@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ def photo_names() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in photo_dir().glob("*.png")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_photo(name: str) -> np.ndarray:
     """One photograph as a read-only uint8 RGB array."""
     with Image.open(photo_dir() / f"{name}.png") as image:

@@ -1,0 +1,350 @@
+"""Where a pipeline's images come from, and what `fit` trains on.
+
+A source gives the checks the raw images in a fixed order, with integer labels and the
+class names, and gives `fit` the object the repository itself trains on: its arrays, the
+dataset `image_dataset_from_directory` reads from its folder, its `tf.data` pipeline, its
+`PyDataset` or `ImageDataGenerator` iterator, its batches. So the checks run the
+repository's own input code, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline_checks._text import listed
+
+KINDS = ("arrays", "folder", "dataset", "sequence", "generator", "batches")
+DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Raw images as the pipeline reads them, (N, H, W, C), with integer labels and class names.
+
+    Arrays hold uint8 pixels; a loader's images are what it decodes (float32 pixels for
+    `image_dataset_from_directory`), or what a dataset yields.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A pipeline's data, read: raw images for the checks, and what `fit` is given.
+
+    `fit_input(seed)` returns a new object to train on (None for arrays: fit gets the
+    preprocessed arrays). `label_encoding` is how the source gives labels ("sparse" or
+    "one_hot"), None when the pipeline declares it. `batch_size` is the source's own,
+    None when fit batches. `train_path(images, labels)` is the source's own training
+    transform of raw images (None: the pipeline's `preprocess_train`).
+    """
+
+    kind: str
+    raw: RawData
+    fit_input: Callable[[int], Any] | None = None
+    label_encoding: str | None = None
+    batch_size: int | None = None
+    train_path: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    rebuilt: bool = True  # fit_input gives a fresh object each call (a dataset object is reused)
+
+
+def source_kind(value: Any) -> str:
+    """The kind of `value` as data, one of KINDS; TypeError naming what is accepted."""
+    if isinstance(value, (str, os.PathLike)):
+        return "folder"
+    if all(hasattr(value, a) for a in ("images", "labels", "class_names")):
+        return "arrays"
+    if isinstance(value, (tuple, list)) and len(value) == 3 and len(getattr(value[0], "shape", ())) == 4:
+        return "arrays"
+    if _is_tf_dataset(value):
+        return "dataset"
+    if hasattr(value, "image_data_generator"):  # Keras 2's ImageDataGenerator iterators
+        return "generator"
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__") and _is_keras_sequence(value):
+        return "sequence"
+    if isinstance(value, (list, tuple)) or hasattr(value, "__next__"):
+        return "batches"
+    raise TypeError(
+        "must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class "
+        "folders, a tf.data.Dataset, a keras.utils.PyDataset, an ImageDataGenerator iterator or a list of "
+        f"(x, y) batches; received: {type(value).__name__}"
+    )
+
+
+def _is_tf_dataset(value: Any) -> bool:
+    return hasattr(value, "element_spec") and type(value).__module__.startswith("tensorflow")
+
+
+def _is_keras_sequence(value: Any) -> bool:
+    from pipeline_checks.model import compat
+
+    utils = compat.keras().utils
+    bases = tuple(getattr(utils, name) for name in ("PyDataset", "Sequence") if hasattr(utils, name))
+    return isinstance(value, bases)
+
+
+def folder_dataset(path, image_size, batch_size: int | None, shuffle: bool, seed: int | None = None):
+    """`keras.utils.image_dataset_from_directory` as a repository calls it, with integer labels."""
+    import inspect
+
+    from pipeline_checks.model import compat
+
+    read = compat.keras().utils.image_dataset_from_directory
+    quiet = {"verbose": False} if "verbose" in inspect.signature(read).parameters else {}
+    return read(
+        os.fspath(path), image_size=tuple(image_size), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        label_mode="int", **quiet,
+    )
+
+
+def materialized(batches, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated x and y of `(x, y[, sample_weight])` batches, at most `limit` batches."""
+    xs, ys = [], []
+    for index, batch in enumerate(batches):
+        if limit is not None and index >= limit:
+            break
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError(
+                f"data must yield (x, y) or (x, y, sample_weight) batches; batch {index} is a "
+                f"{type(batch).__name__}{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}"
+            )
+        xs.append(np.asarray(batch[0]))
+        ys.append(np.asarray(batch[1]))
+    if not xs:
+        raise ValueError("data yielded no batches")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """Integer labels, class names and the encoding ("sparse" or "one_hot") of labels as a source gives them.
+
+    One-hot rows become their argmax; strings (or bytes) become their index among the
+    sorted names, as `image_dataset_from_directory` orders class folders.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        indices, encoding, width = labels.argmax(axis=1), "one_hot", labels.shape[1]
+    else:
+        labels = labels.reshape(len(labels)) if labels.ndim == 2 else labels
+        encoding, width = "sparse", None
+        if labels.dtype.kind in "SUO":
+            text = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in labels])
+            names = tuple(class_names) if class_names else tuple(sorted(set(text)))
+            unknown = sorted(set(text) - set(names))
+            if unknown:
+                raise ValueError(f"labels {listed(unknown)} are not among the class names {listed(names)}")
+            return np.array([names.index(t) for t in text], dtype=np.int32), names, encoding
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise ValueError(f"labels must be class indices, one-hot rows or names; received float labels such as {labels[:3]}")
+        indices = labels
+    indices = indices.astype(np.int32)
+    if class_names is None:
+        count = width or (int(indices.max()) + 1 if len(indices) else 0)
+        class_names = tuple(str(i) for i in range(max(count, 1)))
+    return indices, tuple(str(n) for n in class_names), encoding
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the pipeline reads its data: the fit arguments a loader needs, and the dataset function."""
+
+    image_size: tuple[int, int]
+    batch_size: int
+    shuffle: bool
+    steps: int | None  # steps_per_epoch: bounds a repeated dataset
+    train_dataset: Callable[[Any], Any] | None
+
+
+def load(data: Any, reading: Reading) -> Source:
+    """Read `data` (or what it returns, called with no arguments) as a `Source`.
+
+    Only `arrays` are not read here: the pipeline validates those itself.
+    """
+    value = data() if callable(data) else data
+    kind = source_kind(value)
+    rebuild = (lambda: data()) if callable(data) else (lambda: value)
+    if kind == "folder":
+        return _folder(value, reading)
+    if kind == "dataset":
+        return _dataset(value, rebuild, reading, rebuilt=callable(data))
+    if kind == "generator":
+        return _generator(value, rebuild, rebuilt=callable(data))
+    if kind == "sequence":
+        x, y = materialized(value[i] for i in range(len(value)))
+        return _given(kind, x, y, lambda seed: rebuild(), batch_size=len(value[0][0]), rebuilt=callable(data))
+    if kind == "batches":
+        batches = list(value)
+        x, y = materialized(batches)
+        return _given(kind, x, y, lambda seed: _batch_sequence(batches), batch_size=len(batches[0][0]), rebuilt=True)
+    raise AssertionError(kind)  # arrays are the pipeline's own
+
+
+def _given(kind, x, y, fit_input, batch_size, rebuilt, class_names=None, train_path=None) -> Source:
+    labels, names, encoding = integer_labels(y, class_names)
+    raw = RawData(_images(x), labels, names)
+    return Source(kind, raw, fit_input, encoding, batch_size, train_path or _unchanged(y), rebuilt)
+
+
+def _images(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"data must give images of shape (N, height, width, channels); received shape {x.shape}")
+    return x
+
+
+def _unchanged(given_labels):
+    """The identity training path: the source's inputs are the model's, its labels fit's."""
+    return lambda images, labels=None: (np.asarray(images), given_labels if labels is None else labels)
+
+
+def _folder(path, reading: Reading) -> Source:
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"data names a folder that does not exist; received: {os.fspath(path)!r}")
+    listing = folder_dataset(path, reading.image_size, batch_size=64, shuffle=False)
+    x, y = materialized(listing)
+
+    def fit_input(seed):
+        dataset = folder_dataset(path, reading.image_size, reading.batch_size, reading.shuffle, seed)
+        return dataset if reading.train_dataset is None else reading.train_dataset(dataset)
+
+    raw = RawData(x, y.astype(np.int32), tuple(listing.class_names))
+    path_of = _dataset_path(reading.train_dataset, batched=True, given=y)
+    return Source("folder", raw, fit_input, "sparse", reading.batch_size, path_of, rebuilt=True)
+
+
+def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        raise ValueError(
+            f"a tf.data.Dataset as data must yield (x, y) or (x, y, sample_weight); received element_spec {spec}"
+        )
+    batched = _batched(dataset)
+    infinite = int(dataset.cardinality()) == -1
+    if infinite and reading.steps is None:
+        raise ValueError(
+            "data is a repeated (infinite) tf.data.Dataset: fit_kwargs must set steps_per_epoch, which bounds "
+            "each epoch, as fit requires; received no steps_per_epoch"
+        )
+    limit = reading.steps if infinite else None
+    x, y = materialized(dataset if batched else dataset.batch(64), limit=limit)
+
+    def fit_input(seed):
+        again = rebuild() if reading.train_dataset is None else reading.train_dataset(rebuild())
+        return again if _batched(again) else again.batch(reading.batch_size)  # as fit batches arrays
+
+    size = len(next(iter(dataset))[0]) if batched else reading.batch_size
+    source = _given("dataset", x, y, fit_input, size, rebuilt)
+    return Source(
+        "dataset", source.raw, fit_input, source.label_encoding, size,
+        _dataset_path(reading.train_dataset, batched, given=y), rebuilt,
+    )
+
+
+def _batched(dataset) -> bool:
+    return len(dataset.element_spec[0].shape) == 4
+
+
+def _dataset_path(train_dataset, batched: bool, given: np.ndarray):
+    """The repository's dataset function on raw images, in their order: (x, y) as fit gets them.
+
+    All images go in one batch (a batched source) or one element each: `.map`, `.batch`
+    and augmentation keep the order, a `.shuffle` of one batch has nothing to move. Where
+    the order still comes out changed (a shuffle of single elements), each image goes
+    through on its own.
+    """
+    if train_dataset is None:
+        return _unchanged(given)
+    import tensorflow as tf
+
+    def run(images, labels):
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        dataset = dataset.batch(len(images)) if batched else dataset
+        return materialized(train_dataset(dataset))
+
+    def path(images, labels=None):
+        labels = given[: len(images)] if labels is None else labels
+        labels = labels if len(labels) == len(images) else np.repeat(given[:1], len(images), axis=0)
+        x, y = run(images, labels)
+        if len(x) != len(images):
+            raise ValueError(
+                f"train_dataset turned {len(images)} images into {len(x)} inputs; it must give one input per "
+                "image (no drop_remainder, take or filter when checked)"
+            )
+        if not _same_grouping(y, labels):
+            pairs = [run(images[i : i + 1], labels[i : i + 1]) for i in range(len(images))]
+            x, y = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        return x, y
+
+    return path
+
+
+def _same_grouping(out, given) -> bool:
+    """Whether two label sequences group the images alike (equal where equal), whatever their encoding."""
+    def groups(labels):
+        labels = np.asarray(labels)
+        keys = [row.tobytes() for row in labels.reshape(len(labels), -1)]
+        first = {}
+        return [first.setdefault(key, len(first)) for key in keys]
+
+    return len(out) == len(given) and groups(out) == groups(given)
+
+
+def _generator(iterator, rebuild, rebuilt: bool) -> Source:
+    """An ImageDataGenerator iterator: raw images read as it reads them, its own transform as training path."""
+    generator = iterator.image_data_generator
+    if hasattr(iterator, "filepaths"):
+        from pipeline_checks.model import compat
+
+        load_img = compat.keras().utils.load_img
+        images = np.stack([
+            np.asarray(load_img(path, color_mode=iterator.color_mode, target_size=iterator.target_size,
+                                interpolation=iterator.interpolation), dtype=np.float32).reshape(iterator.image_shape)
+            for path in iterator.filepaths
+        ])
+        indices = np.asarray(iterator.classes, dtype=np.int32)
+        names = tuple(sorted(iterator.class_indices, key=iterator.class_indices.get))
+    else:
+        images, indices = np.asarray(iterator.x, dtype=np.float32), np.asarray(iterator.y)
+        indices, names, _ = integer_labels(indices)
+    first_y = np.asarray(iterator[0][1])
+    one_hot = first_y.ndim == 2 and first_y.shape[1] > 1
+    given = np.eye(len(names), dtype=np.float32)[indices] if one_hot else indices.astype(np.float32)
+
+    def path(batch, labels=None):
+        x = np.stack([generator.standardize(generator.random_transform(np.array(image, dtype=np.float32))) for image in batch])
+        return x, (given[: len(batch)] if labels is None else labels)
+
+    raw = RawData(images, indices, names)
+    encoding = "one_hot" if one_hot else "sparse"
+    return Source("generator", raw, lambda seed: rebuild(), encoding, iterator.batch_size, path, rebuilt)
+
+
+def _batch_sequence(batches: list):
+    """The batches as a Keras sequence, so that fit can go over them once per epoch."""
+    from pipeline_checks.model import compat
+
+    utils = compat.keras().utils
+    base = getattr(utils, "PyDataset", None) or utils.Sequence
+
+    class Batches(base):
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, index):
+            return tuple(batches[index])
+
+    return Batches()

@@ -1,0 +1,174 @@
+"""Pipelines whose bug lives in dataset code: folders, `tf.data` maps, loaders, serving.
+
+Each reads the small pipeline's images as a repository does, from a folder of PNG files
+through `image_dataset_from_directory` or from a `tf.data.Dataset`, and `fit` trains on
+that dataset. The folders are written once per process, under the system's temporary
+folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from broken_pipelines.common import DATA, broken, compiled_cnn, correct, recalibrate_after_fit
+from pipeline_checks import make_tiny_images
+from pipeline_checks.pipelines.pipeline import Pipeline
+
+FIT = {"epochs": 15, "batch_size": 4}
+SIZE = (16, 16)
+
+
+@functools.cache
+def folder(name: str = "train") -> Path:
+    """The small pipeline's 12 images as PNG files, one folder per class."""
+    root = Path(tempfile.mkdtemp(prefix="pipeline-checks-")) / name
+    DATA.to_directory(root)
+    return root
+
+
+@functools.cache
+def validation_folder(drop_class: int | None = None) -> Path:
+    """Another split of the same classes; `drop_class` leaves one class folder out."""
+    split = make_tiny_images(classes=DATA.classes, per_class=2, size=16, seed=1)
+    root = Path(tempfile.mkdtemp(prefix="pipeline-checks-")) / "validation"
+    split.to_directory(root)
+    if drop_class is not None:
+        gone = root / split.class_names[drop_class]
+        for image in gone.iterdir():
+            image.unlink()
+        gone.rmdir()
+    return root
+
+
+def scaled(dataset):
+    """The repository's training dataset: pixels / 255."""
+    return dataset.map(lambda x, y: (x / 255.0, y))
+
+
+def half_turned_then_scaled(dataset):
+    """Training-only augmentation in the dataset: about half the images turned by 180 degrees.
+
+    A half turn keeps a grating's orientation, hence its class. The seeded stateless draw
+    makes two runs from one seed see the same turns.
+    """
+    import tensorflow as tf
+
+    def turn(x, y):
+        turned = tf.random.stateless_uniform(tf.shape(x)[:1], seed=(1, 2)) < 0.5
+        x = tf.where(turned[:, None, None, None], tf.reverse(x, axis=[1, 2]), x)
+        return x / 255.0, y
+
+    return dataset.map(turn)
+
+
+def unit_scale(images):
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def folder_pipeline(name: str, **changes) -> Pipeline:
+    """The correct pipeline, read from its folder: `.map(x / 255)` in training, x / 255 at serving."""
+    declared = dict(
+        name=name, build_model=compiled_cnn, data=folder(), image_size=SIZE, train_dataset=scaled,
+        preprocess_infer=unit_scale, fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+    )
+    return Pipeline(**{**declared, **changes})
+
+
+def folder_scaled_alike():
+    return folder_pipeline("folder-map-as-serving")
+
+
+def folder_augmented_in_dataset():
+    return folder_pipeline("folder-augmentation-in-dataset", train_dataset=half_turned_then_scaled)
+
+
+def folder_with_matching_validation_folder():
+    return folder_pipeline("folder-validation-classes-match", validation_data=validation_folder())
+
+
+def dataset_shuffled_and_batched():
+    """A `tf.data` pipeline of single examples, shuffled and batched by the repository's code."""
+    import tensorflow as tf
+
+    def read():
+        return tf.data.Dataset.from_tensor_slices((np.asarray(DATA.images, np.float32), DATA.labels))
+
+    def train_dataset(dataset):
+        return dataset.shuffle(len(DATA), seed=0).map(lambda x, y: (x / 255.0, y)).batch(4)
+
+    return Pipeline(
+        "dataset-shuffled-batched", compiled_cnn, read, train_dataset=train_dataset, preprocess_infer=unit_scale,
+        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+    )
+
+
+def folder_map_differs_from_serving():
+    """Training maps x / 255; serving uses MobileNet's x / 127.5 - 1."""
+    return folder_pipeline("folder-map-differs-from-serving", preprocess_infer=lambda x: np.asarray(x, np.float32) / 127.5 - 1)
+
+
+def folder_validation_missing_a_class():
+    """Two image_dataset_from_directory calls whose class lists differ: indices shift."""
+    return folder_pipeline("folder-validation-missing-a-class", validation_data=validation_folder(drop_class=1))
+
+
+def loader_mixes_labels():
+    """A loader that lists the files twice: images in one shuffled order, labels in the sorted one."""
+    import tensorflow as tf
+
+    def read():
+        order = np.random.default_rng(1).permutation(len(DATA))
+        images = np.asarray(DATA.images, np.float32)[order]
+        return tf.data.Dataset.from_tensor_slices((images, DATA.labels)).batch(4)
+
+    return Pipeline(
+        "loader-mixes-labels", compiled_cnn, read, train_dataset=scaled, preprocess_infer=unit_scale,
+        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+    )
+
+
+def augmentation_at_serving():
+    """Serving reuses the training dataset's augmentation: a random half turn at every call."""
+    def serve(images):
+        x = unit_scale(images)
+        turned = np.random.default_rng().random(len(x)) < 0.5
+        x[turned] = x[turned, ::-1, ::-1]
+        return x
+
+    return folder_pipeline("augmentation-at-serving", train_dataset=half_turned_then_scaled, preprocess_infer=serve)
+
+
+CASES = [
+    correct(folder_scaled_alike),
+    correct(folder_augmented_in_dataset),
+    correct(folder_with_matching_validation_folder),
+    correct(dataset_shuffled_and_batched),
+    broken(
+        folder_map_differs_from_serving,
+        "dataset .map(x / 255) but serving x / 127.5 - 1",
+        preprocessing=r"train_dataset and preprocess_infer give different inputs(.|\n)*training feeds pixels / 255(.|\n)*inference feeds pixels / 127\.5 - 1",
+        agreement=r"Gap: evaluate vs",
+    ),
+    broken(
+        folder_validation_missing_a_class,
+        "two image_dataset_from_directory calls whose class lists differ",
+        labels=r"class 'patterns_01' is missing from validation_data",
+    ),
+    broken(
+        loader_mixes_labels,
+        "a loader pairs shuffled images with sorted labels",
+        overfit=r"below the target 1|evaluate after BatchNorm recalibration",
+        # As labels-shuffled-apart: fit memorizes the wrong pairs with batch statistics,
+        # which inference does not reproduce.
+        agreement=r"Gap: evaluate vs fit",
+    ),
+    broken(
+        augmentation_at_serving,
+        "the training augmentation applied at serving",
+        preprocessing=r"preprocess_infer is random: two calls on the same images give different inputs",
+    ),
+]
