@@ -60,6 +60,25 @@ class Source:
     train_path: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     rebuilt: bool = True  # fit_input gives a fresh object each call (a dataset object is reused)
 
+    def same_on_every_pass(self, seed: int) -> bool:
+        """Whether two passes over what fit trains on yield the same batches.
+
+        A rebuilt source starts from the seed each time. A reused dataset object with a
+        reshuffling `.shuffle` yields another order on each pass, so a second fit in this
+        process sees other batches, whatever the seed.
+        """
+        if self.rebuilt or self.fit_input is None:
+            return True
+        data = self.fit_input(seed)
+        first, second = (_passed_over(data) for _ in range(2))
+        return all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def _passed_over(data) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not _is_tf_dataset(data):
+        return materialized(data[i] for i in range(len(data)))
+    return materialized(data)
+
 
 def source_kind(value: Any) -> str:
     """The kind of `value` as data, one of KINDS; TypeError naming what is accepted."""
