@@ -9,11 +9,11 @@ benchmarks/test_dataset_input_cost.py --benchmark-enable` records `ratio_to_arra
 
 import numpy as np
 import pytest
+from test_suite_cost import compiled_cnn
 
 from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
 from pipeline_checks.checks import all_checks
 from pipeline_checks.run.training import forget_shared_runs
-from test_suite_cost import compiled_cnn
 
 ROUNDS = 3
 ARRAYS_KEY = pytest.StashKey[float]()

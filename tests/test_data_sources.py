@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-
 from broken_pipelines.common import DATA, compiled_cnn
 from broken_pipelines.dataset_code import folder, folder_pipeline, scaled, unit_scale
+
 from pipeline_checks.checks import check_labels, check_preprocessing
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat

@@ -10,8 +10,9 @@ repository's own input code, not a copy of it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -166,9 +167,10 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
             if unknown:
                 raise ValueError(f"labels {listed(unknown)} are not among the class names {listed(names)}")
             return np.array([names.index(t) for t in text], dtype=np.int32), names, encoding
-        if labels.dtype.kind == "f":
-            if not np.all(labels == np.round(labels)):
-                raise ValueError(f"labels must be class indices, one-hot rows or names; received float labels such as {labels[:3]}")
+        if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+            raise ValueError(
+                f"labels must be class indices, one-hot rows or names; received float labels such as {labels[:3]}"
+            )
         indices = labels
     indices = indices.astype(np.int32)
     if class_names is None:
@@ -212,8 +214,9 @@ def load(data: Any, reading: Reading) -> Source:
     raise AssertionError(kind)  # arrays are the pipeline's own
 
 
-def _given(kind, x, y, fit_input, batch_size, rebuilt, class_names=None, train_path=None) -> Source:
-    labels, names, encoding = integer_labels(y, class_names)
+def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None) -> Source:
+    """A source whose batches are read as given: its labels read as `integer_labels` reads them."""
+    labels, names, encoding = integer_labels(y)
     raw = RawData(_images(x), labels, names)
     return Source(kind, raw, fit_input, encoding, batch_size, train_path or _unchanged(y), rebuilt)
 
@@ -266,11 +269,7 @@ def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
         return again if _batched(again) else again.batch(reading.batch_size)  # as fit batches arrays
 
     size = len(next(iter(dataset))[0]) if batched else reading.batch_size
-    source = _given("dataset", x, y, fit_input, size, rebuilt)
-    return Source(
-        "dataset", source.raw, fit_input, source.label_encoding, size,
-        _dataset_path(reading.train_dataset, batched, given=y), rebuilt,
-    )
+    return _given("dataset", x, y, fit_input, size, rebuilt, _dataset_path(reading.train_dataset, batched, given=y))
 
 
 def _batched(dataset) -> bool:

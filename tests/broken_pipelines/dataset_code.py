@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from broken_pipelines.common import DATA, broken, compiled_cnn, correct, recalibrate_after_fit
+from broken_pipelines.common import (
+    DATA,
+    broken,
+    compiled_cnn,
+    correct,
+    recalibrate_after_fit,
+)
 from pipeline_checks import make_tiny_images
 from pipeline_checks.pipelines.pipeline import Pipeline
 
@@ -71,11 +77,11 @@ def unit_scale(images):
 
 def folder_pipeline(name: str, **changes) -> Pipeline:
     """The correct pipeline, read from its folder: `.map(x / 255)` in training, x / 255 at serving."""
-    declared = dict(
-        name=name, build_model=compiled_cnn, data=folder(), image_size=SIZE, train_dataset=scaled,
-        preprocess_infer=unit_scale, fit_kwargs=FIT, after_fit=recalibrate_after_fit,
-    )
-    return Pipeline(**{**declared, **changes})
+    declared = {
+        "build_model": compiled_cnn, "data": folder(), "image_size": SIZE, "train_dataset": scaled,
+        "preprocess_infer": unit_scale, "fit_kwargs": FIT, "after_fit": recalibrate_after_fit,
+    }
+    return Pipeline(name, **{**declared, **changes})
 
 
 def folder_scaled_alike():
