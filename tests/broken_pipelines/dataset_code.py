@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from broken_pipelines import families
 from broken_pipelines.common import (
     DATA,
     broken,
@@ -112,6 +113,48 @@ def dataset_shuffled_and_batched():
     )
 
 
+# -- correct twins of other model families, in dataset form ------------------------------------
+
+
+def residual_dropout_from_folder():
+    """A residual net with Dropout 0.5, trained on the folder's dataset."""
+    return folder_pipeline("residual-dropout-folder", build_model=functools.partial(families.residual_net, dropout=0.5))
+
+
+def xception_binary_from_dataset():
+    """One logit on an Xception-style net (Rescaling inside), float 0/1 labels in a batched tf.data dataset."""
+    import tensorflow as tf
+
+    binary = make_tiny_images(classes=2, per_class=6, size=32, seed=2)
+
+    def read():
+        labels = np.asarray(binary.labels, np.float32)
+        return tf.data.Dataset.from_tensor_slices((np.asarray(binary.images, np.float32), labels)).shuffle(12, seed=0).batch(4)
+
+    return Pipeline(
+        "xception-binary-dataset", families.xception_style_binary, read, fit_kwargs={"epochs": 15},
+        after_fit=recalibrate_after_fit,
+    )
+
+
+def frozen_conv_base_from_py_dataset():
+    """A head on a frozen conv base, trained from the repository's PyDataset of scaled batches."""
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    base = getattr(keras.utils, "PyDataset", None) or keras.utils.Sequence
+
+    class Batches(base):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            rows = slice(4 * index, 4 * index + 4)
+            return unit_scale(DATA.images[rows]), DATA.labels[rows]
+
+    return Pipeline("frozen-conv-base-py-dataset", families.frozen_conv_base, Batches(), fit_kwargs={"epochs": 10})
+
+
 def folder_map_differs_from_serving():
     """Training maps x / 255; serving uses MobileNet's x / 127.5 - 1."""
     return folder_pipeline("folder-map-differs-from-serving", preprocess_infer=lambda x: np.asarray(x, np.float32) / 127.5 - 1)
@@ -158,6 +201,9 @@ CASES = [
     correct(folder_augmented_in_dataset),
     correct(folder_with_matching_validation_folder),
     correct(dataset_shuffled_and_batched),
+    correct(residual_dropout_from_folder),
+    correct(xception_binary_from_dataset),
+    correct(frozen_conv_base_from_py_dataset, "none: a head on a frozen random conv base learns slowly"),
     broken(
         folder_map_differs_from_serving,
         "dataset .map(x / 255) but serving x / 127.5 - 1",
