@@ -21,6 +21,7 @@ from broken_pipelines import (
     inference,
     labels_heads,
     reproducibility,
+    stages,
     training,
 )
 from pipeline_checks.model import compat
@@ -38,6 +39,7 @@ CASES = [
     *in_model_preprocessing.CASES,
     *labels_heads.CASES,
     *dataset_code.CASES,
+    *stages.CASES,
 ]
 
 

@@ -6,7 +6,7 @@ from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.shared import agreement_of
-from pipeline_checks.run.training import shared_run
+from pipeline_checks.run.training import shared_run, stages_of
 
 NAME = "agreement"
 
@@ -26,19 +26,41 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     Returns:
         A `CheckResult`; its details hold the table of modes and the diagnosis.
 
+    With the pipeline's own `train` function, the fit mode is the last stage's last epoch;
+    after a custom loop (no fit) there is no fit mode, and the summary says so: the other
+    modes are compared.
+
     Example:
         >>> check_agreement(pipeline).raise_if_failed()
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
-    agreement = agreement_of(shared_run(pipeline, seed), tolerance)
+    run = shared_run(pipeline, seed)
+    agreement = agreement_of(run, tolerance)
     numbers = key_numbers(agreement)
     headline = _headline(numbers)
+    note = _stages_note(run)
+    details = f"{agreement}\n{note}" if note else str(agreement)
     if agreement.agrees:
         summary = f"the modes agree within {tolerance:g} on {agreement.samples} images"
-        return passed(NAME, pipeline, summary, str(agreement), headline=headline, **numbers)
+        if run.custom_loop:
+            summary += f"; {NO_FIT_MODE}"
+        return passed(NAME, pipeline, summary, details, headline=headline, **numbers)
     failures = [f for f in agreement.findings if f.is_failure]
     summary = f"{failures[0].title}: {failures[0].detail}"
-    return failed(NAME, pipeline, summary, str(agreement), headline=headline, **numbers)
+    return failed(NAME, pipeline, summary, details, headline=headline, **numbers)
+
+
+NO_FIT_MODE = "fit's numbers do not exist for a custom loop, so train-mode, evaluate, predict and recalibrated were compared"
+
+
+def _stages_note(run) -> str:
+    """What the fit mode stands for in a run in stages; "" for a run of one fit."""
+    stages = stages_of(run)
+    if run.custom_loop:
+        return f"No fit mode: {NO_FIT_MODE}."
+    if len(stages) > 1:
+        return f"The fit mode is the last stage's ({stages[-1].label} of {len(stages)} stages) last epoch."
+    return ""
 
 
 def key_numbers(agreement: Agreement) -> dict:

@@ -28,6 +28,7 @@ DETERMINISTIC_KERNELS = {
 }
 
 
+NO_FIT_METRICS = "fit's metrics do not exist for a custom loop"
 KERNEL_NOISE = 1e-5  # relative first-step loss difference that float reordering can explain
 
 
@@ -41,6 +42,10 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     drawing from an unseeded generator, or a random op in the model. The message says
     where it enters: the raw data, `preprocess_train`, the initial weights or the
     training steps.
+
+    A pipeline with its own `train` function is trained again in full from the seed (the
+    function decides its epochs), and the end weights (and the last stage's metrics) are
+    compared; after a custom loop, which logs no metrics, the weights alone.
 
     Args:
         pipeline: the `Pipeline`.
@@ -66,7 +71,13 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     check_number("tolerance", tolerance, "a non-negative number", low=0)
     run = shared_run(pipeline, seed)
-    if run.after_first_epoch is not None:
+    if pipeline.train is not None:  # its own train function decides the epochs: replay all of it
+        replay = replay_of(run)
+        stages = len(run.stages)
+        when = "after the custom loop" if run.custom_loop else f"after the train function ({stages} stage{'s' if stages != 1 else ''})"
+        reference, replayed = run.final, replay.final
+        logs, replay_logs = _last_logs(run), _last_logs(replay)
+    elif run.after_first_epoch is not None:
         replay = replay_of(run, epochs=1)
         when, reference, replayed = "after one epoch", run.after_first_epoch, replay.final
         logs, replay_logs = run.first_epoch_logs, replay.first_epoch_logs
@@ -83,9 +94,11 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     )
     if comparison.largest <= tolerance and comparison.structure is None:
         agree = "bitwise-identical" if comparison.largest == 0 else f"within {tolerance:g} relative"
+        compared = "weights" if run.custom_loop else "weights ({n} variables) and metrics"
         return passed(
             NAME, pipeline,
-            f"two runs from seed {seed} gave {agree} weights ({len(reference)} variables) and metrics {when}",
+            f"two runs from seed {seed} gave {agree} {compared.format(n=len(reference))} {when}"
+            + (f" ({len(reference)} variables; {NO_FIT_METRICS})" if run.custom_loop else ""),
             **numbers,
         )
     summary = _summary(seed, when, comparison, tolerance)
@@ -102,6 +115,9 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
 
 
 def _last_logs(run: TrainingRun) -> dict:
+    """The metrics fit logged for its last epoch; none after a custom loop."""
+    if run.history is None:
+        return {}
     return {name: values[-1] for name, values in run.history.history.items() if values}
 
 

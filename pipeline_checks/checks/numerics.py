@@ -20,6 +20,7 @@ NAME = "numerics"
 # dataset never does either; a learning rate far too high does, before (or instead of)
 # overflowing: JAX's SGD at lr 1e6 leaves the weights finite at ~1e5-1e6 and the loss at ~10.
 EXPLODED_GROWTH = 1e4
+NO_BATCH_LOSSES = "fit's per-batch losses do not exist for a custom loop: the loss was checked at initialization, the weights at its end"
 RISEN_LOSS_FACTOR = 3.0
 
 
@@ -44,6 +45,9 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     finite, it still fails when a trainable weight grows over `EXPLODED_GROWTH`-fold or the
     last epoch's loss ends over `RISEN_LOSS_FACTOR` times the initial one: the same
     divergence, on a backend whose numbers do not overflow.
+
+    After a custom loop (a pipeline's own `train` function that calls no fit) there are no
+    per-batch losses: the summary says so, and the rest is checked.
 
     Gradients are computed on the TensorFlow, JAX and PyTorch backends; on another, the
     details say that they were skipped.
@@ -79,8 +83,9 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
         largest = f"Largest weight at the end {numbers['largest_weight']:.3g}" + (
             f"; largest initial gradient {numbers['largest_gradient']:.3g}." if gradients is not None else "."
         )
+        over = f"through the custom loop ({NO_BATCH_LOSSES})" if run.custom_loop else f"over {len(run.batch_losses)} steps of fit"
         return passed(
-            NAME, pipeline, f"{checked} finite over {len(run.batch_losses)} steps of fit",
+            NAME, pipeline, f"{checked} finite {over}",
             "\n".join([largest, *([note] if note else [])]), **numbers,
         )
     cause, fix = _cause(run, findings, gradients is not None)
@@ -171,6 +176,8 @@ def _risen_loss(run: TrainingRun) -> _Finding | None:
 def _snapshots(run: TrainingRun) -> list[tuple[int, str, tuple]]:
     """(steps taken, when, weight values) for the run's snapshots after the first step, in order."""
     steps, per_epoch = len(run.batch_losses), _steps_per_epoch(run)
+    if run.custom_loop:
+        return [(0, "by the end of the custom loop", run.final)] if run.final else []
     snapshots = (
         (1, "after the first step", run.after_first_step),
         (min(per_epoch, steps), f"after the first epoch (step {min(per_epoch, steps)})", run.after_first_epoch),

@@ -25,7 +25,7 @@ from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
 from pipeline_checks.oracle.findings import significant
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.shared import agreement_of
-from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run, stages_of
 from pipeline_checks.run.variables import FROZEN, TRAINED, change, current_learning_rate, variable_roles
 
 NAME = "overfit"
@@ -47,6 +47,7 @@ ROSE = 0.01
 # A model short of its target whose trained weights moved by less than this fraction of their
 # size took steps far too small: named as the likely cause (never a failure on its own).
 STALLED = 0.01
+NO_FIT_HISTORY = "Fit's per-epoch numbers do not exist for a custom loop: the curve is this one pass."
 FIX_OPTION = "check_options={'overfit': {'target_accuracy': ...}} on the Pipeline"
 
 
@@ -105,11 +106,13 @@ def check_overfit(
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     target, tolerance = _settings(pipeline, target_accuracy, tolerance)
     run = shared_run(pipeline, seed)
-    fit = _fit_of(run)
+    fit = _fit_of(run, tolerance)
     if fit is None:
+        logged = "the model compiles" if run.custom_loop else "fit logged"
+        names = agreement_of(run, tolerance).values["train-mode"] if run.custom_loop else run.history.history
         return failed(
-            NAME, pipeline, "fit reports no accuracy, so memorization cannot be judged",
-            f"fit logged {', '.join(sorted(run.history.history))}.\n  Fix: compile with metrics=['accuracy'].",
+            NAME, pipeline, f"{'the model' if run.custom_loop else 'fit'} reports no accuracy, so memorization cannot be judged",
+            f"{logged} {', '.join(sorted(names))}.\n  Fix: compile with metrics=['accuracy'].",
         )
     capacity = _capacity_of(run)
     if not capacity.weights:
@@ -182,6 +185,27 @@ class _Fit:
     initial_loss: float
     samples: int
     chance: float  # the majority share: what predicting one class for every image reaches
+    stages: tuple = ()  # (label, epochs) of each stage of a run in stages; () for one fit
+    custom: bool = False  # a custom loop: one training-mode pass after it stands for fit's numbers
+
+    @property
+    def who(self) -> str:
+        return "the custom loop" if self.custom else "fit"
+
+    def at(self, epoch: int) -> str:
+        """When the target was reached: "at epoch 3 of 10", with the stage where there are several."""
+        if self.custom:
+            return "by its end"
+        where = f"at epoch {epoch} of {len(self.curve)}"
+        for index, (label, epochs) in enumerate(self.stages, 1):
+            if epoch <= epochs:
+                return f"{where} (stage {index} of {len(self.stages)}, {label})"
+            epoch -= epochs
+        return where
+
+    @property
+    def span(self) -> str:
+        return "by its end" if self.custom else f"in {len(self.curve)} epochs"
 
     @property
     def best(self) -> float:
@@ -192,26 +216,52 @@ class _Fit:
         return next((epoch for epoch, value in enumerate(self.curve, 1) if value >= target), None)
 
     def describe(self) -> str:
+        if self.custom:
+            return (
+                f"{self.metric} of a training-mode pass on the custom loop's final weights: {self.curve[0]:.2f} "
+                f"(chance, the majority share: {self.chance:.2f}); loss {self.initial_loss:.3g} before training, "
+                f"{self.losses[0]:.3g} after. {NO_FIT_HISTORY}"
+            )
         accuracies = ", ".join(f"{v:.2f}" for v in self.curve)
         losses = ", ".join(f"{v:.3g}" for v in self.losses)
         return (
             f"{self.metric} by epoch: {accuracies} (chance, the majority share: {self.chance:.2f}); "
             f"loss {self.initial_loss:.3g} before the first step, then by epoch: {losses}."
+            + (f" Stages: {', '.join(f'{label} ({epochs} epochs)' for label, epochs in self.stages)}." if self.stages else "")
         )
 
     def numbers(self) -> dict:
         return {"best_accuracy": self.best, "epochs": len(self.curve), "chance": self.chance}
 
 
-def _fit_of(run: TrainingRun) -> _Fit | None:
+def _fit_of(run: TrainingRun, tolerance: float) -> _Fit | None:
+    """Fit's curves, over every stage of a run in stages; for a custom loop, which has no fit
+    history, a training-mode pass on its final weights (the agreement's train-mode)."""
+    _, counts = np.unique(run.raw.labels, return_counts=True)  # any labels, even out of range
+    chance = float(counts.max() / counts.sum())
+    if run.custom_loop:
+        values = agreement_of(run, tolerance).values["train-mode"]
+        metric = next((name for name in values if "acc" in name), None)
+        if metric is None:
+            return None
+        loss = float(values.get("loss", math.nan))
+        return _Fit(metric, [float(values[metric])], [loss], float(run.initial_loss), len(run.raw), chance, custom=True)
     history = run.history.history
     metric = next((name for name in history if not name.startswith("val_") and "acc" in name), None)
     if metric is None:
         return None
-    _, counts = np.unique(run.raw.labels, return_counts=True)  # any labels, even out of range
+    stages = [stage for stage in stages_of(run) if stage.history is not None]
+    if len(stages) <= 1:
+        curve, losses, labels = history[metric], history.get("loss", []), ()
+    else:
+        logs = [stage.history.history for stage in stages]
+        sizes = [max((len(v) for v in log.values()), default=0) for log in logs]
+        curve = [v for log, size in zip(logs, sizes) for v in log.get(metric, [math.nan] * size)]
+        losses = [v for log, size in zip(logs, sizes) for v in log.get("loss", [math.nan] * size)]
+        labels = tuple((stage.label, size) for stage, size in zip(stages, sizes))
     return _Fit(
-        metric, [float(v) for v in history[metric]], [float(v) for v in history.get("loss", [])],
-        float(run.initial_loss), len(run.raw), float(counts.max() / counts.sum()),
+        metric, [float(v) for v in curve], [float(v) for v in losses],
+        float(run.initial_loss), len(run.raw), chance, labels,
     )
 
 
@@ -316,7 +366,7 @@ def _judge_inference(
     if shortfall > 0 and significant(shortfall, fit.samples, tolerance):
         return failed(
             NAME, run.pipeline,
-            f"fit reached {fit.metric} {reference:g} at epoch {reached}, but evaluate after BatchNorm "
+            f"{fit.who} reached {fit.metric} {reference:g} {fit.at(reached)}, but evaluate after BatchNorm "
             f"recalibration gives {evaluated:.4f} on the same images ({round(shortfall * fit.samples)} of {fit.samples} samples)",
             f"{agreement}\n  The gap survives recalibration, so stale BN statistics do not explain it: "
             "look at the diagnosis above (preprocessing or training-only layers).",
@@ -324,7 +374,7 @@ def _judge_inference(
         )
     return passed(
         NAME, run.pipeline,
-        f"fit reached {fit.metric} {reference:g} at epoch {reached} of {len(fit.curve)}; "
+        f"{fit.who} reached {fit.metric} {reference:g} {fit.at(reached)}; "
         f"evaluate after recalibration {'reports no accuracy' if evaluated is None else f'{evaluated:.4f}'}",
         f"{fit.describe()}\n{reason}." + (f"\n{note}" if note else ""),
         **numbers,
@@ -341,7 +391,7 @@ def _short_of_target(run, fit: _Fit, goal: _Goal, capacity: _Capacity, signals: 
     )
     return failed(
         NAME, run.pipeline,
-        f"fit reached {fit.best:.4f} {fit.metric} at best, below the target {goal.target:g}, in {len(fit.curve)} epochs"
+        f"{fit.who} reached {fit.best:.4f} {fit.metric} at best, below the target {goal.target:g}, {fit.span}"
         + (f": {cause.summary}" if cause else ""),
         f"{fit.describe()}\n{goal.reason}.\n{diagnosis}\n"
         f"  If the trainable part truly cannot reach {goal.target:g}, state what it reaches: {FIX_OPTION}.",
@@ -384,13 +434,13 @@ def _judge_blind(run, fit: _Fit, capacity: _Capacity, signals: _Signals, toleran
     if significant(fit.chance - fit.best, fit.samples, tolerance) and fit.best < fit.chance:
         return failed(
             NAME, run.pipeline,
-            f"fit reached {fit.best:.4f} {fit.metric} at best, below the majority share {fit.chance:.2f} that a model "
+            f"{fit.who} reached {fit.best:.4f} {fit.metric} at best, below the majority share {fit.chance:.2f} that a model "
             f"blind to the images reaches: {seen}",
             f"{why}\n  The head does not even learn the class prior: check the labels and the learning rate.", **numbers,
         )
     return passed(
         NAME, run.pipeline,
-        f"memorization not judged: {seen}; fit reached {fit.metric} {fit.best:.2f}, the majority share {fit.chance:.2f}",
+        f"memorization not judged: {seen}; {fit.who} reached {fit.metric} {fit.best:.2f}, the majority share {fit.chance:.2f}",
         f"{why}\n  To judge memorization, load the base's pretrained weights, or state a target: {FIX_OPTION}.",
         **numbers,
     )
@@ -443,12 +493,11 @@ class _Cause:
 
 def _cannot_learn(run: TrainingRun, capacity: _Capacity, signals: _Signals) -> _Cause | None:
     """The mechanism that keeps the trainable part from learning, when one shows; else None."""
-    steps = len(run.batch_losses)
     if not capacity.moved:
         rate = current_learning_rate(run.model)
         return _Cause(
-            f"none of the {capacity.weights} trainable weights moved in {steps} steps",
-            f"none of the {capacity.weights} trainable weights moved in {steps} steps of fit (learning rate "
+            f"none of the {capacity.weights} trainable weights moved {_steps(run, '')}",
+            f"none of the {capacity.weights} trainable weights moved {_steps(run)} (learning rate "
             f"{'unknown' if rate is None else f'{rate:g}'}): a learning rate of 0, or no gradient reaches them "
             "(stop_gradient, a non-differentiable op before the output)",
             "set a learning rate above 0 (e.g. 1e-3 for Adam); see check_variables_change for the weights.",
@@ -474,11 +523,16 @@ def _cannot_learn(run: TrainingRun, capacity: _Capacity, signals: _Signals) -> _
         return _Cause(
             f"the loss rose from {before:.4g} to {after:.4g}",
             f"the loss on the training images (inference mode, so no dropout noise) rose from {before:.4g} with the "
-            f"trained weights as fit found them to {after:.4g} after {steps} steps: fit moves the weights, but not "
+            f"trained weights as fit found them to {after:.4g} {_steps(run, '').replace('in ', 'after ', 1)}: fit moves the weights, but not "
             "downhill (a learning rate far too high, or a loss that does not measure the error)",
             "lower the learning rate (e.g. 1e-3 for Adam); check that the loss falls as predictions improve.",
         )
     return None
+
+
+def _steps(run: TrainingRun, of: str = " of fit") -> str:
+    """How long training ran, for messages: "in 12 steps of fit", or "in the custom loop"."""
+    return "in the custom loop" if run.custom_loop else f"in {len(run.batch_losses)} steps{of}"
 
 
 def _stalled(run: TrainingRun, capacity: _Capacity) -> _Cause | None:
@@ -489,7 +543,7 @@ def _stalled(run: TrainingRun, capacity: _Capacity) -> _Cause | None:
     rate = current_learning_rate(run.model)
     return _Cause(
         f"the trainable weights moved by {capacity.step:.2%} of their size",
-        f"in {len(run.batch_losses)} steps the trainable weights moved by {capacity.step:.2%} of their size at "
+        f"{_steps(run, '')} the trainable weights moved by {capacity.step:.2%} of their size at "
         f"initialization (learning rate {'unknown' if rate is None else f'{rate:g}'}): steps far too small to fit "
         "in these epochs",
         "raise the learning rate (e.g. 1e-3 for Adam, 1e-2 for SGD) or train for more epochs.",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 from pipeline_checks._text import SHOWN, listed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
-from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run, stages_of
 from pipeline_checks.run.variables import (
     FROZEN,
     TRAINED,
@@ -52,7 +54,11 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     frozen = [r for r in roles if r.kind == FROZEN]
     first_step = run.after_first_step if run.after_first_step is not None else run.final
     unchanged = [r for r in trained if change(r, run.initial, run.final) == 0.0]
-    later = [r for r in trained if r not in unchanged and change(r, run.initial, first_step) == 0.0]
+    first_trainable = stages_of(run)[0].trainable  # the first step is the first stage's
+    later = [
+        r for r in trained
+        if r not in unchanged and id(run.weights[r.index]) in first_trainable and change(r, run.initial, first_step) == 0.0
+    ]
     frozen_moved = [r for r in frozen if change(r, run.initial, run.final) != 0.0]
     steps = len(run.batch_losses)
     numbers = {
@@ -69,17 +75,26 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
                 NAME, pipeline, "the model has no trainable weights: fit trains nothing",
                 f"{notes}\n  Fix: set trainable = True on the layers to train, then compile() again.".lstrip(), **numbers,
             )
-        summary = f"all {len(trained)} trainable weights changed in fit ({steps} steps)"
+        summary = (
+            f"all {len(trained)} trainable weights changed in the custom loop" if run.custom_loop
+            else f"all {len(trained)} trainable weights changed in fit ({steps} steps)"
+        )
         if later:
             summary += f", {len(later)} only after the first step"
         return passed(NAME, pipeline, summary, notes, **numbers)
     parts, details = [], []
     if unchanged:
-        parts.append(f"{len(unchanged)} of {len(trained)} trainable weights never changed in {steps} steps of fit ({_names(unchanged)})")
+        during = "the custom loop" if run.custom_loop else f"{steps} steps of fit"
+        parts.append(f"{len(unchanged)} of {len(trained)} trainable weights never changed in {during} ({_names(unchanged)})")
         details.append(_unchanged_cause(run, trained, unchanged))
     if frozen_moved:
         parts.append(f"{len(frozen_moved)} of {len(frozen)} frozen weights changed ({_names(frozen_moved)})")
         details.append(
+            "Frozen weights (not in model.trainable_weights once the custom loop had set it up) changed.\n"
+            "  Likely cause: the loop trains a list of variables other than model.trainable_weights (taken before "
+            "freezing, or model.weights).\n"
+            "  Fix: train model.trainable_weights, read after setting trainable; check_frozen_layers has the details."
+            if run.custom_loop else
             "Frozen weights (not in model.trainable_weights when fit started) changed.\n"
             "  Likely cause: trainable was set to False after fit's train function was built, without compiling again.\n"
             "  Fix: call compile() again after setting trainable; check_frozen_layers has the details."
@@ -89,7 +104,16 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
 
 def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: list[VariableRole]) -> str:
     rate = current_learning_rate(run.model)
-    if rate == 0.0:
+    unfrozen = _unfrozen_in_stage(run, unchanged)
+    if unfrozen is not None:
+        stage, before = unfrozen
+        cause = (
+            f"they were frozen in {before.label} and set trainable for {stage.label} (stage {stage.index} of "
+            f"{len(run.stages)}), without compiling again: {stage.label} reused the train function {before.label} "
+            "traced with the trainable weights of that moment, which left them out"
+        )
+        fix = "call compile() again after setting trainable = True, before the next fit (the keras.io fine-tuning recipe)."
+    elif rate == 0.0:
         cause = (
             "the optimizer's learning rate is 0, so no step moves any weight "
             "(BatchNormalization statistics still move: they need no gradient)"
@@ -120,6 +144,17 @@ def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: l
         f"  Likely cause: {cause}.\n"
         f"  Fix: {fix}"
     )
+
+
+def _unfrozen_in_stage(run: TrainingRun, unchanged: list[VariableRole]):
+    """(stage, the stage before it) where every unchanged weight had just been made trainable, in
+    a run in stages; None otherwise."""
+    stages = stages_of(run)
+    for before, stage in itertools.pairwise(stages):
+        ids = {id(run.weights[r.index]) for r in unchanged}
+        if not stage.custom and ids <= stage.trainable and not ids & before.trainable:
+            return stage, before
+    return None
 
 
 def _notes(later, frozen, frozen_moved) -> str:

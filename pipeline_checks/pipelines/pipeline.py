@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from pipeline_checks.pipelines.sources import DEFAULT_IMAGE_SIZE, RawData, Reading, Source, load, source_kind
+from pipeline_checks.pipelines.sources import (
+    DEFAULT_IMAGE_SIZE,
+    RawData,
+    Reading,
+    Source,
+    load,
+    source_kind,
+)
 
 __all__ = ["Pipeline", "RawData", "to_float"]
 
@@ -59,6 +67,15 @@ class Pipeline:
             whose class order must match the training data's.
         after_fit: called as `after_fit(model, x_train)` after `fit`, for steps the
             pipeline runs before deployment, e.g. `pipeline_checks.recalibrate_batchnorm`.
+        train: the repository's own training function, `train(model, data)`, for training that
+            one `fit` does not express: a head trained on a frozen base, then fine-tuned with
+            the base unfrozen and recompiled; a subclassed model with its own `train_step`; a
+            `GradientTape` loop. `data` is what `fit` would get: `(x_train, y_train)` for
+            arrays, else the dataset object of the source. Each `model.fit` it calls is a
+            stage, recorded with the checks' recorder after its callbacks (verbose 0); a
+            function that calls no `fit` is one "custom loop" stage. What it returns is
+            ignored. `fit_kwargs` still tell the checks the batch size and epochs. Default:
+            none (the checks call `fit` once with `fit_kwargs`).
         check_options: check name -> keyword arguments of that check, which it takes when
             its caller passes none, e.g. `{"overfit": {"target_accuracy": 0.9}}` for a head
             on a frozen base that cannot memorize. The names are checked here, the
@@ -88,13 +105,14 @@ class Pipeline:
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     train_dataset: Callable[[Any], Any] | None = None
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+    train: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"Pipeline name must be a non-empty string; received: name={self.name!r}")
         for attribute in ("build_model", "preprocess_train"):
             _check_callable(self.name, attribute, getattr(self, attribute))
-        for attribute in ("preprocess_infer", "after_fit", "train_dataset"):
+        for attribute in ("preprocess_infer", "after_fit", "train_dataset", "train"):
             if getattr(self, attribute) is not None:
                 _check_callable(self.name, attribute, getattr(self, attribute))
         if self.preprocess_infer is None and self.train_dataset is None:
@@ -307,7 +325,9 @@ def _checked_fit_kwargs(name: str, fit_kwargs: Any) -> dict[str, Any]:
 
 def _checked_check_options(name: str, options: Any) -> dict[str, dict[str, Any]]:
     """A copy of `options`: check family names mapped to mappings of keyword arguments."""
-    from pipeline_checks.checks import FAMILIES  # names only: importing it imports no check
+    from pipeline_checks.checks import (
+        FAMILIES,  # names only: importing it imports no check
+    )
 
     example = "e.g. {'overfit': {'target_accuracy': 0.9}}"
     if not isinstance(options, Mapping):

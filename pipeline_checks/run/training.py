@@ -3,10 +3,15 @@
 Tracing a Keras application's training step costs seconds to tens of seconds, so the
 checks share one run per pipeline and seed: the weights before fit, after its first step,
 after its first epoch and at the end; each batch's loss; the loss at initialization.
+
+A run is made of stages: one `fit` with the pipeline's `fit_kwargs`, or, where the pipeline
+declares its own `train` function, each `model.fit` that function calls (a head on a frozen
+base, then the base unfrozen and fine-tuned), or one "custom loop" stage where it calls none.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import weakref
@@ -22,6 +27,38 @@ from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 
 if TYPE_CHECKING:
     from pipeline_checks.oracle.agreement import Agreement
+
+
+CUSTOM_LOOP = "custom loop"
+
+
+@dataclass
+class Stage:
+    """One `fit` of a training run (or the whole of a custom loop that calls no `fit`).
+
+    Attributes:
+        index: 1 for the first stage.
+        label: "fit 1", "fit 2", ... or "custom loop".
+        trainable: ids of the weights in model.trainable_weights when the stage's fit started
+            (for a custom loop: when it ended, once the loop had frozen what it freezes).
+        start: the run's weights when the stage started (aligned with `run.weights`).
+        end: the run's weights when it ended.
+        history: the `History` its fit returned; None for a custom loop.
+        steps: the training steps (batches) the checks' recorder saw in it; 0 for a custom loop.
+    """
+
+    index: int
+    label: str
+    trainable: frozenset
+    start: tuple
+    end: tuple = ()
+    history: Any = None
+    steps: int = 0
+
+    @property
+    def custom(self) -> bool:
+        """A custom training loop: no fit, so no history, no per-batch loss."""
+        return self.label == CUSTOM_LOOP
 
 
 @dataclass
@@ -40,7 +77,7 @@ class TrainingRun:
     y_train: np.ndarray
     x_infer: np.ndarray
     weights: tuple
-    trainable: frozenset  # ids of the weights fit was to train (model.trainable_weights)
+    trainable: frozenset  # ids of the weights fit was to train (model.trainable_weights); any stage's, for stages
     initial: tuple
     after_first_step: tuple | None = None
     after_first_epoch: tuple | None = None
@@ -51,6 +88,26 @@ class TrainingRun:
     seconds: float = 0.0
     start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
+    stages: list = field(default_factory=list)  # the `Stage`s, in order; empty for a run recorded elsewhere
+
+    @property
+    def custom_loop(self) -> bool:
+        """Whether the run trained in a custom loop: fit's history and batch losses do not exist."""
+        return bool(self.stages) and self.stages[-1].custom
+
+
+def stages_of(run: TrainingRun) -> list[Stage]:
+    """The run's stages; a run recorded without them (one fit) is one stage from its initial to its final weights."""
+    if run.stages:
+        return list(run.stages)
+    return [Stage(1, "fit 1", run.trainable, run.initial, run.final, run.history, len(run.batch_losses))]
+
+
+def stage_name(stage: Stage, of: int) -> str:
+    """How reports name a stage: "stage 1 of 2 (fit 1)"; "" for a run of one fit."""
+    if of == 1 and not stage.custom:
+        return ""
+    return f"stage {stage.index} of {of} ({stage.label})"
 
 
 def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> TrainingRun:
@@ -59,7 +116,8 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     Args:
         pipeline: the pipeline.
         seed: passed to `keras.utils.set_random_seed` before building and before fitting.
-        epochs: override the pipeline's epochs (the determinism check replays one).
+        epochs: override the pipeline's epochs (the determinism check replays one); a
+            pipeline's own `train` function decides its epochs itself, so it is not overridden.
     """
     start = time.perf_counter()
     raw, x_train, y_train = _read(pipeline, seed)
@@ -73,7 +131,8 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     )
     with pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
         run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
-    run.start_state = _state_before_fit(model)
+    # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
+    run.start_state = None if pipeline.train is not None else _state_before_fit(model)
     _fit(run, epochs)
     if pipeline.after_fit is not None:
         with pipeline_step(pipeline, "after_fit"):
@@ -92,7 +151,7 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
     afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
     build with other variables), this is a fresh `train`.
     """
-    if run.start_state is None:
+    if run.start_state is None:  # also a pipeline's own train function: it recompiles as it goes
         return train(run.pipeline, run.seed, epochs)
     from pipeline_checks.model.state import VariableSnapshot
 
@@ -136,16 +195,72 @@ def _fit(run: TrainingRun, epochs: int | None) -> None:
     """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's.
 
     The data is the pipeline's own (arrays, or the dataset its source builds from the seed);
-    the pipeline's callbacks run before the recorder.
+    the pipeline's callbacks run before the recorder. With the pipeline's own `train`
+    function, that function trains instead, in stages (`_train_in_stages`).
     """
     compat.set_random_seed(run.seed)
     arguments = run.pipeline.fit_arguments(run.x_train, run.y_train, run.seed)
+    if run.pipeline.train is not None:
+        _train_in_stages(run, arguments)
+        return
     if epochs is not None:
         arguments["epochs"] = epochs
     arguments["callbacks"] = [*arguments.get("callbacks", ()), _recorder(run)]
+    stage = Stage(1, "fit 1", run.trainable, run.initial)
     with pipeline_step(run.pipeline, "fit"):
         run.history = run.model.fit(verbose=0, **arguments)
     run.final = _values(run.weights)
+    stage.end, stage.history, stage.steps = run.final, run.history, len(run.batch_losses)
+    run.stages = [stage]
+
+
+def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
+    """Call the pipeline's `train(model, data)`, recording each `model.fit` it makes as a stage.
+
+    `model.fit` is replaced on the model instance while `train` runs, and put back after,
+    also when it raises: each call gets the recorder after its own callbacks, runs silent,
+    and is recorded with the trainable weights and the weights at its start and end. A
+    `train` that calls no fit is one "custom loop" stage, whose trainable weights are the
+    model's when it returns (a loop freezes layers before it trains). The run's `history` is the last
+    stage's, `initial` the first stage's start, `trainable` every stage's trainable weights.
+    """
+    model, pipeline = run.model, run.pipeline
+    data = (arguments["x"], arguments["y"]) if "y" in arguments else arguments["x"]
+    start = run.initial
+    original = model.fit
+    signature = inspect.signature(original)
+
+    def fit(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or ()), _recorder(run)]
+        bound.arguments["verbose"] = 0
+        stage = Stage(
+            len(run.stages) + 1, f"fit {len(run.stages) + 1}",
+            frozenset(id(v) for v in model.trainable_weights), _values(run.weights),
+        )
+        steps = len(run.batch_losses)
+        run.stages.append(stage)
+        history = original(*bound.args, **bound.kwargs)
+        stage.end, stage.history, stage.steps = _values(run.weights), history, len(run.batch_losses) - steps
+        return history
+
+    run.stages = []
+    had_own_fit = "fit" in vars(model)
+    model.fit = fit
+    try:
+        with pipeline_step(pipeline, "train"):
+            pipeline.train(model, data)
+    finally:
+        if had_own_fit:
+            model.fit = original
+        else:
+            del model.fit
+    run.final = _values(run.weights)
+    if not run.stages:  # its frozen set: what the model says it trains once the loop has set it up
+        run.stages = [Stage(1, CUSTOM_LOOP, frozenset(id(v) for v in model.trainable_weights), start, run.final)]
+    run.history = run.stages[-1].history
+    run.initial = run.stages[0].start
+    run.trainable = frozenset().union(*(stage.trainable for stage in run.stages))
 
 
 def _state_before_fit(model):
@@ -197,7 +312,7 @@ def _recorder(run: TrainingRun):
                 run.after_first_step = self._weights()
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
+            if epoch == 0 and run.after_first_epoch is None:  # the first stage's first epoch
                 run.after_first_epoch = self._weights()
                 run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
 

@@ -6,6 +6,8 @@ created non-trainable (BatchNormalization moving mean and variance, or any layer
 running statistics). Random-generator states, optimizer and metric variables are neither.
 A layer is frozen when fit was not to train its weights (they are missing from the model's
 `trainable_weights` when the run starts), or when it has no weights and `trainable=False`.
+A run in stages (`TrainingRun.stages`) trains the weights trainable in any stage; each stage
+has its own frozen set (`variable_roles(run, stage.trainable)`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ class VariableRole:
         return "batchnorm" in name or "batch_norm" in name or self.path.endswith(("moving_mean", "moving_variance"))
 
 
-def variable_roles(run: TrainingRun) -> list[VariableRole]:
-    """The role of each of the run's variables that is a weight or a statistic, in `run.weights` order."""
+def variable_roles(run: TrainingRun, trainable: frozenset | None = None) -> list[VariableRole]:
+    """The role of each of the run's variables that is a weight or a statistic, in `run.weights` order.
+
+    `trainable`: ids of the weights trained (one stage's); default `run.trainable`, every stage's.
+    A layer without weights counts as frozen by its `trainable` flag now.
+    """
+    trainable = run.trainable if trainable is None else trainable
     owners = {}  # id(variable) -> (layer path, layer, created trainable)
     for path, layer in [(run.model.name, run.model), *((f.path, f.layer) for f in walk_layers(run.model))]:
         created_trainable, created_non_trainable = _own_variables(layer)
@@ -54,7 +61,7 @@ def variable_roles(run: TrainingRun) -> list[VariableRole]:
             owners.setdefault(id(variable), (path, layer, True))
         for variable in created_non_trainable:
             owners.setdefault(id(variable), (path, layer, False))
-    frozen_layers = {id(layer) for _, layer, weight in owners.values() if weight and not _is_trained(run, layer)}
+    frozen_layers = {id(layer) for _, layer, weight in owners.values() if weight and not _is_trained(trainable, layer)}
     roles = []
     for index, variable in enumerate(run.weights):
         name = compat.variable_path(variable)
@@ -63,7 +70,7 @@ def variable_roles(run: TrainingRun) -> list[VariableRole]:
         path, layer, weight = owners[id(variable)]
         frozen = id(layer) in frozen_layers or (not _own_variables(layer)[0] and not layer.trainable)
         if weight:
-            kind = FROZEN if id(variable) not in run.trainable else TRAINED
+            kind = FROZEN if id(variable) not in trainable else TRAINED
         else:
             kind = FROZEN_STATISTIC if frozen else STATISTIC
         short = name.rsplit("/", 1)[-1].split(":")[0]
@@ -84,9 +91,9 @@ def change(role: VariableRole, before: tuple, after: tuple) -> float:
     return float(np.nanmax(difference)) if np.isfinite(difference).any() else float("nan")
 
 
-def _is_trained(run: TrainingRun, layer) -> bool:
+def _is_trained(trainable: frozenset, layer) -> bool:
     """Whether fit was to train the weights `layer` created (all of them in trainable_weights)."""
-    return all(id(v) in run.trainable for v in _own_variables(layer)[0])
+    return all(id(v) in trainable for v in _own_variables(layer)[0])
 
 
 def _own_variables(layer) -> tuple[list, list]:
