@@ -5,7 +5,7 @@ import pytest
 from broken_pipelines.common import DATA, compiled_cnn
 from broken_pipelines.dataset_code import folder, folder_pipeline, scaled, unit_scale
 
-from pipeline_checks.checks import check_labels, check_preprocessing
+from pipeline_checks.checks import check_determinism, check_labels, check_preprocessing
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat
 from pipeline_checks.pipelines.pipeline import Pipeline
@@ -181,3 +181,22 @@ def test_an_image_data_generator_rescale_is_compared_with_serving(serving, passe
     assert result.passed is passes, result
     if not passes:
         assert "the ImageDataGenerator and preprocess_infer give different inputs" in result.summary
+
+
+def reshuffling_dataset():
+    return tf.data.Dataset.from_tensor_slices((float_images() / 255.0, DATA.labels)).shuffle(12).batch(4)
+
+
+def test_determinism_says_it_cannot_replay_a_reshuffling_dataset_object():
+    result = check_determinism(pipeline_of(reshuffling_dataset()))
+    assert result.passed and result.numbers["measured"] is False
+    assert result.summary.startswith("not measured: data is a dataset object that yields its batches in another order")
+
+
+def test_determinism_replays_a_dataset_built_by_a_function_and_says_what_it_overrides():
+    keras = compat.keras()
+    fit_kwargs = {"epochs": 3, "callbacks": [keras.callbacks.EarlyStopping(monitor="loss", patience=5)]}
+    result = check_determinism(pipeline_of(reshuffling_dataset, fit_kwargs=fit_kwargs))
+    assert result.passed, result
+    assert "measured" not in result.numbers
+    assert result.numbers["overrides"] == "overrides fit_kwargs epochs=3 with 1, and runs the pipeline's 1 callback again"

@@ -43,6 +43,11 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     where it enters: the raw data, `preprocess_train`, the initial weights or the
     training steps.
 
+    The replay overrides the pipeline's epochs with 1 and runs its callbacks again; the
+    result's `overrides` number says so. Data given as a dataset object that reshuffles on
+    each pass cannot be replayed in one process: the check then says it did not measure
+    (`measured=False`) and how to declare the data so that it can.
+
     A pipeline with its own `train` function is trained again in full from the seed (the
     function decides its epochs), and the end weights (and the last stage's metrics) are
     compared; after a custom loop, which logs no metrics, the weights alone.
@@ -70,6 +75,9 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     check_number("tolerance", tolerance, "a non-negative number", low=0)
+    source = pipeline.source()
+    if source is not None and not source.same_on_every_pass(seed):
+        return passed(NAME, pipeline, NOT_REPLAYABLE.format(kind=source.kind), measured=False)
     run = shared_run(pipeline, seed)
     if pipeline.train is not None:  # its own train function decides the epochs: replay all of it
         replay = replay_of(run)
@@ -86,11 +94,12 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
         when, reference, replayed = "after fit", run.final, replay.final
         logs, replay_logs = _last_logs(run), _last_logs(replay)
     comparison = _compare(run, reference, replayed, logs, replay_logs)
+    overrides = _overrides(pipeline, when)
     numbers = dict(
         variables=len(reference), variables_differing=len(comparison.variables),
         largest_difference=comparison.largest, largest_difference_at=comparison.largest_at,
         metrics_differing=len(comparison.metrics), tolerance=tolerance, replay_seconds=round(replay.seconds, 2),
-        kernel_noise=False,
+        kernel_noise=False, overrides=overrides,
     )
     if comparison.largest <= tolerance and comparison.structure is None:
         agree = "bitwise-identical" if comparison.largest == 0 else f"within {tolerance:g} relative"
@@ -99,6 +108,7 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
             NAME, pipeline,
             f"two runs from seed {seed} gave {agree} {compared.format(n=len(reference))} {when}"
             + (f" ({len(reference)} variables; {NO_FIT_METRICS})" if run.custom_loop else ""),
+            f"  The replay {overrides}." if overrides else "",
             **numbers,
         )
     summary = _summary(seed, when, comparison, tolerance)
@@ -190,6 +200,24 @@ def _details(pipeline, run: TrainingRun, replay: TrainingRun, comparison: _Compa
     lines.append(f"  Likely cause: {cause}")
     lines.append(f"  Fix: {fix}")
     return "\n".join(lines)
+
+
+NOT_REPLAYABLE = (
+    "not measured: data is a {kind} object that yields its batches in another order on each pass (a "
+    "reshuffling .shuffle), so a second fit in this process trains on other batches whatever the seed; declare "
+    "data as a function that builds the dataset, and each run builds it anew from the seed"
+)
+
+
+def _overrides(pipeline, when: str) -> str:
+    """What the replay changes in the pipeline's own fit arguments, to say so."""
+    if when != "after one epoch":
+        return ""
+    said = f"overrides fit_kwargs epochs={pipeline.epochs} with 1"
+    callbacks = pipeline.fit_kwargs.get("callbacks") or ()
+    if callbacks:
+        said += f", and runs the pipeline's {len(callbacks)} callback{'s' if len(callbacks) != 1 else ''} again"
+    return said
 
 
 def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) -> tuple[str, str]:
