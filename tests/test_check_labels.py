@@ -19,7 +19,7 @@ from broken_pipelines.data import (
 
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import check_labels
-from pipeline_checks.checks.labels import _loss_facts
+from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
 from pipeline_checks.run.training import shared_run
@@ -392,17 +392,17 @@ def test_coverage_is_not_judged_on_labels_out_of_range(pipeline_of):
     ],
 )
 def test_loss_facts_from_strings(given, name, kind, from_logits):
-    facts = _loss_facts(given)
+    facts = loss_facts(given)
     assert (facts.name, facts.kind, facts.from_logits) == (name, kind, from_logits)
 
 
 def test_loss_facts_from_keras_objects():
     keras = compat.keras()
-    assert _loss_facts(keras.losses.BinaryCrossentropy(from_logits=True)).kind == "binary"
-    assert _loss_facts(keras.losses.BinaryCrossentropy(from_logits=True)).from_logits is True
-    assert _loss_facts(keras.losses.binary_crossentropy).kind == "binary"
-    assert _loss_facts(keras.losses.SparseCategoricalCrossentropy()).kind == "sparse"
-    focal = _loss_facts(keras.losses.BinaryFocalCrossentropy())
+    assert loss_facts(keras.losses.BinaryCrossentropy(from_logits=True)).kind == "binary"
+    assert loss_facts(keras.losses.BinaryCrossentropy(from_logits=True)).from_logits is True
+    assert loss_facts(keras.losses.binary_crossentropy).kind == "binary"
+    assert loss_facts(keras.losses.SparseCategoricalCrossentropy()).kind == "sparse"
+    focal = loss_facts(keras.losses.BinaryFocalCrossentropy())
     assert focal.kind == "binary" and not focal.crossentropy  # its uniform loss is not ln 2
 
 

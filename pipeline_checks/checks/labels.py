@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model.losses import LossFacts, loss_facts, snake_case
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 
@@ -29,8 +29,6 @@ IN_UNIT_RANGE = 1e-6  # sigmoid outputs lie in [0, 1] within float32 rounding
 LARGE_HEAD_GAIN = 3.0  # Glorot's gain std * sqrt(fan_in) is at most sqrt(2)
 UNIT_SCALE = 5.0  # inputs scaled to [0, 1], [-1, 1] or standardized stay within; raw pixels go to 255
 RESCALING_LAYERS = ("Rescaling", "Lambda", "TFOpLambda")  # besides any *Normalization layer
-CROSSENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
-LOSS_ALIASES = {"bce": "binary_crossentropy"}  # Keras' short names, lower-cased
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "hard_sigmoid")
 SHOWN_CLASSES = 3  # missing classes named in a message; the rest counted
 
@@ -110,7 +108,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     if validation is not None:
         report.label_range("validation_data", validation)
         report.class_order(raw.class_names, validation.class_names)
-    loss = _loss_facts(getattr(model, "loss", None))
+    loss = loss_facts(getattr(model, "loss", None))
     report.numbers.update(loss=loss.name, from_logits=loss.from_logits)
     outputs = _Outputs.of(compat.to_numpy(model(x_infer, training=False)), _output_activation(model))
     report.head(outputs, loss, encoding, raw, y_train)
@@ -133,24 +131,6 @@ class _Finding:
 
     def __str__(self) -> str:
         return f"  {self.summary}: {self.detail}\n    Fix: {self.fix}"
-
-
-@dataclass(frozen=True)
-class _Loss:
-    """What the compiled loss expects.
-
-    `kind` is "sparse" or "one_hot" for a categorical loss (the label encoding it takes),
-    "binary" for a binary one (a 0/1 target per output), None for any other loss.
-    """
-
-    name: str
-    kind: str | None
-    from_logits: bool | None
-    crossentropy: bool  # a plain cross-entropy: ln C (categorical) or ln 2 (binary) for uniform predictions
-
-    @property
-    def categorical(self) -> bool:
-        return self.kind in ("sparse", "one_hot")
 
 
 @dataclass(frozen=True)
@@ -290,7 +270,7 @@ class _Report:
 
     # -- the head ------------------------------------------------------------------------
 
-    def head(self, outputs: _Outputs, loss: _Loss, label_encoding: str, raw, targets) -> None:
+    def head(self, outputs: _Outputs, loss: LossFacts, label_encoding: str, raw, targets) -> None:
         """Output width against class_names, and the loss against the head and the labels."""
         if outputs.width is None:
             self.notes.append(f"output width and from_logits not checked: outputs have shape {outputs.values.shape}, not (batch, classes)")
@@ -323,7 +303,7 @@ class _Report:
             f"build the last layer with len(class_names) = {raw.classes} units",
         ))
 
-    def _categorical_head(self, loss: _Loss, label_encoding: str, targets, raw, width: int) -> None:
+    def _categorical_head(self, loss: LossFacts, label_encoding: str, targets, raw, width: int) -> None:
         if width == 1:
             if raw.classes == 2:  # with another class count the width finding above says it
                 self._mismatch(_categorical_on_one_unit(loss, raw))
@@ -331,7 +311,7 @@ class _Report:
         if loss.kind != label_encoding:
             self._mismatch(_encoding_mismatch(loss, label_encoding, targets, raw.classes))
 
-    def _binary_head(self, outputs: _Outputs, loss: _Loss, label_encoding: str, targets, raw) -> None:
+    def _binary_head(self, outputs: _Outputs, loss: LossFacts, label_encoding: str, targets, raw) -> None:
         width = outputs.width
         if label_encoding == "sparse":
             if width == 1:
@@ -361,7 +341,7 @@ class _Report:
 
     # -- from_logits ---------------------------------------------------------------------
 
-    def from_logits(self, outputs: _Outputs, loss: _Loss) -> None:
+    def from_logits(self, outputs: _Outputs, loss: LossFacts) -> None:
         if loss.from_logits is None or outputs.width is None:
             return
         if loss.kind == "binary":
@@ -385,7 +365,7 @@ class _Report:
 
     # -- loss at initialization ----------------------------------------------------------
 
-    def initial_loss(self, loss: _Loss, measure, factor: float, x_train, model) -> None:
+    def initial_loss(self, loss: LossFacts, measure, factor: float, x_train, model) -> None:
         """The data loss before any step against ln C (ln 2 for binary), and, above the bound, its cause.
 
         `measure(x)` returns the compiled loss of a training-mode pass on inputs `x` and the
@@ -471,7 +451,7 @@ class _Report:
             "scale the inputs (e.g. / 255, or the application's preprocess_input) or add a Rescaling or Normalization layer",
         )
 
-    def agreement(self, loss: _Loss, label_encoding: str) -> str:
+    def agreement(self, loss: LossFacts, label_encoding: str) -> str:
         text = f"{label_encoding.replace('_', '-')} labels in 0..{self.classes - 1} for {self.classes} classes"
         if self.width is not None:
             text += f", {self.head_text or f'{self.width} outputs'}"
@@ -490,7 +470,7 @@ class _Report:
 # -- findings about the head ---------------------------------------------------------------
 
 
-def _encoding_mismatch(loss: _Loss, label_encoding: str, targets, classes: int) -> _Finding:
+def _encoding_mismatch(loss: LossFacts, label_encoding: str, targets, classes: int) -> _Finding:
     if label_encoding == "sparse":
         detail = (
             f"fit receives class indices of shape {targets.shape} but {loss.name} expects one-hot "
@@ -508,7 +488,7 @@ def _encoding_mismatch(loss: _Loss, label_encoding: str, targets, classes: int) 
     return _Finding(f"{loss.name} does not match {label_encoding.replace('_', '-')} labels", detail, fix)
 
 
-def _categorical_on_one_unit(loss: _Loss, raw) -> _Finding:
+def _categorical_on_one_unit(loss: LossFacts, raw) -> _Finding:
     if loss.kind == "sparse":
         detail = (
             "sparse_categorical_crossentropy scores class k with output k, and the model has only output 0: "
@@ -530,7 +510,7 @@ def _categorical_on_one_unit(loss: _Loss, raw) -> _Finding:
     )
 
 
-def _binary_on_sparse(loss: _Loss, targets, width: int, classes: int, softmax: bool) -> _Finding:
+def _binary_on_sparse(loss: LossFacts, targets, width: int, classes: int, softmax: bool) -> _Finding:
     one_unit = " (or, for 2 classes, keep it on one sigmoid unit: Dense(1, activation='sigmoid'))" if classes == 2 else ""
     return _Finding(
         f"{loss.name} on {width} {'softmax ' if softmax else ''}outputs with sparse labels",
@@ -542,7 +522,7 @@ def _binary_on_sparse(loss: _Loss, targets, width: int, classes: int, softmax: b
     )
 
 
-def _binary_one_hot_on_one_unit(loss: _Loss, targets) -> _Finding:
+def _binary_one_hot_on_one_unit(loss: LossFacts, targets) -> _Finding:
     return _Finding(
         f"{loss.name} on a single output with one-hot targets of shape {targets.shape}",
         f"the one unit is compared with {targets.shape[1]} target columns: Keras 3 raises 'Arguments `target` and "
@@ -553,7 +533,7 @@ def _binary_one_hot_on_one_unit(loss: _Loss, targets) -> _Finding:
     )
 
 
-def _binary_on_softmax(loss: _Loss, width: int) -> _Finding:
+def _binary_on_softmax(loss: LossFacts, width: int) -> _Finding:
     chance = 1 - 1 / width
     return _Finding(
         f"{loss.name} on a {width}-unit softmax",
@@ -568,7 +548,7 @@ def _binary_on_softmax(loss: _Loss, width: int) -> _Finding:
     )
 
 
-def _from_logits_on_probabilities(loss: _Loss, outputs: _Outputs) -> _Finding:
+def _from_logits_on_probabilities(loss: LossFacts, outputs: _Outputs) -> _Finding:
     if loss.kind == "binary":
         activation, effect = "sigmoid", "squeezes every output into [0.5, 0.73], so no image can score below 0.5 in the loss, and shrinks its gradients"
     else:
@@ -582,7 +562,7 @@ def _from_logits_on_probabilities(loss: _Loss, outputs: _Outputs) -> _Finding:
     )
 
 
-def _probabilities_from_logits(loss: _Loss, outputs: _Outputs) -> _Finding:
+def _probabilities_from_logits(loss: LossFacts, outputs: _Outputs) -> _Finding:
     if loss.kind == "binary":
         treated = "clips each to [1e-7, 1 - 1e-7]: outputs outside [0, 1] lose their gradient"
         fix = (
@@ -614,7 +594,7 @@ def _uniform_binary_loss(width: int) -> float:
     return (-math.log(p) - (width - 1) * math.log(1 - p)) / width
 
 
-def _targets_fit(loss: _Loss, targets, labels, width: int) -> bool:
+def _targets_fit(loss: LossFacts, targets, labels, width: int) -> bool:
     """Whether Keras can compute `loss` of these targets against `width` outputs at all."""
     if int(labels.min()) < 0:
         return False
@@ -642,51 +622,6 @@ def _regularization_loss(model) -> float:
     return float(sum(float(np.sum(compat.to_numpy(term))) for term in getattr(model, "losses", None) or ()))
 
 
-def _loss_facts(loss) -> _Loss:
-    """Name, kind and from_logits of `model.loss`: a string, a function or a Loss."""
-    if loss is None or isinstance(loss, (list, tuple, dict)):
-        return _Loss("none" if loss is None else "one loss per output", None, None, False)
-    names = _loss_names(loss)
-    binary = [n for n in names if "binary" in n]
-    categorical = [n for n in names if "categorical" in n]
-    if binary:
-        name, kind = next((n for n in binary if n in CROSSENTROPIES), binary[0]), "binary"
-    elif categorical:
-        name = next((n for n in categorical if n in CROSSENTROPIES), categorical[0])
-        kind = "sparse" if name.startswith("sparse") else "one_hot"
-    else:
-        return _Loss(names[0] if names else repr(loss), None, None, False)
-    return _Loss(name, kind, _from_logits(loss), name in CROSSENTROPIES)
-
-
-def _loss_names(loss) -> list[str]:
-    if isinstance(loss, str):
-        return [LOSS_ALIASES.get(loss.lower(), loss), _snake(loss)]  # "BinaryCrossentropy" names a class too
-    if isinstance(loss, functools.partial):
-        return _loss_names(loss.func)
-    names = []
-    wrapped = getattr(loss, "fn", None)  # Keras 3's LossFunctionWrapper
-    if wrapped is not None:
-        names.append(getattr(wrapped, "__name__", ""))
-    if hasattr(loss, "get_config"):
-        names += [str(loss.get_config().get("name", "")), _snake(type(loss).__name__)]
-    else:
-        names.append(getattr(loss, "__name__", ""))
-    return [n for n in names if n]
-
-
-def _from_logits(loss) -> bool:
-    if isinstance(loss, functools.partial):
-        return bool(loss.keywords.get("from_logits", _from_logits(loss.func)))
-    if hasattr(loss, "get_config"):
-        return bool(loss.get_config().get("from_logits", False))
-    return False  # a string or a plain function: Keras' default
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _output_activation(model) -> str | None:
     """The activation of the layer that produces the model's output; None when that layer is not
     known (a subclassed model, or a functional one with an op such as keras.ops.sigmoid after it)."""
@@ -701,7 +636,7 @@ def _output_activation(model) -> str | None:
     activation = getattr(last, "activation", None)
     if activation is not None:
         return getattr(activation, "__name__", type(activation).__name__)
-    return _snake(type(last).__name__)  # e.g. a Softmax layer: "softmax"
+    return snake_case(type(last).__name__)  # e.g. a Softmax layer: "softmax"
 
 
 def _produces_output(layer, model) -> bool:

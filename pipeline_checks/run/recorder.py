@@ -304,7 +304,7 @@ def _checked_families(families) -> tuple[str, ...]:
 def _check(fit: _FitRecord, data, families: tuple[str, ...], settings: _CheckSettings) -> list:
     from pipeline_checks.checks import all_checks
     from pipeline_checks.checks.validation import checked_seed
-    from pipeline_checks.run.training import _SHARED, forget_shared_runs
+    from pipeline_checks.run.training import forget_shared_runs, share_run
 
     seed = checked_seed(settings.seed)
     _check_options(settings.options, families)
@@ -314,8 +314,7 @@ def _check(fit: _FitRecord, data, families: tuple[str, ...], settings: _CheckSet
     with _left_as_found(fit.model):
         if any(name in NEEDS_INITIAL_LOSS for name in families):
             run.initial_loss = _initial_loss(run)
-        # No public way to hand a run to shared_run: the checks find it where shared_run keeps runs.
-        _SHARED[pipeline] = {seed: run}
+        share_run(run)
         try:
             return [_run_family(checks[name], name, pipeline, seed) for name in families]
         finally:
@@ -375,7 +374,7 @@ def _run_family(check, name: str, pipeline, seed: int):
 def _recorded_run(fit: _FitRecord, data, settings: _CheckSettings, seed: int):
     """The Pipeline around the recorded model, and the recorded fit as its TrainingRun."""
     from pipeline_checks.pipelines.pipeline import Pipeline
-    from pipeline_checks.run.training import TrainingRun, _read
+    from pipeline_checks.run.training import TrainingRun, read_data
 
     arguments = {"name": fit.model.name, "build_model": functools.partial(_untrained_copy, fit), "data": data}
     arguments.update(_given(
@@ -388,7 +387,7 @@ def _recorded_run(fit: _FitRecord, data, settings: _CheckSettings, seed: int):
         images = len(Pipeline(**arguments, fit_kwargs={"epochs": fit.epochs}).raw_data())
         batch_size = _batch_size(images, fit.steps_per_epoch, None)
     pipeline = Pipeline(**arguments, fit_kwargs={"epochs": fit.epochs, "batch_size": batch_size})
-    raw, x_train, y_train = _read(pipeline, seed)  # as the shared run reads a pipeline's data
+    raw, x_train, y_train = read_data(pipeline, seed)  # as the shared run reads a pipeline's data
     _batch_size(len(raw), fit.steps_per_epoch, settings.batch_size)
     run = TrainingRun(
         pipeline=pipeline, seed=seed, model=fit.model, history=fit.history, raw=raw, x_train=x_train,
@@ -435,10 +434,9 @@ def _batch_size(images: int, steps: int | None, given: int | None) -> int:
 
 def _label_encoding_of(model) -> str:
     """How fit received the labels, as the compiled loss expects them."""
-    # The labels check's reader of compiled losses: strings, functions, partials and Loss objects.
-    from pipeline_checks.checks.labels import _loss_facts
+    from pipeline_checks.model.losses import loss_facts
 
-    loss = _loss_facts(getattr(model, "loss", None))
+    loss = loss_facts(getattr(model, "loss", None))
     if loss.kind == "one_hot" or (loss.kind == "binary" and (_output_width(model) or 1) > 1):
         return "one_hot"
     return "sparse"

@@ -120,7 +120,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
             pipeline's own `train` function decides its epochs itself, so it is not overridden.
     """
     start = time.perf_counter()
-    raw, x_train, y_train = _read(pipeline, seed)
+    raw, x_train, y_train = read_data(pipeline, seed)
     x_infer = pipeline.infer_inputs(raw.images)
     model = _build(pipeline, seed)
     weights = tuple(model.weights)
@@ -157,7 +157,7 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
 
     pipeline, seed, model = run.pipeline, run.seed, run.model
     start = time.perf_counter()
-    raw, x_train, y_train = _read(pipeline, seed)
+    raw, x_train, y_train = read_data(pipeline, seed)
     rebuilt = _build(pipeline, seed)
     initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
@@ -179,7 +179,7 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
     return again
 
 
-def _read(pipeline: Pipeline, seed: int) -> tuple:
+def read_data(pipeline: Pipeline, seed: int) -> tuple:
     """Raw data, training inputs and targets; seeded first, as data and preprocessing may draw from NumPy."""
     compat.set_random_seed(seed)
     raw = pipeline.raw_data()
@@ -284,6 +284,11 @@ def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
     if seed not in runs:
         runs[seed] = train(pipeline, seed)
     return runs[seed]
+
+
+def share_run(run: TrainingRun) -> None:
+    """Make `run` the shared run of its pipeline and seed, e.g. a fit recorded by `Recorder`."""
+    _SHARED.setdefault(run.pipeline, {})[run.seed] = run
 
 
 def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
