@@ -149,11 +149,12 @@ class Pipeline:
     def source(self) -> Source | None:
         """The training data read by its loader; None for arrays, which the pipeline reads itself.
 
-        Read once, unless `data` is a function: each run then reads anew, as the repository does.
+        Read once, unless `data` is a function: each `raw_data()` (each run) then reads anew,
+        as the repository does, and the rest of that run uses what it read.
         """
         if self._kind("data", self.data) == "arrays":
             return None
-        if callable(self.data) or "data" not in self._sources:
+        if "data" not in self._sources:
             self._sources["data"] = self._load("data", self.data)
         return self._sources["data"]
 
@@ -244,6 +245,8 @@ class Pipeline:
         if self._kind(attribute, data) == "arrays":
             return _raw(self.name, attribute, data)
         if attribute == "data":
+            if callable(data):
+                self._sources.pop("data", None)
             return self.source().raw
         return self._load(attribute, data).raw
 
