@@ -1,4 +1,7 @@
-"""The project's own test configuration: hypothesis profiles and pytester."""
+"""The project's own test configuration: hypothesis profiles, pytester, and the markers `gpu` and `slow`.
+
+The plugin registers only namespaced markers; `gpu` and `slow` are this project's own.
+"""
 
 import os
 
@@ -18,6 +21,24 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=200, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a GPU visible to the Keras backend; skipped otherwise.")
+    config.addinivalue_line("markers", "slow: takes long (minutes); deselect with -m 'not slow'.")
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return  # finding devices imports Keras: only when a test asks
+    from pipeline_checks.model import compat, devices
+
+    if devices.gpu_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs a GPU; the {compat.backend()} backend sees only {', '.join(devices.devices())}")
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -23,15 +23,65 @@ def test_help_lists_the_options(pytester):
     )
 
 
-def test_markers_are_registered_with_their_signatures(pytester):
+def test_only_namespaced_markers_are_registered(pytester):
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.pipeline_checks(seed=None, models=None, image_size=None): *",
-            "@pytest.mark.gpu: needs a GPU*",
-            "@pytest.mark.slow: *",
+            "@pytest.mark.pipeline_checks_gpu: needs a GPU*",
         ]
     )
+    result.stdout.no_fnmatch_line("@pytest.mark.gpu*")
+    result.stdout.no_fnmatch_line("@pytest.mark.slow*")
+
+
+def test_a_repository_s_own_gpu_and_slow_markers_are_left_alone(pytester):
+    pytester.makeini('[pytest]\nmarkers =\n    gpu: ours: runs on the lab GPU\n    slow: ours: minutes\n')
+    pytester.makepyfile(
+        """
+        import sys
+
+        import pytest
+
+        @pytest.mark.gpu
+        def test_on_gpu():
+            assert "keras" not in sys.modules  # the plugin did not import Keras to look for a GPU
+
+        @pytest.mark.slow
+        def test_slow():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-rs", "--strict-markers", *NO_RANDOMLY)
+    result.assert_outcomes(passed=2)
+    markers = pytester.runpytest("--markers", *NO_RANDOMLY)
+    markers.stdout.fnmatch_lines(["@pytest.mark.gpu: ours: runs on the lab GPU", "@pytest.mark.slow: ours: minutes"])
+    assert "needs a GPU visible" not in "\n".join(line for line in markers.outlines if line.startswith("@pytest.mark.gpu"))
+
+
+def test_the_plugin_s_own_gpu_marker_skips_with_a_reason_without_a_gpu(pytester):
+    from pipeline_checks.model import devices
+
+    if devices.gpu_available():
+        pytest.skip("this machine has a GPU, so the pipeline_checks_gpu marker does not skip here")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.pipeline_checks_gpu
+        def test_on_gpu():
+            raise AssertionError("must not run without a GPU")
+        """
+    )
+    result = pytester.runpytest("-rs", "--strict-markers", *NO_RANDOMLY)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*needs a GPU; the * backend sees only CPU:0*"])
+
+
+def test_the_project_s_own_gpu_and_slow_markers_come_from_its_root_conftest(request):
+    descriptions = request.config.getini("markers")
+    assert any(line.startswith("gpu:") for line in descriptions)
+    assert any(line.startswith("slow:") for line in descriptions)
 
 
 SHOW_SETTINGS = """
@@ -108,29 +158,6 @@ def test_invalid_marker_value_fails_that_test_naming_it(pytester):
     )
 
 
-def test_gpu_tests_skip_with_a_reason_without_a_gpu(pytester):
-    from pipeline_checks.model import devices
-
-    if devices.gpu_available():
-        pytest.skip("this machine has a GPU, so the gpu marker does not skip here")
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.gpu
-        def test_on_gpu():
-            raise AssertionError("must not run without a GPU")
-
-        @pytest.mark.slow
-        def test_slow():
-            pass
-        """
-    )
-    result = pytester.runpytest("-rs", "--strict-markers", *NO_RANDOMLY)
-    result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*needs a GPU; the * backend sees only CPU:0*"])
-
-
 def test_header_line_only_when_our_fixtures_are_used(pytester):
     pytester.makepyfile(test_plain="def test_plain(): pass")
     plain = pytester.runpytest(*NO_RANDOMLY)
@@ -181,3 +208,34 @@ def test_follows_pytest_randomly_when_pc_seed_is_unset(pytester):
     assert seed_line(result).split()[1] not in ("0", "None")
     pinned = pytester.runpytest("-s", "-p", "randomly", "--randomly-seed=123", "--pc-seed=5")
     assert seed_line(pinned).startswith("SEED 5 5 ")
+
+
+def test_the_hypothesis_profile_for_training_properties():
+    from hypothesis import HealthCheck, settings
+
+    from pipeline_checks.pytest_plugin.hypothesis_profile import (
+        PROFILE,
+        profile_settings,
+    )
+
+    profile = settings.get_profile(PROFILE)  # registered when the plugin loads
+    assert profile.deadline is None and profile.max_examples == 10
+    assert HealthCheck.too_slow in profile.suppress_health_check
+    assert profile_settings({"CI": "true"}).derandomize is True
+    assert profile_settings({}).derandomize is False
+    assert profile_settings({"HYPOTHESIS_EXAMPLES": "25"}).max_examples == 25
+
+
+def test_a_user_loads_the_hypothesis_profile_in_one_line(pytester):
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+        settings.load_profile("pipeline-checks")
+
+        @given(st.integers())
+        def test_property(value):
+            assert settings().deadline is None and settings().max_examples == 10
+        """
+    )
+    pytester.runpytest(*NO_RANDOMLY).assert_outcomes(passed=1)
+    pytester.runpytest("--hypothesis-profile=pipeline-checks", *NO_RANDOMLY).assert_outcomes(passed=1)

@@ -2,7 +2,13 @@
 
 import pytest
 
-from pipeline_checks.pytest_plugin.settings import DEFAULT_MODELS, InvalidSetting, Settings, resolve
+from pipeline_checks.pytest_plugin.settings import (
+    DEFAULT_MODELS,
+    InvalidSetting,
+    PipelineConfig,
+    Settings,
+    resolve,
+)
 
 
 def resolved(cli=None, ini=None):
@@ -63,4 +69,34 @@ def test_invalid_values_name_their_source(cli, ini, message):
 def test_invalid_marker_overrides(overrides, message):
     with pytest.raises(InvalidSetting) as error:
         Settings().with_overrides(overrides, "marker")
+    assert str(error.value).startswith(message)
+
+
+def test_per_pipeline_tables_parse_beside_the_knobs():
+    table = {
+        "pipelines": ["pkg.mod:make"],
+        "seed": 4,
+        "pipeline": {"resnet-photos": {"skip": {"determinism": " cuDNN "}, "overfit": {"target_accuracy": 0.9}}},
+    }
+    settings = resolve(lambda knob: None, lambda knob: "", table)
+    assert settings.seed == 4 and settings.pipelines == ("pkg.mod:make",)
+    config = settings.per_pipeline["resnet-photos"]
+    assert config == PipelineConfig(skip={"determinism": "cuDNN"}, options={"overfit": {"target_accuracy": 0.9}})
+    assert settings.with_overrides({"seed": 1}, "marker").per_pipeline == settings.per_pipeline
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"pipeline": ["a"]}, "Invalid pyproject.toml [tool.pipeline_checks] pipeline = ['a']: expected tables named by pipeline"),
+        ({"pipeline": {"a": 1}}, "Invalid pyproject.toml [tool.pipeline_checks] pipeline.a = 1: expected a table"),
+        ({"pipeline": {"a": {"skip": {"colour": "x"}}}}, "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] skip.colour = 'x': 'colour' is no check family"),
+        ({"pipeline": {"a": {"overfit": 0.9}}}, "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] overfit = 0.9: expected a table of overfit's keyword arguments"),
+        ({"pipelin": {}}, "Unknown setting(s) pipelin in pyproject.toml [tool.pipeline_checks]; known: seed, models, image_size, pipelines, report, shard, pipeline"),
+    ],
+    ids=["not-tables", "entry-not-a-table", "skip-unknown-family", "options-not-a-table", "misspelt-table"],
+)
+def test_invalid_per_pipeline_tables_name_the_key_and_the_value(table, message):
+    with pytest.raises(InvalidSetting) as error:
+        resolve(lambda knob: None, lambda knob: "", table)
     assert str(error.value).startswith(message)

@@ -1,6 +1,7 @@
 """`pytest --pipeline-checks` as a project meets it: declared pipelines, ids, summary, report."""
 
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -38,6 +39,17 @@ PIPELINES = """
 
     def stale():
         return pipeline("stale", after_fit=None)
+
+
+    def warning():
+        import warnings
+
+        def preprocess(images):
+            warnings.warn("the user's own deprecation", DeprecationWarning)
+            warnings.warn_explicit("a framework's deprecation", DeprecationWarning, "keras/src/fake.py", 1, module="keras.src.fake")
+            return images / np.float32(255)
+
+        return Pipeline(name="warning", build_model=compiled, data=PHOTOS, preprocess_train=preprocess)
 
 
     def crashing():
@@ -130,15 +142,101 @@ def test_a_declared_name_that_does_not_give_pipelines_is_named(project, declared
     result.stderr.fnmatch_lines([message])
 
 
-def test_pc_report_writes_json_and_a_batchnorm_plot(project):
+def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_the_numbers(project):
     declare(project, "stale")
-    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "agreement", "--pc-report", "out")
-    result.stdout.fnmatch_lines(["wrote *out/report.json", "wrote *out/stale-batchnorm.png"])
+    result = project.runpytest(
+        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "agreement", "--pc-report", "out", "--junitxml=junit.xml"
+    )
+    result.stdout.fnmatch_lines(["wrote *out/report.json", "wrote *out/report.md", "wrote *out/stale-batchnorm.png"])
     report = json.loads((project.path / "out" / "report.json").read_text())
     agreement = report["pipelines"]["stale"]["agreement"]
     assert agreement["passed"] is False and agreement["numbers"]["evaluate_accuracy"] < 1
     assert len(agreement["numbers"]["bn_layers"]) == 2
     assert (project.path / "out" / "stale-batchnorm.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (project.path / "out" / "report.md").read_text()
+    assert "1 checks on 1 pipelines: 1 failed." in markdown
+    assert "## stale: 0 passed, 1 failed" in markdown
+    assert "| agreement | **FAILED** | accuracy fit 1.00, evaluate 0." in markdown
+    case = next(c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_agreement[stale]")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["pipeline_checks.pipeline"] == "stale"
+    assert properties["pipeline_checks.check"] == "agreement"
+    assert properties["pipeline_checks.passed"] == "False"
+    assert float(properties["pipeline_checks.agreement.evaluate_accuracy"]) == agreement["numbers"]["evaluate_accuracy"]
+    assert "pipeline_checks.agreement.bn_layers" not in properties  # tables stay in report.json
+
+
+def test_framework_deprecations_inside_a_check_are_filtered_and_the_user_s_are_not(project):
+    declare(project, "warning")
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "preprocessing", "-W", "default")
+    result.assert_outcomes(passed=1, deselected=8)
+    result.stdout.fnmatch_lines(["*DeprecationWarning: the user's own deprecation*"])
+    result.stdout.no_fnmatch_line("*a framework's deprecation*")
+
+
+PER_PIPELINE = """
+[tool.pipeline_checks]
+pipelines = ["my_pipelines:good"]
+
+[tool.pipeline_checks.pipeline.good]
+skip = {determinism = "cuDNN kernels are not deterministic on our runners"}
+overfit = {target_accuracy = 2}
+"""
+
+
+def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_options(project):
+    project.makepyprojecttoml(PER_PIPELINE)
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-rs", "-k", "determinism or overfit")
+    # The option reaches check_overfit, which refuses the value before anything trains.
+    result.assert_outcomes(skipped=1, failed=1, deselected=7)
+    result.stdout.fnmatch_lines(
+        [
+            "Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit = {'target_accuracy': 2}: target_accuracy must be *",
+            "SKIPPED*cuDNN kernels are not deterministic on our runners (pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism)",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.other]\noverfit = {tolerance = 0.1}",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.other[]]: no declared pipeline is named 'other'; the pipelines are 'good'",
+            id="unknown-pipeline",
+        ),
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.good]\noverfit = {target = 0.9}",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit.target = 0.9: check_overfit takes no 'target'; it takes target_accuracy, tolerance",
+            id="unknown-keyword",
+        ),
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.good]\noverfitting = {tolerance = 0.1}",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfitting = {'tolerance': 0.1}: unknown key 'overfitting'; expected 'skip' or a check family: agreement, *",
+            id="unknown-family",
+        ),
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.good]\nskip = [\"determinism\"]",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip = [[]'determinism'[]]: expected a table of check family -> reason*",
+            id="skip-without-reasons",
+        ),
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.good]\nskip = {determinism = \"\"}",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism = '': expected the reason, a non-empty string",
+            id="empty-reason",
+        ),
+        pytest.param(
+            "[tool.pipeline_checks.pipeline.good]\nlabels = 3",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] labels = 3: expected a table of labels's keyword arguments*",
+            id="options-not-a-table",
+        ),
+    ],
+)
+def test_per_pipeline_tables_are_validated_naming_the_key_and_the_value(project, table, message):
+    project.makepyprojecttoml('[tool.pipeline_checks]\npipelines = ["my_pipelines:good"]\n\n' + table + "\n")
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
 
 
 def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(project):

@@ -2,11 +2,14 @@
 
     pipeline-checks                              the suite on the built-in pipelines
     pipeline-checks pkg.module:factory ...       the suite on your pipelines
+    pipeline-checks -- --junitxml=r.xml -n 2     everything after -- goes to pytest as is
     pipeline-checks diagnose MODEL.keras IMAGES  diagnose and fix a saved model
     pipeline-checks first-report                 the first bug report, reproduced and fixed
 
 The suite runs through pytest (`pytest --pipeline-checks --pc-suite-only`) in the current
-directory, so its pyproject.toml and conftest.py apply; the exit status is pytest's.
+directory, so its pyproject.toml and conftest.py apply; the exit status is pytest's. Its
+options are the plugin's settings (the same knob table as the `--pc-*` options), and an
+option left out is left to the ini file and pyproject.toml, as in a pytest run.
 """
 
 from __future__ import annotations
@@ -16,8 +19,25 @@ import os
 import sys
 
 from pipeline_checks.cli import diagnose, first_report
+from pipeline_checks.pytest_plugin.settings import KNOBS, Knob
 
 COMMANDS = ("diagnose", "first-report")
+# The `pipelines` knob is the positional MODULE:FACTORY arguments.
+POSITIONAL_KNOBS = ("pipelines",)
+
+
+def _checked(knob: Knob):
+    """argparse type: the knob's own parser validates the value; pytest gets the text."""
+
+    def check(value: str) -> str:
+        try:
+            knob.parse(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{error}; received: {value}") from None
+        return value
+
+    check.__name__ = knob.name
+    return check
 
 
 def suite_parser() -> argparse.ArgumentParser:
@@ -31,29 +51,45 @@ def suite_parser() -> argparse.ArgumentParser:
         help="pipelines to check, e.g. my_project.pipelines:make_pipeline (default: those declared in "
         "pyproject.toml's [tool.pipeline_checks], else built-in pipelines for --models)",
     )
-    parser.add_argument("--models", help="keras.applications names for the built-in pipelines, comma-separated")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every training run (default: 0)")
-    parser.add_argument("--report", metavar="DIR", help="write a JSON report and BatchNorm plots to DIR")
+    for knob in KNOBS:
+        if knob.name in POSITIONAL_KNOBS:
+            continue
+        parser.add_argument(
+            "--" + knob.name.replace("_", "-"), dest=knob.name, type=_checked(knob), metavar=knob.metavar,
+            help=f"{knob.help} Same as pytest's {knob.flag}; left out, the ini file or pyproject.toml decides.",
+        )
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="run only checks matching, as pytest -k (e.g. 'labels or numerics')")
+    parser.epilog = "Arguments after -- go to pytest as they are, e.g. pipeline-checks -- --junitxml=report.xml -n 2"
     return parser
 
 
-def run_suite(argv: list[str]) -> int:
-    parser = suite_parser()
-    args = parser.parse_args(argv)
-    if args.seed is not None and args.seed < 0:
-        parser.error(f"--seed must be non-negative; received: {args.seed}")
-    import pytest
+def pytest_arguments(argv: list[str]) -> list[str]:
+    """The pytest command line the suite runs: our options as --pc-* flags, then what follows --."""
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    args = suite_parser().parse_args(argv)
 
     # The same seed and order every run: pytest-randomly, where installed, would draw both.
     pytest_args = ["--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"]
     # Framework deprecation notices are not findings about the pipeline: keep the summary readable.
     pytest_args += ["-W", "ignore::DeprecationWarning"]
-    for flag, value in (("--pc-models", args.models), ("--pc-seed", args.seed), ("--pc-report", args.report), ("-k", args.keyword)):
-        if value is not None:
-            pytest_args += [flag, str(value)]
-    if args.pipelines:
-        pytest_args += ["--pc-pipelines", ",".join(args.pipelines)]
+    for knob in KNOBS:
+        value = getattr(args, knob.name, None)
+        if knob.name in POSITIONAL_KNOBS:
+            value = ",".join(args.pipelines) or None
+        if value is not None:  # unset: the ini file, pyproject.toml or the default decides
+            pytest_args += [knob.flag, str(value)]
+    if args.keyword is not None:
+        pytest_args += ["-k", args.keyword]
+    return pytest_args + passthrough
+
+
+def run_suite(argv: list[str]) -> int:
+    pytest_args = pytest_arguments(argv)
+    import pytest
+
     return int(pytest.main(pytest_args))
 
 

@@ -6,8 +6,9 @@ Kept free of pytest: `StepBenchmark` drives any object with pytest-benchmark's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,24 +1,46 @@
 """pytest wiring only: options, markers, the report header, fixtures and the built-in suite.
 
 Loaded in every pytest run of a repository that installs pipeline-checks, so it
-imports nothing heavy at module level; Keras loads when a fixture is first used.
+imports nothing heavy at module level; Keras loads when a fixture is first used. It
+registers only its own, namespaced markers and leaves the repository's tests alone.
+
+Under pytest-xdist (`-n N`) each check's result travels from the worker to the controller
+on its test report, as plain data, and the controller prints the summary and writes the
+report; every test of one pipeline carries `xdist_group(<pipeline>)`, and `-n` with
+`--pipeline-checks` selects `--dist loadgroup` unless `--dist` is given, so one worker
+trains each pipeline once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import shlex
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from pipeline_checks.pytest_plugin import hypothesis_profile  # noqa: F401 - registers the "pipeline-checks" profile
 from pipeline_checks.pytest_plugin import settings as settings_module
 from pipeline_checks.pytest_plugin.settings import KNOBS, InvalidSetting, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DEVICES_KEY = pytest.StashKey[set]()
 PIPELINES_KEY = pytest.StashKey[list]()
-RESULTS_KEY = pytest.StashKey[list]()
+RESULTS_KEY = pytest.StashKey[list]()  # (order, CheckResult) pairs, from this process or from workers
+ORDER_KEY = pytest.StashKey[dict]()  # nodeid -> position in the session's items
+EMPTY_SHARD_KEY = pytest.StashKey[bool]()  # --pc-shard left this run nothing
+ITEM_RESULTS_KEY = pytest.StashKey[list]()  # the results one test recorded, as plain data
+# The attribute of a test report that carries its check results (plain data: it crosses from
+# pytest-xdist workers to the controller with the report).
+REPORT_ATTRIBUTE = "pipeline_checks_results"
+GPU_MARKER = "pipeline_checks_gpu"
+# Framework modules whose DeprecationWarnings, raised inside a check's own Keras calls, are
+# not findings about the pipeline (a small run raised ~1,100 of them into the warning summary).
+FRAMEWORK_MODULES = r"(keras|tf_keras|tensorflow|jax|jaxlib|torch|numpy|h5py|absl|google\.protobuf|ml_dtypes|optree|flatbuffers)(\..*)?$"
 SUITE_NODE_ID = "pipeline-checks"
 # The built-in suite `--pipeline-checks` collects: every check family as a test.
 SUITE_MODULE = Path(__file__).with_name("suite.py")
@@ -54,10 +76,18 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(seed=None, models=None, image_size=None): override pipeline-checks "
         "settings for one test (marker > --pc-* option > pc_* ini key > default).",
     )
-    config.addinivalue_line("markers", "gpu: needs a GPU visible to the Keras backend; skipped otherwise.")
-    config.addinivalue_line("markers", "slow: takes long (minutes); deselect with -m 'not slow'.")
+    config.addinivalue_line(
+        "markers", f"{GPU_MARKER}: needs a GPU visible to the Keras backend; skipped with the reason otherwise."
+    )
     config.stash[DEVICES_KEY] = set()
     config.stash[RESULTS_KEY] = []
+    config.stash[ORDER_KEY] = {}
+    config.pluginmanager.register(_ResultCollector(config), "pipeline-checks-results")
+    if getattr(config, "workerinput", {}).get("pipeline_checks_loadgroup"):
+        # A pytest-xdist worker under the loadgroup mode the controller chose for us: let xdist
+        # suffix node ids with their group, as `--dist loadgroup` on the command line would
+        # (pytest-xdist 3.8 cannot on pytest 9; PipelineScheduling groups without it).
+        config.option.loadgroup = True
     try:
         config.stash[SETTINGS_KEY] = settings_module.resolve(
             cli_value=lambda knob: config.getoption(knob.ini_key),
@@ -83,11 +113,74 @@ def _tool_table(pyproject: Path) -> dict:
     return table if isinstance(table, dict) else {}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """With pytest-xdist's -n and --pipeline-checks, and no --dist given: --dist loadgroup."""
+    if not config.getoption("pipeline_checks") or not getattr(config.option, "numprocesses", None):
+        return
+    if not _dist_given(config):
+        config.option.dist = "loadgroup"
+
+
+def _dist_given(config: pytest.Config) -> bool:
+    arguments = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    try:
+        arguments += list(config.getini("addopts"))
+    except ValueError:
+        pass
+    return any(str(a) == "-d" or str(a).startswith("--dist") for a in arguments)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist: tell each worker whether the controller chose loadgroup for us."""
+    node.workerinput["pipeline_checks_loadgroup"] = node.config.getoption("dist", "no") == "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist under --dist loadgroup: every test of one declared pipeline goes to one worker."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return None
+    settings = config.stash[SETTINGS_KEY]
+    names = [p.name for p in _declared_pipelines(config)] if config.getoption("pipeline_checks") or settings.pipelines else []
+    from pipeline_checks.pytest_plugin.xdist_scheduling import PipelineScheduling
+
+    return PipelineScheduling(config, log, names)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Load the declared pipelines before collection, so a bad declaration is a usage error
     # naming it, not a collection error with a traceback.
     if session.config.getoption("pipeline_checks"):
-        _declared_pipelines(session.config)
+        pipelines = _declared_pipelines(session.config)
+        _validate_per_pipeline(session.config.stash[SETTINGS_KEY], pipelines)
+
+
+def _validate_per_pipeline(settings: Settings, pipelines: list) -> None:
+    """Names and keywords of `[tool.pipeline_checks.pipeline.NAME]`; a usage error names key and value."""
+    if not settings.per_pipeline:
+        return
+    import inspect
+
+    from pipeline_checks.checks import all_checks
+
+    names = [p.name for p in pipelines]
+    checks = all_checks()
+    for name, entry in settings.per_pipeline.items():
+        where = settings_module.per_pipeline_table(name)
+        if name not in names:
+            raise pytest.UsageError(
+                f"Invalid {where}: no declared pipeline is named {name!r}; the pipelines are {', '.join(map(repr, names))}"
+            )
+        for family, options in entry.options.items():
+            parameters = [n for n in inspect.signature(checks[family]).parameters if n not in ("pipeline", "seed")]
+            for key, value in options.items():
+                if key not in parameters:
+                    raise pytest.UsageError(
+                        f"Invalid {where} {family}.{key} = {value!r}: check_{family} takes no {key!r}; "
+                        f"it takes {', '.join(parameters) or 'no options'}"
+                    )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
@@ -105,12 +198,60 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         # Pipeline by pipeline, so each one's training run can be dropped after its last check.
         suite.sort(key=lambda item: _pipeline_index(item))
         items.extend(suite)
+    shard = config.stash[SETTINGS_KEY].shard
+    if shard is not None:
+        _keep_shard(config, items, *shard)
+    if config.pluginmanager.hasplugin("xdist"):
+        # One pipeline's tests share one training run: keep them on one worker (--dist loadgroup).
+        for item in items:
+            pipeline = _our_pipeline(item)
+            if pipeline is not None and not any(True for _ in item.iter_markers("xdist_group")):
+                item.add_marker(pytest.mark.xdist_group(name=pipeline.name))
     _skip_gpu_items_without_gpu(items)
+
+
+def _keep_shard(config: pytest.Config, items: list[pytest.Item], index: int, count: int) -> None:
+    """Deselect the tests of pipelines dealt to other shards (pipeline k -> shard k % count + 1)."""
+
+    def shard_of(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "pipeline" not in callspec.indices:
+            return 1  # a test of no declared pipeline: the first shard runs it
+        return callspec.indices["pipeline"] % count + 1
+
+    kept = [item for item in items if shard_of(item) == index]
+    dropped = [item for item in items if shard_of(item) != index]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    config.stash[EMPTY_SHARD_KEY] = not kept
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # More shards than pipelines: an empty shard has nothing to check, which is no failure.
+    if session.config.stash.get(EMPTY_SHARD_KEY, False) and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Results are listed in the order of the items, in a serial run and under pytest-xdist alike.
+    session.config.stash[ORDER_KEY] = {item.nodeid: index for index, item in enumerate(session.items)}
 
 
 def _pipeline_index(item: pytest.Item) -> int:
     callspec = getattr(item, "callspec", None)
     return callspec.indices.get("pipeline", 0) if callspec else 0
+
+
+def _our_pipeline(item: pytest.Item):
+    """The item's `pipeline` parameter when it is a pipeline_checks.Pipeline, else None."""
+    current = getattr(getattr(item, "callspec", None), "params", {}).get("pipeline")
+    if current is None:
+        return None
+    from pipeline_checks.pipelines.pipeline import Pipeline  # NumPy only, no Keras
+
+    return current if isinstance(current, Pipeline) else None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -144,7 +285,8 @@ def _declared_pipelines(config: pytest.Config) -> list:
 
 
 def _skip_gpu_items_without_gpu(items: list[pytest.Item]) -> None:
-    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    """Only our own marker: a repository's `gpu` marker, if it has one, is its own business."""
+    gpu_items = [item for item in items if item.get_closest_marker(GPU_MARKER)]
     if not gpu_items:
         return  # Finding devices imports Keras: only pay for it when a test asks.
     from pipeline_checks.model import compat, devices
@@ -168,10 +310,8 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Drop a pipeline's shared training run once no later test uses that pipeline."""
-    current = getattr(getattr(item, "callspec", None), "params", {}).get("pipeline")
-    from pipeline_checks.pipelines.pipeline import Pipeline  # NumPy only, no Keras
-
-    if not isinstance(current, Pipeline):
+    current = _our_pipeline(item)
+    if current is None:
         return  # a project's own `pipeline` parameter may be anything; only ours have runs
     following = getattr(getattr(nextitem, "callspec", None), "params", {}).get("pipeline") if nextitem else None
     if following is not current:
@@ -180,8 +320,37 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         forget_shared_runs(current)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    recorded = item.stash.get(ITEM_RESULTS_KEY, None)
+    if call.when == "call" and recorded:
+        order = item.config.stash[ORDER_KEY]
+        position = order.get(item.nodeid, len(order))
+        setattr(outcome.get_result(), REPORT_ATTRIBUTE, {"order": position, "results": list(recorded)})
+
+
+class _ResultCollector:
+    """Collects the results test reports carry: from this process, or sent by xdist workers."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        recorded = getattr(report, REPORT_ATTRIBUTE, None)
+        if not recorded:
+            return
+        from pipeline_checks.results.check_result import CheckResult
+
+        position = recorded["order"]
+        for index, data in enumerate(recorded["results"]):
+            self.config.stash[RESULTS_KEY].append(((position, index), CheckResult.from_dict(data)))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    results = config.stash.get(RESULTS_KEY, [])
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: its results went to the controller with the reports
+    results = [result for _order, result in sorted(config.stash.get(RESULTS_KEY, []), key=lambda pair: pair[0])]
     if not results:
         return
     from pipeline_checks.model import devices
@@ -331,19 +500,43 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
     """
     from pipeline_checks.checks import all_checks
     from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.results import summary
 
     checks = all_checks()
+    per_pipeline = request.config.stash[SETTINGS_KEY].per_pipeline
 
     def run(family: str, pipeline, **options):
         __tracebackhide__ = True
         if family not in checks:
             raise ValueError(f"unknown check family {family!r}; expected one of: {', '.join(checks)}")
+        configured = per_pipeline.get(getattr(pipeline, "name", None))
+        where = settings_module.per_pipeline_table(getattr(pipeline, "name", "?"))
+        if configured is not None and family in configured.skip:
+            pytest.skip(f"{configured.skip[family]} ({where} skip.{family})")
+        from_config = dict(configured.options.get(family, {})) if configured is not None else {}
+        refused = None
         try:
-            result = checks[family](pipeline, seed=pc_seed, **options)
+            with _quiet_framework_deprecations():
+                result = checks[family](pipeline, seed=pc_seed, **{**from_config, **options})
         except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
             pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
-        request.config.stash[RESULTS_KEY].append(result)
+        except (ValueError, TypeError) as error:
+            if not set(from_config) - set(options):
+                raise
+            refused = f"Invalid {where} {family} = {from_config!r}: {error}"
+        if refused is not None:  # a value from pyproject.toml that the check refuses: name where it came from
+            pytest.fail(refused, pytrace=False)
+        request.node.stash.setdefault(ITEM_RESULTS_KEY, []).append(result.to_dict())
+        request.node.user_properties.extend(summary.junit_properties(result))
         result.raise_if_failed()
         return result
 
     return run
+
+
+@contextlib.contextmanager
+def _quiet_framework_deprecations():
+    """Ignore DeprecationWarnings that the frameworks raise inside a check's own calls (only those)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=FRAMEWORK_MODULES)
+        yield

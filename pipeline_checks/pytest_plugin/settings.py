@@ -1,17 +1,19 @@
 """The plugin's settings: one description per knob, one resolver, one frozen result.
 
 Each knob has a CLI flag `--pc-<knob>`, an ini key `pc_<knob>` and a keyword of the
-`pipeline_checks` marker. Precedence is marker > CLI > ini > default, and an invalid
-value names the place it came from. Nothing here imports pytest or Keras.
+`pipeline_checks` marker. Precedence is marker > CLI > ini > pyproject > default, and an
+invalid value names the place it came from. pyproject.toml's `[tool.pipeline_checks.pipeline.NAME]`
+tables configure one pipeline each (`PipelineConfig`). Nothing here imports pytest or Keras.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline_checks.model.applications import resolve_application_name
 
@@ -63,6 +65,14 @@ def _parse_report(value: Any) -> Path:
     if not text:
         raise ValueError("expected a directory path")
     return Path(text)
+
+
+def _parse_shard(value: Any) -> tuple[int, int]:
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+    if isinstance(value, bool) or not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError("expected INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3")
+    return int(match.group(1)), int(match.group(2))
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,32 @@ KNOBS = (
         None,
         "DIR",
     ),
+    Knob(
+        "shard",
+        "Run one shard of the declared pipelines, INDEX/COUNT (e.g. 2/3 on the second of three CI "
+        "machines): the pipelines are dealt round-robin in declared order, so each one is checked, "
+        "and trained, on exactly one shard; tests that use no declared pipeline run on shard 1 "
+        "(default: all).",
+        _parse_shard,
+        None,
+        "INDEX/COUNT",
+    ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One `[tool.pipeline_checks.pipeline.NAME]` table: families to skip, and check options.
+
+    Attributes:
+        skip: check family -> the reason it is skipped for this pipeline.
+        options: check family -> keyword arguments of that check (argument > these > the
+            pipeline's `check_options` > the check's default).
+    """
+
+    skip: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +171,8 @@ class Settings:
     image_size: int | None = None
     pipelines: tuple[str, ...] = ()
     report: Path | None = None
+    shard: tuple[int, int] | None = None
+    per_pipeline: dict[str, PipelineConfig] = field(default_factory=dict, compare=True, hash=False)
 
     def with_overrides(self, overrides: dict[str, Any], source: str) -> Settings:
         """Return a copy with `overrides` parsed and applied; errors name `source`."""
@@ -160,6 +196,64 @@ def _parse(knob: Knob, value: Any, source: str) -> Any:
 
 
 TOOL_TABLE = "pyproject.toml [tool.pipeline_checks]"
+# `pipelines = [...]` is the list of factories; the per-pipeline tables live under this key.
+PER_PIPELINE_KEY = "pipeline"
+SKIP_KEY = "skip"
+
+
+def per_pipeline_table(name: str) -> str:
+    return f"pyproject.toml [tool.pipeline_checks.{PER_PIPELINE_KEY}.{name}]"
+
+
+def parse_per_pipeline(table: Any) -> dict[str, PipelineConfig]:
+    """Parse `[tool.pipeline_checks.pipeline.NAME]` tables; errors name the table, the key and the value.
+
+    Checks the shape and the family names (no Keras); the keyword names are checked against
+    each check's signature by the plugin, and the values by the check when it runs.
+    """
+    from pipeline_checks.checks import FAMILIES  # names only: imports no check
+
+    example = f'e.g. [tool.pipeline_checks.{PER_PIPELINE_KEY}.my-pipeline] with overfit = {{target_accuracy = 0.9}}'
+    if not isinstance(table, dict):
+        raise InvalidSetting(f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY} = {table!r}: expected tables named by pipeline, {example}")
+    configs = {}
+    for name, entry in table.items():
+        where = per_pipeline_table(name)
+        if not isinstance(entry, dict):
+            raise InvalidSetting(f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY}.{name} = {entry!r}: expected a table, {example}")
+        skip, options = {}, {}
+        for key, value in entry.items():
+            if key == SKIP_KEY:
+                skip = _parse_skip(where, value, FAMILIES)
+            elif key in FAMILIES:
+                if not isinstance(value, dict):
+                    raise InvalidSetting(
+                        f"Invalid {where} {key} = {value!r}: expected a table of {key}'s keyword arguments, "
+                        f"e.g. {key} = {{tolerance = 0.1}}"
+                    )
+                options[key] = dict(value)
+            else:
+                raise InvalidSetting(
+                    f"Invalid {where} {key} = {value!r}: unknown key {key!r}; expected {SKIP_KEY!r} or a check "
+                    f"family: {', '.join(FAMILIES)}"
+                )
+        configs[str(name)] = PipelineConfig(skip=skip, options=options)
+    return configs
+
+
+def _parse_skip(where: str, value: Any, families) -> dict[str, str]:
+    expected = 'expected a table of check family -> reason, e.g. skip = {determinism = "cuDNN kernels are not deterministic"}'
+    if not isinstance(value, dict):
+        raise InvalidSetting(f"Invalid {where} {SKIP_KEY} = {value!r}: {expected}")
+    for family, reason in value.items():
+        if family not in families:
+            raise InvalidSetting(
+                f"Invalid {where} {SKIP_KEY}.{family} = {reason!r}: {family!r} is no check family; "
+                f"the families are {', '.join(families)}"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidSetting(f"Invalid {where} {SKIP_KEY}.{family} = {reason!r}: expected the reason, a non-empty string")
+    return {family: reason.strip() for family, reason in value.items()}
 
 
 def resolve(
@@ -174,11 +268,12 @@ def resolve(
         ini_value: returns the knob's ini value, or None/"" when not set.
         tool_table: the `[tool.pipeline_checks]` table of pyproject.toml, keyed by knob name.
     """
-    tool_table = tool_table or {}
+    tool_table = dict(tool_table or {})
+    per_pipeline = parse_per_pipeline(tool_table.pop(PER_PIPELINE_KEY)) if PER_PIPELINE_KEY in tool_table else {}
     unknown = sorted(set(tool_table) - set(KNOBS_BY_NAME))
     if unknown:
-        raise InvalidSetting(f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}")
-    values = {}
+        raise InvalidSetting(f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}, {PER_PIPELINE_KEY}")
+    values: dict[str, Any] = {"per_pipeline": per_pipeline}
     for knob in KNOBS:
         cli, ini = cli_value(knob), ini_value(knob)
         if cli is not None:

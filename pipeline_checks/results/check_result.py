@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline_checks.errors import PipelineCheckFailure
@@ -41,6 +41,20 @@ class CheckResult:
             raise PipelineCheckFailure(str(self))
         return self
 
+    def to_dict(self) -> dict[str, Any]:
+        """This result as plain Python data (numbers as floats, ints, lists and dicts).
+
+        Safe to JSON-encode and to send between processes (pytest-xdist workers send it to
+        the controller); `CheckResult.from_dict` reads it back.
+        """
+        data = asdict(self)
+        data["numbers"] = plain(self.numbers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
     def __str__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         text = f"check {self.name} {verdict} on pipeline {self.pipeline!r}: {self.summary}"
@@ -53,3 +67,18 @@ def passed(name: str, pipeline, summary: str, details: str = "", headline: str =
 
 def failed(name: str, pipeline, summary: str, details: str = "", headline: str = "", **numbers) -> CheckResult:
     return CheckResult(name, False, summary, details, pipeline.name, numbers, headline)
+
+
+def plain(value: Any) -> Any:
+    """`value` with NumPy scalars and arrays, tuples and paths turned into plain Python data."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays, without importing NumPy
+        return plain(value.tolist())
+    if hasattr(value, "item"):
+        return plain(value.item())
+    return str(value)

@@ -1,13 +1,13 @@
-"""What the built-in suite found, per pipeline: a terminal table, a JSON report, BN plots."""
+"""What the built-in suite found, per pipeline: a terminal table, JSON and Markdown reports, BN plots."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from pipeline_checks.results.check_result import CheckResult
+from pipeline_checks.results.check_result import CheckResult, plain
 
 SUMMARY_WIDTH = 90
 
@@ -33,12 +33,48 @@ def summary_lines(results: Iterable[CheckResult]) -> list[str]:
     return lines
 
 
+def scalar_numbers(result: CheckResult) -> dict[str, bool | int | float | str]:
+    """The result's key numbers that are one value each (not lists or tables), for junit properties."""
+    numbers = plain(result.numbers)
+    return {key: value for key, value in numbers.items() if isinstance(value, (bool, int, float, str))}
+
+
+def junit_properties(result: CheckResult) -> list[tuple[str, object]]:
+    """(name, value) pairs for a test's `user_properties`, so `--junitxml` reports carry them."""
+    prefix = "pipeline_checks"
+    properties = [
+        (f"{prefix}.pipeline", result.pipeline),
+        (f"{prefix}.check", result.name),
+        (f"{prefix}.passed", result.passed),
+        (f"{prefix}.summary", result.headline or result.summary),
+    ]
+    return properties + [(f"{prefix}.{result.name}.{key}", value) for key, value in scalar_numbers(result).items()]
+
+
+def markdown_lines(results: Iterable[CheckResult], environment: str) -> list[str]:
+    """The summary as Markdown, e.g. for `$GITHUB_STEP_SUMMARY`: one table per pipeline."""
+    grouped = by_pipeline(results)
+    total = sum(len(checks) for checks in grouped.values())
+    failed = sum(not r.passed for checks in grouped.values() for r in checks)
+    verdict = "all passed" if not failed else f"{failed} failed"
+    lines = ["# pipeline-checks", "", f"{total} checks on {len(grouped)} pipelines: {verdict}.", "", f"`{environment}`"]
+    for pipeline, checks in grouped.items():
+        failures = sum(not r.passed for r in checks)
+        lines += ["", f"## {pipeline}: {len(checks) - failures} passed, {failures} failed", ""]
+        lines += ["| check | result | key numbers |", "| --- | --- | --- |"]
+        for result in checks:
+            text = (result.headline or result.summary).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {result.name} | {'passed' if result.passed else '**FAILED**'} | {text} |")
+    return lines
+
+
 def write_report(results: Iterable[CheckResult], directory: Path, environment: str) -> list[str]:
-    """Write report.json and, with matplotlib, one BN statistics plot per pipeline with BN.
+    """Write report.json, report.md and, with matplotlib, one BN statistics plot per pipeline with BN.
 
     Returns:
         Lines saying what was written (and what was not, and why).
     """
+    results = list(results)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     grouped = by_pipeline(results)
@@ -50,8 +86,10 @@ def write_report(results: Iterable[CheckResult], directory: Path, environment: s
         },
     }
     path = directory / "report.json"
-    path.write_text(json.dumps(report, indent=2, default=str))
-    written = [f"wrote {path}"]
+    path.write_text(json.dumps(plain(report), indent=2, default=str))
+    markdown = directory / "report.md"
+    markdown.write_text("\n".join(markdown_lines(results, environment)) + "\n", encoding="utf-8")
+    written = [f"wrote {path}", f"wrote {markdown}"]
     for name, checks in grouped.items():
         layers = next((r.numbers.get("bn_layers") for r in checks if r.numbers.get("bn_layers")), None)
         if layers:
