@@ -19,11 +19,13 @@ pytest.importorskip("xdist")
 ROUNDS = 3
 SERIAL_KEY = pytest.StashKey[float]()
 
-# The README's declared pipeline, twice: MobileNetV2 (weights=None) on 12 photographs at 32x32.
+# The README's declared pipeline (with the installed Keras), twice: MobileNetV2 (weights=None) on 12 photographs at 32x32.
 PIPELINES = textwrap.dedent(
     """
-    import keras
     from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()  # Keras 3, or tf.keras on the Keras 2 envs
 
     def build():
         base = keras.applications.MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
