@@ -9,11 +9,9 @@ benchmarks/test_dataset_input_cost.py --benchmark-enable` records `ratio_to_arra
 
 import numpy as np
 import pytest
-from test_suite_cost import compiled_cnn
+from test_suite_cost import compiled_cnn, every_check
 
 from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-from pipeline_checks.checks import all_checks
-from pipeline_checks.run.training import forget_shared_runs
 
 ROUNDS = 3
 ARRAYS_KEY = pytest.StashKey[float]()
@@ -31,15 +29,6 @@ def unit_scale(images):
 
 def scaled(dataset):
     return dataset.map(lambda x, y: (x / 255.0, y))
-
-
-def every_check(pipeline: Pipeline) -> None:
-    try:
-        results = [check(pipeline) for check in all_checks().values()]
-    finally:
-        forget_shared_runs(pipeline)
-    failed = [str(result) for result in results if not result.passed]
-    assert not failed, "\n".join(failed)
 
 
 def test_every_check_on_arrays(benchmark, request):
