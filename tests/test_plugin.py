@@ -208,6 +208,8 @@ def test_follows_pytest_randomly_when_pc_seed_is_unset(pytester):
     assert seed_line(result).split()[1] not in ("0", "None")
     pinned = pytester.runpytest("-s", "-p", "randomly", "--randomly-seed=123", "--pc-seed=5")
     assert seed_line(pinned).startswith("SEED 5 5 ")
+    # A later session in the same process without pytest-randomly starts from 0 again.
+    assert seed_line(pytester.runpytest("-s", *NO_RANDOMLY)).startswith("SEED 0 0 ")
 
 
 def test_the_hypothesis_profile_for_training_properties():

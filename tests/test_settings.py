@@ -92,7 +92,7 @@ def test_per_pipeline_tables_parse_beside_the_knobs():
         ({"pipeline": {"a": 1}}, "Invalid pyproject.toml [tool.pipeline_checks] pipeline.a = 1: expected a table"),
         ({"pipeline": {"a": {"skip": {"colour": "x"}}}}, "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] skip.colour = 'x': 'colour' is no check family"),
         ({"pipeline": {"a": {"overfit": 0.9}}}, "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] overfit = 0.9: expected a table of overfit's keyword arguments"),
-        ({"pipelin": {}}, "Unknown setting(s) pipelin in pyproject.toml [tool.pipeline_checks]; known: seed, models, image_size, pipelines, report, shard, pipeline"),
+        ({"pipelin": {}}, "Unknown setting(s) pipelin in pyproject.toml [tool.pipeline_checks]; known: seed, models, image_size, pipelines, report, shard, baseline_dir, pipeline, baseline_tolerances"),
     ],
     ids=["not-tables", "entry-not-a-table", "skip-unknown-family", "options-not-a-table", "misspelt-table"],
 )

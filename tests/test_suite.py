@@ -75,8 +75,9 @@ def declare(pytester, *names):
 
 def test_a_correct_declared_pipeline_passes_every_check(project):
     declare(project, "good")
-    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:randomly")
-    result.assert_outcomes(passed=9)
+    # test_baseline compares with a recorded run: tests/test_baseline_files.py.
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:randomly", "-k", "not baseline")
+    result.assert_outcomes(passed=9, deselected=1)
     result.stdout.fnmatch_lines(
         [
             "*pipeline-checks::test_agreement[[]good] PASSED*",
@@ -90,8 +91,8 @@ def test_a_correct_declared_pipeline_passes_every_check(project):
 
 def test_a_broken_pipeline_fails_the_checks_that_catch_it(project):
     declare(project, "stale")
-    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly")
-    result.assert_outcomes(passed=8, failed=1)
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "not baseline")
+    result.assert_outcomes(passed=8, failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
             "*Cause: stale BatchNormalization moving statistics*",
@@ -107,7 +108,7 @@ def test_the_project_s_own_tests_run_beside_the_suite_unless_suite_only(project)
     declare(project, "good")
     project.makepyfile(test_own="def test_own():\n    assert True\n")
     result = project.runpytest("--pipeline-checks", "-p", "no:randomly", "-k", "own or labels")
-    result.assert_outcomes(passed=2, deselected=8)
+    result.assert_outcomes(passed=2, deselected=9)
     assert project.runpytest("-p", "no:randomly").parseoutcomes() == {"passed": 1}  # no suite without the flag
 
 
@@ -123,7 +124,7 @@ def test_a_conftest_pipeline_fixture_replaces_the_declared_ones(project):
         """
     )
     result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "labels", "-v")
-    result.assert_outcomes(passed=1, deselected=8)
+    result.assert_outcomes(passed=1, deselected=9)
     result.stdout.fnmatch_lines(["*test_labels[[]good] PASSED*"])
 
 
@@ -169,7 +170,7 @@ def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_t
 def test_framework_deprecations_inside_a_check_are_filtered_and_the_user_s_are_not(project):
     declare(project, "warning")
     result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "preprocessing", "-W", "default")
-    result.assert_outcomes(passed=1, deselected=8)
+    result.assert_outcomes(passed=1, deselected=9)
     result.stdout.fnmatch_lines(["*DeprecationWarning: the user's own deprecation*"])
     result.stdout.no_fnmatch_line("*a framework's deprecation*")
 
@@ -188,7 +189,7 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
     project.makepyprojecttoml(PER_PIPELINE)
     result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-rs", "-k", "determinism or overfit")
     # The option reaches check_overfit, which refuses the value before anything trains.
-    result.assert_outcomes(skipped=1, failed=1, deselected=7)
+    result.assert_outcomes(skipped=1, failed=1, deselected=8)
     result.stdout.fnmatch_lines(
         [
             "Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit = {'target_accuracy': 2}: target_accuracy must be *",
@@ -212,7 +213,7 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
         ),
         pytest.param(
             "[tool.pipeline_checks.pipeline.good]\noverfitting = {tolerance = 0.1}",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfitting = {'tolerance': 0.1}: unknown key 'overfitting'; expected 'skip' or a check family: agreement, *",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfitting = {'tolerance': 0.1}: unknown key 'overfitting'; expected 'skip', 'baseline' (its tolerances) or a check family: agreement, *",
             id="unknown-family",
         ),
         pytest.param(
@@ -242,6 +243,6 @@ def test_per_pipeline_tables_are_validated_naming_the_key_and_the_value(project,
 def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(project):
     declare(project, "crashing")
     result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "labels or overfit")
-    result.assert_outcomes(failed=2, deselected=7)
+    result.assert_outcomes(failed=2, deselected=8)
     result.stdout.fnmatch_lines(["Pipeline 'crashing': build_model raised FileNotFoundError: weights.h5"])
     assert "Traceback" not in result.stdout.str() and "raise FileNotFoundError" not in result.stdout.str()

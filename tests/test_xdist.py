@@ -154,7 +154,7 @@ def test_shards_give_every_pipeline_to_exactly_one_shard(project):
     assert shards[1] and all("[second]" in test for test in shards[1])
     assert shards[2] == []  # three shards, two pipelines
     everything = selected(project.runpytest("--pipeline-checks", "--co", "-q", "-p", "no:randomly"))
-    assert sorted(shards[0] + shards[1] + shards[2]) == everything and len(everything) == 19
+    assert sorted(shards[0] + shards[1] + shards[2]) == everything and len(everything) == 21
     assert not (project.path / "fits.log").exists()  # collection trains nothing
     empty = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "--pc-shard=3/3")
     assert empty.ret == pytest.ExitCode.OK  # more shards than pipelines: nothing to check is no failure

@@ -2,6 +2,7 @@
 
     pipeline-checks                              the suite on the built-in pipelines
     pipeline-checks pkg.module:factory ...       the suite on your pipelines
+    pipeline-checks --update-baselines           write or refresh the pipelines' baseline files
     pipeline-checks -- --junitxml=r.xml -n 2     everything after -- goes to pytest as is
     pipeline-checks diagnose MODEL.keras IMAGES  diagnose and fix a saved model
     pipeline-checks first-report                 the first bug report, reproduced and fixed
@@ -58,6 +59,10 @@ def suite_parser() -> argparse.ArgumentParser:
             "--" + knob.name.replace("_", "-"), dest=knob.name, type=_checked(knob), metavar=knob.metavar,
             help=f"{knob.help} Same as pytest's {knob.flag}; left out, the ini file or pyproject.toml decides.",
         )
+    parser.add_argument(
+        "--update-baselines", action="store_true",
+        help="write or refresh each pipeline's baseline file and pass; review and commit them (pytest's --pc-update-baselines)",
+    )
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="run only checks matching, as pytest -k (e.g. 'labels or numerics')")
     parser.epilog = "Arguments after -- go to pytest as they are, e.g. pipeline-checks -- --junitxml=report.xml -n 2"
     return parser
@@ -81,6 +86,8 @@ def pytest_arguments(argv: list[str]) -> list[str]:
             value = ",".join(args.pipelines) or None
         if value is not None:  # unset: the ini file, pyproject.toml or the default decides
             pytest_args += [knob.flag, str(value)]
+    if args.update_baselines:
+        pytest_args.append("--pc-update-baselines")
     if args.keyword is not None:
         pytest_args += ["-k", args.keyword]
     return pytest_args + passthrough

@@ -23,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_checks.pytest_plugin import hypothesis_profile  # noqa: F401 - registers the "pipeline-checks" profile
+from pipeline_checks.pytest_plugin import (
+    durations,
+    hypothesis_profile,  # noqa: F401 - registers the "pipeline-checks" profile
+)
+from pipeline_checks.pytest_plugin import seeding
 from pipeline_checks.pytest_plugin import settings as settings_module
 from pipeline_checks.pytest_plugin.settings import KNOBS, InvalidSetting, Settings
 
@@ -34,6 +38,7 @@ RESULTS_KEY = pytest.StashKey[list]()  # (order, CheckResult) pairs, from this p
 ORDER_KEY = pytest.StashKey[dict]()  # nodeid -> position in the session's items
 EMPTY_SHARD_KEY = pytest.StashKey[bool]()  # --pc-shard left this run nothing
 ITEM_RESULTS_KEY = pytest.StashKey[list]()  # the results one test recorded, as plain data
+CHECK_NUMBERS_KEY = pytest.StashKey[dict]()  # (pipeline, seed) -> family -> numbers, for the baseline's fingerprint
 # The attribute of a test report that carries its check results (plain data: it crosses from
 # pytest-xdist workers to the controller with the report).
 REPORT_ATTRIBUTE = "pipeline_checks_results"
@@ -46,7 +51,7 @@ SUITE_NODE_ID = "pipeline-checks"
 SUITE_MODULE = Path(__file__).with_name("suite.py")
 MARKER = "pipeline_checks"
 OUR_FIXTURES = frozenset(
-    {"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark", "pipeline", "pc_check"}
+    {"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark", "pipeline", "pc_check", "pc_baseline"}
 )
 
 
@@ -65,9 +70,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="pc_suite_only",
         help="With --pipeline-checks: collect only the built-in suite, none of the project's tests.",
     )
+    group.addoption(
+        "--pc-durations",
+        action="store_true",
+        dest=durations.OPTION,
+        help="Print, per pipeline, the seconds spent reading data, building the model, training "
+        "(first step with its trace, remaining steps), after_fit and each check's own work.",
+    )
     for knob in KNOBS:
         group.addoption(knob.flag, dest=knob.ini_key, default=None, metavar=knob.metavar, help=knob.help)
         parser.addini(knob.ini_key, knob.help)
+    group.addoption(
+        "--pc-update-baselines",
+        action="store_true",
+        dest="pc_update_baselines",
+        help="Write or refresh the baseline file of each pipeline test_baseline runs on (under --pc-baseline-dir), "
+        "and pass; review and commit the files.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,9 +98,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{GPU_MARKER}: needs a GPU visible to the Keras backend; skipped with the reason otherwise."
     )
+    seeding.start_session()
     config.stash[DEVICES_KEY] = set()
     config.stash[RESULTS_KEY] = []
     config.stash[ORDER_KEY] = {}
+    config.stash[CHECK_NUMBERS_KEY] = {}
     config.pluginmanager.register(_ResultCollector(config), "pipeline-checks-results")
     if getattr(config, "workerinput", {}).get("pipeline_checks_loadgroup"):
         # A pytest-xdist worker under the loadgroup mode the controller chose for us: let xdist
@@ -327,7 +348,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.when == "call" and recorded:
         order = item.config.stash[ORDER_KEY]
         position = order.get(item.nodeid, len(order))
-        setattr(outcome.get_result(), REPORT_ATTRIBUTE, {"order": position, "results": list(recorded)})
+        payload = {"order": position, "results": list(recorded)}
+        if durations.recorded(item):  # --pc-durations: each check's seconds, beside the results
+            payload["durations"] = durations.recorded(item)
+        setattr(outcome.get_result(), REPORT_ATTRIBUTE, payload)
 
 
 class _ResultCollector:
@@ -345,6 +369,7 @@ class _ResultCollector:
         position = recorded["order"]
         for index, data in enumerate(recorded["results"]):
             self.config.stash[RESULTS_KEY].append(((position, index), CheckResult.from_dict(data)))
+        durations.collect(self.config, position, recorded.get("durations", ()))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -359,9 +384,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "pipeline-checks summary")
     for line in summary.summary_lines(results):
         terminalreporter.write_line(line)
+    timed = durations.session_entries(config)
+    if config.getoption(durations.OPTION):
+        terminalreporter.write_sep("=", durations.TITLE)
+        for line in durations.lines(timed):
+            terminalreporter.write_line(line)
     directory = config.stash[SETTINGS_KEY].report
     if directory is not None:
-        for line in summary.write_report(results, directory, devices.describe()):
+        extra = {"durations": durations.report(timed)} if timed else None
+        for line in summary.write_report(results, directory, devices.describe(), extra):
             terminalreporter.write_line(line)
 
 
@@ -391,8 +422,6 @@ def pc_settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture
 def pc_seed(pc_settings: Settings) -> int:
     """The seed this test started from; Python, NumPy and Keras are seeded with it."""
-    from pipeline_checks.pytest_plugin import seeding
-
     yield seeding.start_test(pc_settings.seed)
     seeding.end_test()
 
@@ -500,7 +529,6 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
     """
     from pipeline_checks.checks import all_checks
     from pipeline_checks.errors import PipelineRunError
-    from pipeline_checks.results import summary
 
     checks = all_checks()
     per_pipeline = request.config.stash[SETTINGS_KEY].per_pipeline
@@ -516,7 +544,7 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
         from_config = dict(configured.options.get(family, {})) if configured is not None else {}
         refused = None
         try:
-            with _quiet_framework_deprecations():
+            with _quiet_framework_deprecations(), durations.measured(pipeline, pc_seed) as measured:
                 result = checks[family](pipeline, seed=pc_seed, **{**from_config, **options})
         except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
             pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
@@ -526,12 +554,65 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
             refused = f"Invalid {where} {family} = {from_config!r}: {error}"
         if refused is not None:  # a value from pyproject.toml that the check refuses: name where it came from
             pytest.fail(refused, pytrace=False)
-        request.node.stash.setdefault(ITEM_RESULTS_KEY, []).append(result.to_dict())
-        request.node.user_properties.extend(summary.junit_properties(result))
-        result.raise_if_failed()
+        durations.record(request.node, result.pipeline, family, measured)
+        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, pc_seed), {})[family] = result.to_dict()["numbers"]
+        _record(request, result)
         return result
 
     return run
+
+
+@pytest.fixture
+def pc_baseline(request: pytest.FixtureRequest, pc_seed: int):
+    """Compare a pipeline's run with its baseline file; record the result; fail when figures moved.
+
+    The fingerprint takes the numbers of the checks that ran on the pipeline before it in this
+    session (the suite runs test_baseline after the nine checks). See docs/baselines.md.
+
+    Example:
+        def test_my_pipeline_baseline(pipeline, pc_baseline):
+            pc_baseline(pipeline)
+    """
+    from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.pytest_plugin.baselines import check_baseline
+
+    settings = request.config.stash[SETTINGS_KEY]
+
+    def run(pipeline):
+        __tracebackhide__ = True
+        configured = settings.per_pipeline.get(pipeline.name)
+        if configured is not None and settings_module.BASELINE_FAMILY in configured.skip:
+            where = settings_module.per_pipeline_table(pipeline.name)
+            pytest.skip(f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})")
+        try:
+            with _quiet_framework_deprecations(), durations.measured(pipeline, pc_seed) as measured:
+                result = check_baseline(
+                    request, pipeline, pc_seed,
+                    directory=settings.baseline_dir,
+                    update=request.config.getoption("pc_update_baselines"),
+                    builtin=not settings.pipelines,
+                    overrides=(*(configured.baseline_tolerances if configured else ()), *settings.baseline_tolerances),
+                    check_numbers=request.config.stash[CHECK_NUMBERS_KEY].get((pipeline.name, pc_seed), {}),
+                )
+        except PipelineRunError as error:
+            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
+        except ValueError as error:  # an unreadable baseline file: the message names it
+            pytest.fail(str(error), pytrace=False)
+        durations.record(request.node, result.pipeline, result.name, measured)
+        _record(request, result)
+        return result
+
+    return run
+
+
+def _record(request: pytest.FixtureRequest, result) -> None:
+    """Keep the result for the summary, the report and junit; fail the test when it failed."""
+    __tracebackhide__ = True
+    from pipeline_checks.results import summary
+
+    request.node.stash.setdefault(ITEM_RESULTS_KEY, []).append(result.to_dict())
+    request.node.user_properties.extend(summary.junit_properties(result))
+    result.raise_if_failed()
 
 
 @contextlib.contextmanager

@@ -26,6 +26,13 @@ def reseed_from_pytest_randomly(seed: int) -> None:
         compat.set_random_seed(_randomly_seed if _active_seed is None else _active_seed)
 
 
+def start_session() -> None:
+    """Forget a previous session's pytest-randomly seed: pytest runs in one process (pytester's
+    in-process runs, a notebook) must not inherit it when pytest-randomly is off in this one."""
+    global _randomly_seed, _active_seed
+    _randomly_seed = _active_seed = None
+
+
 def start_test(configured: int | None) -> int:
     """Seed Python, NumPy and Keras for one test and return the seed used."""
     global _active_seed

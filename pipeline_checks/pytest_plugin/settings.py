@@ -60,9 +60,9 @@ def _parse_pipelines(value: Any) -> tuple[str, ...]:
     return tuple(specs)
 
 
-def _parse_report(value: Any) -> Path:
+def _parse_directory(value: Any) -> Path:
     text = str(value).strip()
-    if not text:
+    if isinstance(value, bool) or not text:
         raise ValueError("expected a directory path")
     return Path(text)
 
@@ -130,7 +130,7 @@ KNOBS = (
         "report",
         "Directory where the built-in suite writes a JSON report and, with matplotlib "
         "installed, a plot of each pipeline's BatchNorm statistics (default: none).",
-        _parse_report,
+        _parse_directory,
         None,
         "DIR",
     ),
@@ -143,6 +143,14 @@ KNOBS = (
         _parse_shard,
         None,
         "INDEX/COUNT",
+    ),
+    Knob(
+        "baseline_dir",
+        "Directory of the baseline files the suite's test_baseline compares each pipeline's run with, "
+        "relative to the rootdir (default: .pipeline-checks/baselines).",
+        _parse_directory,
+        None,
+        "DIR",
     ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
@@ -160,6 +168,7 @@ class PipelineConfig:
 
     skip: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_tolerances: tuple = ()  # (figure pattern, Tolerance) pairs, before the suite's
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,8 @@ class Settings:
     pipelines: tuple[str, ...] = ()
     report: Path | None = None
     shard: tuple[int, int] | None = None
+    baseline_dir: Path | None = None
+    baseline_tolerances: tuple = ()  # [tool.pipeline_checks.baseline_tolerances]: (pattern, Tolerance) pairs
     per_pipeline: dict[str, PipelineConfig] = field(default_factory=dict, compare=True, hash=False)
 
     def with_overrides(self, overrides: dict[str, Any], source: str) -> Settings:
@@ -199,6 +210,10 @@ TOOL_TABLE = "pyproject.toml [tool.pipeline_checks]"
 # `pipelines = [...]` is the list of factories; the per-pipeline tables live under this key.
 PER_PIPELINE_KEY = "pipeline"
 SKIP_KEY = "skip"
+# Figure -> tolerance tables for the baseline test: for every pipeline at the top level, or
+# under `baseline` in a pipeline's own table.
+TOLERANCES_KEY = "baseline_tolerances"
+BASELINE_FAMILY = "baseline"
 
 
 def per_pipeline_table(name: str) -> str:
@@ -221,10 +236,12 @@ def parse_per_pipeline(table: Any) -> dict[str, PipelineConfig]:
         where = per_pipeline_table(name)
         if not isinstance(entry, dict):
             raise InvalidSetting(f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY}.{name} = {entry!r}: expected a table, {example}")
-        skip, options = {}, {}
+        skip, options, tolerances = {}, {}, ()
         for key, value in entry.items():
             if key == SKIP_KEY:
-                skip = _parse_skip(where, value, FAMILIES)
+                skip = _parse_skip(where, value, (*FAMILIES, BASELINE_FAMILY))
+            elif key == BASELINE_FAMILY:
+                tolerances = _parse_tolerances(value, f"{where} {BASELINE_FAMILY}")
             elif key in FAMILIES:
                 if not isinstance(value, dict):
                     raise InvalidSetting(
@@ -234,11 +251,20 @@ def parse_per_pipeline(table: Any) -> dict[str, PipelineConfig]:
                 options[key] = dict(value)
             else:
                 raise InvalidSetting(
-                    f"Invalid {where} {key} = {value!r}: unknown key {key!r}; expected {SKIP_KEY!r} or a check "
-                    f"family: {', '.join(FAMILIES)}"
+                    f"Invalid {where} {key} = {value!r}: unknown key {key!r}; expected {SKIP_KEY!r}, "
+                    f"{BASELINE_FAMILY!r} (its tolerances) or a check family: {', '.join(FAMILIES)}"
                 )
-        configs[str(name)] = PipelineConfig(skip=skip, options=options)
+        configs[str(name)] = PipelineConfig(skip=skip, options=options, baseline_tolerances=tolerances)
     return configs
+
+
+def _parse_tolerances(table: Any, where: str) -> tuple:
+    from pipeline_checks.baselines.tolerances import parse_tolerances  # NumPy-free
+
+    try:
+        return parse_tolerances(table, where)
+    except ValueError as error:
+        raise InvalidSetting(str(error)) from None
 
 
 def _parse_skip(where: str, value: Any, families) -> dict[str, str]:
@@ -270,10 +296,13 @@ def resolve(
     """
     tool_table = dict(tool_table or {})
     per_pipeline = parse_per_pipeline(tool_table.pop(PER_PIPELINE_KEY)) if PER_PIPELINE_KEY in tool_table else {}
+    tolerances = _parse_tolerances(tool_table.pop(TOLERANCES_KEY), f"{TOOL_TABLE} {TOLERANCES_KEY}") if TOLERANCES_KEY in tool_table else ()
     unknown = sorted(set(tool_table) - set(KNOBS_BY_NAME))
     if unknown:
-        raise InvalidSetting(f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}, {PER_PIPELINE_KEY}")
-    values: dict[str, Any] = {"per_pipeline": per_pipeline}
+        raise InvalidSetting(
+            f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}, {PER_PIPELINE_KEY}, {TOLERANCES_KEY}"
+        )
+    values: dict[str, Any] = {"per_pipeline": per_pipeline, "baseline_tolerances": tolerances}
     for knob in KNOBS:
         cli, ini = cli_value(knob), ini_value(knob)
         if cli is not None:

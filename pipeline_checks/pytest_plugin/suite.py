@@ -3,7 +3,8 @@
 Collected by `pytest --pipeline-checks`; the `pipeline` fixture gives each declared
 pipeline in turn (or the built-in ones), and `pc_check` runs a check on it, records the
 result for the terminal summary and the report, and fails the test when the check fails.
-All checks of one pipeline share one training run.
+All checks of one pipeline share one training run; test_baseline comes last, as its
+fingerprint includes the other checks' numbers.
 """
 
 
@@ -41,3 +42,7 @@ def test_determinism(pipeline, pc_check):
 
 def test_save_load(pipeline, pc_check):
     pc_check("save_load", pipeline)
+
+
+def test_baseline(pipeline, pc_baseline):
+    pc_baseline(pipeline)

@@ -68,8 +68,10 @@ def markdown_lines(results: Iterable[CheckResult], environment: str) -> list[str
     return lines
 
 
-def write_report(results: Iterable[CheckResult], directory: Path, environment: str) -> list[str]:
+def write_report(results: Iterable[CheckResult], directory: Path, environment: str, extra: dict | None = None) -> list[str]:
     """Write report.json, report.md and, with matplotlib, one BN statistics plot per pipeline with BN.
+
+    `extra` adds its keys to report.json (e.g. "durations", with --pc-durations).
 
     Returns:
         Lines saying what was written (and what was not, and why).
@@ -84,6 +86,7 @@ def write_report(results: Iterable[CheckResult], directory: Path, environment: s
             name: {r.name: {"passed": r.passed, "summary": r.summary, "details": r.details, "numbers": r.numbers} for r in checks}
             for name, checks in grouped.items()
         },
+        **(extra or {}),
     }
     path = directory / "report.json"
     path.write_text(json.dumps(plain(report), indent=2, default=str))

@@ -24,6 +24,8 @@ from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
+from pipeline_checks.run import timings as phases
+from pipeline_checks.run.timings import Timings
 
 if TYPE_CHECKING:
     from pipeline_checks.oracle.agreement import Agreement
@@ -89,6 +91,7 @@ class TrainingRun:
     start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
     stages: list = field(default_factory=list)  # the `Stage`s, in order; empty for a run recorded elsewhere
+    timings: Timings = field(default_factory=Timings, repr=False)  # where `train`'s seconds went, by phase
 
     @property
     def custom_loop(self) -> bool:
@@ -120,24 +123,29 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
             pipeline's own `train` function decides its epochs itself, so it is not overridden.
     """
     start = time.perf_counter()
-    raw, x_train, y_train = read_data(pipeline, seed)
-    x_infer = pipeline.infer_inputs(raw.images)
-    model = _build(pipeline, seed)
+    timings = Timings()
+    with timings.timed(phases.READ_DATA):
+        raw, x_train, y_train = read_data(pipeline, seed)
+        x_infer = pipeline.infer_inputs(raw.images)
+    with timings.timed(phases.BUILD_MODEL):
+        model = _build(pipeline, seed)
     weights = tuple(model.weights)
     run = TrainingRun(
         pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
         trainable=frozenset(id(v) for v in model.trainable_weights),
-        initial=_values(weights),
+        initial=_values(weights), timings=timings,
     )
-    with pipeline_step(pipeline, "the model on the training inputs (a training-mode pass before fit)"):
+    before_fit = "the model on the training inputs (a training-mode pass before fit)"
+    with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
         run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
     # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
     run.start_state = None if pipeline.train is not None else _state_before_fit(model)
-    _fit(run, epochs)
+    with timings.timed_fit():
+        _fit(run, epochs)
     if pipeline.after_fit is not None:
-        with pipeline_step(pipeline, "after_fit"):
+        with timings.timed(phases.AFTER_FIT), pipeline_step(pipeline, "after_fit"):
             pipeline.after_fit(model, x_train)
-    run.seconds = time.perf_counter() - start
+    run.seconds = timings.total = time.perf_counter() - start
     return run
 
 
@@ -286,6 +294,11 @@ def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
     return runs[seed]
 
 
+def trained_shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun | None:
+    """The shared run of `pipeline` from `seed` if it exists already, else None; trains nothing."""
+    return _SHARED.get(pipeline, {}).get(seed)
+
+
 def share_run(run: TrainingRun) -> None:
     """Make `run` the shared run of its pipeline and seed, e.g. a fit recorded by `Recorder`."""
     _SHARED.setdefault(run.pipeline, {})[run.seed] = run
@@ -312,7 +325,8 @@ def _recorder(run: TrainingRun):
 
     class Recorder(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            run.batch_losses.append(float((logs or {}).get("loss", math.nan)))
+            run.batch_losses.append(float((logs or {}).get("loss", math.nan)))  # the step has finished
+            run.timings.step_ended()  # before the snapshot below, which is no part of the step
             if run.after_first_step is None:
                 run.after_first_step = self._weights()
 

@@ -1,0 +1,79 @@
+"""Baseline files: one reviewable YAML file per pipeline and environment key.
+
+The key names what decides a run's numbers beyond the pipeline and its seed: the Keras
+backend and Keras' major version ("tensorflow-keras3", "jax-keras3", "tensorflow-keras2").
+The built-in pipelines' baselines ship with the package, for the keys the project measures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIRECTORY = Path(".pipeline-checks") / "baselines"
+BUILTIN_DIRECTORY = Path(__file__).parent.parent / "scenarios" / "baselines"
+EXTENSION = ".yml"
+UPDATE_COMMAND = "pytest --pipeline-checks --pc-update-baselines"
+
+
+def environment_key() -> str:
+    """The backend and Keras major version, e.g. "tensorflow-keras3"."""
+    from pipeline_checks.model import compat
+
+    return f"{compat.backend()}-keras{compat.keras_version().split('.')[0]}"
+
+
+def versions() -> dict[str, str]:
+    """The versions behind the key, written into each file for its reader (not compared)."""
+    from pipeline_checks.model import compat
+
+    found = {"backend": compat.backend(), "keras": compat.keras_version()}
+    if compat.backend() == "tensorflow":
+        found["tensorflow"] = compat.tensorflow().__version__
+    return found
+
+
+def baseline_file(directory: Path, pipeline: str, key: str) -> Path:
+    """`directory/<pipeline>.<key>.yml`, the pipeline's name made safe for a file name."""
+    return Path(directory) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', pipeline)}.{key}{EXTENSION}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a baseline file holds: whose figures, from which seed, on which versions."""
+
+    pipeline: str
+    key: str
+    seed: int
+    figures: dict[str, Any]
+    versions: dict[str, str]
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        header = (
+            f"# pipeline-checks baseline of pipeline {self.pipeline!r} on {self.key}, trained from seed {self.seed}.\n"
+            f"# Review changes to it like code; refresh it with: {UPDATE_COMMAND}\n"
+        )
+        body = {"pipeline": self.pipeline, "key": self.key, "seed": self.seed, "versions": self.versions, "figures": self.figures}
+        # Leaf lists inline (one image's outputs per line), keys in the fingerprint's order.
+        return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Baseline:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            return cls(str(data["pipeline"]), str(data["key"]), int(data["seed"]), dict(data["figures"]), dict(data.get("versions") or {}))
+        except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"Cannot read the baseline {path}: {' '.join(str(error).split())}; expected the YAML that {UPDATE_COMMAND} writes "
+                "(pipeline, key, seed, versions, figures): refresh it with that command"
+            ) from None

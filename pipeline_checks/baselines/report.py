@@ -1,0 +1,98 @@
+"""The baseline check's verdict: which figures moved, as a table, and how to refresh the baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline_checks.baselines.files import UPDATE_COMMAND, Baseline
+from pipeline_checks.baselines.tolerances import Departure, Tolerance, compare
+from pipeline_checks.results.check_result import CheckResult, failed, passed
+
+NAME = "baseline"
+
+
+def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[str, Any],
+            overrides: tuple[tuple[str, Tolerance], ...] = ()) -> CheckResult:
+    """Compare this run's `figures` (trained from `seed`) with `baseline`, read from `path`."""
+    refresh = refresh_command(pipeline.name)
+    if baseline.seed != seed:
+        return failed(
+            NAME, pipeline,
+            f"the baseline was recorded from seed {baseline.seed}, this run trained from seed {seed}",
+            f"Figures from different seeds differ by design. Run with --pc-seed {baseline.seed} (or pc_seed in the ini "
+            f"file; pytest-randomly draws a new seed each run otherwise), or record this seed's baseline:\n    {refresh}",
+            baseline=str(path), baseline_seed=baseline.seed, seed=seed,
+        )
+    departures = compare(baseline.figures, figures, overrides)
+    moved = [d for d in departures if d.moved]
+    unmatched = [d for d in departures if not d.moved]
+    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "not_compared": len(unmatched)}
+    note = f"\nNot compared, as measured on one side only: {_grouped(unmatched)}" if unmatched else ""
+    if not moved:
+        compared = len(baseline.figures) - len(unmatched)
+        return passed(NAME, pipeline, f"{compared} figures within tolerance of {path}", note.strip(),
+                      headline=f"{compared} figures as in the baseline", **numbers)
+    return failed(
+        NAME, pipeline,
+        f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {', '.join(d.figure for d in moved[:5])}"
+        + (", ..." if len(moved) > 5 else ""),
+        f"Baseline {path} ({baseline.key}, seed {seed}, recorded on {_versions(baseline.versions)}):\n\n"
+        f"{table(moved)}{note}\n\nIf the change is intended, refresh the baseline and commit the file:\n    {refresh}",
+        headline=f"{len(moved)} figures moved: {', '.join(d.figure for d in moved[:3])}" + (", ..." if len(moved) > 3 else ""),
+        **numbers,
+    )
+
+
+def missing(pipeline, path: Path) -> CheckResult:
+    return failed(
+        NAME, pipeline, f"no baseline yet; this run's figures were written to {path}",
+        "Review the file and commit it: the next run compares against it. This test fails once, so CI never passes on "
+        "a baseline it has just written.",
+        baseline=str(path),
+    )
+
+
+def written(pipeline, path: Path, figures: int) -> CheckResult:
+    return passed(NAME, pipeline, f"baseline written to {path} ({figures} figures)", "Review the change and commit it.",
+                  headline=f"written, {figures} figures", baseline=str(path), figures=figures)
+
+
+def refresh_command(pipeline_name: str) -> str:
+    """Every test of the pipeline: the baseline takes the numbers of the checks that run before it."""
+    return f'{UPDATE_COMMAND} -k "[{pipeline_name}]"'
+
+
+def table(departures: list[Departure]) -> str:
+    rows = [("figure", "baseline", "now", "difference", "tolerance")]
+    rows += [(d.figure, _short(d.baseline), _short(d.now), d.difference, str(d.tolerance)) for d in departures]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def _grouped(departures: list[Departure]) -> str:
+    """'checks.labels (12 figures, not measured now), loss.epoch_11 (new)': one entry per check family."""
+    groups: dict[str, list[Departure]] = {}
+    for departure in departures:
+        parts = departure.figure.split(".")
+        groups.setdefault(".".join(parts[:2]) if parts[0] == "checks" else departure.figure, []).append(departure)
+    entries = []
+    for name, members in groups.items():
+        side = "new" if members[0].now is not None and members[0].baseline is None else "not measured now"
+        entries.append(f"{name} ({len(members)} figures, {side})" if len(members) > 1 else f"{name} ({side})")
+    return ", ".join(entries)
+
+
+def _short(value: Any, limit: int = 28) -> str:
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, list):
+        inner = ", ".join(_short(v, 8) for v in value[:6])
+        text = f"[{inner}{', ...' if len(value) > 6 else ''}]"
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in versions.items()) or "unknown versions"

@@ -1,0 +1,153 @@
+"""How far each figure of a fingerprint may move before it counts as a change, and the comparison.
+
+A figure passes when `|now - baseline| <= absolute + relative * |baseline|` (numpy.isclose's
+rule), element by element for lists. Defaults, by the first pattern that matches the figure:
+
+| figures                                                   | tolerance               |
+|-----------------------------------------------------------|-------------------------|
+| `seed`, `data.*`, `params.*`, `flops`, `target_epoch`,    | exact                   |
+| `predictions.class`                                       |                         |
+| `loss.*`, `fit.loss`, `evaluate.loss`                     | relative 0.01           |
+| `fit.*`, `evaluate.*` (accuracy-like metrics)             | absolute 0.02           |
+| `predictions.output`                                      | absolute 0.02           |
+| `checks.*`                                                | absolute 0.01 + relative 0.05 (whole numbers and booleans exact) |
+
+A figure the baseline has and this run lacks (a check deselected with -k), or the reverse, is
+listed but does not fail: it was not measured, so it did not move.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_checks._validation import check_number, is_number
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    absolute: float = 0.0
+    relative: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.absolute == 0 and self.relative == 0
+
+    def allows(self, baseline: float, now: float) -> bool:
+        if math.isnan(baseline) or math.isnan(now):
+            return math.isnan(baseline) and math.isnan(now)
+        return abs(now - baseline) <= self.absolute + self.relative * abs(baseline)
+
+    def __str__(self) -> str:
+        if self.exact:
+            return "exact"
+        parts = [f"absolute {self.absolute:g}"] * bool(self.absolute) + [f"relative {self.relative:g}"] * bool(self.relative)
+        return " + ".join(parts)
+
+
+EXACT = Tolerance()
+# First match wins; patterns are fnmatch patterns over figure names.
+DEFAULT_TOLERANCES: tuple[tuple[str, Tolerance], ...] = (
+    ("seed", EXACT),
+    ("data.*", EXACT),
+    ("params.*", EXACT),
+    ("flops", EXACT),
+    ("target_epoch", EXACT),
+    ("predictions.class", EXACT),
+    ("loss.*", Tolerance(absolute=1e-6, relative=0.01)),
+    ("fit.loss", Tolerance(absolute=1e-6, relative=0.01)),
+    ("evaluate.loss", Tolerance(absolute=1e-6, relative=0.01)),
+    ("fit.*", Tolerance(absolute=0.02)),
+    ("evaluate.*", Tolerance(absolute=0.02)),
+    ("predictions.output", Tolerance(absolute=0.02)),
+    ("checks.*", Tolerance(absolute=0.01, relative=0.05)),
+)
+FALLBACK = Tolerance(absolute=1e-6, relative=0.01)
+
+
+def parse_tolerances(table: Any, where: str) -> tuple[tuple[str, Tolerance], ...]:
+    """`{"figure-or-pattern" = {absolute = 0.05, relative = 0.1}}` from pyproject.toml; errors name `where`."""
+    example = 'e.g. {"loss.*" = {relative = 0.05}, "predictions.class" = {absolute = 0}}'
+    if not isinstance(table, dict):
+        raise ValueError(f"Invalid {where} = {table!r}: expected a table of figure -> tolerance, {example}")
+    parsed = []
+    for pattern, value in table.items():
+        if not isinstance(value, dict) or not value or set(value) - {"absolute", "relative"}:
+            raise ValueError(
+                f"Invalid {where} {pattern!r} = {value!r}: expected a table with 'absolute' and/or 'relative', {example}"
+            )
+        numbers = {key: check_number(f"{where} {pattern}.{key}", number, "a number >= 0", 0, math.inf) for key, number in value.items()}
+        parsed.append((str(pattern), Tolerance(**numbers)))
+    return tuple(parsed)
+
+
+def tolerance_for(figure: str, value: Any, overrides: tuple[tuple[str, Tolerance], ...] = ()) -> Tolerance:
+    """The figure's tolerance: the first matching override, else the first matching default."""
+    for pattern, tolerance in overrides:
+        if fnmatch.fnmatchcase(figure, pattern):
+            return tolerance
+    if figure.startswith("checks.") and not isinstance(value, float):
+        return EXACT  # a check's counts and verdicts are exact; only its measurements carry noise
+    return next((tolerance for pattern, tolerance in DEFAULT_TOLERANCES if fnmatch.fnmatchcase(figure, pattern)), FALLBACK)
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A figure that moved beyond its tolerance, or that only one side measured."""
+
+    figure: str
+    baseline: Any
+    now: Any
+    tolerance: Tolerance
+    moved: bool  # False: measured on one side only (listed, not failed)
+
+    @property
+    def difference(self) -> str:
+        if not self.moved:
+            return "not measured now" if self.now is None else "new, not in baseline"
+        return describe_difference(self.baseline, self.now)
+
+
+def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tuple[str, Tolerance], ...] = ()) -> list[Departure]:
+    """Every figure that moved beyond its tolerance (moved=True), then those only one side has."""
+    moved, unmatched = [], []
+    for figure in [*baseline, *(f for f in now if f not in baseline)]:
+        if figure not in now or figure not in baseline:
+            unmatched.append(Departure(figure, baseline.get(figure), now.get(figure), EXACT, moved=False))
+            continue
+        tolerance = tolerance_for(figure, baseline[figure], overrides)
+        if not _within(baseline[figure], now[figure], tolerance):
+            moved.append(Departure(figure, baseline[figure], now[figure], tolerance, moved=True))
+    return moved + unmatched
+
+
+def _within(baseline: Any, now: Any, tolerance: Tolerance) -> bool:
+    if isinstance(baseline, list) or isinstance(now, list):
+        if not (isinstance(baseline, list) and isinstance(now, list)) or len(baseline) != len(now):
+            return False
+        return all(_within(b, n, tolerance) for b, n in zip(baseline, now))
+    if is_number(baseline) and is_number(now):
+        return baseline == now if tolerance.exact else tolerance.allows(float(baseline), float(now))
+    return baseline == now
+
+
+def describe_difference(baseline: Any, now: Any) -> str:
+    if isinstance(baseline, list) and isinstance(now, list):
+        if len(baseline) != len(now):
+            return f"{len(baseline)} -> {len(now)} entries"
+        differing = sum(b != n for b, n in zip(baseline, now))
+        flat = [(b, n) for b, n in zip(_flat(baseline), _flat(now)) if is_number(b) and is_number(n)]
+        if flat and any(isinstance(b, float) for b, _ in flat):
+            return f"{differing} of {len(baseline)} differ, largest {max(abs(n - b) for b, n in flat):.3g}"
+        return f"{differing} of {len(baseline)} differ"
+    if is_number(baseline) and is_number(now):
+        change = now - baseline
+        relative = f" ({change / baseline:+.1%})" if baseline and not isinstance(baseline, bool) else ""
+        return f"{change:+.4g}{relative}"
+    return "differs"
+
+
+def _flat(values: list) -> list:
+    return [item for value in values for item in (_flat(value) if isinstance(value, list) else [value])]

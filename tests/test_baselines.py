@@ -1,0 +1,171 @@
+"""Regression baselines: a change that every invariant check accepts still moves the fingerprint.
+
+One correct pipeline (a small BatchNorm CNN with a flip augmentation layer) is recorded, then
+changed six ways that each pass the nine checks; each change must move a named figure beyond
+its tolerance, and a refactor that computes the same thing must move none.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
+from pipeline_checks.baselines.files import Baseline, baseline_file, environment_key
+from pipeline_checks.baselines.fingerprint import fingerprint
+from pipeline_checks.baselines.report import verdict
+from pipeline_checks.baselines.tolerances import Tolerance, compare, parse_tolerances, tolerance_for
+from pipeline_checks.checks import all_checks
+from pipeline_checks.model import compat
+from pipeline_checks.run.training import forget_shared_runs, shared_run
+from pipeline_checks.testing.small_models import small_bn_cnn
+
+PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
+
+
+def build(optimizer=("Adam", 0.01), blocks=2, flip="horizontal"):
+    keras = compat.keras()
+    name, rate = optimizer
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.RandomFlip(flip), small_bn_cnn((16, 16, 3), blocks=blocks)])
+    model.compile(optimizer=getattr(keras.optimizers, name)(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def scaled(images):
+    return images / np.float32(255)
+
+
+def pipeline(name="cnn", data=PHOTOS, preprocess=scaled, **model):
+    return Pipeline(
+        name=name, build_model=lambda: build(**model), data=data, preprocess_train=preprocess,
+        fit_kwargs={"epochs": 10, "batch_size": 12}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=12),
+    )
+
+
+def reversed_classes(data):
+    """The same images and classes, with the class list (and so every label) in the other order."""
+    return dataclasses.replace(data, labels=len(data.class_names) - 1 - data.labels, class_names=tuple(reversed(data.class_names)))
+
+
+# A refactor: renamed functions, the model assembled through a helper; the same computation.
+def _to_unit_range(pixels):
+    return np.true_divide(pixels, np.float32(255))
+
+
+def _assemble_classifier():
+    return build(optimizer=("Adam", 0.01), blocks=2, flip="horizontal")
+
+
+CHANGES = {
+    "learning rate x2": (lambda: pipeline(optimizer=("Adam", 0.02)), "loss.epoch_2"),
+    "optimizer swapped": (lambda: pipeline(optimizer=("RMSprop", 0.01)), "loss.epoch_2"),
+    "augmentation changed": (lambda: pipeline(flip="horizontal_and_vertical"), "loss.epoch_2"),
+    "class order changed": (lambda: pipeline(data=reversed_classes(PHOTOS)), "data.classes"),
+    "a layer dropped": (lambda: pipeline(blocks=1), "params.total"),
+    "preprocessing scale changed": (lambda: pipeline(preprocess=lambda images: images / np.float32(127.5) - 1), "loss.initial"),
+}
+
+
+def checked_fingerprint(made: Pipeline) -> dict:
+    """Run the nine checks (each must pass), then fingerprint the run they shared."""
+    numbers = {}
+    for family, check in all_checks().items():
+        result = check(made, seed=0)
+        assert result.passed, str(result)
+        numbers[family] = result.to_dict()["numbers"]
+    figures = fingerprint(shared_run(made, 0), numbers)
+    forget_shared_runs(made)
+    return figures
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The unchanged pipeline's baseline, written to and read back from its file."""
+    path = baseline_file(tmp_path_factory.mktemp("baselines"), "cnn", environment_key())
+    Baseline("cnn", environment_key(), 0, checked_fingerprint(pipeline()), {"keras": compat.keras_version()}).write(path)
+    return path
+
+
+def test_an_unchanged_pipeline_reproduces_its_baseline_bit_for_bit(recorded):
+    baseline = Baseline.read(recorded)
+    again = checked_fingerprint(pipeline())
+    assert again == baseline.figures  # the YAML round trip keeps every float exactly
+    result = verdict(pipeline(), baseline, recorded, 0, again)
+    assert result.passed, str(result)
+    assert result.numbers["moved"] == 0 and result.numbers["figures"] == len(again) > 40
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_change_the_nine_checks_accept_moves_a_named_figure(recorded, change):
+    make, figure = CHANGES[change]
+    changed = make()
+    result = verdict(changed, Baseline.read(recorded), recorded, 0, checked_fingerprint(changed))
+    assert not result.passed
+    assert figure in result.summary or figure in result.details
+    assert f'--pc-update-baselines -k "[{changed.name}]"' in result.details
+    assert "figure" in result.details and "tolerance" in result.details  # the table's header
+
+
+def test_a_refactor_with_the_same_computation_passes(recorded):
+    refactored = Pipeline(
+        name="cnn", build_model=_assemble_classifier, data=PHOTOS, preprocess_train=_to_unit_range,
+        fit_kwargs={"batch_size": 12, "epochs": 10}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=12),
+    )
+    result = verdict(refactored, Baseline.read(recorded), recorded, 0, checked_fingerprint(refactored))
+    assert result.passed, str(result)
+
+
+def test_another_seed_is_named_with_the_way_to_pin_it(recorded):
+    result = verdict(pipeline(), Baseline.read(recorded), recorded, 3, {"loss.initial": 1.0})
+    assert not result.passed
+    assert "recorded from seed 0, this run trained from seed 3" in result.summary
+    assert "--pc-seed 0" in result.details
+
+
+def test_tolerances_absorb_noise_and_catch_changes():
+    baseline = {"loss.epoch_1": 1.0, "fit.accuracy": 0.75, "params.total": 899, "predictions.class": [0, 1, 2],
+                "predictions.output": [[0.9, 0.1]], "checks.overfit.reached_at_epoch": 2, "checks.numerics.last_loss": 0.1}
+    noise = {"loss.epoch_1": 1.005, "fit.accuracy": 0.76, "params.total": 899, "predictions.class": [0, 1, 2],
+             "predictions.output": [[0.91, 0.09]], "checks.overfit.reached_at_epoch": 2, "checks.numerics.last_loss": 0.105}
+    assert compare(baseline, noise) == []
+    moved = {"loss.epoch_1": 1.02, "fit.accuracy": 0.8, "params.total": 900, "predictions.class": [0, 2, 2],
+             "predictions.output": [[0.8, 0.2]], "checks.overfit.reached_at_epoch": 3, "checks.numerics.last_loss": 0.2}
+    assert [d.figure for d in compare(baseline, moved)] == list(baseline)
+
+
+def test_a_figure_measured_on_one_side_only_is_listed_not_failed():
+    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3}, {"loss.initial": 1.0, "loss.epoch_1": 0.5})
+    assert [(d.figure, d.moved, d.difference) for d in departures] == [
+        ("checks.labels.classes", False, "not measured now"),
+        ("loss.epoch_1", False, "new, not in baseline"),
+    ]
+
+
+def test_overrides_come_before_the_defaults_and_match_patterns():
+    overrides = parse_tolerances({"loss.*": {"relative": 0.1}, "predictions.class": {"absolute": 1}}, "here")
+    assert tolerance_for("loss.epoch_3", 0.5, overrides) == Tolerance(relative=0.1)
+    assert tolerance_for("loss.epoch_3", 0.5) == Tolerance(absolute=1e-6, relative=0.01)
+    assert tolerance_for("predictions.class", [0], overrides) == Tolerance(absolute=1)
+    assert tolerance_for("checks.labels.classes", 3).exact and not tolerance_for("checks.numerics.last_loss", 0.1).exact
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ([1], "expected a table of figure -> tolerance"),
+        ({"loss.*": 0.1}, "'loss.*' = 0.1: expected a table with 'absolute' and/or 'relative'"),
+        ({"loss.*": {"rtol": 0.1}}, "expected a table with 'absolute' and/or 'relative'"),
+        ({"loss.*": {"relative": -1}}, "here loss.*.relative must be a number >= 0; received"),
+    ],
+)
+def test_invalid_tolerances_name_the_figure_and_what_was_expected(table, message):
+    with pytest.raises(ValueError, match=None) as error:
+        parse_tolerances(table, "here")
+    assert message in str(error.value)
+
+
+def test_an_unreadable_baseline_file_names_itself_and_the_fix(tmp_path):
+    path = tmp_path / "cnn.tensorflow-keras3.yml"
+    path.write_text("figures: [unclosed\n")
+    with pytest.raises(ValueError, match=r"Cannot read the baseline .*cnn.tensorflow-keras3.yml: .*--pc-update-baselines"):
+        Baseline.read(path)
