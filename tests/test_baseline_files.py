@@ -135,6 +135,7 @@ def test_invalid_tolerances_stop_the_run_naming_them(project, extra, message):
 
 
 def test_under_xdist_each_baseline_takes_its_pipeline_s_check_numbers(project, key):
+    pytest.importorskip("xdist")
     declare(project, "good", "other")
     args = ("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-n", "2", "-k", "baseline or numerics")
     project.runpytest_subprocess(*args, "--pc-update-baselines").assert_outcomes(passed=4)
@@ -152,9 +153,17 @@ def test_a_built_in_pipeline_matches_the_baseline_shipped_for_this_environment(p
     """CI compares: MobileNetV2's built-in run with its shipped file (none of the project's own)."""
     from pipeline_checks.baselines.files import BUILTIN_DIRECTORY
 
-    shipped = BUILTIN_DIRECTORY / f"mobilenetv2.{key}.yml"
-    assert shipped.is_file(), f"no shipped baseline for {key}: record it with pipeline-checks --update-baselines"
+    if not (BUILTIN_DIRECTORY / f"mobilenetv2.{key}.yml").is_file():
+        pytest.skip(f"no baseline ships for {key} (docs/baselines.md, 'Built-in pipelines')")
     result = pytester.runpytest("--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline")
     result.assert_outcomes(passed=1, deselected=9)
     result.stdout.fnmatch_lines(["*baseline * passed * figures as in the baseline*"])
     assert not (pytester.path / ".pipeline-checks").exists()  # the shipped file is read, never written
+
+
+def test_a_built_in_pipeline_without_a_baseline_for_this_environment_is_skipped_saying_so(pytester):
+    # Inside the run's own session, where the plugin looks it up: nothing ships.
+    pytester.makeconftest("import pipeline_checks.pytest_plugin.baselines as b\nb.BUILTIN_DIRECTORY = b.Path('nothing-ships')\n")
+    result = pytester.runpytest("--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline", "-rs")
+    result.assert_outcomes(skipped=1, deselected=9)
+    result.stdout.fnmatch_lines(["*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with --pc-update-baselines"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline_checks._text import listed
 from pipeline_checks.baselines.files import UPDATE_COMMAND, Baseline
 from pipeline_checks.baselines.tolerances import Departure, Tolerance, compare
 from pipeline_checks.results.check_result import CheckResult, failed, passed
@@ -13,8 +14,8 @@ NAME = "baseline"
 
 
 def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[str, Any],
-            overrides: tuple[tuple[str, Tolerance], ...] = ()) -> CheckResult:
-    """Compare this run's `figures` (trained from `seed`) with `baseline`, read from `path`."""
+            overrides: tuple[tuple[str, Tolerance], ...] = (), versions: dict[str, str] | None = None) -> CheckResult:
+    """Compare this run's `figures` (trained from `seed`, on `versions`) with `baseline`, read from `path`."""
     refresh = refresh_command(pipeline.name)
     if baseline.seed != seed:
         return failed(
@@ -35,11 +36,11 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
                       headline=f"{compared} figures as in the baseline", **numbers)
     return failed(
         NAME, pipeline,
-        f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {', '.join(d.figure for d in moved[:5])}"
-        + (", ..." if len(moved) > 5 else ""),
+        f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {listed((d.figure for d in moved), 5)}",
         f"Baseline {path} ({baseline.key}, seed {seed}, recorded on {_versions(baseline.versions)}):\n\n"
-        f"{table(moved)}{note}\n\nIf the change is intended, refresh the baseline and commit the file:\n    {refresh}",
-        headline=f"{len(moved)} figures moved: {', '.join(d.figure for d in moved[:3])}" + (", ..." if len(moved) > 3 else ""),
+        f"{table(moved)}{note}{_version_change(baseline.versions, versions)}\n\n"
+        f"If the change is intended, refresh the baseline and commit the file:\n    {refresh}",
+        headline=f"{len(moved)} figures moved: {listed(d.figure for d in moved)}",
         **numbers,
     )
 
@@ -92,6 +93,11 @@ def _short(value: Any, limit: int = 28) -> str:
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _version_change(then: dict[str, str], now: dict[str, str] | None) -> str:
+    changed = [f"{name} {then[name]} -> {now[name]}" for name in then if now and name in now and now[name] != then[name]]
+    return f"\nThe versions changed since the baseline ({', '.join(changed)}): that alone can move these figures." if changed else ""
 
 
 def _versions(versions: dict[str, str]) -> str:
