@@ -66,9 +66,55 @@ def tensorflow():
     return tf
 
 
-def set_random_seed(seed: int) -> None:
-    """Seed Python, NumPy and the backend, as `keras.utils.set_random_seed` does."""
-    keras().utils.set_random_seed(seed)
+def set_random_seed(seed: int, keep_compiled: bool = False) -> None:
+    """Seed Python, NumPy and the backend, as `keras.utils.set_random_seed` does.
+
+    `keep_compiled=True`, where `keeps_compiled_functions()`, seeds the same generators but
+    leaves TensorFlow's kernel cache alone (see `_seed_keeping_kernels`): the traced training
+    step of a model already fitted then runs again at once, instead of being instantiated and
+    optimized anew (seconds for a Keras application). The kernels of stateful random ops
+    (`tf.random.uniform` without a Keras SeedGenerator) then keep their state, so a caller
+    must check what it computes under it and redo it with a plain seed where it differs.
+    """
+    if keep_compiled and keeps_compiled_functions():
+        _seed_keeping_kernels(seed)
+    else:
+        keras().utils.set_random_seed(seed)
+
+
+def keeps_compiled_functions() -> bool:
+    """Whether `set_random_seed(seed, keep_compiled=True)` can seed without clearing TensorFlow's
+    kernel cache: Keras 3 on TensorFlow, whose random ops are stateless ops fed by SeedGenerator
+    variables. Elsewhere it seeds in full: Keras 2's random layers and initializers draw from
+    stateful kernels (its RandomGenerator's default "legacy_stateful"), which only the clear
+    resets; JAX and torch have no TensorFlow functions to lose."""
+    if not is_keras3() or backend() != "tensorflow":
+        return False
+    from tensorflow.python import pywrap_tfe
+
+    return hasattr(pywrap_tfe, "TFE_ContextClearCaches")
+
+
+def _seed_keeping_kernels(seed: int) -> None:
+    """`keras.utils.set_random_seed(seed)`, all of it but the kernel-cache clear of `tf.random.set_seed`.
+
+    `tf.random.set_seed` calls `context._set_global_seed` (tensorflow/python/eager/context.py),
+    which sets `_seed` (the global seed) and `_rng = random.Random(seed)` (the source of eager
+    ops' operation seeds), then calls `pywrap_tfe.TFE_ContextClearCaches` "to reset any existing
+    seeds": that drops every cached kernel, the instantiations of traced `tf.function`s included,
+    so their next call instantiates and optimizes their graphs again. It retraces nothing (their
+    tracing count and Keras' `train_function` stay the same). Only that call is skipped here,
+    so every seed Keras sets (Python, NumPy, its global SeedGenerator, TensorFlow's global seed
+    and operation-seed counter) is set exactly as the installed Keras sets it.
+    """
+    from tensorflow.python import pywrap_tfe
+
+    clear = pywrap_tfe.TFE_ContextClearCaches
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None  # looked up at each call by context.py
+    try:
+        keras().utils.set_random_seed(seed)
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
 
 
 def seed_generator(seed: int):
