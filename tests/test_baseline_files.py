@@ -111,7 +111,7 @@ def test_the_directory_tolerances_and_skip_come_from_pyproject(project, key):
     declare(project, "good", extra='baseline_dir = "ci/baselines"\n')
     project.runpytest(*ONLY_BASELINE).assert_outcomes(failed=1, deselected=9)
     assert (project.path / f"ci/baselines/good.{key}.yml").is_file()
-    tolerant = '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = 10}, "*.loss" = {relative = 10}, "evaluate.*" = {absolute = 1}, "predictions.*" = {absolute = 10}}\n'
+    tolerant = '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = 10}, "*.loss" = {relative = 10}, "evaluate.*" = {absolute = 1}, "predictions.*" = {absolute = 10}, "target_epoch" = {absolute = 10}}\n'
     declare(project, "good_with_rate_doubled", extra='baseline_dir = "ci/baselines"\n' + tolerant)
     project.runpytest(*ONLY_BASELINE).assert_outcomes(passed=1, deselected=9)
     declare(project, "good_with_rate_doubled", extra='[tool.pipeline_checks.pipeline.good]\nskip = {baseline = "retrained weekly"}\n')

