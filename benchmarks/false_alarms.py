@@ -8,6 +8,7 @@ it at every seed. Not a test and not timed: it takes minutes per seed.
 
     python benchmarks/false_alarms.py                     # correct rows, seeds 0-4
     python benchmarks/false_alarms.py --seeds 0 1 --broken --out false-alarms.md
+    python benchmarks/false_alarms.py --seeds 0 1 --baselines   # also: does a rerun match its own baseline?
 """
 
 from __future__ import annotations
@@ -20,22 +21,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def run_row(case, seed: int) -> dict:
-    """Check name -> 'passed', 'FAILED: summary' or 'RAISED: error', for one row at one seed."""
+def run_row(case, seed: int, figures: list | None = None) -> dict:
+    """Check name -> 'passed', 'FAILED: summary' or 'RAISED: error', for one row at one seed.
+
+    With `figures` (a list), the run's baseline fingerprint is appended to it.
+    """
     from pipeline_checks.checks import all_checks
     from pipeline_checks.errors import PipelineRunError
     from pipeline_checks.model import compat
     from pipeline_checks.run.training import forget_shared_runs
 
     pipeline = case.pipeline()
-    verdicts = {}
+    verdicts, numbers = {}, {}
     try:
         for name, check in all_checks().items():
             try:
                 result = check(pipeline, seed)
                 verdicts[name] = "passed" if result.passed else f"FAILED: {result.summary}"
+                numbers[name] = result.to_dict()["numbers"]
             except PipelineRunError as error:
                 verdicts[name] = f"RAISED: {error}"
+        if figures is not None:
+            from pipeline_checks.baselines.fingerprint import fingerprint
+            from pipeline_checks.run.training import shared_run
+
+            figures.append(fingerprint(shared_run(pipeline, seed), numbers))
     finally:
         forget_shared_runs(pipeline)
         compat.keras().backend.clear_session()
@@ -46,6 +56,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--broken", action="store_true", help="also run the broken rows and count misses")
+    parser.add_argument("--baselines", action="store_true", help="run each row twice; the second run must match the first's baseline")
     parser.add_argument("-k", dest="keyword", help="only rows whose id contains this text")
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     args = parser.parse_args(argv)
@@ -62,7 +73,11 @@ def main(argv=None) -> int:
         cells = []
         for seed in args.seeds:
             started = time.perf_counter()
-            verdicts = run_row(case, seed)
+            figures: list | None = [] if args.baselines else None
+            verdicts = run_row(case, seed, figures)
+            if args.baselines:
+                run_row(case, seed, figures)  # the rerun, as CI reruns main's pipeline: it must match
+                verdicts["baseline"] = _baseline_verdict(*figures)
             runs += 1
             failing = {name for name, verdict in verdicts.items() if verdict != "passed"}
             wrong = failing - case.caught_by
@@ -88,6 +103,13 @@ def main(argv=None) -> int:
     if args.out:
         args.out.write_text(table + "\n")
     return 1 if false_alarms or misses else 0
+
+
+def _baseline_verdict(recorded: dict, again: dict) -> str:
+    from pipeline_checks.baselines.tolerances import compare
+
+    moved = [d.figure for d in compare(recorded, again) if d.moved]
+    return f"FAILED: {len(moved)} figures moved: {', '.join(moved[:5])}" if moved else "passed"
 
 
 if __name__ == "__main__":
