@@ -30,10 +30,10 @@ def fingerprint(run: TrainingRun, check_numbers: dict[str, dict[str, Any]] | Non
             scalar numbers become `checks.<family>.<name>` figures (timings left out).
     """
     figures: dict[str, Any] = {"data.classes": [str(name) for name in run.raw.class_names], "data.images": len(run.y_train)}
-    figures["loss.initial"] = _float(run.initial_loss)
+    figures["loss.initial"] = float(run.initial_loss)
     figures.update(_epoch_losses(run))
     if run.history is not None:
-        figures.update({f"fit.{name}": _float(values[-1]) for name, values in run.history.history.items() if values})
+        figures.update({f"fit.{name}": float(values[-1]) for name, values in run.history.history.items() if values})
     figures.update(_evaluate(run))
     target_epoch = _target_epoch(run)
     if target_epoch is not False:
@@ -47,21 +47,21 @@ def fingerprint(run: TrainingRun, check_numbers: dict[str, dict[str, Any]] | Non
     for family, numbers in sorted((check_numbers or {}).items()):
         for name, value in numbers.items():
             if _is_scalar(value) and not name.endswith(TIMING_SUFFIXES):
-                figures[f"checks.{family}.{name}"] = _float(value) if isinstance(value, float) else value
+                figures[f"checks.{family}.{name}"] = value
     return figures
 
 
 def _epoch_losses(run: TrainingRun) -> dict[str, float]:
     """fit's loss after each epoch, numbered across stages (a custom loop has none)."""
     losses = [value for stage in stages_of(run) if stage.history is not None for value in stage.history.history.get("loss", ())]
-    return {f"loss.epoch_{epoch}": _float(value) for epoch, value in enumerate(losses, 1)}
+    return {f"loss.epoch_{epoch}": float(value) for epoch, value in enumerate(losses, 1)}
 
 
 def _evaluate(run: TrainingRun) -> dict[str, float]:
     from pipeline_checks.run.shared import agreement_of
 
     values = agreement_of(run).values.get("evaluate", {})
-    return {f"evaluate.{name}": _float(value) for name, value in values.items()}
+    return {f"evaluate.{name}": float(value) for name, value in values.items()}
 
 
 def _target_epoch(run: TrainingRun):
@@ -95,12 +95,8 @@ def _predictions(run: TrainingRun) -> dict[str, Any]:
     else:  # one unit: a sigmoid's probability, or a logit
         threshold = 0.5 if outputs.min() >= 0 and outputs.max() <= 1 else 0.0
         classes = (outputs[:, 0] > threshold).astype(int)
-    return {"predictions.class": [int(c) for c in classes], "predictions.output": [[_float(v) for v in row] for row in outputs]}
+    return {"predictions.class": [int(c) for c in classes], "predictions.output": [[float(v) for v in row] for row in outputs]}
 
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, (bool, int, float))
-
-
-def _float(value) -> float:
-    return float(value)
