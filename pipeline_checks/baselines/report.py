@@ -38,7 +38,7 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
         NAME, pipeline,
         f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {listed((d.figure for d in moved), 5)}",
         f"Baseline {path} ({baseline.key}, seed {seed}, recorded on {_versions(baseline.versions)}):\n\n"
-        f"{table(moved)}{note}{_version_change(baseline.versions, versions)}\n\n"
+        f"{table(moved)}{note}{_version_change(baseline.versions, versions)}{_kernel_noise(figures)}\n\n"
         f"If the change is intended, refresh the baseline and commit the file:\n    {refresh}",
         headline=f"{len(moved)} figures moved: {listed(d.figure for d in moved)}",
         **numbers,
@@ -98,6 +98,13 @@ def _short(value: Any, limit: int = 28) -> str:
 def _version_change(then: dict[str, str], now: dict[str, str] | None) -> str:
     changed = [f"{name} {then[name]} -> {now[name]}" for name in then if now and name in now and now[name] != then[name]]
     return f"\nThe versions changed since the baseline ({', '.join(changed)}): that alone can move these figures." if changed else ""
+
+
+def _kernel_noise(figures: dict[str, Any]) -> str:
+    if not figures.get("checks.determinism.kernel_noise"):
+        return ""
+    return ("\nThe determinism check found kernel noise in this run: its figures can move between processes with no "
+            "change; widen their tolerances (docs/baselines.md, 'Noise') or skip the baseline for this pipeline.")
 
 
 def _versions(versions: dict[str, str]) -> str:

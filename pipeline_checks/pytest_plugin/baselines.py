@@ -34,9 +34,9 @@ def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, direc
         return report.written(pipeline, shown, len(now.figures))
     shipped = baseline_file(BUILTIN_DIRECTORY, pipeline.name, now.key)
     if builtin and not path.is_file():
-        if not shipped.is_file():  # a demo pipeline on versions the project has not recorded: nothing to compare
+        if not shipped.is_file():  # versions the project has not recorded, or a run that differs between processes
             pytest.skip(f"no baseline of the built-in pipeline {pipeline.name!r} ships for {now.key}; "
-                        f"record one with --pc-update-baselines")
+                        f"record one with --pc-update-baselines (docs/baselines.md, 'Built-in pipelines')")
         return report.verdict(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now.figures, overrides, now.versions)
     if not path.is_file() and not _regenerating(request):
         now.write(path)
