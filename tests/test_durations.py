@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from pipeline_checks.checks import FAMILIES as CHECK_FAMILIES
 from pipeline_checks.pytest_plugin import durations
 from pipeline_checks.run import timings as phases
 from pipeline_checks.run.timings import Timings
@@ -46,17 +47,7 @@ PIPELINES = """
         return [pipeline("first"), pipeline("second")]
 """
 
-FAMILIES = [
-    "agreement",
-    "frozen_layers",
-    "preprocessing",
-    "labels",
-    "overfit",
-    "numerics",
-    "variables_change",
-    "determinism",
-    "save_load",
-]
+FAMILIES = list(CHECK_FAMILIES)
 RUN_PHASES = [
     phases.READ_DATA,
     phases.BUILD_MODEL,
