@@ -81,7 +81,7 @@ def check_preprocessing(
     from pipeline_checks.model import compat
 
     images = _chosen(pipeline.raw_data().images, samples, seed)
-    compat.set_random_seed(seed)
+    compat.set_random_seed(seed, keep_compiled=True)  # keeps traced steps' kernels; see labels
     train = pipeline.train_inputs(images)
     train_again = pipeline.train_inputs(images)
     infer, infer_again = pipeline.infer_inputs(images), pipeline.infer_inputs(images)
@@ -462,7 +462,7 @@ def _judged_inputs(pipeline, infer: np.ndarray, seed: int) -> _Judged:
     from pipeline_checks.model.preprocessing_layers import application_start, inputs_received
 
     infer = np.asarray(infer)
-    compat.set_random_seed(seed)
+    compat.set_random_seed(seed, keep_compiled=True)  # keeps traced steps' kernels; see labels
     try:
         model = pipeline.fresh_model()
         if not model.built:  # a Sequential without an input shape has no weights to walk until called

@@ -427,6 +427,14 @@ def pc_seed(pc_settings: Settings) -> int:
 
 
 @pytest.fixture
+def _pc_check_seed(pc_settings: Settings) -> int:
+    """`pc_seed` for `pc_check` and `pc_baseline`: the same seed, set without clearing the traced
+    functions that the shared run's checks reuse (each check seeds what it trains itself)."""
+    yield seeding.start_test(pc_settings.seed, keep_compiled=True)
+    seeding.end_test()
+
+
+@pytest.fixture
 def tiny_images(pc_settings: Settings, pc_seed: int, tmp_path):
     """Factory of tiny image datasets; see `pipeline_checks.make_tiny_images`.
 
@@ -520,7 +528,7 @@ def pipeline(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def pc_check(request: pytest.FixtureRequest, pc_seed: int):
+def pc_check(request: pytest.FixtureRequest, _pc_check_seed: int):
     """Run a check family on a pipeline, record it for the summary, fail when it fails.
 
     Example:
@@ -544,8 +552,8 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
         from_config = dict(configured.options.get(family, {})) if configured is not None else {}
         refused = None
         try:
-            with _quiet_framework_deprecations(), durations.measured(pipeline, pc_seed) as measured:
-                result = checks[family](pipeline, seed=pc_seed, **{**from_config, **options})
+            with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
+                result = checks[family](pipeline, seed=_pc_check_seed, **{**from_config, **options})
         except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
             pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
         except (ValueError, TypeError) as error:
@@ -555,7 +563,7 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
         if refused is not None:  # a value from pyproject.toml that the check refuses: name where it came from
             pytest.fail(refused, pytrace=False)
         durations.record(request.node, result.pipeline, family, measured)
-        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, pc_seed), {})[family] = result.to_dict()["numbers"]
+        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, _pc_check_seed), {})[family] = result.to_dict()["numbers"]
         _record(request, result)
         return result
 
@@ -563,7 +571,7 @@ def pc_check(request: pytest.FixtureRequest, pc_seed: int):
 
 
 @pytest.fixture
-def pc_baseline(request: pytest.FixtureRequest, pc_seed: int):
+def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
     """Compare a pipeline's run with its baseline file; record the result; fail when figures moved.
 
     The fingerprint takes the numbers of the checks that ran on the pipeline before it in this
@@ -585,14 +593,14 @@ def pc_baseline(request: pytest.FixtureRequest, pc_seed: int):
             where = settings_module.per_pipeline_table(pipeline.name)
             pytest.skip(f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})")
         try:
-            with _quiet_framework_deprecations(), durations.measured(pipeline, pc_seed) as measured:
+            with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
                 result = check_baseline(
-                    request, pipeline, pc_seed,
+                    request, pipeline, _pc_check_seed,
                     directory=settings.baseline_dir,
                     update=request.config.getoption("pc_update_baselines"),
                     builtin=not settings.pipelines,
                     overrides=(*(configured.baseline_tolerances if configured else ()), *settings.baseline_tolerances),
-                    check_numbers=request.config.stash[CHECK_NUMBERS_KEY].get((pipeline.name, pc_seed), {}),
+                    check_numbers=request.config.stash[CHECK_NUMBERS_KEY].get((pipeline.name, _pc_check_seed), {}),
                 )
         except PipelineRunError as error:
             pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)

@@ -5,6 +5,12 @@ A test that uses pipeline-checks fixtures starts from --pc-seed (or its marker);
 pytest-randomly calls every `pytest_randomly.random_seeder` entry point before each
 test phase; we reseed Keras there too, with the running test's own seed, so the
 setup, call and teardown of one test agree on it.
+
+Only a test's start (the `pc_seed` fixture) seeds in full, as `keras.utils.set_random_seed`
+does; reseeds within a test, and the start of a `pc_check` test (the checks seed what they
+train themselves), keep TensorFlow's compiled functions (`compat.set_random_seed(...,
+keep_compiled=True)`): a full seed drops every traced step's kernels, and instantiating a Keras
+application's training step again costs seconds.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ def reseed_from_pytest_randomly(seed: int) -> None:
     if "keras" in sys.modules or "tf_keras" in sys.modules:
         from pipeline_checks.model import compat
 
-        compat.set_random_seed(_randomly_seed if _active_seed is None else _active_seed)
+        compat.set_random_seed(_randomly_seed if _active_seed is None else _active_seed, keep_compiled=True)
 
 
 def start_session() -> None:
@@ -33,8 +39,11 @@ def start_session() -> None:
     _randomly_seed = _active_seed = None
 
 
-def start_test(configured: int | None) -> int:
-    """Seed Python, NumPy and Keras for one test and return the seed used."""
+def start_test(configured: int | None, keep_compiled: bool = False) -> int:
+    """Seed Python, NumPy and Keras for one test and return the seed used.
+
+    `keep_compiled`: as `compat.set_random_seed`'s, for tests whose checks seed themselves.
+    """
     global _active_seed
     from pipeline_checks.model import compat
 
@@ -45,7 +54,7 @@ def start_test(configured: int | None) -> int:
     else:
         seed = DEFAULT_SEED
     _active_seed = seed
-    compat.set_random_seed(seed)
+    compat.set_random_seed(seed, keep_compiled=keep_compiled)
     return seed
 
 
