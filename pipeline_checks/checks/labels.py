@@ -21,6 +21,7 @@ from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model.losses import LossFacts, loss_facts, snake_case
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.run.builds import fresh_build
 
 NAME = "labels"
 DEFAULT_INITIAL_LOSS_FACTOR = 3.0
@@ -99,10 +100,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     x_train, y_train = pipeline.training_pairs(raw)
     x_infer = pipeline.infer_inputs(raw.images[: pipeline.batch_size])
     encoding = pipeline.encoding_of(y_train)
-    # After preprocessing, as training.train seeds: the same initial weights. Kept compiled: a
-    # full seed would drop the kernels of the shared run's traced step, which determinism reuses.
-    compat.set_random_seed(seed, keep_compiled=True)
-    model = pipeline.fresh_model()
+    model = fresh_build(pipeline, seed)  # the training run's initial model, shared with other checks
 
     report = _Report(raw.classes)
     if report.label_range("data", raw):

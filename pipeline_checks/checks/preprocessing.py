@@ -15,6 +15,7 @@ import numpy as np
 from pipeline_checks._validation import check_integer, check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.run.builds import fresh_build
 
 if TYPE_CHECKING:
     from pipeline_checks.model.preprocessing_layers import ApplicationStart
@@ -458,13 +459,14 @@ def _judged_inputs(pipeline, infer: np.ndarray, seed: int) -> _Judged:
     The model is built from `seed` and run in inference mode up to the application (nothing
     is trained); inputs it leaves unchanged there are judged as the pipeline gives them.
     """
-    from pipeline_checks.model import compat
-    from pipeline_checks.model.preprocessing_layers import application_start, inputs_received
+    from pipeline_checks.model.preprocessing_layers import (
+        application_start,
+        inputs_received,
+    )
 
     infer = np.asarray(infer)
-    compat.set_random_seed(seed, keep_compiled=True)  # keeps traced steps' kernels; see labels
     try:
-        model = pipeline.fresh_model()
+        model = fresh_build(pipeline, seed)
         if not model.built:  # a Sequential without an input shape has no weights to walk until called
             model(infer[:1], training=False)
     except Exception as error:  # the pipeline's own code: the checks that train report it

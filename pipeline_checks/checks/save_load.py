@@ -26,6 +26,7 @@ from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
 from pipeline_checks.model.layers import find_batchnorm, walk_layers
 from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.run.builds import take_fresh_build
 from pipeline_checks.run.training import shared_run
 
 NAME = "save_load"
@@ -44,10 +45,10 @@ def check_save_load(
 
     Saves the shared run's model (after `after_fit`) as a `.keras` file and loads it with
     `keras.saving.load_model(path, safe_mode=True)`; saves its weights as a `.weights.h5`
-    file and loads them into a fresh `pipeline.fresh_model()`, built from another seed so
-    that agreement is no accident. Each loaded model must give the same predictions on the
-    inference inputs, and the same weights and BatchNormalization moving statistics
-    (nested models included), bit for bit. A file that does not save or load fails the
+    file and loads them into the pipeline's untrained model from `build_model`, every weight
+    first moved by 1 so that agreement is no accident. Each loaded model must give the same
+    predictions on the inference inputs, and the same weights and BatchNormalization moving
+    statistics (nested models included), bit for bit. A file that does not save or load fails the
     check with the reason, e.g. a custom layer that is not registered.
 
     Args:
@@ -235,11 +236,11 @@ def _load_weights(pipeline, model, path: str, seed: int, x):
         model.save_weights(path)
     except Exception as error:  # noqa: BLE001
         raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
-    compat.set_random_seed(seed + 1)  # other initial weights: agreement after loading is no accident
-    fresh = pipeline.fresh_model()
+    fresh = take_fresh_build(pipeline, seed)  # the checks' shared untrained build, ours to change now
     try:
         if not fresh.built:
             fresh(x[:1], training=False)
+        _move_every_weight(fresh)
         with warnings.catch_warnings():
             # The fresh model's optimizer is unbuilt, so Keras skips the saved optimizer state: not our concern.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -251,6 +252,15 @@ def _load_weights(pipeline, model, path: str, seed: int, x):
             "build the same architecture in build_model as the model trained; create variables in a fixed order.",
         ) from None
     return fresh
+
+
+def _move_every_weight(model) -> None:
+    """Add 1 to every weight, so that any value the file does not carry differs from the trained one
+    (a frozen layer's weights would otherwise still equal the training run's, built from the same seed)."""
+    for variable in model.weights:
+        value = compat.to_numpy(variable)
+        if value.dtype != bool:
+            variable.assign(value + np.ones((), value.dtype))
 
 
 # Keras 3: "Could not locate class 'X'"; Keras 2: "Unknown layer: 'X'".

@@ -25,6 +25,7 @@ from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
+from pipeline_checks.run.builds import forget_fresh_builds, fresh_build
 from pipeline_checks.run.timings import Timings
 
 if TYPE_CHECKING:
@@ -209,7 +210,8 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     pipeline, seed, model = run.pipeline, run.seed, run.model
     start = time.perf_counter()
     raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
-    rebuilt = _build(pipeline, seed, keep_compiled=keep_compiled)
+    # Kept compiled, the replay reads the shared untrained build; else it builds in a full seed's wake.
+    rebuilt = fresh_build(pipeline, seed) if keep_compiled else _build(pipeline, seed)
     initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
@@ -240,8 +242,8 @@ def read_data(pipeline: Pipeline, seed: int, keep_compiled: bool = False) -> tup
     return (raw, *pipeline.training_pairs(raw))
 
 
-def _build(pipeline: Pipeline, seed: int, keep_compiled: bool = False):
-    compat.set_random_seed(seed, keep_compiled=keep_compiled)
+def _build(pipeline: Pipeline, seed: int):
+    compat.set_random_seed(seed)
     return pipeline.fresh_model()
 
 
@@ -353,11 +355,13 @@ def share_run(run: TrainingRun) -> None:
 
 
 def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
-    """Drop the shared runs of `pipeline`, or of every pipeline, and their models.
+    """Drop the shared runs of `pipeline`, or of every pipeline, their models and the shared
+    untrained builds (`builds.fresh_build`).
 
     A run refers to its pipeline, so runs live until forgotten: forget them when done,
     e.g. at the end of a test session.
     """
+    forget_fresh_builds(pipeline)
     if pipeline is None:
         _SHARED.clear()
     else:
