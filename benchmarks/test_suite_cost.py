@@ -1,22 +1,36 @@
-"""What the whole check battery costs against the floor: one bare fit + evaluate.
+"""What the whole gate costs against the floor: one bare fit + evaluate of the same pipeline.
 
-The checks share one training run per pipeline, so the suite should cost close to one
-fit and one evaluate plus cheap measurements (and one replayed epoch for determinism).
-`pytest benchmarks/test_suite_cost.py --benchmark-enable` records the ratio in extra_info
-as `ratio_to_bare_fit_evaluate`; in the default run each case runs once, as a smoke test.
+The nine checks and the baseline's fingerprint share one training run per pipeline, so the
+gate should cost close to one fit and one evaluate plus cheap measurements. Each case times,
+in this order, the bare `fit` + `evaluate` (build included), then the gate on a pipeline
+whose shared run is forgotten first (build, run, nine checks, fingerprint): on the small CNN
+and on each built-in application (`slow`), on whichever backend runs the benchmarks (the tox
+envs py311-keras3-jax and py311-keras3-torch for JAX and torch).
+
+`pytest benchmarks/test_suite_cost.py --benchmark-enable` records `ratio_to_bare_fit_evaluate`
+in the gate's extra_info (the target is 1.25). The first round of each also pays the
+process's one-time costs (JAX compiles each eager op on first use), so timed runs take the
+median of several rounds for the small CNN and one round after a warm-up round for the
+applications. In the default run the small CNN runs once, as a smoke test, and the
+applications are skipped.
 """
 
 import numpy as np
 import pytest
 
 from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-from pipeline_checks.model import compat
+from pipeline_checks.baselines.fingerprint import fingerprint
 from pipeline_checks.checks import all_checks
+from pipeline_checks.model import compat
+from pipeline_checks.run.training import forget_shared_runs, shared_run
+from pipeline_checks.scenarios.builtin import application_pipeline
 from pipeline_checks.testing.small_models import small_bn_cnn
-from pipeline_checks.run.training import forget_shared_runs
 
-ROUNDS = 3
-FLOOR_KEY = pytest.StashKey[float]()
+FLOOR_KEY = pytest.StashKey[dict]()
+APPLICATIONS = ("ResNet50", "InceptionV3", "MobileNetV2")
+CASES = [pytest.param("small-cnn", id="small-cnn")] + [
+    pytest.param(name, id=name.lower(), marks=pytest.mark.slow) for name in APPLICATIONS
+]
 
 
 def compiled_cnn():
@@ -36,6 +50,10 @@ def small_pipeline() -> Pipeline:
     )
 
 
+def pipeline_for(case: str) -> Pipeline:
+    return small_pipeline() if case == "small-cnn" else application_pipeline(case)
+
+
 def bare_fit_and_evaluate(pipeline: Pipeline) -> None:
     compat.set_random_seed(0)
     raw = pipeline.raw_data()
@@ -45,26 +63,38 @@ def bare_fit_and_evaluate(pipeline: Pipeline) -> None:
 
 
 def every_check(pipeline: Pipeline) -> None:
+    forget_shared_runs(pipeline)  # the gate trains the pipeline itself, as a fresh pytest session does
     try:
         results = [check(pipeline) for check in all_checks().values()]
+        fingerprint(shared_run(pipeline), {result.name: result.numbers for result in results})
     finally:
         forget_shared_runs(pipeline)
     failed = [str(result) for result in results if not result.passed]
     assert not failed, "\n".join(failed)  # a correct pipeline: a failing check would time the wrong thing
 
 
-def test_bare_fit_and_evaluate(benchmark, request):
-    pipeline = small_pipeline()
-    benchmark.group = "suite cost"
-    benchmark.pedantic(bare_fit_and_evaluate, args=(pipeline,), rounds=ROUNDS, warmup_rounds=0)
+def rounds(benchmark, case: str) -> dict:
+    if case == "small-cnn":
+        return {"rounds": 3, "warmup_rounds": 0}
+    if benchmark.disabled:  # minutes per application; the suite's own tests run them in CI
+        pytest.skip(f"{case} is timed only with --benchmark-enable")
+    return {"rounds": 1, "warmup_rounds": 1}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bare_fit_and_evaluate(benchmark, request, case):
+    benchmark.group = f"suite cost: {case}"
+    benchmark.pedantic(bare_fit_and_evaluate, args=(pipeline_for(case),), **rounds(benchmark, case))
     if not benchmark.disabled:
-        request.config.stash[FLOOR_KEY] = benchmark.stats.stats.median
+        request.config.stash.setdefault(FLOOR_KEY, {})[case] = benchmark.stats.stats.median
 
 
-def test_every_check_sharing_one_run(benchmark, request):
-    pipeline = small_pipeline()
-    benchmark.group = "suite cost"
-    benchmark.pedantic(every_check, args=(pipeline,), rounds=ROUNDS, warmup_rounds=0)
-    floor = request.config.stash.get(FLOOR_KEY, None)
+@pytest.mark.parametrize("case", CASES)
+def test_every_check_sharing_one_run(benchmark, request, case):
+    benchmark.group = f"suite cost: {case}"
+    benchmark.pedantic(every_check, args=(pipeline_for(case),), **rounds(benchmark, case))
+    floor = request.config.stash.get(FLOOR_KEY, {}).get(case)
     if floor is not None:
-        benchmark.extra_info.update(bare_fit_evaluate_median_s=floor, ratio_to_bare_fit_evaluate=benchmark.stats.stats.median / floor)
+        benchmark.extra_info.update(
+            backend=compat.backend(), bare_fit_evaluate_median_s=floor, ratio_to_bare_fit_evaluate=benchmark.stats.stats.median / floor
+        )
