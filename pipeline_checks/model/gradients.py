@@ -36,18 +36,21 @@ def _tensorflow_gradients(model, x, y, trainable):
 
 
 def _jax_gradients(model, x, y, trainable):
+    """Compiled as one function: JAX run eagerly compiles every op and its transpose on first use,
+    42 s for MobileNetV2's gradients on 2 CPU cores against 7 s for the whole function."""
     import jax
 
-    non_trainable, metrics, optimizer = model.non_trainable_variables, model.metrics_variables, model.optimizer.variables
-
-    def loss_of(values):
+    def loss_of(values, non_trainable, metrics, optimizer, x, y):
         loss, _ = model.compute_loss_and_updates(
-            values, [v.value for v in non_trainable], [v.value for v in metrics], x, y, None,
-            training=True, optimizer_variables=[v.value for v in optimizer],
+            values, non_trainable, metrics, x, y, None, training=True, optimizer_variables=optimizer,
         )
         return loss
 
-    return [np.array(g) for g in jax.grad(loss_of)([v.value for v in trainable])]
+    arguments = [
+        [v.value for v in variables]
+        for variables in (trainable, model.non_trainable_variables, model.metrics_variables, model.optimizer.variables)
+    ]
+    return [np.array(g) for g in jax.jit(jax.grad(loss_of))(*arguments, x, y)]
 
 
 def _torch_gradients(model, x, y, trainable):
