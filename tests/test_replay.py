@@ -82,3 +82,50 @@ def test_a_replay_a_stale_random_kernel_changed_is_replayed_seeded_in_full(kerne
         forget_shared_runs(pipeline)
     assert result.passed and result.numbers["largest_difference"] == 0, str(result)
     assert kernel_cache_clears, "the bitwise replay needs the kernel cache cleared, as train clears it"
+
+
+def test_the_checks_before_determinism_leave_the_traced_step_instantiated(kernel_cache_clears):
+    from pipeline_checks.checks import FAMILIES, all_checks
+
+    pipeline = small_pipeline("checks-keep-kernels")
+    checks = all_checks()
+    try:
+        shared_run(pipeline, 0)
+        kernel_cache_clears.clear()
+        results = [checks[family](pipeline, seed=0) for family in FAMILIES[: FAMILIES.index("determinism") + 1]]
+    finally:
+        forget_shared_runs(pipeline)
+    assert all(result.passed for result in results), "\n".join(map(str, results))
+    assert kernel_cache_clears == []
+
+
+def test_reseeding_within_a_test_keeps_the_kernels_and_a_tests_start_clears_them(kernel_cache_clears):
+    from pipeline_checks.pytest_plugin import seeding
+
+    seeding.reseed_from_pytest_randomly(3)
+    assert seeding.start_test(None, keep_compiled=True) == 3
+    seeding.end_test()
+    assert kernel_cache_clears == []
+    seeding.start_test(None)
+    seeding.end_test()
+    seeding.start_session()
+    assert kernel_cache_clears, "a test's start seeds as keras.utils.set_random_seed does"
+
+
+def test_a_suite_test_seeds_without_clearing_the_kernels(pytester):
+    pytester.makepyfile(
+        test_uses_check="""
+        def test_check(pc_check):
+            pass
+
+        def test_seed(pc_seed):
+            pass
+        """
+    )
+    result = pytester.runpytest("--setup-plan", "-p", "no:randomly")
+    used = {
+        line.split("::")[1].split()[0]: set(line.split("fixtures used: ")[1].rstrip(")").split(", "))
+        for line in result.stdout.lines if "::test_" in line
+    }
+    assert "_pc_check_seed" in used["test_check"] and "pc_seed" not in used["test_check"]
+    assert "pc_seed" in used["test_seed"]
