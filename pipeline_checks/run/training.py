@@ -153,8 +153,9 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
 def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
     """Train the run's pipeline again from its seed, reusing the run's traced training step.
 
-    The data is read and preprocessed again and `build_model` called again, but `fit` runs
-    on the run's own model, given the new build's variables (weights, BN statistics,
+    The data is read and preprocessed again and the model built again (the checks' shared
+    untrained build, `builds.fresh_build`), but `fit` runs on the run's own model, given the
+    new build's variables (weights, BN statistics,
     random-generator states) and the optimizer state fit started from: tracing a training
     step costs more than the steps of a tiny dataset. The model gets its end state back
     afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
@@ -210,8 +211,10 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     pipeline, seed, model = run.pipeline, run.seed, run.model
     start = time.perf_counter()
     raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
-    # Kept compiled, the replay reads the shared untrained build; else it builds in a full seed's wake.
-    rebuilt = fresh_build(pipeline, seed) if keep_compiled else _build(pipeline, seed)
+    # The shared untrained build, seeded as `_build` seeds, except for the second replay on Keras 3
+    # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
+    second_try = not keep_compiled and compat.keeps_compiled_functions()
+    rebuilt = _build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
     initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
