@@ -155,9 +155,8 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
 
     The data is read and preprocessed again and the model built again (the checks' shared
     untrained build, `builds.fresh_build`), but `fit` runs on the run's own model, given the
-    new build's variables (weights, BN statistics,
-    random-generator states) and the optimizer state fit started from: tracing a training
-    step costs more than the steps of a tiny dataset. The model gets its end state back
+    new build's variables (weights, BN statistics, random-generator states) and the optimizer
+    state fit started from: tracing a training step costs more than the steps of a tiny dataset. The model gets its end state back
     afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
     build with other variables), this is a fresh `train`.
 
