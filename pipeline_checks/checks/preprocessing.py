@@ -82,7 +82,7 @@ def check_preprocessing(
     from pipeline_checks.model import compat
 
     images = _chosen(pipeline.raw_data().images, samples, seed)
-    compat.set_random_seed(seed, keep_compiled=True)  # keeps traced steps' kernels; see labels
+    compat.set_random_seed(seed, keep_compiled=True)  # keeps the shared run's compiled step for the replay
     train = pipeline.train_inputs(images)
     train_again = pipeline.train_inputs(images)
     infer, infer_again = pipeline.infer_inputs(images), pipeline.infer_inputs(images)
