@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline_checks.batchnorm.statistics import drift, moving_statistics
 from pipeline_checks.model.batches import collect_batches
+from pipeline_checks.model.forward import forward
 from pipeline_checks.model.layers import find_batchnorm, training_only_layers_in_inference
 from pipeline_checks.model.state import VariableSnapshot
 
@@ -148,7 +149,7 @@ def recalibrate_batchnorm(
                 seen += len(inputs)
                 for found_layer in targets:
                     found_layer.layer.momentum = 1.0 - len(inputs) / seen
-                model(inputs, training=True)
+                forward(model, inputs, training=True)
     except BaseException:
         statistics.restore()
         others.restore()

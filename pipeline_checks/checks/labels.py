@@ -18,6 +18,7 @@ import numpy as np
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model.forward import forward
 from pipeline_checks.model.losses import LossFacts, loss_facts, snake_case
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.results.check_result import CheckResult, failed, passed
@@ -110,7 +111,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         report.class_order(raw.class_names, validation.class_names)
     loss = loss_facts(getattr(model, "loss", None))
     report.numbers.update(loss=loss.name, from_logits=loss.from_logits)
-    outputs = _Outputs.of(compat.to_numpy(model(x_infer, training=False)), _output_activation(model))
+    outputs = _Outputs.of(compat.to_numpy(forward(model, x_infer, training=False)), _output_activation(model))
     report.head(outputs, loss, encoding, raw, y_train)
     report.from_logits(outputs, loss)
     measure = functools.partial(_initial_losses, model, y=y_train, batch_size=pipeline.batch_size)

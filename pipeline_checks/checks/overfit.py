@@ -20,6 +20,7 @@ from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
+from pipeline_checks.model.forward import forward
 from pipeline_checks.model.state import VariableSnapshot
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
 from pipeline_checks.oracle.findings import significant
@@ -471,7 +472,7 @@ class _Signals:
 
     @functools.cached_property
     def outputs(self) -> float:
-        outputs = _in_batches(lambda x: self.run.model(x, training=False), self.run.x_infer, self.run.pipeline.batch_size)
+        outputs = _in_batches(lambda x: forward(self.run.model, x, training=False), self.run.x_infer, self.run.pipeline.batch_size)
         return _largest([_spread(o) for o in outputs]) if isinstance(outputs, list) else _spread(outputs)
 
     @functools.cached_property
@@ -569,7 +570,7 @@ def _loss_before_and_after(run: TrainingRun, capacity: _Capacity) -> tuple[float
 
 
 def _inference_loss(run: TrainingRun) -> float:
-    outputs = _in_batches(lambda x: run.model(x, training=False), run.x_infer, run.pipeline.batch_size)
+    outputs = _in_batches(lambda x: forward(run.model, x, training=False), run.x_infer, run.pipeline.batch_size)
     return compat.compute_loss(run.model, run.x_infer, run.y_train, outputs)
 
 

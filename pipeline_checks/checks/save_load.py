@@ -24,6 +24,7 @@ from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.statistics import moving_statistics
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
+from pipeline_checks.model.forward import forward
 from pipeline_checks.model.layers import find_batchnorm, walk_layers
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.builds import take_fresh_build
@@ -349,7 +350,7 @@ def _config_keys(layer) -> set:
 
 def _predict(model, x, batch_size: int) -> list:
     """Inference-mode outputs, one array per output; a plain call, which changes no state."""
-    outputs = [model(x[start : start + batch_size], training=False) for start in range(0, len(x), batch_size)]
+    outputs = [forward(model, x[start : start + batch_size], training=False) for start in range(0, len(x), batch_size)]
     flat = [_flatten(output) for output in outputs]
     return [np.concatenate([compat.to_numpy(batch[i]) for batch in flat]) for i in range(len(flat[0]))]
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline_checks.model import compat
 from pipeline_checks.model.batches import Batches, collect_batches
+from pipeline_checks.model.forward import forward
 from pipeline_checks.model.layers import find_batchnorm, training_only_layers_in_inference
 from pipeline_checks.model.state import non_trainable_state
 
@@ -33,7 +34,7 @@ def train_mode_metrics(model, batches: Batches, batchnorm_only: bool = False) ->
     only_batchnorm = training_only_layers_in_inference(model) if batchnorm_only else contextlib.nullcontext()
     try:
         with only_batchnorm:
-            outputs = [compat.to_numpy(model(x, training=True)) for x in batches.inputs]
+            outputs = [compat.to_numpy(forward(model, x, training=True)) for x in batches.inputs]
         moved = {
             id(f.layer)
             for f, before in zip(found, means_before)

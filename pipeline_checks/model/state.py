@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline_checks.model import compat
+from pipeline_checks.model.forward import forward
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,6 @@ def train_mode_outputs(model, inputs):
     """The outputs of a training-mode forward pass, as numpy, with everything it moved put back."""
     state = non_trainable_state(model)
     try:
-        return compat.to_numpy(model(inputs, training=True))
+        return compat.to_numpy(forward(model, inputs, training=True))
     finally:
         state.restore()

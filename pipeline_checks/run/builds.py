@@ -1,4 +1,5 @@
-"""A pipeline's model as `build_model` returns it from a seed, untrained, built once per pipeline and seed.
+"""A pipeline's model as `build_model` returns it from a seed, untrained: every build of the
+checks goes through `build`, and the checks share one per pipeline and seed.
 
 Building a Keras application costs one to two seconds (creating and initializing hundreds of
 variables), as much as a check's own passes. The checks that only look at an untrained model
@@ -6,9 +7,11 @@ variables), as much as a check's own passes. The checks that only look at an unt
 (a training-mode pass restores its state); save_load, which loads a weights file into it,
 takes it out of the cache.
 
-The build is seeded as `training.train` seeds it, without clearing TensorFlow's compiled
-functions (`compat.set_random_seed(..., keep_compiled=True)`): on Keras 3 with TensorFlow its
-initializers are stateless, so it equals the training run's initial model.
+The shared build is seeded as `training.train` seeds it, without clearing TensorFlow's
+compiled functions (`compat.set_random_seed(..., keep_compiled=True)`): on Keras 3 with
+TensorFlow its initializers are stateless, so it equals the training run's initial model.
+Every build of a pipeline runs with the compiled forward passes of its first
+(`forward.share_compiled`), where they prove the same architecture.
 """
 
 from __future__ import annotations
@@ -16,33 +19,44 @@ from __future__ import annotations
 import weakref
 
 from pipeline_checks.model import compat
+from pipeline_checks.model.forward import share_compiled
 from pipeline_checks.pipelines.pipeline import Pipeline
 
 _BUILDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> {seed: model}
+_FIRST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> weakref to its first build
+
+
+def build(pipeline: Pipeline, seed: int, keep_compiled: bool = False):
+    """`pipeline.fresh_model()` seeded from `seed` (`keep_compiled`: see `compat.set_random_seed`)."""
+    compat.set_random_seed(seed, keep_compiled=keep_compiled)
+    model = pipeline.fresh_model()
+    first = _FIRST.get(pipeline)
+    if first is None or first() is None:
+        _FIRST[pipeline] = weakref.ref(model)
+    else:
+        share_compiled(model, first())
+    return model
 
 
 def fresh_build(pipeline: Pipeline, seed: int):
     """The shared untrained model of `pipeline` from `seed`; callers must leave it as they found it."""
     builds = _BUILDS.setdefault(pipeline, {})
     if seed not in builds:
-        builds[seed] = _build(pipeline, seed)
+        builds[seed] = build(pipeline, seed, keep_compiled=True)
     return builds[seed]
 
 
 def take_fresh_build(pipeline: Pipeline, seed: int):
     """The untrained model of `pipeline` from `seed`, no longer shared: the caller may change it."""
     model = _BUILDS.get(pipeline, {}).pop(seed, None)
-    return _build(pipeline, seed) if model is None else model
+    return build(pipeline, seed, keep_compiled=True) if model is None else model
 
 
 def forget_fresh_builds(pipeline: Pipeline | None = None) -> None:
     """Drop the shared builds of `pipeline`, or of every pipeline."""
     if pipeline is None:
         _BUILDS.clear()
+        _FIRST.clear()
     else:
         _BUILDS.pop(pipeline, None)
-
-
-def _build(pipeline: Pipeline, seed: int):
-    compat.set_random_seed(seed, keep_compiled=True)
-    return pipeline.fresh_model()
+        _FIRST.pop(pipeline, None)

@@ -25,7 +25,7 @@ from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
-from pipeline_checks.run.builds import forget_fresh_builds, fresh_build
+from pipeline_checks.run.builds import build, forget_fresh_builds, fresh_build
 from pipeline_checks.run.timings import Timings
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         raw, x_train, y_train = read_data(pipeline, seed)
         x_infer = pipeline.infer_inputs(raw.images)
     with timings.timed(phases.BUILD_MODEL):
-        model = _build(pipeline, seed)
+        model = build(pipeline, seed)
     weights = tuple(model.weights)
     run = TrainingRun(
         pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
@@ -210,10 +210,10 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     pipeline, seed, model = run.pipeline, run.seed, run.model
     start = time.perf_counter()
     raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
-    # The shared untrained build, seeded as `_build` seeds, except for the second replay on Keras 3
+    # The shared untrained build, seeded as `build` seeds, except for the second replay on Keras 3
     # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
     second_try = not keep_compiled and compat.keeps_compiled_functions()
-    rebuilt = _build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
+    rebuilt = build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
     initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
@@ -242,11 +242,6 @@ def read_data(pipeline: Pipeline, seed: int, keep_compiled: bool = False) -> tup
     compat.set_random_seed(seed, keep_compiled=keep_compiled)
     raw = pipeline.raw_data()
     return (raw, *pipeline.training_pairs(raw))
-
-
-def _build(pipeline: Pipeline, seed: int):
-    compat.set_random_seed(seed)
-    return pipeline.fresh_model()
 
 
 def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> None:
