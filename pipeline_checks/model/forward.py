@@ -22,6 +22,7 @@ those from the eager call.
 
 from __future__ import annotations
 
+import inspect
 import weakref
 
 from pipeline_checks.model import compat
@@ -111,6 +112,11 @@ def _renamed(value, names: dict):
     return names.get(value, value) if isinstance(value, str) else value
 
 
+def _takes_training(model) -> bool:
+    parameters = inspect.signature(model.call).parameters.values()
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def _compile(functions: _Functions, training: bool):
     import jax
 
@@ -122,9 +128,8 @@ def _compile(functions: _Functions, training: bool):
         try:
             for layer, value in zip(batchnorm, momenta):
                 object.__setattr__(layer, "momentum", value)  # a traced value: one compile for every momentum
-            outputs, state, losses = model.stateless_call(
-                trainable, non_trainable, x, training=training, return_losses=True
-            )
+            mode = {"training": training} if _takes_training(model) else {}  # as Keras' own JAX trainer passes it
+            outputs, state, losses = model.stateless_call(trainable, non_trainable, x, return_losses=True, **mode)
         finally:
             for layer, value in zip(batchnorm, momentum):
                 object.__setattr__(layer, "momentum", value)
