@@ -80,8 +80,15 @@ def test_every_check_catches_at_least_one_broken_pipeline():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_the_pipeline_fails_exactly_the_checks_that_catch_its_bug(case):
-    results = run_every_check(case.pipeline())
+    try:
+        pipeline = case.pipeline()
+    except ImportError as error:
+        pytest.skip(f"{case.id} needs {error.name}, which is not installed")
+    results = run_every_check(pipeline)
     raised = {name: error for name, error in results.items() if isinstance(error, PipelineRunError)}
+    missing = [error for error in raised.values() if isinstance(error.__cause__, ImportError)]
+    if missing and not case.raises:  # e.g. a folder loader, which needs tf.data, on Keras 3 with JAX or torch
+        pytest.skip(f"{case.id} needs a module that is not installed: {missing[0].__cause__}")
     if case.raises:
         assert raised, f"{case.bug}: expected fit to raise ({case.why})\n{verdicts(results)}"
         for name, error in raised.items():

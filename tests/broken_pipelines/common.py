@@ -75,7 +75,10 @@ class Case:
 
     @property
     def id(self) -> str:
-        return self.pipeline().name
+        try:
+            return self.pipeline().name
+        except ImportError:  # a tf.data row where TensorFlow is not installed (Keras 3 on JAX or torch)
+            return self.pipeline.__name__.replace("_", "-")
 
 
 def correct(pipeline: Callable[[], Pipeline], bug: str = "none (correct twin)") -> Case:
