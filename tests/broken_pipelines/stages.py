@@ -173,12 +173,19 @@ CASES = [
     broken(
         freeze_without_recompile_stages, "train function: fit 1 trains all, then the base is frozen without compiling again for fit 2",
         frozen_layers=r"(?s)in stage 2 of 2 \(fit 2\): frozen weights moved.*call compile\(\) again",
-    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION),
+    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION).on(
+        "torch", "Keras on torch runs fit eagerly, reading the trainable weights at every step: the freeze takes "
+        "effect without compiling again, so there is no bug to catch (every check passes)",
+    ),
     broken(
         unfreeze_without_recompile_stages, "train function: the base unfrozen for fit 2 without compiling again (Keras 3 "
         "on TensorFlow keeps fit 1's train function, so the base never trains)",
         variables_change=r"(?s)8 of 10 trainable weights never changed.*frozen in fit 1 and set trainable for fit 2.*without compiling again",
-    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION),
+    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION).on(
+        "torch", "Keras on torch refuses the stale optimizer: it was built for the head's weights in fit 1, and "
+        "fit 2 passes the base's too",
+        raises=r"train raised ValueError: Unknown variable",
+    ),
 ]
 
 if _tensorflow():  # GradientTape: the TensorFlow backend's own training API
