@@ -214,7 +214,9 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
     second_try = not keep_compiled and compat.keeps_compiled_functions()
     rebuilt = build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
-    initial, rebuilt_state = _values(rebuilt.weights), _values(rebuilt.variables)
+    rebuilt_state = _values(rebuilt.variables)
+    by_id = {id(v): value for v, value in zip(rebuilt.variables, rebuilt_state)}  # one copy of each weight, not two
+    initial = tuple(by_id[id(w)] if id(w) in by_id else compat.to_numpy(w) for w in rebuilt.weights)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
     again = TrainingRun(
