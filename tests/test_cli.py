@@ -84,4 +84,5 @@ def test_a_seed_in_pyproject_stands_unless_seed_is_given(pytester, argv, expecte
     result = pytester.run(sys.executable, "-m", "pipeline_checks.cli.main", *argv, "--models", "MobileNetV2", "--", "--co", "--junitxml=report.xml", "-k", "labels")
     result.stdout.fnmatch_lines([expected])
     assert result.ret == 0
+    assert "Warning" not in result.stdout.str()  # e.g. pytest's about the plugin imported before rewriting
     assert (pytester.path / "report.xml").is_file()  # the pass-through reached pytest

@@ -28,6 +28,7 @@ from pipeline_checks.model.forward import forward
 from pipeline_checks.model.layers import find_batchnorm, walk_layers
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.builds import take_fresh_build
+from pipeline_checks.run.memory import release_freed_memory
 from pipeline_checks.run.training import shared_run
 
 NAME = "save_load"
@@ -171,6 +172,7 @@ class _Outcome:
 
 
 def _round_trip(label: str, reference: _State, run, load) -> _Outcome:
+    release_freed_memory()  # what earlier checks and the other format freed, before a model is loaded
     try:
         loaded = load()
     except _StepFailed as failure:

@@ -78,6 +78,9 @@ def pytest_arguments(argv: list[str]) -> list[str]:
 
     # The same seed and order every run: pytest-randomly, where installed, would draw both.
     pytest_args = ["--pipeline-checks", "--pc-suite-only", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    # This script imported the package before pytest could mark the plugin for assertion rewriting;
+    # the checks report through their results, not asserts, so pytest's warning about it is noise.
+    pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     # Framework deprecation notices are not findings about the pipeline: keep the summary readable.
     pytest_args += ["-W", "ignore::DeprecationWarning"]
     for knob in KNOBS:

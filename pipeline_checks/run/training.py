@@ -26,6 +26,7 @@ from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
 from pipeline_checks.run.builds import build, forget_fresh_builds, fresh_build
+from pipeline_checks.run.memory import release_freed_memory
 from pipeline_checks.run.timings import Timings
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     from pipeline_checks.model.state import VariableSnapshot
 
     pipeline, seed, model = run.pipeline, run.seed, run.model
+    release_freed_memory()  # before snapshotting every variable and replaying
     start = time.perf_counter()
     raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
     # The shared untrained build, seeded as `build` seeds, except for the second replay on Keras 3
@@ -365,6 +367,7 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
         _SHARED.clear()
     else:
         _SHARED.pop(pipeline, None)
+    release_freed_memory()
 
 
 def _values(weights) -> tuple:
