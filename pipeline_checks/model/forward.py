@@ -9,15 +9,18 @@ the model.
 
 Models built by the same code (`share_compiled`: the run's model, the checks' untrained
 build, the model a weights file is loaded into) share the compiled functions once their
-class, config (layer names aside) and variable shapes are found equal. A model loaded from a `.keras` file is not
-declared so and compiles its own: its architecture is what save_load tests.
+class, config (layer names aside) and variable shapes are found equal. A model loaded from
+a `.keras` file is not declared so and compiles its own: its architecture is what save_load
+tests.
 
 What a compiled function cannot see is Python state read while tracing, so it is part of the
 cache key (each layer's `trainable`, and a `call` replaced on the instance, as
 `layers.training_only_layers_in_inference` does), except BatchNormalization's `momentum`,
-which recalibration changes batch by batch: it is passed in as an argument. A model whose
-layers add losses in `call` (activity regularizers) runs eagerly, since `compute_loss` reads
-those from the eager call.
+which recalibration changes batch by batch: it is passed in as an argument. An attribute
+that the config does not show and that code changes after the build (a flag that
+`after_fit` sets and `call` reads) is not in the key: shared builds run with the value of
+the first one traced. A model whose layers add losses in `call` (activity regularizers) runs
+eagerly, since `compute_loss` reads those from the eager call.
 """
 
 from __future__ import annotations

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from pipeline_checks.baselines import report
-from pipeline_checks.baselines.files import BUILTIN_DIRECTORY, DEFAULT_DIRECTORY, Baseline, baseline_file, environment_key, versions
+from pipeline_checks.baselines.files import (
+    BUILTIN_DIRECTORY,
+    DEFAULT_DIRECTORY,
+    Baseline,
+    baseline_file,
+    environment_key,
+    versions,
+)
 from pipeline_checks.baselines.fingerprint import fingerprint
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.run.training import shared_run

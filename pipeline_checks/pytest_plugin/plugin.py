@@ -1,4 +1,5 @@
-"""pytest wiring only: options, markers, the report header, fixtures and the built-in suite.
+"""pytest wiring only: options, markers, the report header and the built-in suite; the
+fixtures live in `fixtures.py` and are imported here, where pytest finds a plugin's fixtures.
 
 Loaded in every pytest run of a repository that installs pipeline-checks, so it
 imports nothing heavy at module level; Keras loads when a fixture is first used. It
@@ -13,43 +14,49 @@ trains each pipeline once.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
 from pipeline_checks.pytest_plugin import (
     durations,
+    fixtures,
     hypothesis_profile,  # noqa: F401 - registers the "pipeline-checks" profile
+    seeding,
 )
-from pipeline_checks.pytest_plugin import seeding
 from pipeline_checks.pytest_plugin import settings as settings_module
+from pipeline_checks.pytest_plugin.fixtures import (  # noqa: F401 - pytest collects them from this module
+    _pc_check_seed,
+    keras_application,
+    pc_baseline,
+    pc_check,
+    pc_seed,
+    pc_settings,
+    pipeline,
+    tiny_images,
+    train_step_benchmark,
+)
+from pipeline_checks.pytest_plugin.keys import (
+    CHECK_NUMBERS_KEY,
+    DEVICES_KEY,
+    EMPTY_SHARD_KEY,
+    GPU_MARKER,
+    ITEM_RESULTS_KEY,
+    MARKER,
+    ORDER_KEY,
+    PIPELINES_KEY,
+    REPORT_ATTRIBUTE,
+    RESULTS_KEY,
+    SETTINGS_KEY,
+)
 from pipeline_checks.pytest_plugin.settings import KNOBS, InvalidSetting, Settings
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
-DEVICES_KEY = pytest.StashKey[set]()
-PIPELINES_KEY = pytest.StashKey[list]()
-RESULTS_KEY = pytest.StashKey[list]()  # (order, CheckResult) pairs, from this process or from workers
-ORDER_KEY = pytest.StashKey[dict]()  # nodeid -> position in the session's items
-EMPTY_SHARD_KEY = pytest.StashKey[bool]()  # --pc-shard left this run nothing
-ITEM_RESULTS_KEY = pytest.StashKey[list]()  # the results one test recorded, as plain data
-CHECK_NUMBERS_KEY = pytest.StashKey[dict]()  # (pipeline, seed) -> family -> numbers, for the baseline's fingerprint
-# The attribute of a test report that carries its check results (plain data: it crosses from
-# pytest-xdist workers to the controller with the report).
-REPORT_ATTRIBUTE = "pipeline_checks_results"
-GPU_MARKER = "pipeline_checks_gpu"
-# Framework modules whose DeprecationWarnings, raised inside a check's own Keras calls, are
-# not findings about the pipeline (a small run raised ~1,100 of them into the warning summary).
-FRAMEWORK_MODULES = r"(keras|tf_keras|tensorflow|jax|jaxlib|torch|numpy|h5py|absl|google\.protobuf|ml_dtypes|optree|flatbuffers)(\..*)?$"
 SUITE_NODE_ID = "pipeline-checks"
 # The built-in suite `--pipeline-checks` collects: every check family as a test.
 SUITE_MODULE = Path(__file__).with_name("suite.py")
-MARKER = "pipeline_checks"
 OUR_FIXTURES = frozenset(
     {"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark", "pipeline", "pc_check", "pc_baseline"}
 )
@@ -280,7 +287,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     definitions = metafunc.definition._fixtureinfo.name2fixturedefs.get("pipeline", ())
     closest = definitions[-1].func if definitions else None
-    if getattr(closest, "__module__", None) != __name__:
+    if getattr(closest, "__module__", None) != fixtures.__name__:
         return  # the project overrides the `pipeline` fixture with its own pipelines
     pipelines = _declared_pipelines(metafunc.config)
     metafunc.parametrize("pipeline", pipelines, ids=[p.name for p in pipelines], indirect=True)
@@ -402,230 +409,3 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     devices = config.stash.get(DEVICES_KEY, set())
     if devices:
         machine_info["pipeline_checks_devices"] = sorted(devices)
-
-
-@pytest.fixture
-def pc_settings(request: pytest.FixtureRequest) -> Settings:
-    """The resolved pipeline-checks settings for this test, marker overrides applied."""
-    resolved = request.config.stash[SETTINGS_KEY]
-    # iter_markers yields the closest first; apply outermost first so the closest wins.
-    for marker in reversed(list(request.node.iter_markers(MARKER))):
-        if marker.args:
-            pytest.fail(f"@pytest.mark.{MARKER} takes keywords only, e.g. seed=1; received: {marker.args!r}", pytrace=False)
-        try:
-            resolved = resolved.with_overrides(marker.kwargs, f"@pytest.mark.{MARKER} on {request.node.nodeid}")
-        except InvalidSetting as error:
-            pytest.fail(str(error), pytrace=False)
-    return resolved
-
-
-@pytest.fixture
-def pc_seed(pc_settings: Settings) -> int:
-    """The seed this test started from; Python, NumPy and Keras are seeded with it."""
-    yield seeding.start_test(pc_settings.seed)
-    seeding.end_test()
-
-
-@pytest.fixture
-def _pc_check_seed(pc_settings: Settings) -> int:
-    """`pc_seed` for `pc_check` and `pc_baseline`: the same seed, set without clearing the traced
-    functions that the shared run's checks reuse (each check seeds what it trains itself)."""
-    yield seeding.start_test(pc_settings.seed, keep_compiled=True)
-    seeding.end_test()
-
-
-@pytest.fixture
-def tiny_images(pc_settings: Settings, pc_seed: int, tmp_path):
-    """Factory of tiny image datasets; see `pipeline_checks.make_tiny_images`.
-
-    Defaults: `size` from --pc-image-size (else 32), `seed` from --pc-seed. `size`
-    takes an int (square images) or `(height, width)`. The datasets' `to_directory()`
-    writes under this test's tmp_path.
-
-    Example:
-        def test_loader(tiny_images):
-            data = tiny_images(classes=3, per_class=2, kind="photos", size=(24, 40))
-            batches = data.image_dataset_from_directory(label_mode="categorical")
-    """
-    from pipeline_checks.testing.datasets import make_tiny_images
-
-    made = 0
-
-    def make(classes=3, per_class=2, size=None, channels=3, seed=None, kind="patterns"):
-        nonlocal made
-        made += 1
-        data = make_tiny_images(
-            classes=classes,
-            per_class=per_class,
-            size=(pc_settings.image_size or 32) if size is None else size,
-            channels=channels,
-            seed=pc_seed if seed is None else seed,
-            kind=kind,
-        )
-        return dataclasses.replace(data, scratch_dir=tmp_path / f"tiny_images_{made}")
-
-    return make
-
-
-@pytest.fixture
-def keras_application(pc_settings: Settings, pc_seed: int):
-    """Factory of `keras.applications` models; see `pipeline_checks.build_application`.
-
-    `input_shape` defaults to --pc-image-size, else the model's smallest input.
-    The Keras session is cleared after the test to free the models' memory.
-
-    Example:
-        def test_resnet(keras_application):
-            model, preprocess_input = keras_application("ResNet50", classes=3)
-    """
-    from pipeline_checks.model import compat
-    from pipeline_checks.model.applications import build_application
-
-    built = []
-
-    def build(name, classes=3, input_shape=None, channels=3, weights=None, **kwargs):
-        if input_shape is None:
-            input_shape = pc_settings.image_size
-        application = build_application(
-            name, classes=classes, input_shape=input_shape, channels=channels, weights=weights, **kwargs
-        )
-        built.append(application.name)
-        return application
-
-    yield build
-    if built:
-        compat.keras().backend.clear_session()
-
-
-@pytest.fixture
-def train_step_benchmark(benchmark, request: pytest.FixtureRequest, pc_seed: int):
-    """Time compiled training steps with pytest-benchmark; see `pipeline_checks.pytest_plugin.benchmark`.
-
-    Example:
-        def test_step(train_step_benchmark, keras_application, tiny_images):
-            model, preprocess_input = keras_application("MobileNetV2", classes=3)
-            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-            data = tiny_images(classes=3, per_class=3)
-            train_step_benchmark(model, preprocess_input(data.images.astype("float32")), data.labels)
-    """
-    from pipeline_checks.pytest_plugin.benchmark import StepBenchmark
-
-    devices = request.config.stash[DEVICES_KEY]
-    return StepBenchmark(benchmark, on_facts=lambda facts: devices.add(facts.device))
-
-
-@pytest.fixture
-def pipeline(request: pytest.FixtureRequest):
-    """The pipeline under check: each declared pipeline in turn.
-
-    Declared with --pc-pipelines, the pc_pipelines ini key or `pipelines` in
-    pyproject.toml's [tool.pipeline_checks]; by default the built-in pipelines for
-    --pc-models. Override this fixture in the rootdir conftest.py to give your own.
-    """
-    if not hasattr(request, "param"):
-        pytest.fail("the pipeline fixture is parametrized by pipeline-checks; this test was collected without it", pytrace=False)
-    return request.param
-
-
-@pytest.fixture
-def pc_check(request: pytest.FixtureRequest, _pc_check_seed: int):
-    """Run a check family on a pipeline, record it for the summary, fail when it fails.
-
-    Example:
-        def test_my_pipeline_labels(pipeline, pc_check):
-            pc_check("labels", pipeline)
-    """
-    from pipeline_checks.checks import all_checks
-    from pipeline_checks.errors import PipelineRunError
-
-    checks = all_checks()
-    per_pipeline = request.config.stash[SETTINGS_KEY].per_pipeline
-
-    def run(family: str, pipeline, **options):
-        __tracebackhide__ = True
-        if family not in checks:
-            raise ValueError(f"unknown check family {family!r}; expected one of: {', '.join(checks)}")
-        configured = per_pipeline.get(getattr(pipeline, "name", None))
-        where = settings_module.per_pipeline_table(getattr(pipeline, "name", "?"))
-        if configured is not None and family in configured.skip:
-            pytest.skip(f"{configured.skip[family]} ({where} skip.{family})")
-        from_config = dict(configured.options.get(family, {})) if configured is not None else {}
-        refused = None
-        try:
-            with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
-                result = checks[family](pipeline, seed=_pc_check_seed, **{**from_config, **options})
-        except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
-            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
-        except (ValueError, TypeError) as error:
-            if not set(from_config) - set(options):
-                raise
-            refused = f"Invalid {where} {family} = {from_config!r}: {error}"
-        if refused is not None:  # a value from pyproject.toml that the check refuses: name where it came from
-            pytest.fail(refused, pytrace=False)
-        durations.record(request.node, result.pipeline, family, measured)
-        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, _pc_check_seed), {})[family] = result.to_dict()["numbers"]
-        _record(request, result)
-        return result
-
-    return run
-
-
-@pytest.fixture
-def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
-    """Compare a pipeline's run with its baseline file; record the result; fail when figures moved.
-
-    The fingerprint takes the numbers of the checks that ran on the pipeline before it in this
-    session (the suite runs test_baseline after the nine checks). See docs/baselines.md.
-
-    Example:
-        def test_my_pipeline_baseline(pipeline, pc_baseline):
-            pc_baseline(pipeline)
-    """
-    from pipeline_checks.errors import PipelineRunError
-    from pipeline_checks.pytest_plugin.baselines import check_baseline
-
-    settings = request.config.stash[SETTINGS_KEY]
-
-    def run(pipeline):
-        __tracebackhide__ = True
-        configured = settings.per_pipeline.get(pipeline.name)
-        if configured is not None and settings_module.BASELINE_FAMILY in configured.skip:
-            where = settings_module.per_pipeline_table(pipeline.name)
-            pytest.skip(f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})")
-        try:
-            with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
-                result = check_baseline(
-                    request, pipeline, _pc_check_seed,
-                    directory=settings.baseline_dir,
-                    update=request.config.getoption("pc_update_baselines"),
-                    builtin=not settings.pipelines,
-                    overrides=(*(configured.baseline_tolerances if configured else ()), *settings.baseline_tolerances),
-                    check_numbers=request.config.stash[CHECK_NUMBERS_KEY].get((pipeline.name, _pc_check_seed), {}),
-                )
-        except PipelineRunError as error:
-            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
-        except ValueError as error:  # an unreadable baseline file: the message names it
-            pytest.fail(str(error), pytrace=False)
-        durations.record(request.node, result.pipeline, result.name, measured)
-        _record(request, result)
-        return result
-
-    return run
-
-
-def _record(request: pytest.FixtureRequest, result) -> None:
-    """Keep the result for the summary, the report and junit; fail the test when it failed."""
-    __tracebackhide__ = True
-    from pipeline_checks.results import summary
-
-    request.node.stash.setdefault(ITEM_RESULTS_KEY, []).append(result.to_dict())
-    request.node.user_properties.extend(summary.junit_properties(result))
-    result.raise_if_failed()
-
-
-@contextlib.contextmanager
-def _quiet_framework_deprecations():
-    """Ignore DeprecationWarnings that the frameworks raise inside a check's own calls (only those)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=FRAMEWORK_MODULES)
-        yield
