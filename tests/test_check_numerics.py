@@ -1,6 +1,7 @@
 """check_numerics: where NaN or Inf first appears in a run, and what that says about the cause."""
 
 import dataclasses
+import math
 import re
 
 import numpy as np
@@ -13,6 +14,7 @@ from pipeline_checks.checks import check_numerics
 from pipeline_checks.checks import numerics as module
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.run.training import shared_run
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 CAUGHT = [case for case in CASES if "numerics" in case.causes]
 IMAGES = DATA.images.copy()
@@ -57,14 +59,64 @@ def test_log_of_zero_is_non_finite_at_initialization(pipeline_of):
     assert result.numbers["initial_loss"] == np.inf
 
 
-def test_passes_correct_pipeline(pipeline_of):
+def test_passes_correct_pipeline_without_a_gradient_pass(pipeline_of, monkeypatch):
+    monkeypatch.setattr(module, "_initial_gradients", lambda run: pytest.fail("the first step already shows the gradients"))
     result = check_numerics(pipeline_of(small_pipeline))
     assert result.passed, str(result)
     assert result.summary == "inputs, loss, weights and initial gradients finite over 45 steps of fit"
-    assert 0 < result.numbers["largest_gradient"] < 10 and 0 < result.numbers["largest_weight"] < 10
+    assert "Initial gradients finite: fit's first step updated every weight to a finite value" in result.details
+    assert "largest_gradient" not in result.numbers and 0 < result.numbers["largest_weight"] < 10
 
 
-@pytest.mark.parametrize("factory", [small_pipeline, huge_learning_rate], ids=["small-cnn", "huge-learning-rate"])
+def _clipping_cnn():
+    model = small_bn_cnn((16, 16, 3), classes=3)
+    model.compile(optimizer=compat.keras().optimizers.Adam(0.01, clipvalue=1.0), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _clipvalue_pipeline():
+    return small_pipeline("clipvalue", build_model=_clipping_cnn)
+
+
+def test_clipvalue_could_hide_an_infinite_gradient_so_they_are_computed(pipeline_of):
+    result = check_numerics(pipeline_of(_clipvalue_pipeline))
+    assert result.passed, str(result)
+    assert "Initial gradients finite" not in result.details
+    assert 0 < result.numbers["largest_gradient"] < 10
+
+
+def _norm_of(bias):
+    """An L2 norm, not its square, as a regularizer: its gradient at a zero bias is 0/0."""
+    keras = compat.keras()
+    if hasattr(keras, "ops"):
+        return 1e-3 * keras.ops.sqrt(keras.ops.sum(keras.ops.square(bias)))
+    import tensorflow as tf
+
+    return 1e-3 * tf.sqrt(tf.reduce_sum(tf.square(bias)))
+
+
+def _norm_regularized_dense():
+    keras = compat.keras()
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)), keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax", bias_regularizer=_norm_of),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _norm_regularized_pipeline():
+    return small_pipeline("norm-regularizer", build_model=_norm_regularized_dense)
+
+
+def test_nan_gradient_of_a_finite_loss_is_found_at_initialization(pipeline_of):
+    result = check_numerics(pipeline_of(_norm_regularized_pipeline))
+    assert result.summary == "gradients went non-finite first, at initialization", str(result)
+    assert re.match(r"Gradients at initialization: 1 of 2 on a training batch hold NaN or Inf, first (sequential(_\d+)?/)?dense(_\d+)?/bias", result.details)
+    assert math.isfinite(result.numbers["initial_loss"])
+
+
+@pytest.mark.parametrize("factory", [_clipvalue_pipeline, huge_learning_rate], ids=["clipvalue", "huge-learning-rate"])
 def test_gradients_leave_the_run_model_as_it_was(pipeline_of, factory):
     model = shared_run(pipeline_of(factory)).model
     variables = [*model.variables, *compat.metric_variables(model)]
@@ -75,7 +127,7 @@ def test_gradients_leave_the_run_model_as_it_was(pipeline_of, factory):
 
 
 def test_unsupported_backend_skips_gradients_and_says_so(pipeline_of, monkeypatch):
-    pipeline = pipeline_of(small_pipeline)
+    pipeline = pipeline_of(_clipvalue_pipeline)  # clipvalue: the first step does not show the gradients
     shared_run(pipeline)
     monkeypatch.setattr(compat, "backend", lambda: "openvino")
     result = check_numerics(pipeline)

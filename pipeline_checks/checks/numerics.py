@@ -49,6 +49,11 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     After a custom loop (a pipeline's own `train` function that calls no fit) there are no
     per-batch losses: the summary says so, and the rest is checked.
 
+    The gradients are computed where they can tell something: when anything above went
+    wrong, or when the weights after fit's first step do not already prove them finite (a
+    custom loop or `train_step`, `clipvalue`, a loss-scale optimizer). A Keras optimizer's
+    update carries a NaN or Inf gradient into its weight, so a finite first step of Keras'
+    own `train_step` means finite gradients; the details say which way they were checked.
     Gradients are computed on the TensorFlow, JAX and PyTorch backends; on another, the
     details say that they were skipped.
 
@@ -65,11 +70,12 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     """
     pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     run = shared_run(pipeline, seed)
-    gradients, skipped = _initial_gradients(run)
-    found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
-    findings = sorted((f for f in found if f), key=lambda f: f.time)
-    if not findings:  # non-finite values say more; else look for finite values that exploded
-        findings = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
+    gradients, skipped = None, ""
+    findings = _findings(run, None)
+    shown_by_first_step = _first_update_shows_gradients(run)
+    if findings or not shown_by_first_step:
+        gradients, skipped = _initial_gradients(run)
+        findings = _findings(run, gradients)
     numbers = {
         "initial_loss": run.initial_loss,
         "last_loss": run.batch_losses[-1] if run.batch_losses else math.nan,
@@ -79,10 +85,12 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
         numbers["largest_gradient"] = _largest([g for _, g in gradients if g is not None])
     note = f"Gradients not checked: {skipped}." if skipped else ""
     if not findings:
-        checked = "inputs, loss, weights" + (" and initial gradients" if gradients is not None else "")
+        checked = "inputs, loss, weights" + (" and initial gradients" if gradients is not None or shown_by_first_step else "")
         largest = f"Largest weight at the end {numbers['largest_weight']:.3g}" + (
             f"; largest initial gradient {numbers['largest_gradient']:.3g}." if gradients is not None else "."
         )
+        if shown_by_first_step and gradients is None:
+            note = f"Initial gradients finite: {shown_by_first_step}."
         over = f"through the custom loop ({NO_BATCH_LOSSES})" if run.custom_loop else f"over {len(run.batch_losses)} steps of fit"
         return passed(
             NAME, pipeline, f"{checked} finite {over}",
@@ -93,6 +101,41 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     details = "\n".join([*lines, f"  Likely cause: {cause}", f"  Fix: {fix}", *([note] if note else [])])
     first = findings[0]
     return failed(NAME, pipeline, f"{first.quantity} {first.what} first, {first.where}", details, **numbers)
+
+
+def _findings(run: TrainingRun, gradients) -> list[_Finding]:
+    """What went non-finite, in order; where nothing did, what exploded."""
+    found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
+    findings = sorted((f for f in found if f), key=lambda f: f.time)
+    if not findings:  # non-finite values say more; else look for finite values that exploded
+        findings = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
+    return findings
+
+
+def _first_update_shows_gradients(run: TrainingRun) -> str:
+    """Why the weights after fit's first step prove its gradients finite, or "" where they do not.
+
+    A Keras optimizer's update carries a NaN or Inf gradient into the weight it updates
+    (SGD, Adam, clipnorm and weight decay all do), so finite weights after the first step
+    mean finite gradients at the initial weights: computing them again (a compile of the
+    backward pass on JAX, seconds for an application) would find nothing. Not so where
+    the step is not Keras' own, where `clipvalue` turns Inf into a finite value, or where a
+    loss-scale optimizer skips a non-finite step by design.
+    """
+    optimizer = getattr(run.model, "optimizer", None)
+    if run.custom_loop or run.after_first_step is None or optimizer is None:
+        return ""
+    if not _keras_own(type(run.model).train_step) or "LossScale" in type(optimizer).__name__:
+        return ""
+    if getattr(optimizer, "clipvalue", None) is not None:
+        return ""
+    if not all(np.isfinite(value).all() for value in run.after_first_step):
+        return ""
+    return "fit's first step updated every weight to a finite value, so it computed no NaN or Inf gradient"
+
+
+def _keras_own(method) -> bool:
+    return getattr(method, "__module__", "").split(".")[0] in ("keras", "tf_keras", "tensorflow")
 
 
 def _inputs(run: TrainingRun) -> _Finding | None:
