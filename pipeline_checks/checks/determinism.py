@@ -249,7 +249,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
         )
     custom = [
         f"{found.path} ({type(found.layer).__name__})" for found in walk_layers(run.model)
-        if not type(found.layer).__module__.startswith(("keras", "tf_keras"))
+        if not compat.from_keras(type(found.layer))
     ]
     first_step_differs = run.after_first_step is not None and replay.after_first_step is not None and not all(
         _same_arrays(a, b) for a, b in zip(run.after_first_step, replay.after_first_step)

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.model import compat
 from pipeline_checks.model.gradients import loss_gradients, supports_gradients
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run
@@ -125,17 +126,13 @@ def _first_update_shows_gradients(run: TrainingRun) -> str:
     optimizer = getattr(run.model, "optimizer", None)
     if run.custom_loop or run.after_first_step is None or optimizer is None:
         return ""
-    if not _keras_own(type(run.model).train_step) or "LossScale" in type(optimizer).__name__:
+    if not compat.from_keras(type(run.model).train_step) or "LossScale" in type(optimizer).__name__:
         return ""
     if getattr(optimizer, "clipvalue", None) is not None:
         return ""
     if not all(np.isfinite(value).all() for value in run.after_first_step):
         return ""
     return "fit's first step updated every weight to a finite value, so it computed no NaN or Inf gradient"
-
-
-def _keras_own(method) -> bool:
-    return getattr(method, "__module__", "").split(".")[0] in ("keras", "tf_keras", "tensorflow")
 
 
 def _inputs(run: TrainingRun) -> _Finding | None:
@@ -171,8 +168,6 @@ def _batch_losses(run: TrainingRun) -> _Finding | None:
 
 
 def _weights(run: TrainingRun) -> _Finding | None:
-    from pipeline_checks.model import compat
-
     for step, when, values in _snapshots(run):
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
         if bad:
@@ -183,8 +178,6 @@ def _weights(run: TrainingRun) -> _Finding | None:
 
 
 def _exploded_weights(run: TrainingRun) -> _Finding | None:
-    from pipeline_checks.model import compat
-
     trainable = [(i, v) for i, v in enumerate(run.weights) if id(v) in run.trainable]
     start = {i: max(_magnitude(run.initial[i]), 1.0) for i, _ in trainable}
     for step, when, values in _snapshots(run):
@@ -308,7 +301,6 @@ def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
     bit for bit: no second build (an application model takes seconds to build).
     Returns (path, gradient or None) pairs, or None and why the gradients were skipped.
     """
-    from pipeline_checks.model import compat
     from pipeline_checks.model.batches import collect_batches
     from pipeline_checks.model.state import VariableSnapshot
 

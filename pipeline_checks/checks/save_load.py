@@ -24,7 +24,7 @@ from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.statistics import moving_statistics
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
-from pipeline_checks.model.forward import forward
+from pipeline_checks.model.forward import forward, share_compiled_if_keras_own
 from pipeline_checks.model.layers import find_batchnorm, walk_layers
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.builds import take_fresh_build
@@ -211,10 +211,12 @@ def _load_keras(keras, model, path: str, custom_objects):
     except Exception as error:  # noqa: BLE001 - any failure to save is the finding
         raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
     try:
-        return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True)
+        loaded = keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding
         unregistered = _unregistered_classes(keras, model, custom_objects or {})
         raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error, unregistered)) from None
+    share_compiled_if_keras_own(loaded, model)
+    return loaded
 
 
 def _unregistered_classes(keras, model, custom_objects) -> list[str]:
@@ -227,7 +229,7 @@ def _unregistered_classes(keras, model, custom_objects) -> list[str]:
     names = []
     for found in walk_layers(model):
         cls = type(found.layer)
-        if cls.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow") or cls.__name__ in custom_objects:
+        if compat.from_keras(cls) or cls.__name__ in custom_objects:
             continue
         if ">" not in registered_name(cls):  # registered names read "package>Name"
             names.append(cls.__name__)

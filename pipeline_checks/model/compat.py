@@ -48,6 +48,11 @@ def is_keras3() -> bool:
     return int(keras_version().split(".")[0]) >= 3
 
 
+def from_keras(defined) -> bool:
+    """Whether a class or function is Keras' (or TensorFlow's) own, not a user's."""
+    return getattr(defined, "__module__", "").split(".")[0] in ("keras", "tf_keras", "tensorflow")
+
+
 def backend() -> str:
     """The Keras backend name; Keras 2 always runs on TensorFlow."""
     k = keras()

@@ -10,8 +10,10 @@ the model.
 Models built by the same code (`share_compiled`: the run's model, the checks' untrained
 build, the model a weights file is loaded into) share the compiled functions once their
 class, config (layer names aside) and variable shapes are found equal. A model loaded from
-a `.keras` file is not declared so and compiles its own: its architecture is what save_load
-tests.
+a `.keras` file (`share_compiled_if_keras_own`) shares them only when every layer is one of
+Keras' own classes, whose `get_config` carries every constructor argument, so that an equal
+config is the same computation; with a custom layer it compiles its own, since a config that
+omits an argument is what save_load tests.
 
 What a compiled function cannot see is Python state read while tracing, so it is part of the
 cache key (each layer's `trainable`, and a `call` replaced on the instance, as
@@ -55,6 +57,15 @@ def share_compiled(model, reference) -> None:
     functions = _functions(reference)
     if functions is not None and _signature(model) == functions.signature:
         _FUNCTIONS[model] = functions
+
+
+def share_compiled_if_keras_own(model, reference) -> None:
+    """`share_compiled` for a model rebuilt from `reference`'s config (`load_model`), where every
+    layer is Keras' own class (a `Lambda` aside): a custom layer's config may omit what shapes
+    its computation, and only the loaded model's own pass shows that."""
+    classes = [type(model), *(type(found.layer) for found in walk_layers(model))]
+    if all(compat.from_keras(cls) and cls.__name__ != "Lambda" for cls in classes):
+        share_compiled(model, reference)
 
 
 def forward(model, x, training: bool):
