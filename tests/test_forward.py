@@ -8,7 +8,7 @@ from pipeline_checks.batchnorm import recalibration
 from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
 from pipeline_checks.model import compat
 from pipeline_checks.model import forward as forward_module
-from pipeline_checks.model.forward import forward, share_compiled, share_compiled_if_keras_own
+from pipeline_checks.model.forward import forward, share_compiled
 from pipeline_checks.model.layers import training_only_layers_in_inference
 from pipeline_checks.model.state import VariableSnapshot
 from pipeline_checks.run.builds import build, forget_fresh_builds
@@ -82,24 +82,44 @@ def test_builds_of_one_pipeline_share_compiled_passes_and_other_architectures_do
         forget_fresh_builds(pipeline)
 
 
-class Scaled(compat.keras().layers.Layer):
-    """A custom layer: its config may omit what shapes its computation, so a loaded copy compiles its own."""
+class Shifted(compat.keras().layers.Layer):
+    """A custom layer holding state in a plain attribute, as an `adapt` written by hand may."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = 0.0
 
     def call(self, inputs):
-        return inputs * 2.0
+        return inputs + self.offset
+
+
+def shifted_model():
+    keras = compat.keras()
+    inputs = keras.Input((16, 16, 3))
+    return keras.Model(inputs, keras.layers.Dense(2)(Shifted()(keras.layers.Flatten()(inputs))))
+
+
+@jax_only
+def test_a_custom_layers_plain_state_is_not_baked_into_another_models_pass():
+    first, second = shifted_model(), shifted_model()
+    second.set_weights(first.get_weights())
+    first.layers[2].offset = 1.0  # what the files do not carry: the second must not run with it
+    forward(first, X, training=False)
+    share_compiled(second, first)
+    assert forward_module._FUNCTIONS.get(second) is not forward_module._FUNCTIONS[first]
+    np.testing.assert_allclose(
+        compat.to_numpy(forward(second, X, training=False)), compat.to_numpy(second(X, training=False)), rtol=1e-4, atol=1e-5
+    )
 
 
 @jax_only
 def test_a_loaded_model_shares_compiled_passes_only_when_every_layer_is_keras_own(tmp_path):
     keras = compat.keras()
-    trained = compiled_cnn()
-    inputs = keras.Input((16, 16, 3))
-    custom = keras.Model(inputs, keras.layers.Dense(2)(Scaled()(keras.layers.Flatten()(inputs))))
-    for model, shares in ((trained, True), (custom, False)):
+    for model, shares in ((compiled_cnn(), True), (shifted_model(), False)):
         forward(model, X, training=False)
         model.save(tmp_path / "model.keras")
-        loaded = keras.saving.load_model(tmp_path / "model.keras", custom_objects={"Scaled": Scaled})
-        share_compiled_if_keras_own(loaded, model)
+        loaded = keras.saving.load_model(tmp_path / "model.keras", custom_objects={"Shifted": Shifted})
+        share_compiled(loaded, model)
         assert (forward_module._FUNCTIONS.get(loaded) is forward_module._FUNCTIONS[model]) is shares
         np.testing.assert_allclose(
             compat.to_numpy(forward(loaded, X, training=False)), compat.to_numpy(model(X, training=False)), rtol=1e-4, atol=1e-5

@@ -24,7 +24,7 @@ from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.statistics import moving_statistics
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
-from pipeline_checks.model.forward import forward, share_compiled_if_keras_own
+from pipeline_checks.model.forward import forward, share_compiled
 from pipeline_checks.model.layers import find_batchnorm, walk_layers
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.builds import take_fresh_build
@@ -215,7 +215,7 @@ def _load_keras(keras, model, path: str, custom_objects):
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding
         unregistered = _unregistered_classes(keras, model, custom_objects or {})
         raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error, unregistered)) from None
-    share_compiled_if_keras_own(loaded, model)
+    share_compiled(loaded, model)
     return loaded
 
 

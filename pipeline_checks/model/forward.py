@@ -7,22 +7,21 @@ inside one `jax.jit` per mode, with the variables as arguments, and assign back 
 returns (BN statistics, seed generators), as an eager call leaves it. Other backends call
 the model.
 
-Models built by the same code (`share_compiled`: the run's model, the checks' untrained
-build, the model a weights file is loaded into) share the compiled functions once their
-class, config (layer names aside) and variable shapes are found equal. A model loaded from
-a `.keras` file (`share_compiled_if_keras_own`) shares them only when every layer is one of
-Keras' own classes, whose `get_config` carries every constructor argument, so that an equal
-config is the same computation; with a custom layer it compiles its own, since a config that
-omits an argument is what save_load tests.
+Two models share the compiled functions (`share_compiled`: the run's model, the checks'
+untrained build, the models loaded from save_load's files) once their class, config (layer
+names aside) and variable shapes are found equal, and every layer is one of Keras' own
+classes: those keep their state in variables and every constructor argument in `get_config`,
+so an equal config is the same computation. A custom layer may hold state in plain
+attributes or leave an argument out of its config, which a trace would bake in from the
+first model traced: a model with one compiles its own, so that save_load still sees a
+loaded model that computes something else.
 
 What a compiled function cannot see is Python state read while tracing, so it is part of the
 cache key (each layer's `trainable`, and a `call` replaced on the instance, as
 `layers.training_only_layers_in_inference` does), except BatchNormalization's `momentum`,
-which recalibration changes batch by batch: it is passed in as an argument. An attribute
-that the config does not show and that code changes after the build (a flag that
-`after_fit` sets and `call` reads) is not in the key: shared builds run with the value of
-the first one traced. A model whose layers add losses in `call` (activity regularizers) runs
-eagerly, since `compute_loss` reads those from the eager call.
+which recalibration changes batch by batch: it is passed in as an argument. A model whose
+layers add losses in `call` (activity regularizers) runs eagerly, since `compute_loss` reads
+those from the eager call.
 """
 
 from __future__ import annotations
@@ -50,22 +49,22 @@ _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> 
 
 
 def share_compiled(model, reference) -> None:
-    """Let `model` run with the compiled passes of `reference` (built by the same code) where they
-    are the same architecture: same class, config (layer names aside), variable shapes and dtypes."""
+    """Let `model` run with the compiled passes of `reference` where they are the same architecture:
+    same class, config (layer names aside), variable shapes and dtypes, every layer Keras' own."""
     if compat.backend() != "jax" or model is reference or not getattr(model, "built", False):
         return
     functions = _functions(reference)
-    if functions is not None and _signature(model) == functions.signature:
+    if functions is not None and _keras_own_layers(model) and _signature(model) == functions.signature:
         _FUNCTIONS[model] = functions
 
 
-def share_compiled_if_keras_own(model, reference) -> None:
-    """`share_compiled` for a model rebuilt from `reference`'s config (`load_model`), where every
-    layer is Keras' own class (a `Lambda` aside): a custom layer's config may omit what shapes
-    its computation, and only the loaded model's own pass shows that."""
+# Keras' own layers that run code of the user's or another framework's, which no config shows.
+RUNS_USER_CODE = ("Lambda", "JaxLayer", "FlaxLayer", "TorchModuleWrapper", "TFSMLayer")
+
+
+def _keras_own_layers(model) -> bool:
     classes = [type(model), *(type(found.layer) for found in walk_layers(model))]
-    if all(compat.from_keras(cls) and cls.__name__ != "Lambda" for cls in classes):
-        share_compiled(model, reference)
+    return all(compat.from_keras(cls) and cls.__name__ not in RUNS_USER_CODE for cls in classes)
 
 
 def forward(model, x, training: bool):
