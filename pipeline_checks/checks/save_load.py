@@ -107,11 +107,12 @@ def check_save_load(
 
 @dataclass
 class _State:
-    """What loading must preserve: weights (with paths), BN statistics, predictions."""
+    """What loading must preserve: weights (read from the model one at a time when compared, so
+    that no copy of them all is held), BN statistics, predictions."""
 
     model: object
     paths: list
-    weights: list
+    weights: list  # the model's weight variables
     batchnorm: dict  # BN layer path -> (moving mean, moving variance)
     predictions: list  # one array per model output
 
@@ -120,7 +121,7 @@ class _State:
         return cls(
             model,
             [compat.variable_path(v) for v in model.weights],
-            [compat.to_numpy(v) for v in model.weights],
+            list(model.weights),
             {found.path: moving_statistics(found.layer) for found in find_batchnorm(model)},
             _predict(model, x, batch_size),
         )
@@ -180,13 +181,16 @@ def _round_trip(label: str, reference: _State, run, load) -> _Outcome:
     state = _State.of(loaded, run.x_infer, run.pipeline.batch_size)
     outcome = _Outcome(label, prediction_difference=_prediction_difference(reference.predictions, state.predictions))
     if len(state.weights) != len(reference.weights) or any(
-        a.shape != b.shape for a, b in zip(state.weights, reference.weights)
+        tuple(a.shape) != tuple(b.shape) for a, b in zip(state.weights, reference.weights)
     ):
         outcome.structure = f"it has {len(state.weights)} weights of other shapes, the trained model {len(reference.weights)}"
         outcome.cause = "the loaded model's architecture differs: get_config or build_model builds other layers."
         outcome.fix = "make get_config return every argument that shapes the layer; build the same model in build_model."
         return outcome
-    outcome.weights = [path for path, a, b in zip(reference.paths, reference.weights, state.weights) if not _identical(a, b)]
+    outcome.weights = [
+        path for path, a, b in zip(reference.paths, reference.weights, state.weights)
+        if not _identical(compat.to_numpy(a), compat.to_numpy(b))
+    ]
     outcome.batchnorm = [
         path for (path, (mean, variance)), (mean2, variance2) in zip(reference.batchnorm.items(), state.batchnorm.values())
         if not (_identical(mean, mean2) and _identical(variance, variance2))
