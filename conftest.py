@@ -54,6 +54,21 @@ def _frameworks_imported_before_pytester(request):
         compat.keras()
 
 
+# Set in each worker when this suite runs under `pytest -n 2`; a pytester run is a session of its own.
+XDIST_WORKER_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.fixture(autouse=True)
+def _pytester_runs_are_not_xdist_workers(request, monkeypatch):
+    """A run that pytester starts from an xdist worker inherits the worker's environment.
+
+    pytest-benchmark then disables itself and our own xdist tests see a worker where they ran serially.
+    """
+    if "pytester" in request.fixturenames:
+        for name in XDIST_WORKER_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def first_report_run():
     """The first report's ResNet50 after fit (~40-60 s on 2 cores), trained once for every test that reads it.

@@ -13,7 +13,7 @@ def opening_commands():
 
 
 def test_readme_opens_with_the_two_commands():
-    assert opening_commands() == ['pip install ".[tf]" && pipeline-checks', 'pip install ".[test]" && pytest']
+    assert opening_commands() == ['pip install ".[tf]" && pipeline-checks', 'pip install ".[test]" && pytest -n 2']
 
 
 def test_ci_installs_the_test_extras_and_runs_the_readmes_test_command():
