@@ -36,6 +36,24 @@ class VariableSnapshot:
         ]
 
 
+def weight_values(weights, like: tuple | None = None) -> tuple:
+    """A NumPy copy of each weight, for a run's snapshots (initial, after the first step, final).
+
+    Where `like`, an earlier snapshot of the same weights, holds the same bytes, its array is
+    kept instead: a frozen weight, or a one-step epoch's weights after its first step and
+    after the epoch, are then held once, not once per snapshot. Snapshots are read, never
+    written, so sharing an array between them is safe.
+    """
+    if like is None or len(like) != len(weights):
+        return tuple(compat.to_numpy(v) for v in weights)
+    return tuple(_same_or_new(compat.to_numpy(v), old) for v, old in zip(weights, like))
+
+
+def _same_or_new(new, old):
+    same = new.shape == old.shape and new.dtype == old.dtype and new.tobytes() == old.tobytes()
+    return old if same else new
+
+
 def non_trainable_state(model) -> VariableSnapshot:
     """Everything a forward pass may change: non-trainable variables (BN statistics, RNG state)."""
     return VariableSnapshot.of([*model.non_trainable_variables, *compat.metric_variables(model)])

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_checks.model import compat
+from pipeline_checks.model.state import weight_values
 
 # The families that judge a single recorded run. The others need a fit of their own:
 # determinism fits twice from one seed, preprocessing and save_load build and train the
@@ -194,7 +195,7 @@ class _FitRecord:
     def batch_ended(self, logs) -> None:
         self.batch_losses.append(float((logs or {}).get("loss", math.nan)))
         if self.after_first_step is None:
-            self.after_first_step = self._current()
+            self.after_first_step = self._current(like=self.initial)
 
     def epoch_ended(self, epoch: int, logs) -> None:
         logs = _scalars(logs)
@@ -204,11 +205,11 @@ class _FitRecord:
         if self.steps_in_first_epoch is None:
             self.steps_in_first_epoch = len(self.batch_losses)
         if epoch == 0:
-            self.after_first_epoch = self._current()
+            self.after_first_epoch = self._current(like=self.after_first_step)
             self.first_epoch_logs = logs
 
     def ended(self) -> None:
-        self.final = self._current()
+        self.final = self._current(like=self.after_first_epoch or self.after_first_step or self.initial)
         self.seconds = time.perf_counter() - self.started
         self.finished = True
 
@@ -221,11 +222,12 @@ class _FitRecord:
     def epochs(self) -> int:
         return int(self.history.params.get("epochs") or len(self.history.epoch) or 1)
 
-    def _current(self) -> tuple:
+    def _current(self, like: tuple | None) -> tuple:
+        """The weights now; arrays of weights unchanged since `like` are shared with it."""
         # JAX's fit keeps the state outside the variables until synchronized.
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()
-        return _values(self.weights)
+        return weight_values(self.weights, like=like)
 
 
 def _scalars(logs) -> dict:

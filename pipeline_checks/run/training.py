@@ -23,6 +23,7 @@ import numpy as np
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
+from pipeline_checks.model.state import weight_values
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
 from pipeline_checks.run.builds import build, forget_fresh_builds, fresh_build
@@ -178,6 +179,7 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
         if _reproduces(run, again, epochs):
             return again
         seconds = again.seconds  # the check's own time is both replays'
+        del again  # its snapshots need not live through the second replay
     again = _replay_on_model(run, epochs, keep_compiled=False)
     if again is None:
         return train(run.pipeline, run.seed, epochs)
@@ -266,7 +268,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     stage = Stage(1, "fit 1", run.trainable, run.initial)
     with pipeline_step(run.pipeline, "fit"):
         run.history = run.model.fit(verbose=0, **arguments)
-    run.final = _values(run.weights)
+    run.final = weight_values(run.weights, like=_latest_snapshot(run))
     stage.end, stage.history, stage.steps = run.final, run.history, len(run.batch_losses)
     run.stages = [stage]
 
@@ -293,12 +295,14 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         bound.arguments["verbose"] = 0
         stage = Stage(
             len(run.stages) + 1, f"fit {len(run.stages) + 1}",
-            frozenset(id(v) for v in model.trainable_weights), _values(run.weights),
+            frozenset(id(v) for v in model.trainable_weights),
+            weight_values(run.weights, like=run.stages[-1].end if run.stages else run.initial),
         )
         steps = len(run.batch_losses)
         run.stages.append(stage)
         history = original(*bound.args, **bound.kwargs)
-        stage.end, stage.history, stage.steps = _values(run.weights), history, len(run.batch_losses) - steps
+        stage.end = weight_values(run.weights, like=stage.start)
+        stage.history, stage.steps = history, len(run.batch_losses) - steps
         return history
 
     run.stages = []
@@ -312,7 +316,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
             model.fit = original
         else:
             del model.fit
-    run.final = _values(run.weights)
+    run.final = weight_values(run.weights, like=run.stages[-1].end if run.stages else start)
     if not run.stages:  # its frozen set: what the model says it trains once the loop has set it up
         run.stages = [Stage(1, CUSTOM_LOOP, frozenset(id(v) for v in model.trainable_weights), start, run.final)]
     run.history = run.stages[-1].history
@@ -374,6 +378,11 @@ def _values(weights) -> tuple:
     return tuple(compat.to_numpy(v) for v in weights)
 
 
+def _latest_snapshot(run: TrainingRun) -> tuple:
+    """The run's last snapshot so far, which a new one shares the arrays of unchanged weights with."""
+    return next(s for s in (run.after_first_epoch, run.after_first_step, run.initial) if s is not None)
+
+
 def _recorder(run: TrainingRun):
     keras = compat.keras()
 
@@ -382,17 +391,17 @@ def _recorder(run: TrainingRun):
             run.batch_losses.append(float((logs or {}).get("loss", math.nan)))  # the step has finished
             run.timings.step_ended()  # before the snapshot below, which is no part of the step
             if run.after_first_step is None:
-                run.after_first_step = self._weights()
+                run.after_first_step = self._weights()  # frozen weights shared with `initial`
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0 and run.after_first_epoch is None:  # the first stage's first epoch
-                run.after_first_epoch = self._weights()
+                run.after_first_epoch = self._weights()  # a one-step epoch: all of `after_first_step`
                 run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
 
         def _weights(self):
             # JAX's fit keeps the state outside the variables until synchronized.
             if hasattr(self.model, "jax_state_sync"):
                 self.model.jax_state_sync()
-            return _values(run.weights)
+            return weight_values(run.weights, like=_latest_snapshot(run))
 
     return Recorder()
