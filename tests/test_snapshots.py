@@ -8,7 +8,7 @@ import numpy as np
 
 from broken_pipelines.common import small_pipeline
 from pipeline_checks.model import compat
-from pipeline_checks.model.state import weight_values
+from pipeline_checks.model.state import VariableSnapshot, weight_values
 from pipeline_checks.run.training import forget_shared_runs, replay, shared_run
 
 
@@ -25,17 +25,30 @@ def test_a_snapshot_keeps_the_earlier_array_of_a_weight_with_the_same_bytes():
     moved, kept, nan = (variable(v) for v in ([1.0, 2.0], [3.0], [np.nan]))
     earlier = weight_values((moved, kept, nan))
     moved.assign(np.array([1.0, 2.5], "float32"))
-    later = weight_values((moved, kept, nan), like=earlier)
+    later = weight_values((moved, kept, nan), earlier)
     assert later[0] is not earlier[0] and later[0].tolist() == [1.0, 2.5]
     assert later[1] is earlier[1] and later[2] is earlier[2]  # a NaN compares by its bytes
     assert earlier[0].tolist() == [1.0, 2.0]  # the earlier snapshot is untouched
-    assert weight_values((kept,), like=(np.array([3.0], "float64"),))[0].dtype == np.float32  # not the same bytes
+    assert weight_values((kept,), (np.array([3.0], "float64"),))[0].dtype == np.float32  # not the same bytes
+
+
+def test_a_large_zero_array_is_held_as_one_broadcast_zero_and_restored_as_zeros():
+    big, small, negative = variable(np.zeros(1 << 18)), variable(np.zeros(4)), variable(np.full(1 << 18, -0.0))
+    snapshot = VariableSnapshot.of((big, small, negative))  # big: 1 MiB of float32
+    assert [value.strides for value in snapshot.values] == [(0,), (4,), (4,)]  # -0.0 is not zero bytes
+    big.assign(np.ones(1 << 18, "float32"))
+    assert [id(v) for v in snapshot.changed()] == [id(big)]
+    snapshot.restore()
+    assert snapshot.changed() == [] and compat.to_numpy(big).tobytes() == bytes(1 << 20)
 
 
 def test_a_one_step_epoch_holds_its_weights_once_for_the_step_the_epoch_and_a_one_epoch_replay():
     pipeline = small_pipeline("snapshots-shared", fit_kwargs={"epochs": 2, "batch_size": 12})  # 12 images: one step
     try:
         run = shared_run(pipeline, 0)
+        initial = {id(w): value for w, value in zip(run.weights, run.initial)}
+        start = [(id(v), value) for v, value in zip(run.start_state.variables, run.start_state.values)]
+        assert all(value is initial[key] for key, value in start if key in initial)  # the state replays start from
         assert all(a is b for a, b in zip(run.after_first_step, run.after_first_epoch))
         # After the second step: shared exactly where the bytes did not move.
         shared = [a is b for a, b in zip(run.after_first_epoch, run.final)]

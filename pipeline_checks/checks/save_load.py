@@ -85,10 +85,10 @@ def check_save_load(
     reference = _State.of(model, run.x_infer, pipeline.batch_size)
     with tempfile.TemporaryDirectory(prefix="pipeline-checks-save-load-", dir=directory) as folder:
         keras_path, weights_path = os.path.join(folder, "model.keras"), os.path.join(folder, "model.weights.h5")
-        formats = [
-            _round_trip(".keras file", reference, run, lambda: _load_keras(keras, model, keras_path, custom_objects)),
-            _round_trip("weights file", reference, run, lambda: _load_weights(pipeline, model, weights_path, seed, run.x_infer)),
-        ]
+        # The weights file first: it takes the checks' untrained build, which is freed before load_model builds another model.
+        weights_file = _round_trip("weights file", reference, run, lambda: _load_weights(pipeline, model, weights_path, seed, run.x_infer))
+        keras_file = _round_trip(".keras file", reference, run, lambda: _load_keras(keras, model, keras_path, custom_objects))
+        formats = [keras_file, weights_file]
     numbers = {"tolerance": tolerance}
     for key, outcome in zip(("keras", "weights"), formats):
         numbers[f"{key}_prediction_difference"] = outcome.prediction_difference
@@ -214,6 +214,7 @@ def _load_keras(keras, model, path: str, custom_objects):
         model.save(path)
     except Exception as error:  # noqa: BLE001 - any failure to save is the finding
         raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
+    release_freed_memory()  # saving's buffers (the archive is written through memory), before a model is loaded
     try:
         loaded = keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding

@@ -7,7 +7,10 @@ nothing of the user's changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from pipeline_checks.model import compat
 from pipeline_checks.model.forward import forward
@@ -21,13 +24,19 @@ class VariableSnapshot:
     values: tuple
 
     @classmethod
-    def of(cls, variables) -> VariableSnapshot:
-        variables = tuple(variables)
-        return cls(variables, tuple(compat.to_numpy(v) for v in variables))
+    def of(cls, variables, like: Mapping[int, np.ndarray] | None = None) -> VariableSnapshot:
+        """The variables' values now.
+
+        `like`: earlier arrays by `id(variable)`, kept where the bytes are the same (as in
+        `weight_values`). A zero array of a MiB or more (an optimizer slot before the first
+        step) is held as one zero broadcast to its shape.
+        """
+        variables, like = tuple(variables), like or {}
+        return cls(variables, tuple(_held_once(compat.to_numpy(v), like.get(id(v))) for v in variables))
 
     def restore(self) -> None:
         for variable, value in zip(self.variables, self.values):
-            variable.assign(value)
+            variable.assign(value if value.flags.c_contiguous else np.array(value))  # a broadcast zero: an array again
 
     def changed(self) -> list:
         """The variables whose value differs from the snapshot now (bitwise)."""
@@ -36,22 +45,37 @@ class VariableSnapshot:
         ]
 
 
-def weight_values(weights, like: tuple | None = None) -> tuple:
+def weight_values(weights, *like: tuple | None) -> tuple:
     """A NumPy copy of each weight, for a run's snapshots (initial, after the first step, final).
 
-    Where `like`, an earlier snapshot of the same weights, holds the same bytes, its array is
-    kept instead: a frozen weight, or a one-step epoch's weights after its first step and
-    after the epoch, are then held once, not once per snapshot. Snapshots are read, never
-    written, so sharing an array between them is safe.
+    `like`: earlier snapshots of the same weights (entries may be None), in order of preference.
+    Where one holds a weight's bytes, its array is kept instead of a new copy: a frozen weight,
+    a one-step epoch's weights after its first step and after the epoch, or a replay that
+    reproduces its run, are then held once, not once per snapshot. Snapshots are read, never
+    written, so sharing an array between them is safe: a value is only ever shared with an
+    array of the same bytes.
     """
-    if like is None or len(like) != len(weights):
-        return tuple(compat.to_numpy(v) for v in weights)
-    return tuple(_same_or_new(compat.to_numpy(v), old) for v, old in zip(weights, like))
+    candidates = [snapshot for snapshot in like if snapshot is not None and len(snapshot) == len(weights)]
+    return tuple(_same_or_new(compat.to_numpy(v), *(c[i] for c in candidates)) for i, v in enumerate(weights))
 
 
-def _same_or_new(new, old):
-    same = new.shape == old.shape and new.dtype == old.dtype and new.tobytes() == old.tobytes()
-    return old if same else new
+def _same_or_new(new: np.ndarray, *olds: np.ndarray | None) -> np.ndarray:
+    """The first of `olds` with `new`'s shape, dtype and bytes; else `new`."""
+    for old in olds:
+        if old is not None and new.shape == old.shape and new.dtype == old.dtype and new.tobytes() == old.tobytes():
+            return old
+    return new
+
+
+ZEROS_BROADCAST_FROM = 1 << 20  # bytes: smaller zero arrays are not worth a view
+
+
+def _held_once(new: np.ndarray, old: np.ndarray | None) -> np.ndarray:
+    """`old` where it holds `new`'s bytes; a read-only broadcast zero where `new` is all zero bytes; else `new`."""
+    kept = _same_or_new(new, old)
+    if kept is new and new.nbytes >= ZEROS_BROADCAST_FROM and not new.reshape(-1).view(np.uint8).any():
+        return np.broadcast_to(np.zeros((), new.dtype), new.shape)
+    return kept
 
 
 def non_trainable_state(model) -> VariableSnapshot:

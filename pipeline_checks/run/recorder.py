@@ -227,7 +227,7 @@ class _FitRecord:
         # JAX's fit keeps the state outside the variables until synchronized.
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()
-        return weight_values(self.weights, like=like)
+        return weight_values(self.weights, like)
 
 
 def _scalars(logs) -> dict:

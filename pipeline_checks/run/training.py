@@ -92,6 +92,7 @@ class TrainingRun:
     initial_loss: float = math.nan
     seconds: float = 0.0
     start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
+    replays: TrainingRun | None = field(default=None, repr=False)  # the run a replay repeats, whose snapshots it shares
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
     stages: list = field(default_factory=list)  # the `Stage`s, in order; empty for a run recorded elsewhere
     timings: Timings = field(default_factory=Timings, repr=False)  # where `train`'s seconds went, by phase
@@ -142,7 +143,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
         run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
     # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
-    run.start_state = None if pipeline.train is not None else _state_before_fit(model)
+    run.start_state = None if pipeline.train is not None else _state_before_fit(model, like=run.initial)
     with timings.timed_fit():
         _fit(run, epochs)
     if pipeline.after_fit is not None:
@@ -218,16 +219,17 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
     second_try = not keep_compiled and compat.keeps_compiled_functions()
     rebuilt = build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
-    rebuilt_state = _values(rebuilt.variables)
+    initial_of = {id(w): value for w, value in zip(run.weights, run.initial)}
+    rebuilt_state = weight_values(rebuilt.variables, tuple(initial_of.get(id(v)) for v in model.variables))
     by_id = {id(v): value for v, value in zip(rebuilt.variables, rebuilt_state)}  # one copy of each weight, not two
     initial = tuple(by_id[id(w)] if id(w) in by_id else compat.to_numpy(w) for w in rebuilt.weights)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
     again = TrainingRun(
         pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
-        trainable=run.trainable, initial=initial, initial_loss=run.initial_loss,
+        trainable=run.trainable, initial=initial, initial_loss=run.initial_loss, replays=run,
     )
-    end_state = VariableSnapshot.of(run.start_state.variables)
+    end_state = VariableSnapshot.of(run.start_state.variables, like={id(w): value for w, value in zip(run.weights, run.final)})
     try:
         run.start_state.restore()
         for variable, value in zip(model.variables, rebuilt_state):
@@ -268,7 +270,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     stage = Stage(1, "fit 1", run.trainable, run.initial)
     with pipeline_step(run.pipeline, "fit"):
         run.history = run.model.fit(verbose=0, **arguments)
-    run.final = weight_values(run.weights, like=_latest_snapshot(run))
+    run.final = weight_values(run.weights, _latest_snapshot(run))
     stage.end, stage.history, stage.steps = run.final, run.history, len(run.batch_losses)
     run.stages = [stage]
 
@@ -296,12 +298,12 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         stage = Stage(
             len(run.stages) + 1, f"fit {len(run.stages) + 1}",
             frozenset(id(v) for v in model.trainable_weights),
-            weight_values(run.weights, like=run.stages[-1].end if run.stages else run.initial),
+            weight_values(run.weights, run.stages[-1].end if run.stages else run.initial),
         )
         steps = len(run.batch_losses)
         run.stages.append(stage)
         history = original(*bound.args, **bound.kwargs)
-        stage.end = weight_values(run.weights, like=stage.start)
+        stage.end = weight_values(run.weights, stage.start)
         stage.history, stage.steps = history, len(run.batch_losses) - steps
         return history
 
@@ -316,7 +318,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
             model.fit = original
         else:
             del model.fit
-    run.final = weight_values(run.weights, like=run.stages[-1].end if run.stages else start)
+    run.final = weight_values(run.weights, run.stages[-1].end if run.stages else start)
     if not run.stages:  # its frozen set: what the model says it trains once the loop has set it up
         run.stages = [Stage(1, CUSTOM_LOOP, frozenset(id(v) for v in model.trainable_weights), start, run.final)]
     run.history = run.stages[-1].history
@@ -324,8 +326,11 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
     run.trainable = frozenset().union(*(stage.trainable for stage in run.stages))
 
 
-def _state_before_fit(model):
-    """Every variable of the model, its optimizer and its random generators, optimizer built first; None if it cannot be."""
+def _state_before_fit(model, like: tuple):
+    """Every variable of the model, its optimizer and its random generators, optimizer built first; None if it cannot be.
+
+    `like`: the run's initial weights, whose arrays the snapshot shares where a weight did not move since.
+    """
     from pipeline_checks.model.state import VariableSnapshot
 
     optimizer = model.optimizer
@@ -335,7 +340,8 @@ def _state_before_fit(model):
         return None
     # Keras 2's augmentation layers draw from generators outside model.variables: a replay that
     # did not restore them would continue their streams and differ from a fresh process.
-    return VariableSnapshot.of([*model.variables, *compat.optimizer_variables(optimizer), *compat.random_generator_states(model)])
+    variables = [*model.variables, *compat.optimizer_variables(optimizer), *compat.random_generator_states(model)]
+    return VariableSnapshot.of(variables, like={id(w): value for w, value in zip(model.weights, like)})
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -391,17 +397,19 @@ def _recorder(run: TrainingRun):
             run.batch_losses.append(float((logs or {}).get("loss", math.nan)))  # the step has finished
             run.timings.step_ended()  # before the snapshot below, which is no part of the step
             if run.after_first_step is None:
-                run.after_first_step = self._weights()  # frozen weights shared with `initial`
+                run.after_first_step = self._weights("after_first_step")
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0 and run.after_first_epoch is None:  # the first stage's first epoch
-                run.after_first_epoch = self._weights()  # a one-step epoch: all of `after_first_step`
+                run.after_first_epoch = self._weights("after_first_epoch")
                 run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
 
-        def _weights(self):
+        def _weights(self, moment: str):
+            """The weights now, sharing arrays with the replayed run's at the same moment, else with the last snapshot."""
             # JAX's fit keeps the state outside the variables until synchronized.
             if hasattr(self.model, "jax_state_sync"):
                 self.model.jax_state_sync()
-            return weight_values(run.weights, like=_latest_snapshot(run))
+            replayed = getattr(run.replays, moment) if run.replays is not None else None
+            return weight_values(run.weights, replayed, _latest_snapshot(run))
 
     return Recorder()
