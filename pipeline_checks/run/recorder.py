@@ -186,7 +186,7 @@ class _FitRecord:
         return cls(
             model, weights,
             trainable=frozenset(id(v) for v in model.trainable_weights),
-            initial=_values(weights),
+            initial=weight_values(weights),
             history=RecordedHistory(dict(params or {})),
             start_state=_state_at_start(model),
             started=time.perf_counter(),
@@ -239,10 +239,6 @@ def _scalars(logs) -> dict:
         except (TypeError, ValueError):
             pass
     return scalars
-
-
-def _values(variables) -> tuple:
-    return tuple(compat.to_numpy(v) for v in variables)
 
 
 def _state_at_start(model):

@@ -137,7 +137,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     run = TrainingRun(
         pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
         trainable=frozenset(id(v) for v in model.trainable_weights),
-        initial=_values(weights), timings=timings,
+        initial=weight_values(weights), timings=timings,
     )
     before_fit = "the model on the training inputs (a training-mode pass before fit)"
     with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
@@ -219,9 +219,9 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
     second_try = not keep_compiled and compat.keeps_compiled_functions()
     rebuilt = build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
-    initial_of = {id(w): value for w, value in zip(run.weights, run.initial)}
+    initial_of = _by_variable(run.weights, run.initial)
     rebuilt_state = weight_values(rebuilt.variables, tuple(initial_of.get(id(v)) for v in model.variables))
-    by_id = {id(v): value for v, value in zip(rebuilt.variables, rebuilt_state)}  # one copy of each weight, not two
+    by_id = _by_variable(rebuilt.variables, rebuilt_state)  # one copy of each weight, not two
     initial = tuple(by_id[id(w)] if id(w) in by_id else compat.to_numpy(w) for w in rebuilt.weights)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
@@ -229,7 +229,7 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
         pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
         trainable=run.trainable, initial=initial, initial_loss=run.initial_loss, replays=run,
     )
-    end_state = VariableSnapshot.of(run.start_state.variables, like={id(w): value for w, value in zip(run.weights, run.final)})
+    end_state = VariableSnapshot.of(run.start_state.variables, like=_by_variable(run.weights, run.final))
     try:
         run.start_state.restore()
         for variable, value in zip(model.variables, rebuilt_state):
@@ -341,7 +341,7 @@ def _state_before_fit(model, like: tuple):
     # Keras 2's augmentation layers draw from generators outside model.variables: a replay that
     # did not restore them would continue their streams and differ from a fresh process.
     variables = [*model.variables, *compat.optimizer_variables(optimizer), *compat.random_generator_states(model)]
-    return VariableSnapshot.of(variables, like={id(w): value for w, value in zip(model.weights, like)})
+    return VariableSnapshot.of(variables, like=_by_variable(model.weights, like))
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -380,8 +380,9 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
     release_freed_memory()
 
 
-def _values(weights) -> tuple:
-    return tuple(compat.to_numpy(v) for v in weights)
+def _by_variable(variables, values) -> dict:
+    """`id(variable)` -> its value in a snapshot taken of `variables`."""
+    return {id(v): value for v, value in zip(variables, values)}
 
 
 def _latest_snapshot(run: TrainingRun) -> tuple:
