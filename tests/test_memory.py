@@ -3,10 +3,12 @@
 import json
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
 
+from pipeline_checks.model import compat
 from pipeline_checks.run.memory import _malloc_trim, release_freed_memory
 
 # Run in a fresh process, whose heap starts as glibc leaves it. A freed 8 MB mapping raises the
@@ -46,3 +48,53 @@ def test_releasing_changes_no_live_object():
     weights = [np.arange(10.0), {"kernel": np.ones((3, 3))}]
     release_freed_memory()
     assert weights[0].tolist() == list(range(10)) and weights[1]["kernel"].sum() == 9
+
+
+tensorflow_only = pytest.mark.skipif(compat.backend() != "tensorflow", reason="TensorFlow's gradient registry")
+
+
+def custom_gradient_names() -> set[str]:
+    from tensorflow.python.framework import ops
+
+    return {name for name in ops.gradient_registry._registry if name.startswith("CustomGradient-")}
+
+
+def fitted_model():
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    return model
+
+
+@tensorflow_only
+def test_a_dead_models_training_graph_leaves_tensorflows_gradient_registry():
+    before = custom_gradient_names()
+    model = fitted_model()
+    registered = custom_gradient_names() - before
+    assert registered, "Keras' training step registered no custom gradient: nothing to test"
+    step_graph = weakref.ref(_graph_of_registration(next(iter(registered))))
+    del model
+    release_freed_memory()
+    assert not custom_gradient_names() & registered
+    assert step_graph() is None
+
+
+@tensorflow_only
+def test_a_live_models_registration_stays_and_it_still_trains():
+    before = custom_gradient_names()
+    model = fitted_model()
+    registered = custom_gradient_names() - before
+    release_freed_memory()
+    assert registered <= custom_gradient_names()
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+
+
+def _graph_of_registration(name: str):
+    from tensorflow.python.framework import ops
+
+    from pipeline_checks.run.memory import _graph_of
+
+    return _graph_of(ops.gradient_registry._registry[name]["type"])
