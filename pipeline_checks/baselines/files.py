@@ -4,7 +4,9 @@ The key names what decides a run's numbers beyond the pipeline and its seed: the
 backend with its minor version, and Keras' major version ("tensorflow2.21-keras3",
 "jax0.10-keras3", "tensorflow2.12-keras2"). Measured: one TensorFlow release to another, a
 run's loss curve can move beyond any tolerance that still catches a changed learning rate
-(docs/baselines.md, "Noise"). The built-in pipelines' baselines ship with the package, for
+(docs/baselines.md, "Noise"). The machine is written into the file, not into the key: a run
+recorded on another machine is compared on what it fixed before training (report.py).
+The built-in pipelines' baselines ship with the package, for
 the keys the project measures.
 """
 
@@ -61,6 +63,7 @@ class Baseline:
     seed: int
     figures: dict[str, Any]
     versions: dict[str, str]
+    machine: str = ""  # devices.machine() where it was recorded; "" in files from before it was written
 
     def to_yaml(self) -> str:
         import yaml
@@ -69,7 +72,8 @@ class Baseline:
             f"# pipeline-checks baseline of pipeline {self.pipeline!r} on {self.key}, trained from seed {self.seed}.\n"
             f"# Review changes to it like code; refresh it with: {UPDATE_COMMAND}\n"
         )
-        body = {"pipeline": self.pipeline, "key": self.key, "seed": self.seed, "versions": self.versions, "figures": self.figures}
+        body = {"pipeline": self.pipeline, "key": self.key, "seed": self.seed, "versions": self.versions,
+                "machine": self.machine, "figures": self.figures}
         # Leaf lists inline (one image's outputs per line), keys in the fingerprint's order.
         return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
@@ -83,9 +87,10 @@ class Baseline:
 
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            return cls(str(data["pipeline"]), str(data["key"]), int(data["seed"]), dict(data["figures"]), dict(data.get("versions") or {}))
+            return cls(str(data["pipeline"]), str(data["key"]), int(data["seed"]), dict(data["figures"]),
+                       dict(data.get("versions") or {}), str(data.get("machine") or ""))
         except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"Cannot read the baseline {path}: {' '.join(str(error).split())}; expected the YAML that {UPDATE_COMMAND} writes "
-                "(pipeline, key, seed, versions, figures): refresh it with that command"
+                "(pipeline, key, seed, versions, machine, figures): refresh it with that command"
             ) from None

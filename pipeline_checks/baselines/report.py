@@ -12,10 +12,21 @@ from pipeline_checks.results.check_result import CheckResult, failed, passed
 
 NAME = "baseline"
 
+# What a run fixes before its first training step. Another machine (other vector instructions,
+# another core count) can differ in a kernel's last bit, and training grows that: the built-in
+# MobileNetV2's loss moved by 14% to 4000% from epoch 3 on between two CPUs, while these figures
+# stay within their tolerances. Against a file from another machine only these can fail.
+BEFORE_TRAINING = ("data.", "loss.initial", "params.", "flops")
+
 
 def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[str, Any],
-            overrides: tuple[tuple[str, Tolerance], ...] = (), versions: dict[str, str] | None = None) -> CheckResult:
-    """Compare this run's `figures` (trained from `seed`, on `versions`) with `baseline`, read from `path`."""
+            overrides: tuple[tuple[str, Tolerance], ...] = (), versions: dict[str, str] | None = None,
+            machine: str | None = None) -> CheckResult:
+    """Compare this run's `figures` (trained from `seed`, on `versions` and `machine`) with `baseline`, read from `path`.
+
+    Where `baseline` was recorded on another machine than `machine`, trained figures that moved
+    are reported and do not fail; `machine=None` compares every figure as from this machine.
+    """
     refresh = refresh_command(pipeline.name)
     if baseline.seed != seed:
         return failed(
@@ -26,14 +37,18 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
             baseline=str(path), baseline_seed=baseline.seed, seed=seed,
         )
     departures = compare(baseline.figures, figures, overrides)
-    moved = [d for d in departures if d.moved]
+    elsewhere = machine is not None and baseline.machine != machine
+    grown = [d for d in departures if d.moved and elsewhere and not d.figure.startswith(BEFORE_TRAINING)]
+    moved = [d for d in departures if d.moved and d not in grown]
     unmatched = [d for d in departures if not d.moved]
-    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "not_compared": len(unmatched)}
+    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "not_compared": len(unmatched),
+               "moved_on_another_machine": len(grown)}
     note = f"\nNot compared, as measured on one side only: {_grouped(unmatched)}" if unmatched else ""
+    note += _another_machine(grown, baseline.machine, machine, refresh)
     if not moved:
-        compared = len(baseline.figures) - len(unmatched)
-        return passed(NAME, pipeline, f"{compared} figures within tolerance of {path}", note.strip(),
-                      headline=f"{compared} figures as in the baseline", **numbers)
+        compared = len(baseline.figures) - len(unmatched) - len(grown)
+        headline = f"{compared} figures as in the baseline" + (f", {len(grown)} trained ones from another machine" if grown else "")
+        return passed(NAME, pipeline, f"{compared} figures within tolerance of {path}", note.strip(), headline=headline, **numbers)
     return failed(
         NAME, pipeline,
         f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {listed((d.figure for d in moved), 5)}",
@@ -93,6 +108,15 @@ def _short(value: Any, limit: int = 28) -> str:
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _another_machine(grown: list[Departure], then: str, now: str | None, refresh: str) -> str:
+    if not grown:
+        return ""
+    return (f"\nMoved, but the baseline was recorded on another machine ({then or 'not recorded'}; this one: {now}), "
+            f"so they do not fail: {listed((d.figure for d in grown), 5)}. Training grows a kernel's last-bit difference "
+            f"between machines within a few epochs; only what the run fixes before training ({', '.join(BEFORE_TRAINING)}) "
+            f"is held against another machine's baseline. Record this machine's to compare every figure:\n    {refresh}")
 
 
 def _version_change(then: dict[str, str], now: dict[str, str] | None) -> str:

@@ -85,6 +85,33 @@ def device_name() -> str:
     return _cpu_model()
 
 
+# Vector instruction sets that change which kernels oneDNN, XLA and Eigen pick, newest first.
+VECTOR_EXTENSIONS = ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx512f", "avx2", "avx", "asimd", "neon")
+
+
+def machine() -> str:
+    """What picks a run's kernels besides the versions: the device, the CPU's widest vector
+    instructions and how many cores share the work, e.g. 'AMD EPYC, avx512_bf16, 2 CPUs'.
+
+    Two machines that differ here can differ in a kernel's last bit, and a deep network's
+    training grows that within a few epochs (docs/baselines.md, "Noise").
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [device_name(), *_widest_vector_extension(), f"{cores} CPUs"]
+    return ", ".join(parts)
+
+
+def _widest_vector_extension() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith(("flags", "Features"))), [])
+    except OSError:  # not Linux: the CPU's model name stands for its instructions
+        return []
+    return [next((name for name in VECTOR_EXTENSIONS if name in flags), "no vector extension")]
+
+
 def _cpu_model() -> str:
     import platform
 

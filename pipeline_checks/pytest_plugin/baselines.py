@@ -24,6 +24,7 @@ from pipeline_checks.baselines.files import (
     versions,
 )
 from pipeline_checks.baselines.fingerprint import fingerprint
+from pipeline_checks.model import devices
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.run.training import shared_run
 
@@ -32,7 +33,7 @@ def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, direc
                    builtin: bool, overrides: tuple, check_numbers: dict) -> CheckResult:
     """The baseline check's result for `pipeline`; writes the file where the rules above say so."""
     run = shared_run(pipeline, seed)
-    now = Baseline(pipeline.name, environment_key(), seed, fingerprint(run, check_numbers), versions())
+    now = Baseline(pipeline.name, environment_key(), seed, fingerprint(run, check_numbers), versions(), devices.machine())
     root = request.config.rootpath
     path = baseline_file(root / (directory or DEFAULT_DIRECTORY), pipeline.name, now.key)
     shown = _relative(path, root)
@@ -44,7 +45,7 @@ def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, direc
         if not shipped.is_file():  # versions the project has not recorded, or a run that differs between processes
             pytest.skip(f"no baseline of the built-in pipeline {pipeline.name!r} ships for {now.key}; "
                         f"record one with --pc-update-baselines (docs/baselines.md, 'Built-in pipelines')")
-        return report.verdict(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now.figures, overrides, now.versions)
+        return report.verdict(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now.figures, overrides, now.versions, now.machine)
     if not path.is_file() and not _regenerating(request):
         now.write(path)
         return report.missing(pipeline, shown)
@@ -59,7 +60,7 @@ def _regression_check(request, pipeline, seed, now: Baseline, path: Path, shown:
 
     def check(obtained: Path, expected: Path) -> None:
         __tracebackhide__ = True
-        result = report.verdict(pipeline, Baseline.read(expected), shown, seed, now.figures, overrides, now.versions)
+        result = report.verdict(pipeline, Baseline.read(expected), shown, seed, now.figures, overrides, now.versions, now.machine)
         results.append(result)
         if not result.passed:
             raise AssertionError(str(result))
