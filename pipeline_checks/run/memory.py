@@ -52,6 +52,8 @@ def _forget_dead_custom_gradients() -> int:
 
 def _accessed_only_dead_variables(entry) -> bool:
     graph = _graph_of(entry.get("type") if isinstance(entry, dict) else None)
+    if graph is _TAKEN_APART:
+        return True
     variables = []
     while graph is not None:  # a branch of a cond inside the step: its function's graph holds the variables
         variables += getattr(graph, "_weak_variables", None) or []
@@ -59,17 +61,22 @@ def _accessed_only_dead_variables(entry) -> bool:
     return bool(variables) and all(ref() is None for ref in variables)
 
 
+# A graph TensorFlow has already taken apart (2.12 does once its function died): its
+# operations no longer know it, so nothing can differentiate through them again.
+_TAKEN_APART = object()
+
+
 def _graph_of(function, depth: int = 3):
-    """The graph of the tensors a registered gradient function closes over (found within `depth` closures)."""
+    """The graph of the tensors a registered gradient function closes over (found within `depth`
+    closures), `_TAKEN_APART`, or None where it closes over no graph tensor."""
     for cell in getattr(function, "__closure__", None) or ():
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
         for item in value if isinstance(value, (list, tuple)) else (value,):
-            graph = getattr(item, "graph", None) if hasattr(item, "op") else None
-            if graph is not None:
-                return graph
+            if hasattr(item, "op"):  # a graph tensor (an eager one has no op)
+                return getattr(item, "graph", None) or _TAKEN_APART
         if depth > 1 and callable(value):
             graph = _graph_of(value, depth - 1)
             if graph is not None:
