@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline_checks.model import compat
-from pipeline_checks.run.memory import _malloc_trim, release_freed_memory
+from pipeline_checks.run.memory import _CUSTOM_GRADIENT, _graph_of, _malloc_trim, release_freed_memory
 
 # Run in a fresh process, whose heap starts as glibc leaves it. A freed 8 MB mapping raises the
 # mmap threshold: later arrays of that size come from the heap, and with smaller objects still
@@ -56,12 +56,11 @@ tensorflow_only = pytest.mark.skipif(compat.backend() != "tensorflow", reason="T
 def custom_gradient_names() -> set[str]:
     from tensorflow.python.framework import ops
 
-    return {name for name in ops.gradient_registry._registry if name.startswith("CustomGradient-")}
+    return {name for name in ops.gradient_registry._registry if name.startswith(_CUSTOM_GRADIENT)}
 
 
 def fitted_model():
-    import keras
-
+    keras = compat.keras()
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -94,7 +93,5 @@ def test_a_live_models_registration_stays_and_it_still_trains():
 
 def _graph_of_registration(name: str):
     from tensorflow.python.framework import ops
-
-    from pipeline_checks.run.memory import _graph_of
 
     return _graph_of(ops.gradient_registry._registry[name]["type"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
 
 from pipeline_checks.model import compat
@@ -96,33 +97,31 @@ def machine() -> str:
     Two machines that differ here can differ in a kernel's last bit, and a deep network's
     training grows that within a few epochs (docs/baselines.md, "Noise").
     """
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parts = [device_name(), *_widest_vector_extension(), f"{cores} CPUs"]
     return ", ".join(parts)
 
 
 def _widest_vector_extension() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith(("flags", "Features"))), [])
-    except OSError:  # not Linux: the CPU's model name stands for its instructions
+    flags = _cpuinfo("flags", "Features")
+    if flags is None:  # not Linux: the CPU's model name stands for its instructions
         return []
-    return [next((name for name in VECTOR_EXTENSIONS if name in flags), "no vector extension")]
+    return [next((name for name in VECTOR_EXTENSIONS if name in flags.split()), "no vector extension")]
 
 
 def _cpu_model() -> str:
     import platform
 
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "CPU"
+
+
+def _cpuinfo(*fields: str) -> str | None:
+    """The value of the first line of /proc/cpuinfo that starts with one of `fields`; None off Linux."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith(fields)), "")
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "CPU"
+        return None
 
 
 def jax_version() -> str | None:
