@@ -8,6 +8,7 @@ import numpy as np
 
 from broken_pipelines.common import small_pipeline
 from pipeline_checks.model import compat
+from pipeline_checks.model.on_disk import OnDisk
 from pipeline_checks.model.state import VariableSnapshot, weight_values
 from pipeline_checks.run.training import forget_shared_runs, replay, shared_run
 
@@ -40,6 +41,20 @@ def test_a_large_zero_array_is_held_as_one_broadcast_zero_and_restored_as_zeros(
     assert [id(v) for v in snapshot.changed()] == [id(big)]
     snapshot.restore()
     assert snapshot.changed() == [] and compat.to_numpy(big).tobytes() == bytes(1 << 20)
+
+
+def test_a_snapshot_on_disk_holds_its_large_values_in_a_file_and_restores_them_bitwise():
+    big, small, kept = variable(np.arange(1 << 18)), variable([1.0, 2.0]), variable(np.ones(1 << 18))
+    earlier = {id(kept): compat.to_numpy(kept)}
+    snapshot = VariableSnapshot.of((big, small, kept), like=earlier, on_disk=True)
+    assert isinstance(snapshot.values[0], OnDisk) and isinstance(snapshot.values[1], np.ndarray)
+    assert snapshot.values[2] is earlier[id(kept)]  # held already: not written again
+    for v in (big, small, kept):
+        v.assign(np.zeros(v.shape, "float32"))
+    assert [id(v) for v in snapshot.changed()] == [id(big), id(small), id(kept)]
+    snapshot.restore()
+    assert snapshot.changed() == []
+    assert compat.to_numpy(big).tobytes() == np.arange(1 << 18, dtype="float32").tobytes()
 
 
 def test_a_one_step_epoch_holds_its_weights_once_for_the_step_the_epoch_and_a_one_epoch_replay():

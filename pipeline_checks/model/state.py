@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline_checks.model import compat
 from pipeline_checks.model.forward import forward
+from pipeline_checks.model.on_disk import OnDisk, SpillFile
 
 
 @dataclass(frozen=True)
@@ -24,25 +25,44 @@ class VariableSnapshot:
     values: tuple
 
     @classmethod
-    def of(cls, variables, like: Mapping[int, np.ndarray] | None = None) -> VariableSnapshot:
+    def of(cls, variables, like: Mapping[int, np.ndarray] | None = None, on_disk: bool = False) -> VariableSnapshot:
         """The variables' values now.
 
         `like`: earlier arrays by `id(variable)`, kept where the bytes are the same (as in
         `weight_values`). A zero array of a MiB or more (an optimizer slot before the first
-        step) is held as one zero broadcast to its shape.
+        step) is held as one zero broadcast to its shape. `on_disk`: every other value of a MiB
+        or more goes to a temporary file (`on_disk.SpillFile`) until it is read back.
         """
         variables, like = tuple(variables), like or {}
-        return cls(variables, tuple(_held_once(compat.to_numpy(v), like.get(id(v))) for v in variables))
+        spill = SpillFile() if on_disk else None
+        values = []
+        for variable in variables:
+            old = like.get(id(variable))
+            value = _held_once(compat.to_numpy(variable), old)
+            if spill is not None and value is not old and value.flags.c_contiguous and value.nbytes >= ON_DISK_FROM:
+                value = spill.write(value)
+            values.append(value)
+        return cls(variables, tuple(values))
 
     def restore(self) -> None:
         for variable, value in zip(self.variables, self.values):
-            variable.assign(value if value.flags.c_contiguous else np.array(value))  # a broadcast zero: an array again
+            variable.assign(_array(value))
 
     def changed(self) -> list:
         """The variables whose value differs from the snapshot now (bitwise)."""
         return [
-            v for v, old in zip(self.variables, self.values) if compat.to_numpy(v).tobytes() != old.tobytes()
+            v for v, old in zip(self.variables, self.values) if compat.to_numpy(v).tobytes() != _array(old).tobytes()
         ]
+
+
+ON_DISK_FROM = 1 << 20  # bytes: smaller values are not worth a write
+
+
+def _array(value) -> np.ndarray:
+    """A snapshot's value as a contiguous array: read back from disk, or a broadcast zero made whole."""
+    if isinstance(value, OnDisk):
+        return value.array()
+    return value if value.flags.c_contiguous else np.array(value)
 
 
 def weight_values(weights, *like: tuple | None) -> tuple:

@@ -46,6 +46,18 @@ def fresh_build(pipeline: Pipeline, seed: int):
     return builds[seed]
 
 
+def rebuild_fresh_build(pipeline: Pipeline, seed: int):
+    """Build `pipeline` from `seed` again, seeded in full (TensorFlow's kernel cache cleared), as its
+    shared untrained build; drop the one it replaces first (`forget_fresh_build`), so that two are not held."""
+    model = _BUILDS.setdefault(pipeline, {})[seed] = build(pipeline, seed)
+    return model
+
+
+def forget_fresh_build(pipeline: Pipeline, seed: int) -> None:
+    """Drop the shared untrained build of `pipeline` from `seed`, if there is one."""
+    _BUILDS.get(pipeline, {}).pop(seed, None)
+
+
 def take_fresh_build(pipeline: Pipeline, seed: int):
     """The untrained model of `pipeline` from `seed`, no longer shared: the caller may change it."""
     model = _BUILDS.get(pipeline, {}).pop(seed, None)

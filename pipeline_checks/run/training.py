@@ -26,7 +26,7 @@ from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.model.state import weight_values
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
-from pipeline_checks.run.builds import build, forget_fresh_builds, fresh_build
+from pipeline_checks.run.builds import build, forget_fresh_build, forget_fresh_builds, fresh_build, rebuild_fresh_build
 from pipeline_checks.run.memory import release_freed_memory
 from pipeline_checks.run.timings import Timings
 
@@ -212,13 +212,16 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     from pipeline_checks.model.state import VariableSnapshot
 
     pipeline, seed, model = run.pipeline, run.seed, run.model
+    # The shared untrained build, seeded as `build` seeds, except for the second replay on Keras 3
+    # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first
+    # differ, and replaces the shared build (which it equals), so that two are not held at once.
+    second_try = not keep_compiled and compat.keeps_compiled_functions()
+    if second_try:
+        forget_fresh_build(pipeline, seed)
     release_freed_memory()  # before snapshotting every variable and replaying
     start = time.perf_counter()
     raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
-    # The shared untrained build, seeded as `build` seeds, except for the second replay on Keras 3
-    # with TensorFlow: it builds again in a full seed's wake, in case stateful kernels made the first differ.
-    second_try = not keep_compiled and compat.keeps_compiled_functions()
-    rebuilt = build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
+    rebuilt = rebuild_fresh_build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
     initial_of = _by_variable(run.weights, run.initial)
     rebuilt_state = weight_values(rebuilt.variables, tuple(initial_of.get(id(v)) for v in model.variables))
     by_id = _by_variable(rebuilt.variables, rebuilt_state)  # one copy of each weight, not two
@@ -229,7 +232,8 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
         pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
         trainable=run.trainable, initial=initial, initial_loss=run.initial_loss, replays=run,
     )
-    end_state = VariableSnapshot.of(run.start_state.variables, like=_by_variable(run.weights, run.final))
+    # The run's end: its weights are the final snapshot's arrays; the optimizer's slots wait on disk.
+    end_state = VariableSnapshot.of(run.start_state.variables, like=_by_variable(run.weights, run.final), on_disk=True)
     try:
         run.start_state.restore()
         for variable, value in zip(model.variables, rebuilt_state):
