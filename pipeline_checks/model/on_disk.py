@@ -47,10 +47,6 @@ class OnDisk:
     shape: tuple
     dtype: np.dtype
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
-
     def array(self) -> np.ndarray:
         out = np.empty(self.shape, self.dtype)
         self.file.read_into(self.offset, out)

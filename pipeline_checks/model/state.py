@@ -39,7 +39,7 @@ class VariableSnapshot:
         for variable in variables:
             old = like.get(id(variable))
             value = _held_once(compat.to_numpy(variable), old)
-            if spill is not None and value is not old and value.flags.c_contiguous and value.nbytes >= ON_DISK_FROM:
+            if spill is not None and value is not old and value.flags.c_contiguous and value.nbytes >= LARGE:
                 value = spill.write(value)
             values.append(value)
         return cls(variables, tuple(values))
@@ -53,9 +53,6 @@ class VariableSnapshot:
         return [
             v for v, old in zip(self.variables, self.values) if compat.to_numpy(v).tobytes() != _array(old).tobytes()
         ]
-
-
-ON_DISK_FROM = 1 << 20  # bytes: smaller values are not worth a write
 
 
 def _array(value) -> np.ndarray:
@@ -87,13 +84,13 @@ def _same_or_new(new: np.ndarray, *olds: np.ndarray | None) -> np.ndarray:
     return new
 
 
-ZEROS_BROADCAST_FROM = 1 << 20  # bytes: smaller zero arrays are not worth a view
+LARGE = 1 << 20  # bytes: a value held as a broadcast zero or on disk; smaller ones are not worth a view or a write
 
 
 def _held_once(new: np.ndarray, old: np.ndarray | None) -> np.ndarray:
     """`old` where it holds `new`'s bytes; a read-only broadcast zero where `new` is all zero bytes; else `new`."""
     kept = _same_or_new(new, old)
-    if kept is new and new.nbytes >= ZEROS_BROADCAST_FROM and not new.reshape(-1).view(np.uint8).any():
+    if kept is new and new.nbytes >= LARGE and not new.reshape(-1).view(np.uint8).any():
         return np.broadcast_to(np.zeros((), new.dtype), new.shape)
     return kept
 

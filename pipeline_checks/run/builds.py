@@ -53,14 +53,14 @@ def rebuild_fresh_build(pipeline: Pipeline, seed: int):
     return model
 
 
-def forget_fresh_build(pipeline: Pipeline, seed: int) -> None:
-    """Drop the shared untrained build of `pipeline` from `seed`, if there is one."""
-    _BUILDS.get(pipeline, {}).pop(seed, None)
+def forget_fresh_build(pipeline: Pipeline, seed: int):
+    """Drop the shared untrained build of `pipeline` from `seed` and return it; None if there was none."""
+    return _BUILDS.get(pipeline, {}).pop(seed, None)
 
 
 def take_fresh_build(pipeline: Pipeline, seed: int):
     """The untrained model of `pipeline` from `seed`, no longer shared: the caller may change it."""
-    model = _BUILDS.get(pipeline, {}).pop(seed, None)
+    model = forget_fresh_build(pipeline, seed)
     return build(pipeline, seed, keep_compiled=True) if model is None else model
 
 
