@@ -27,6 +27,7 @@ from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
 from pipeline_checks.baselines.fingerprint import fingerprint
 from pipeline_checks.checks import all_checks
 from pipeline_checks.model import compat
+from pipeline_checks.pytest_plugin.durations import measured
 from pipeline_checks.run.training import forget_shared_runs, shared_run
 from pipeline_checks.scenarios.builtin import application_pipeline
 from pipeline_checks.testing.small_models import small_bn_cnn
@@ -59,23 +60,39 @@ def pipeline_for(case: str) -> Pipeline:
     return small_pipeline() if case == "small-cnn" else application_pipeline(case)
 
 
-def bare_fit_and_evaluate(pipeline: Pipeline) -> None:
+def bare_fit_and_evaluate(pipeline: Pipeline) -> dict:
+    """Build, fit and evaluate as a plain training script does; return the seconds of each."""
+    marks = [time.perf_counter()]
     compat.set_random_seed(0)
     raw = pipeline.raw_data()
     model = pipeline.fresh_model()
+    marks.append(time.perf_counter())
     model.fit(pipeline.train_inputs(raw.images), pipeline.targets(raw), verbose=0, **pipeline.fit_kwargs)
+    marks.append(time.perf_counter())
     model.evaluate(pipeline.infer_inputs(raw.images), pipeline.targets(raw), batch_size=pipeline.batch_size, verbose=0)
+    marks.append(time.perf_counter())
+    return {part: end - start for part, start, end in zip(("build", "fit", "evaluate"), marks, marks[1:])}
 
 
-def every_check(pipeline: Pipeline) -> None:
+def every_check(pipeline: Pipeline) -> dict:
+    """Run the gate; return its seconds by part: the training run's phases and each check's own work."""
     forget_shared_runs(pipeline)  # the gate trains the pipeline itself, as a fresh pytest session does
+    parts, results = {}, []
     try:
-        results = [check(pipeline) for check in all_checks().values()]
+        for name, check in all_checks().items():
+            with measured(pipeline, 0) as measurement:
+                results.append(check(pipeline))
+            parts[f"check {name}"] = measurement.seconds
+            if measurement.run is not None:
+                parts.update({f"run {phase}": seconds for phase, seconds in measurement.run["phases"].items()})
+        start = time.perf_counter()
         fingerprint(shared_run(pipeline), {result.name: result.numbers for result in results})
+        parts["fingerprint"] = time.perf_counter() - start
     finally:
         forget_shared_runs(pipeline)
     failed = [str(result) for result in results if not result.passed]
     assert not failed, "\n".join(failed)  # a correct pipeline: a failing check would time the wrong thing
+    return parts
 
 
 def rounds(benchmark, case: str) -> int:
@@ -87,20 +104,24 @@ def rounds(benchmark, case: str) -> int:
 
 
 def in_fresh_process(what: str, case: str, inner: list) -> None:
-    """Run `python test_suite_cost.py WHAT CASE` and keep the seconds it measured inside."""
+    """Run `python test_suite_cost.py WHAT CASE` and keep what it measured inside: seconds, and parts."""
     done = subprocess.run(
         [sys.executable, __file__, what, case], capture_output=True, text=True, check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    inner.append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    inner.append(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def timed(benchmark, case: str, what: str) -> float:
+    """The median round's inner seconds; its parts go to extra_info as `seconds_by_part`."""
     inner: list = []
     benchmark.group = f"suite cost: {case}"
     benchmark.pedantic(in_fresh_process, args=(what, case, inner), rounds=rounds(benchmark, case), warmup_rounds=0)
-    return sorted(inner)[len(inner) // 2]
+    median = sorted(inner, key=lambda round_: round_["seconds"])[len(inner) // 2]
+    if median.get("parts"):
+        benchmark.extra_info["seconds_by_part"] = {part: round(s, 3) for part, s in median["parts"].items()}
+    return median["seconds"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -123,5 +144,5 @@ if __name__ == "__main__":  # one round, in this fresh process: python test_suit
     work = {"floor": bare_fit_and_evaluate, "gate": every_check}[sys.argv[1]]
     pipeline = pipeline_for(sys.argv[2])
     start = time.perf_counter()
-    work(pipeline)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    parts = work(pipeline)
+    print(json.dumps({"seconds": time.perf_counter() - start, "parts": parts}))

@@ -49,7 +49,7 @@ def test_correct_twin_passes(checked, factory):
 
 def test_a_get_config_bug_fails_the_keras_file_only(checked):
     _, _, result = checked(reproducibility.get_config_omits_argument)
-    assert result.summary.startswith("the model loaded from the .keras file predicts differently")
+    assert re.match(r"the model loaded from the \.keras (file|folder) predicts differently", result.summary)
     assert "with every weight identical" in result.summary
     assert "weights file: loads back to identical weights and predictions." in result.details
     assert result.numbers["keras_prediction_difference"] > result.numbers["tolerance"]
@@ -94,13 +94,20 @@ def test_files_go_under_directory_and_are_removed(checked, factory, tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_load_model_reads_the_weights_from_a_file_not_from_memory(checked, monkeypatch):
-    """Keras 3 reads the archive's weights into memory where it can: a copy of every weight and
-    optimizer slot at the gate's peak. The check makes it extract them beside the archive."""
+@pytest.mark.parametrize("unzipped", [True, False], ids=["keras-folder", "keras-file"])
+def test_load_model_reads_the_weights_from_a_file_not_from_memory(checked, monkeypatch, unzipped):
+    """Keras 3 reads a .keras file's weights into memory where it can: a copy of every weight and
+    optimizer slot at the gate's peak. The check saves a folder where Keras can, whose weights
+    file both loads read; else it makes load_model extract the archive's beside it."""
     if not compat.is_keras3():
         pytest.skip("Keras 2's load_model reads the weights from the file already")
     from keras.src.saving import saving_lib
 
+    from pipeline_checks.checks import save_load
+
+    if unzipped and not save_load._saves_unzipped(compat.keras()):
+        pytest.skip("this Keras saves no .keras folder (zipped=False came in Keras 3.5)")
+    monkeypatch.setattr(save_load, "_saves_unzipped", lambda keras: unzipped)
     pipeline, _, _ = checked(small_pipeline)
     extracted, original = [], saving_lib.H5IOStore.__init__
     asked = saving_lib.is_memory_sufficient
@@ -112,8 +119,39 @@ def test_load_model_reads_the_weights_from_a_file_not_from_memory(checked, monke
 
     monkeypatch.setattr(saving_lib.H5IOStore, "__init__", recorded)
     assert check_save_load(pipeline, SEED).passed
-    assert extracted == ["model.weights.h5", "model.weights.h5"]  # the weights file, then the archive's, extracted
+    assert extracted == ["model.weights.h5", "model.weights.h5"]  # load_weights', then load_model's
     assert saving_lib.is_memory_sufficient is asked  # put back
+
+
+def test_a_keras_folder_holds_the_weights_file_save_weights_writes(tmp_path):
+    """The check loads a .keras folder's weights file as the weights file: that is sound only while
+    model.save and save_weights write the same file (the same datasets, the same values)."""
+    keras = compat.keras()
+    from pipeline_checks.checks import save_load
+
+    if not save_load._saves_unzipped(keras):
+        pytest.skip("this Keras saves no .keras folder: the check writes a weights file of its own")
+    h5py = pytest.importorskip("h5py")
+    run = shared_run(small_pipeline(), SEED)  # trained: the optimizer's slots are in both files
+    run.model.save(tmp_path / "model", zipped=False)
+    run.model.save_weights(tmp_path / "model.weights.h5")
+
+    def datasets(path):
+        found = {}
+        with h5py.File(path, "r") as file:
+            file.visititems(lambda name, item: found.update({name: item[()].tobytes()}) if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    written_by_save, written_by_save_weights = datasets(tmp_path / "model" / "model.weights.h5"), datasets(tmp_path / "model.weights.h5")
+    assert len(written_by_save_weights) > len(run.model.weights)  # the optimizer's variables too
+    assert written_by_save == written_by_save_weights
+
+
+def test_a_failed_save_still_checks_the_weights_file(checked):
+    """model.save fails on a layer without get_config: the weights file is written and checked on its own."""
+    _, _, result = checked(reproducibility.get_config_not_overridden)
+    assert re.fullmatch(r"the \.keras (file|folder) does not save \(NotImplementedError: .*\)", result.summary), str(result)
+    assert "weights file: loads back to identical weights and predictions." in result.details
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,16 @@
-"""Check: the trained model survives saving and loading, as a `.keras` file and as a weights file.
+"""Check: the trained model survives saving and loading, as a `.keras` model and as a weights file.
 
-Deployment loads what training saved: a `.keras` file rebuilds the layers from their
+Deployment loads what training saved: a `.keras` model rebuilds the layers from their
 configs (custom layers must be registered and `get_config` complete), a `.weights.h5`
 file fills a model from `build_model`. Either way the loaded model must predict what the
 trained one predicts, with the same weights and BatchNormalization statistics.
+
+Where Keras can save the `.keras` format unzipped (`model.save(folder, zipped=False)`,
+Keras 3.5 on), the check writes the model once: a folder with the archive's files (config,
+metadata, `model.weights.h5`), which `load_model` loads, and whose weights file, written by
+the same code as `save_weights`, `load_weights` loads. That skips zipping, unzipping and a
+second copy of every weight and optimizer slot: half of the check's seconds for ResNet50.
+Elsewhere it saves a `.keras` file and a `.weights.h5` file.
 """
 
 from __future__ import annotations
@@ -47,10 +54,12 @@ def check_save_load(
 ) -> CheckResult:
     """Check that the trained model, saved and loaded back, predicts the same.
 
-    Saves the shared run's model (after `after_fit`) as a `.keras` file and loads it with
-    `keras.saving.load_model(path, safe_mode=True)`; saves its weights as a `.weights.h5`
-    file and loads them into the pipeline's untrained model from `build_model`, every weight
-    first moved by 1 so that agreement is no accident. Each loaded model must give the same
+    Saves the shared run's model (after `after_fit`) with `model.save` in the `.keras`
+    format (unzipped, a folder, where Keras can: the files the archive holds) and loads it
+    with `keras.saving.load_model(path, safe_mode=True)`; loads its weights file (the
+    folder's `model.weights.h5`, else one written by `save_weights`) into the pipeline's
+    untrained model from `build_model`, every weight first moved by 1 so that agreement is
+    no accident. Each loaded model must give the same
     predictions on the inference inputs, and the same weights and BatchNormalization moving
     statistics (nested models included), bit for bit. A file that does not save or load fails the
     check with the reason, e.g. a custom layer that is not registered.
@@ -86,10 +95,10 @@ def check_save_load(
     model = run.model
     reference = _State.of(model, run.x_infer, pipeline.batch_size)
     with tempfile.TemporaryDirectory(prefix="pipeline-checks-save-load-", dir=directory) as folder:
-        keras_path, weights_path = os.path.join(folder, "model.keras"), os.path.join(folder, "model.weights.h5")
+        saved = _save(keras, model, folder)
         # The weights file first: it takes the checks' untrained build, which is freed before load_model builds another model.
-        weights_file = _round_trip("weights file", reference, run, lambda: _load_weights(pipeline, model, weights_path, seed, run.x_infer))
-        keras_file = _round_trip(".keras file", reference, run, lambda: _load_keras(keras, model, keras_path, custom_objects))
+        weights_file = _round_trip("weights file", reference, run, lambda: _load_weights(pipeline, model, saved, seed, run.x_infer))
+        keras_file = _round_trip(saved.label, reference, run, lambda: _load_keras(keras, model, saved, custom_objects))
         formats = [keras_file, weights_file]
     numbers = {"tolerance": tolerance}
     for key, outcome in zip(("keras", "weights"), formats):
@@ -99,7 +108,7 @@ def check_save_load(
     if not broken:
         return passed(
             NAME, pipeline,
-            f"the .keras file and the weights file both load back to identical weights ({len(reference.weights)} "
+            f"the {saved.label} and the weights file both load back to identical weights ({len(reference.weights)} "
             f"variables, {len(reference.batchnorm)} BatchNormalization layers) and predictions on {len(run.x_infer)} images",
             **numbers,
         )
@@ -211,15 +220,48 @@ class _StepFailed(Exception):
         self.error, self.cause, self.fix = error, cause, fix
 
 
-def _load_keras(keras, model, path: str, custom_objects):
+@dataclass
+class _Saved:
+    """Where `model.save` wrote the model, and where its weights file is (or goes)."""
+
+    path: str  # a folder (the .keras format unzipped) or a .keras file
+    label: str  # how results name it
+    weights_path: str
+    error: Exception | None = None  # why model.save failed
+
+
+def _save(keras, model, folder: str) -> _Saved:
+    """Save the model once with `model.save`: unzipped where Keras can, so that its weights file serves both formats."""
+    unzipped = _saves_unzipped(keras)
+    if unzipped:
+        path = os.path.join(folder, "model")
+        saved = _Saved(path, ".keras folder", os.path.join(path, "model.weights.h5"))
+    else:
+        saved = _Saved(os.path.join(folder, "model.keras"), ".keras file", os.path.join(folder, "model.weights.h5"))
     try:
-        model.save(path)
-    except Exception as error:  # noqa: BLE001 - any failure to save is the finding
-        raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
-    release_freed_memory(collect=False)  # saving's buffers (the archive is written through memory), before a model is loaded
+        model.save(saved.path, **({"zipped": False} if unzipped else {}))
+    except Exception as error:  # noqa: BLE001 - any failure to save is the finding, reported by _load_keras
+        saved.error = error
+        if unzipped and os.path.exists(saved.weights_path):
+            os.remove(saved.weights_path)  # maybe half written: save_weights writes its own
+    release_freed_memory(collect=False)  # saving's buffers (an archive is written through memory), before a model is loaded
+    return saved
+
+
+def _saves_unzipped(keras) -> bool:
+    """Whether `model.save` takes `zipped=False` (Keras 3.5 on): a folder with the archive's files, which load_model loads."""
+    try:
+        return "zipped" in inspect.signature(keras.saving.save_model).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _load_keras(keras, model, saved: _Saved, custom_objects):
+    if saved.error is not None:
+        raise _StepFailed(f"save: {_first_line(saved.error)}", *_cause_of(saved.error))
     try:
         with _weights_read_from_disk():
-            loaded = keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True)
+            loaded = keras.saving.load_model(saved.path, custom_objects=custom_objects, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding
         unregistered = _unregistered_classes(keras, model, custom_objects or {})
         raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error, unregistered)) from None
@@ -229,7 +271,7 @@ def _load_keras(keras, model, path: str, custom_objects):
 
 @contextlib.contextmanager
 def _weights_read_from_disk():
-    """Make Keras 3's `load_model` extract the archive's weights to a file beside it and read them there.
+    """Make Keras 3's `load_model` extract a `.keras` file's weights to a file beside it and read them there.
 
     Where free memory allows, `load_model` reads the archive's whole weights file into memory
     first (`saving_lib.is_memory_sufficient`): the weights and the optimizer's slots once more
@@ -266,11 +308,13 @@ def _unregistered_classes(keras, model, custom_objects) -> list[str]:
     return sorted(set(names))
 
 
-def _load_weights(pipeline, model, path: str, seed: int, x):
-    try:
-        model.save_weights(path)
-    except Exception as error:  # noqa: BLE001
-        raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
+def _load_weights(pipeline, model, saved: _Saved, seed: int, x):
+    path = saved.weights_path
+    if not os.path.exists(path):  # model.save wrote a .keras file, or failed before its weights
+        try:
+            model.save_weights(path)
+        except Exception as error:  # noqa: BLE001
+            raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
     fresh = take_fresh_build(pipeline, seed)  # the checks' shared untrained build, ours to change now
     try:
         if not fresh.built:
@@ -417,13 +461,15 @@ def _identical(a, b) -> bool:
 
 
 def _first_line(error: Exception) -> str:
-    """The error's own words, or Keras' inner reason where it wraps one ("Could not locate class 'X'")."""
+    """The error's first sentence, or Keras' inner reason where it wraps one ("Could not locate class 'X'")."""
     message = str(error)
     located = re.search(UNKNOWN_CLASS, message)
     if located:
         return f"{type(error).__name__}: {located.group(0)}"
-    lines = message.strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+    # The first sentence of the first paragraph, whose lines Keras often wraps mid-sentence.
+    paragraph = " ".join(message.strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=[.:])\s", paragraph, maxsplit=1)[0].rstrip(".:")
+    return f"{type(error).__name__}: {sentence}"[:300]
 
 
 def _quoted_name(message: str) -> str:

@@ -94,6 +94,11 @@ def get_config_omits_argument():
     return _rescaled("get-config-omits-argument", lambda layers: layers.ForgetfulRescale(1 / 255))
 
 
+def get_config_not_overridden():
+    """A rescaling layer built from an array, with no get_config: Keras cannot record the array, so model.save fails."""
+    return _rescaled("get-config-not-overridden", lambda layers: layers.ArrayRescale(np.full(3, 1 / 255, "float32")))
+
+
 def registered_custom_layer():
     """The correct twin: registered, with a complete get_config."""
     return _rescaled("registered-custom-layer", lambda layers: layers.Rescale(1 / 255))
@@ -122,6 +127,8 @@ CASES = [
            save_load=r"(?s)the custom class 'UnregisteredRescale' is not registered.*register_keras_serializable"),
     broken(get_config_omits_argument, "get_config omits a constructor argument",
            save_load=r"get_config\(\) omits 'factor'"),
+    broken(get_config_not_overridden, "custom layer with an array argument and no get_config",
+           save_load=r"(?s)the \.keras (file|folder) does not save.*does not override get_config"),
     broken(state_outside_variables, "layer state in plain NumPy arrays, not variables",
            save_load=r"'mean' is a plain attribute, not in a Keras variable"),
     correct(registered_custom_layer),
@@ -170,6 +177,14 @@ def custom_layers():
         def get_config(self):
             return keras.layers.Layer.get_config(self)  # the bug: factor is missing
 
+    class ArrayRescale(keras.layers.Layer):
+        def __init__(self, scale, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = np.asarray(scale, "float32")  # the bug: no get_config, and an argument no config can hold
+
+        def call(self, inputs):
+            return inputs * self.scale
+
     class PlainStandardize(keras.layers.Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -197,6 +212,6 @@ def custom_layers():
         def get_config(self):
             return {**super().get_config(), "stddev": self.stddev}
 
-    layers = (Rescale, ForgetfulRescale, PlainStandardize, ClockSeededNoise)
+    layers = (Rescale, ForgetfulRescale, ArrayRescale, PlainStandardize, ClockSeededNoise)
     return SimpleNamespace(UnregisteredRescale=UnregisteredRescale, **{cls.__name__: register(cls) for cls in layers})
 
