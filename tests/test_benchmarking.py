@@ -68,3 +68,13 @@ def test_the_regression_gate_fails_a_slower_step_against_the_stored_baseline(pyt
     slower = pytester.runpytest(*gate)
     assert slower.ret != pytest.ExitCode.OK
     slower.stderr.fnmatch_lines(["*Performance has regressed*"])
+
+
+def test_a_dist_mode_without_workers_leaves_the_benchmarks_on(pytester, monkeypatch):
+    """This project's addopts say `--dist loadfile` (for -n runs); pytest-benchmark turns itself off
+    whenever --dist is set, so without workers the plugin makes it "no"."""
+    pytester.makepyfile(SLEEPER)
+    monkeypatch.setenv("STEP_SECONDS", "0.001")
+    result = pytester.runpytest("--dist", "loadfile", "--benchmark-enable", "--benchmark-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert len(json.loads((pytester.path / "out.json").read_text())["benchmarks"]) == 1

@@ -59,10 +59,10 @@ def check_save_load(
     with `keras.saving.load_model(path, safe_mode=True)`; loads its weights file (the
     folder's `model.weights.h5`, else one written by `save_weights`) into the pipeline's
     untrained model from `build_model`, every weight first moved by 1 so that agreement is
-    no accident. Each loaded model must give the same
-    predictions on the inference inputs, and the same weights and BatchNormalization moving
-    statistics (nested models included), bit for bit. A file that does not save or load fails the
-    check with the reason, e.g. a custom layer that is not registered.
+    no accident. Each loaded model must give the same predictions on the inference inputs,
+    and the same weights and BatchNormalization moving statistics (nested models included),
+    bit for bit. A file that does not save or load fails the check with the reason, e.g. a
+    custom layer that is not registered.
 
     Args:
         pipeline: the `Pipeline`.
@@ -312,6 +312,7 @@ def _load_weights(pipeline, model, saved: _Saved, seed: int, x):
     path = saved.weights_path
     if not os.path.exists(path):  # model.save wrote a .keras file, or failed before its weights
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             model.save_weights(path)
         except Exception as error:  # noqa: BLE001
             raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None

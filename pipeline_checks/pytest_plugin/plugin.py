@@ -143,10 +143,17 @@ def _tool_table(pyproject: Path) -> dict:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """With pytest-xdist's -n and --pipeline-checks, and no --dist given: --dist loadgroup."""
-    if not config.getoption("pipeline_checks") or not getattr(config.option, "numprocesses", None):
+    """With pytest-xdist's -n and --pipeline-checks, and no --dist given: --dist loadgroup.
+
+    Without workers (no -n, no --tx), a --dist from addopts does nothing in pytest-xdist, but
+    pytest-benchmark turns itself off whenever --dist is set: it becomes "no", so that
+    `pytest --benchmark-enable` times in a project whose addopts say `--dist loadfile`.
+    """
+    if not (getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None)):
+        if getattr(config.option, "dist", "no") != "no":
+            config.option.dist = "no"
         return
-    if not _dist_given(config):
+    if config.getoption("pipeline_checks") and not _dist_given(config):
         config.option.dist = "loadgroup"
 
 
