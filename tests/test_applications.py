@@ -97,3 +97,23 @@ def test_invalid_arguments(args, kwargs, error, message):
 
 def test_names_match_case_insensitively():
     assert build_application("mobilenetv2", classes=2).name == "MobileNetV2"
+
+
+def test_an_application_looked_at_is_built_without_initializing_its_variables():
+    """`compat.variables_left_uninitialized`: the preprocessing check builds a reference application
+    to read its first layers; on Keras 3 its random weights are never computed, and nothing is left
+    for Keras to initialize later."""
+    from pipeline_checks.model.preprocessing_layers import _leading_classes
+
+    keras = compat.keras()
+    with compat.variables_left_uninitialized():
+        looked_at = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    used = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert np.isfinite(compat.to_numpy(used.weights[0])).all()  # built afterwards: initialized as usual
+    assert _leading_classes("ResNet50") == ("ZeroPadding2D",)
+    if not compat.is_keras3():
+        return  # Keras 2 initializes them as usual
+    from keras.src.backend.common import global_state
+
+    assert all(variable._value is None for variable in looked_at.weights)
+    assert not global_state.get_global_attribute("uninitialized_variables", None)

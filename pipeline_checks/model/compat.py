@@ -5,6 +5,7 @@ Nothing is imported at module level: callers pay for Keras only when they use it
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from typing import TYPE_CHECKING
@@ -170,6 +171,32 @@ def sublayers(layer) -> list:
     if hasattr(layer, "_flatten_layers"):
         return list(layer._flatten_layers(include_self=False, recursive=False))
     return list(getattr(layer, "layers", []))
+
+
+@contextlib.contextmanager
+def variables_left_uninitialized():
+    """Create Keras variables without computing their initial values, for a model that is only looked at.
+
+    Keras 3 defers a variable's initializer inside `StatelessScope(initialize_variables=False)`
+    and lists the variable to initialize later; that list is put back as it was afterwards, so
+    the variables made here are never initialized and go with their model. Building an
+    application so costs its layers, not its 20 to 90 MB of random weights. Keras 2 (and a
+    Keras 3 without that argument) initializes them as usual.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common.stateless_scope import StatelessScope
+    except ImportError:
+        StatelessScope = None  # noqa: N806 - Keras 2
+    if StatelessScope is None or not is_keras3() or "initialize_variables" not in inspect.signature(StatelessScope).parameters:
+        yield
+        return
+    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    try:
+        with StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
 
 
 def random_generator_states(model) -> list:

@@ -197,15 +197,26 @@ def _learned(layer) -> bool:
 def _leading_classes(application: str) -> tuple[str, ...]:
     """The class names in front of a fresh build's first learned layer, e.g. ('ZeroPadding2D',).
 
-    Built once per application and process (seconds for the large ones): a table written by
-    hand would go stale across the Keras versions whose stems differ.
+    Built once per application and process, with its variables left uninitialized (only its
+    layers are looked at): a table written by hand would go stale across the Keras versions
+    whose stems differ.
     """
     from pipeline_checks.model.applications import APPLICATIONS
 
     spec = APPLICATIONS[application]
-    build = getattr(compat.keras().applications, spec.name)
-    reference = build(weights=None, include_top=False, input_shape=(spec.min_size, spec.min_size, 3))
-    return tuple(type(found.layer).__name__ for found in _path_to_first_learned_layer(reference)[:-1])
+    build = functools.partial(
+        getattr(compat.keras().applications, spec.name),
+        weights=None, include_top=False, input_shape=(spec.min_size, spec.min_size, 3),
+    )
+    try:
+        with compat.variables_left_uninitialized():
+            return _classes_in_front(build())
+    except Exception:  # noqa: BLE001 - a builder that reads a variable's value: build it in full
+        return _classes_in_front(build())
+
+
+def _classes_in_front(model) -> tuple[str, ...]:
+    return tuple(type(found.layer).__name__ for found in _path_to_first_learned_layer(model)[:-1])
 
 
 def _config(layer) -> dict:
