@@ -106,11 +106,11 @@ def test_load_model_reads_the_weights_from_a_file_not_from_memory(checked, monke
     from pipeline_checks.checks import save_load
 
     if unzipped and not save_load._saves_unzipped(compat.keras()):
-        pytest.skip("this Keras saves no .keras folder (zipped=False came in Keras 3.5)")
+        pytest.skip("this Keras saves no .keras folder (zipped=False came in Keras 3.4)")
     monkeypatch.setattr(save_load, "_saves_unzipped", lambda keras: unzipped)
     pipeline, _, _ = checked(small_pipeline)
     extracted, original = [], saving_lib.H5IOStore.__init__
-    asked = saving_lib.is_memory_sufficient
+    asked = getattr(saving_lib, "is_memory_sufficient", None)  # newer Keras 3; older ones stream from the archive
 
     def recorded(store, path_or_io, archive=None, mode="r"):
         if mode == "r":
@@ -120,7 +120,7 @@ def test_load_model_reads_the_weights_from_a_file_not_from_memory(checked, monke
     monkeypatch.setattr(saving_lib.H5IOStore, "__init__", recorded)
     assert check_save_load(pipeline, SEED).passed
     assert extracted == ["model.weights.h5", "model.weights.h5"]  # load_weights', then load_model's
-    assert saving_lib.is_memory_sufficient is asked  # put back
+    assert getattr(saving_lib, "is_memory_sufficient", None) is asked  # put back
 
 
 def test_a_keras_folder_holds_the_weights_file_save_weights_writes(tmp_path):

@@ -6,7 +6,7 @@ file fills a model from `build_model`. Either way the loaded model must predict 
 trained one predicts, with the same weights and BatchNormalization statistics.
 
 Where Keras can save the `.keras` format unzipped (`model.save(folder, zipped=False)`,
-Keras 3.5 on), the check writes the model once: a folder with the archive's files (config,
+Keras 3.4 on), the check writes the model once: a folder with the archive's files (config,
 metadata, `model.weights.h5`), which `load_model` loads, and whose weights file, written by
 the same code as `save_weights`, `load_weights` loads. That skips zipping, unzipping and a
 second copy of every weight and optimizer slot: half of the check's seconds for ResNet50.
@@ -249,7 +249,7 @@ def _save(keras, model, folder: str) -> _Saved:
 
 
 def _saves_unzipped(keras) -> bool:
-    """Whether `model.save` takes `zipped=False` (Keras 3.5 on): a folder with the archive's files, which load_model loads."""
+    """Whether `model.save` takes `zipped=False` (Keras 3.4 on): a folder with the archive's files, which load_model loads."""
     try:
         return "zipped" in inspect.signature(keras.saving.save_model).parameters
     except (AttributeError, TypeError, ValueError):
