@@ -244,7 +244,7 @@ def _save(keras, model, folder: str) -> _Saved:
         saved.error = error
         if unzipped and os.path.exists(saved.weights_path):
             os.remove(saved.weights_path)  # maybe half written: save_weights writes its own
-    release_freed_memory(collect=False)  # saving's buffers (an archive is written through memory), before a model is loaded
+    release_freed_memory(collect=False)  # saving's buffers (a .keras file's archive goes through memory), before a model is loaded
     return saved
 
 
@@ -258,13 +258,13 @@ def _saves_unzipped(keras) -> bool:
 
 def _load_keras(keras, model, saved: _Saved, custom_objects):
     if saved.error is not None:
-        raise _StepFailed(f"save: {_first_line(saved.error)}", *_cause_of(saved.error))
+        raise _StepFailed(f"save: {_first_sentence(saved.error)}", *_cause_of(saved.error))
     try:
         with _weights_read_from_disk():
             loaded = keras.saving.load_model(saved.path, custom_objects=custom_objects, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load is the finding
         unregistered = _unregistered_classes(keras, model, custom_objects or {})
-        raise _StepFailed(f"load: {_first_line(error)}", *_cause_of(error, unregistered)) from None
+        raise _StepFailed(f"load: {_first_sentence(error)}", *_cause_of(error, unregistered)) from None
     share_compiled(loaded, model)
     return loaded
 
@@ -315,7 +315,7 @@ def _load_weights(pipeline, model, saved: _Saved, seed: int, x):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             model.save_weights(path)
         except Exception as error:  # noqa: BLE001
-            raise _StepFailed(f"save: {_first_line(error)}", *_cause_of(error)) from None
+            raise _StepFailed(f"save: {_first_sentence(error)}", *_cause_of(error)) from None
     fresh = take_fresh_build(pipeline, seed)  # the checks' shared untrained build, ours to change now
     try:
         if not fresh.built:
@@ -327,7 +327,7 @@ def _load_weights(pipeline, model, saved: _Saved, seed: int, x):
             fresh.load_weights(path)
     except Exception as error:  # noqa: BLE001
         raise _StepFailed(
-            f"load: {_first_line(error)}",
+            f"load: {_first_sentence(error)}",
             "build_model builds a model whose variables do not match the saved ones.",
             "build the same architecture in build_model as the model trained; create variables in a fixed order.",
         ) from None
@@ -461,7 +461,7 @@ def _identical(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def _first_line(error: Exception) -> str:
+def _first_sentence(error: Exception) -> str:
     """The error's first sentence, or Keras' inner reason where it wraps one ("Could not locate class 'X'")."""
     message = str(error)
     located = re.search(UNKNOWN_CLASS, message)
