@@ -1,5 +1,6 @@
 """Memory the checks freed goes back to the operating system (run/memory.py)."""
 
+import gc
 import json
 import subprocess
 import sys
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 
 from pipeline_checks.model import compat
-from pipeline_checks.run.memory import _CUSTOM_GRADIENT, _graph_of, _malloc_trim, release_freed_memory
+from pipeline_checks.run.memory import (
+    _CUSTOM_GRADIENT,
+    _graph_of,
+    _malloc_trim,
+    older_objects_left_out,
+    release_freed_memory,
+)
 
 # Run in a fresh process, whose heap starts as glibc leaves it. A freed 8 MB mapping raises the
 # mmap threshold: later arrays of that size come from the heap, and with smaller objects still
@@ -48,6 +55,39 @@ def test_releasing_changes_no_live_object():
     weights = [np.arange(10.0), {"kernel": np.ones((3, 3))}]
     release_freed_memory()
     assert weights[0].tolist() == list(range(10)) and weights[1]["kernel"].sum() == 9
+
+
+class Node:
+    """An object in a reference cycle, which only the garbage collector frees."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_older_objects_wait_outside_collections_and_newer_ones_are_collected():
+    older = Node()
+    older_ref = weakref.ref(older)
+    with older_objects_left_out():
+        newer = Node()
+        newer_ref = weakref.ref(newer)
+        del older, newer
+        gc.collect()
+        assert newer_ref() is None  # what the checks free is created inside: still collected
+        assert older_ref() is not None  # frozen: a collection walks only the newer objects
+    gc.collect()
+    assert older_ref() is None  # back in the oldest generation once the span ends
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_frozen_already_stay_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with older_objects_left_out():
+            assert gc.get_freeze_count() >= frozen
+        assert gc.get_freeze_count() >= frozen  # not unfrozen by us: the process froze them itself
+    finally:
+        gc.unfreeze()
 
 
 tensorflow_only = pytest.mark.skipif(compat.backend() != "tensorflow", reason="TensorFlow's gradient registry")

@@ -241,3 +241,28 @@ def test_a_user_loads_the_hypothesis_profile_in_one_line(pytester):
     )
     pytester.runpytest(*NO_RANDOMLY).assert_outcomes(passed=1)
     pytester.runpytest("--hypothesis-profile=pipeline-checks", *NO_RANDOMLY).assert_outcomes(passed=1)
+
+
+def test_objects_older_than_a_pipeline_s_tests_are_left_out_of_collections_until_its_last_test(pytester):
+    pytester.makepyfile(
+        """
+        import gc
+        import pytest
+        from pipeline_checks import Pipeline, make_tiny_images
+
+        DATA = make_tiny_images(classes=2, per_class=1, size=8)
+        A, B = (Pipeline(name=name, build_model=lambda: None, data=DATA) for name in "ab")
+
+        def test_before():
+            assert gc.get_freeze_count() == 0
+
+        @pytest.mark.parametrize("pipeline", [A, A, B], ids=["a1", "a2", "b"])
+        def test_check(pipeline):
+            assert gc.get_freeze_count() > 0
+
+        def test_after():
+            assert gc.get_freeze_count() == 0
+        """
+    )
+    result = pytester.runpytest_subprocess(*NO_RANDOMLY, "-p", "no:xdist")
+    result.assert_outcomes(passed=5)

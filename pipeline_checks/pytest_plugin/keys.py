@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from pipeline_checks.pytest_plugin.settings import Settings
@@ -13,6 +15,8 @@ RESULTS_KEY = pytest.StashKey[list]()  # (order, CheckResult) pairs, from this p
 ORDER_KEY = pytest.StashKey[dict]()  # nodeid -> position in the session's items
 EMPTY_SHARD_KEY = pytest.StashKey[bool]()  # --pc-shard left this run nothing
 ITEM_RESULTS_KEY = pytest.StashKey[list]()  # the results one test recorded, as plain data
+# Open while a pipeline's tests run: what existed before them is left out of garbage collections.
+OLDER_OBJECTS_KEY = pytest.StashKey[contextlib.ExitStack]()
 CHECK_NUMBERS_KEY = pytest.StashKey[dict]()  # (pipeline, seed) -> family -> numbers, for the baseline's fingerprint
 # The attribute of a test report that carries its check results (plain data: it crosses from
 # pytest-xdist workers to the controller with the report).

@@ -14,6 +14,7 @@ trains each pipeline once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -46,6 +47,7 @@ from pipeline_checks.pytest_plugin.keys import (
     GPU_MARKER,
     ITEM_RESULTS_KEY,
     MARKER,
+    OLDER_OBJECTS_KEY,
     ORDER_KEY,
     PIPELINES_KEY,
     REPORT_ATTRIBUTE,
@@ -264,6 +266,7 @@ def _keep_shard(config: pytest.Config, items: list[pytest.Item], index: int, cou
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _let_older_objects_back(session.config)  # a session stopped inside a pipeline's tests (-x, Ctrl-C)
     # More shards than pipelines: an empty shard has nothing to check, which is no failure.
     if session.config.stash.get(EMPTY_SHARD_KEY, False) and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK
@@ -343,6 +346,17 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     return f"pipeline-checks: {devices.describe()}"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """From a pipeline's first test, leave older objects out of garbage collections: the checks
+    collect several times to free their models, and each would walk the whole process."""
+    if _our_pipeline(item) is not None and OLDER_OBJECTS_KEY not in item.config.stash:
+        from pipeline_checks.run.memory import older_objects_left_out
+
+        stack = item.config.stash[OLDER_OBJECTS_KEY] = contextlib.ExitStack()
+        stack.enter_context(older_objects_left_out())
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Drop a pipeline's shared training run once no later test uses that pipeline."""
     current = _our_pipeline(item)
@@ -353,6 +367,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         from pipeline_checks.run.training import forget_shared_runs
 
         forget_shared_runs(current)
+        _let_older_objects_back(item.config)
+
+
+def _let_older_objects_back(config: pytest.Config) -> None:
+    stack = config.stash.get(OLDER_OBJECTS_KEY, None)
+    if stack is not None:
+        del config.stash[OLDER_OBJECTS_KEY]
+        stack.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,14 +16,21 @@ the step's graph and everything the graph captured, so every model ever fitted s
 dropped here once every variable its graph accessed has died: such a graph can no longer
 run ("calling the function after a variable it accesses has been deleted is an error"),
 let alone be differentiated again.
+
+A full collection walks every object of the process: 0.2 to 0.4 s once TensorFlow, JAX or
+torch is imported, five times per pipeline. What the checks free was created after the
+pipeline's run started, so `older_objects_left_out` keeps what existed before out of the
+collections for the pipeline's span (the plugin's first check to its last): each takes 0.01 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import gc
 import sys
+from typing import Iterator
 
 _CUSTOM_GRADIENT = "CustomGradient-"  # tf.custom_gradient's registration names in graph mode
 
@@ -41,6 +48,25 @@ def release_freed_memory(collect: bool = True) -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@contextlib.contextmanager
+def older_objects_left_out() -> Iterator[None]:
+    """Leave every object that exists now out of garbage collections (`gc.freeze`) until the end.
+
+    Objects created inside are collected as usual. At the end the older ones return to the
+    oldest generation (`gc.unfreeze`), so garbage among them waits only until the next full
+    collection. Where objects are frozen already (by the process itself, or an outer use) this
+    changes nothing.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _forget_dead_custom_gradients() -> int:
