@@ -62,6 +62,9 @@ def older_objects_left_out() -> Iterator[None]:
     if gc.get_freeze_count():
         yield
         return
+    from pipeline_checks.model import compat
+
+    compat.keras()  # imported first: Keras and its backend are most of the objects a collection walks
     gc.freeze()
     try:
         yield
