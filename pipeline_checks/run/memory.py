@@ -64,7 +64,10 @@ def older_objects_left_out() -> Iterator[None]:
         return
     from pipeline_checks.model import compat
 
-    compat.keras()  # imported first: Keras and its backend are most of the objects a collection walks
+    try:
+        compat.keras()  # imported first: Keras and its backend are most of the objects a collection walks
+    except Exception:  # noqa: BLE001 - a Keras that does not import is for the checks to report, not a test's setup
+        pass
     gc.freeze()
     try:
         yield
