@@ -18,7 +18,7 @@ run ("calling the function after a variable it accesses has been deleted is an e
 let alone be differentiated again.
 
 A full collection walks every object of the process: 0.2 to 0.4 s once TensorFlow, JAX or
-torch is imported, five times per pipeline. What the checks free was created after the
+torch is imported, four times per pipeline. What the checks free was created after the
 pipeline's run started, so `older_objects_left_out` keeps what existed before out of the
 collections for the pipeline's span (the plugin's first check to its last): each then walks
 only what the span created, 0.01 s on torch, 0.1 to 0.2 s where traced steps left many objects.
