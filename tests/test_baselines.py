@@ -6,6 +6,8 @@ its tolerance, and a refactor that computes the same thing must move none.
 """
 
 import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,11 +162,11 @@ def test_tolerances_absorb_noise_and_catch_changes():
     assert [d.figure for d in compare(baseline, moved)] == list(baseline)
 
 
-def test_a_figure_measured_on_one_side_only_is_listed_not_failed():
-    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3}, {"loss.initial": 1.0, "loss.epoch_1": 0.5})
+def test_a_check_s_figures_measured_on_one_side_only_are_listed_not_failed():
+    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3}, {"loss.initial": 1.0, "checks.numerics.last_loss": 0.5})
     assert [(d.figure, d.moved, d.difference) for d in departures] == [
         ("checks.labels.classes", False, "not measured now"),
-        ("loss.epoch_1", False, "new, not in baseline"),
+        ("checks.numerics.last_loss", False, "new, not in baseline"),
     ]
 
 
@@ -191,8 +193,83 @@ def test_invalid_tolerances_name_the_figure_and_what_was_expected(table, message
     assert message in str(error.value)
 
 
-def test_an_unreadable_baseline_file_names_itself_and_the_fix(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("figures: [unclosed\n", "while parsing a flow sequence"),
+        ("", "the file is empty"),
+        ("pipeline: cnn\nkey: k\nseed: 0\nversions: {}\n", "it has no 'figures' (cut short?)"),
+        ("pipeline: cnn\nkey: k\nseed: 0\nchecks: labels\nfigures: {}\n", "checks: 'labels' is not a list of check names"),
+    ],
+    ids=["not YAML", "empty", "cut before its figures", "checks not a list"],
+)
+def test_an_unreadable_baseline_file_names_itself_and_the_fix(tmp_path, text, found):
     path = tmp_path / "cnn.tensorflow-keras3.yml"
-    path.write_text("figures: [unclosed\n")
-    with pytest.raises(ValueError, match=r"Cannot read the baseline .*cnn.tensorflow-keras3.yml: .*--pc-update-baselines"):
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
         Baseline.read(path)
+    assert str(error.value).startswith(f"Cannot read the baseline {path}: {found}")
+    assert str(error.value).endswith("refresh it with that command") and "--pc-update-baselines" in str(error.value)
+
+
+# A fingerprint as a file written before files named their checks holds it (the check set is
+# then the families its figures name), and as this run measures it.
+FIGURES = {"data.classes": ["a", "b"], "data.images": 4, "loss.initial": 1.1, "loss.epoch_1": 0.9, "loss.epoch_2": 0.7,
+           "params.total": 899, "predictions.class": [0, 1, 0, 1], "checks.labels.classes": 2, "checks.numerics.last_loss": 0.6}
+FILE_BEFORE_CHECKS_WERE_NAMED = "pipeline: cnn\nkey: k\nseed: 0\nversions: {keras: 3.15.1}\nmachine: here\nfigures:\n" + "".join(
+    f"  {name}: {value}\n" for name, value in FIGURES.items())
+
+
+@pytest.mark.parametrize(
+    ("damage", "lacking"),
+    [
+        (lambda text: text[: text.index("figures:")] + "figures: {}\n", "data.classes, data.images, loss.initial"),
+        (lambda text: text[: text.index("  loss.epoch_2:")], "loss.epoch_2, params.total, predictions.class"),
+    ],
+    ids=["figures emptied", "cut at a line end"],
+)
+def test_an_emptied_or_cut_short_baseline_fails_naming_what_it_lacks(tmp_path, damage, lacking):
+    """It passed, as '-7 figures as in the baseline', listing the lost figures as new."""
+    path = tmp_path / "cnn.k.yml"
+    path.write_text(damage(FILE_BEFORE_CHECKS_WERE_NAMED))
+    result = verdict(pipeline(), Baseline.read(path), path, 0, FIGURES)
+    assert not result.passed
+    assert f"figures missing from the baseline: {lacking}" in result.summary
+    assert "missing from the baseline  -" in result.details  # a row of the table: no tolerance to show
+    assert "A file cut short or emptied loses figures" in result.details
+    assert not re.search(r"(^|\s)-\d", str(result) + result.headline)
+
+
+def test_a_file_that_names_its_checks_fails_where_a_cut_lost_a_whole_check_s_figures(tmp_path):
+    path = tmp_path / "cnn.k.yml"
+    Baseline("cnn", "k", 0, FIGURES, {}, "here", ("labels", "numerics")).write(path)
+    text = path.read_text()
+    assert "\nchecks: [labels, numerics]\nfigures:\n" in text
+    path.write_text(text[: text.index("  checks.labels.")])
+    result = verdict(pipeline(), Baseline.read(path), path, 0, FIGURES, checks=("labels", "numerics"))
+    assert not result.passed
+    assert "2 of 9 figures missing from the baseline: checks.labels.classes, checks.numerics.last_loss" in result.summary
+    # A file from before files named their checks has only its figures to go by: the lost families look new.
+    legacy = verdict(pipeline(), dataclasses.replace(Baseline.read(path), checks=None), path, 0, FIGURES)
+    assert legacy.passed and "checks.labels (new)" in legacy.details
+
+
+def test_a_check_the_baseline_was_recorded_without_is_new_and_counts_stay_positive():
+    """Recorded with -k baseline (no checks), run after the checks: the checks' figures are new, not
+    failed, and the count is of the figures compared (it was -2: 3 figures less 5 listed)."""
+    recorded = {name: value for name, value in FIGURES.items() if name.startswith(("data.", "loss.initial"))}
+    now = {**recorded, **{f"checks.labels.figure_{i}": i for i in range(5)}}
+    result = verdict(pipeline(), Baseline("cnn", "k", 0, recorded, {}), Path("cnn.k.yml"), 0, now)
+    assert result.passed, str(result)
+    assert result.headline == "3 figures as in the baseline"
+    assert result.numbers["not_compared"] == 5 and "checks.labels (5 figures, new)" in result.details
+
+
+def test_a_figure_the_run_measures_and_a_file_with_the_same_checks_lacks_fails_as_missing():
+    baseline = {name: value for name, value in FIGURES.items() if name != "checks.numerics.last_loss"}
+    departures = compare(baseline, FIGURES, checked_then=("labels", "numerics"), checked_now=("labels", "numerics"))
+    assert [(d.figure, d.moved, d.difference) for d in departures] == [
+        ("checks.numerics.last_loss", True, "missing from the baseline")]
+    departures = compare(baseline, FIGURES, checked_then=("labels",), checked_now=("labels", "numerics"))
+    assert [(d.figure, d.moved, d.difference) for d in departures] == [
+        ("checks.numerics.last_loss", False, "new, not in baseline")]

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_checks.baselines.tolerances import check_families
+from pipeline_checks.baselines.writing import write_atomically
+
 DEFAULT_DIRECTORY = Path(".pipeline-checks") / "baselines"
 BUILTIN_DIRECTORY = Path(__file__).parent.parent / "scenarios" / "baselines"
 EXTENSION = ".yml"
@@ -56,7 +59,7 @@ def baseline_file(directory: Path, pipeline: str, key: str) -> Path:
 
 @dataclass(frozen=True)
 class Baseline:
-    """What a baseline file holds: whose figures, from which seed, on which versions."""
+    """What a baseline file holds: whose figures, from which seed, on which versions, after which checks."""
 
     pipeline: str
     key: str
@@ -64,6 +67,13 @@ class Baseline:
     figures: dict[str, Any]
     versions: dict[str, str]
     machine: str = ""  # devices.machine() where it was recorded; "" in files from before it was written
+    # The check families that ran before it was recorded, whose numbers it may hold. None in files from
+    # before it was written: then the families its figures name (a file cut short may have lost some).
+    checks: tuple[str, ...] | None = None
+
+    @property
+    def recorded_checks(self) -> frozenset[str]:
+        return frozenset(self.checks) if self.checks is not None else check_families(self.figures)
 
     def to_yaml(self) -> str:
         import yaml
@@ -73,13 +83,13 @@ class Baseline:
             f"# Review changes to it like code; refresh it with: {UPDATE_COMMAND}\n"
         )
         body = {"pipeline": self.pipeline, "key": self.key, "seed": self.seed, "versions": self.versions,
-                "machine": self.machine, "figures": self.figures}
+                "machine": self.machine, "checks": sorted(self.recorded_checks), "figures": self.figures}
         # Leaf lists inline (one image's outputs per line), keys in the fingerprint's order.
         return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml(), encoding="utf-8")
+        """Replace the file at `path` whole (writing.write_atomically): a run killed meanwhile leaves the old one."""
+        write_atomically(path, self.to_yaml())
 
     @classmethod
     def read(cls, path: Path) -> Baseline:
@@ -87,10 +97,21 @@ class Baseline:
 
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("the file is empty" if data is None else f"it holds a {type(data).__name__}, not a mapping")
+            checks = data.get("checks")
+            if checks is not None and not (isinstance(checks, list) and all(isinstance(c, str) for c in checks)):
+                raise ValueError(f"checks: {checks!r} is not a list of check names")
             return cls(str(data["pipeline"]), str(data["key"]), int(data["seed"]), dict(data["figures"]),
-                       dict(data.get("versions") or {}), str(data.get("machine") or ""))
+                       dict(data.get("versions") or {}), str(data.get("machine") or ""),
+                       None if checks is None else tuple(checks))
+        except OSError as error:
+            raise ValueError(f"Cannot read the baseline {path}: {error.strerror or type(error).__name__}; expected a "
+                             f"file this run can read") from None
         except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+            found = f"it has no {error.args[0]!r} (cut short?)" if isinstance(error, KeyError) else " ".join(str(error).split())
             raise ValueError(
-                f"Cannot read the baseline {path}: {' '.join(str(error).split())}; expected the YAML that {UPDATE_COMMAND} writes "
-                "(pipeline, key, seed, versions, machine, figures): refresh it with that command"
+                f"Cannot read the baseline {path}: {found}; expected the YAML that {UPDATE_COMMAND} writes "
+                "(pipeline, key, seed, versions, machine, checks, figures): refresh it with that command"
             ) from None
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from pipeline_checks._text import listed
 from pipeline_checks.baselines.files import UPDATE_COMMAND, Baseline
@@ -17,15 +17,19 @@ NAME = "baseline"
 # MobileNetV2's loss moved by 14% to 4000% from epoch 3 on between two CPUs, while these figures
 # stay within their tolerances. Against a file from another machine only these can fail.
 BEFORE_TRAINING = ("data.", "loss.initial", "params.", "flops")
+# A figure that one side lacks although both ran what measures it, by the side that has it.
+SIDES = (("now", "missing from the baseline"), ("baseline", "not measured now"))
 
 
 def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[str, Any],
             overrides: tuple[tuple[str, Tolerance], ...] = (), versions: dict[str, str] | None = None,
-            machine: str | None = None) -> CheckResult:
+            machine: str | None = None, checks: Iterable[str] | None = None) -> CheckResult:
     """Compare this run's `figures` (trained from `seed`, on `versions` and `machine`) with `baseline`, read from `path`.
 
     Where `baseline` was recorded on another machine than `machine`, trained figures that moved
     are reported and do not fail; `machine=None` compares every figure as from this machine.
+    `checks` are the check families that ran before this run (None: those whose numbers
+    `figures` hold); a figure one side lacks fails where both sides ran what measures it.
     """
     refresh = refresh_command(pipeline.name)
     if baseline.seed != seed:
@@ -36,26 +40,34 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
             f"file; pytest-randomly draws a new seed each run otherwise), or record this seed's baseline:\n    {refresh}",
             baseline=str(path), baseline_seed=baseline.seed, seed=seed,
         )
-    departures = compare(baseline.figures, figures, overrides)
+    departures = compare(baseline.figures, figures, overrides, baseline.recorded_checks, checks)
     elsewhere = machine is not None and baseline.machine != machine
     grown = [d for d in departures if d.moved and elsewhere and not d.figure.startswith(BEFORE_TRAINING)]
-    moved = [d for d in departures if d.moved and d not in grown]
+    failing = [d for d in departures if d.moved and d not in grown]
+    moved = [d for d in failing if not d.missing]
     unmatched = [d for d in departures if not d.moved]
-    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "not_compared": len(unmatched),
-               "moved_on_another_machine": len(grown)}
+    total = len(baseline.figures.keys() | figures.keys())
+    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "missing": len(failing) - len(moved),
+               "not_compared": len(unmatched), "moved_on_another_machine": len(grown)}
     note = f"\nNot compared, as measured on one side only: {_grouped(unmatched)}" if unmatched else ""
     note += _another_machine(grown, baseline.machine, machine, refresh)
-    if not moved:
-        compared = len(baseline.figures) - len(unmatched) - len(grown)
+    if not failing:
+        # Figures on both sides, less those that moved: never below zero, whatever the file lacks.
+        compared = len(baseline.figures.keys() & figures.keys()) - sum(d.side == "both" for d in grown)
         headline = f"{compared} figures as in the baseline" + (f", {len(grown)} trained ones from another machine" if grown else "")
         return passed(NAME, pipeline, f"{compared} figures within tolerance of {path}", note.strip(), headline=headline, **numbers)
+    groups = [(moved, "moved from the baseline", "moved")] + [
+        ([d for d in failing if d.missing and d.side == side], words, words) for side, words in SIDES]
+    groups = [(members, words, short) for members, words, short in groups if members]
     return failed(
         NAME, pipeline,
-        f"{len(moved)} of {len(baseline.figures)} figures moved from the baseline: {listed((d.figure for d in moved), 5)}",
+        "; ".join(f"{len(members)} of {total} figures {words}: {listed((d.figure for d in members), 5)}"
+                  for members, words, _ in groups),
         f"Baseline {path} ({baseline.key}, seed {seed}, recorded on {_versions(baseline.versions)}):\n\n"
-        f"{table(moved)}{note}{_version_change(baseline.versions, versions)}{_kernel_noise(figures)}\n\n"
+        f"{table(failing)}{note}{_lacking(failing, baseline)}{_version_change(baseline.versions, versions)}"
+        f"{_kernel_noise(figures)}\n\n"
         f"If the change is intended, refresh the baseline and commit the file:\n    {refresh}",
-        headline=f"{len(moved)} figures moved: {listed(d.figure for d in moved)}",
+        headline="; ".join(f"{len(members)} figures {short}: {listed(d.figure for d in members)}" for members, _, short in groups),
         **numbers,
     )
 
@@ -81,7 +93,8 @@ def refresh_command(pipeline_name: str) -> str:
 
 def table(departures: list[Departure]) -> str:
     rows = [("figure", "baseline", "now", "difference", "tolerance")]
-    rows += [(d.figure, _short(d.baseline), _short(d.now), d.difference, str(d.tolerance)) for d in departures]
+    rows += [(d.figure, _short(d.baseline) if d.side != "now" else "-", _short(d.now) if d.side != "baseline" else "-",
+              d.difference, str(d.tolerance) if d.side == "both" else "-") for d in departures]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
 
@@ -94,7 +107,7 @@ def _grouped(departures: list[Departure]) -> str:
         groups.setdefault(".".join(parts[:2]) if parts[0] == "checks" else departure.figure, []).append(departure)
     entries = []
     for name, members in groups.items():
-        side = "new" if members[0].now is not None and members[0].baseline is None else "not measured now"
+        side = "new" if members[0].side == "now" else "not measured now"
         entries.append(f"{name} ({len(members)} figures, {side})" if len(members) > 1 else f"{name} ({side})")
     return ", ".join(entries)
 
@@ -117,6 +130,15 @@ def _another_machine(grown: list[Departure], then: str, now: str | None, refresh
             f"so they do not fail: {listed((d.figure for d in grown), 5)}. Training grows a kernel's last-bit difference "
             f"between machines within a few epochs; only what the run fixes before training ({', '.join(BEFORE_TRAINING)}) "
             f"is held against another machine's baseline. Record this machine's to compare every figure:\n    {refresh}")
+
+
+def _lacking(failing: list[Departure], baseline: Baseline) -> str:
+    if not any(d.missing for d in failing):
+        return ""
+    recorded = f"after the checks {', '.join(sorted(baseline.recorded_checks))}" if baseline.recorded_checks else "with no checks"
+    return (f"\nA figure one side lacks fails where both sides ran what measures it (the baseline was recorded "
+            f"{recorded}; it holds {len(baseline.figures)} figures). A file cut short or emptied loses figures; a "
+            f"pipeline that trains more epochs, or reports another metric, gains some.")
 
 
 def _version_change(then: dict[str, str], now: dict[str, str] | None) -> str:

@@ -12,8 +12,11 @@ rule), element by element for lists. Defaults, by the first pattern that matches
 | `predictions.output`                                      | absolute 0.02           |
 | `checks.*`                                                | absolute 0.01 + relative 0.05 (whole numbers and booleans exact) |
 
-A figure the baseline has and this run lacks (a check deselected with -k), or the reverse, is
-listed but does not fail: it was not measured, so it did not move.
+A figure one side lacks fails where both sides ran what measures it: the fingerprint's own
+figures, and the numbers of a check family that ran before both the recording and this run (a
+file cut short or emptied, a metric or an epoch added). A figure of a check family that ran
+on one side only (a check deselected with -k) is listed and does not fail: it was not measured
+on the other side, so it did not move.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from pipeline_checks._validation import check_number, is_number
 
@@ -101,26 +104,55 @@ class Departure:
     baseline: Any
     now: Any
     tolerance: Tolerance
-    moved: bool  # False: measured on one side only (listed, not failed)
+    moved: bool  # True: counts against the baseline; False: measured on one side only (listed, not failed)
+    side: str = "both"  # which side has the figure: "both", "baseline" or "now"
+
+    @property
+    def missing(self) -> bool:
+        """One side lacks it although both ran what measures it."""
+        return self.moved and self.side != "both"
 
     @property
     def difference(self) -> str:
-        if not self.moved:
-            return "not measured now" if self.now is None else "new, not in baseline"
+        if self.side == "now":
+            return "missing from the baseline" if self.moved else "new, not in baseline"
+        if self.side == "baseline":
+            return "not measured now"
         return describe_difference(self.baseline, self.now)
 
 
-def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tuple[str, Tolerance], ...] = ()) -> list[Departure]:
-    """Every figure that moved beyond its tolerance (moved=True), then those only one side has."""
+def check_families(figures: dict[str, Any]) -> frozenset[str]:
+    """The check families whose numbers `figures` hold: "numerics" of "checks.numerics.last_loss"."""
+    return frozenset(name.split(".")[1] for name in figures if name.startswith("checks.") and name.count(".") >= 2)
+
+
+def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tuple[str, Tolerance], ...] = (),
+            checked_then: Iterable[str] | None = None, checked_now: Iterable[str] | None = None) -> list[Departure]:
+    """Every figure that moved beyond its tolerance or is missing on one side (moved=True), then those
+    only one side measured.
+
+    `checked_then` and `checked_now` are the check families that ran before the baseline was
+    recorded and before this run (None: those whose numbers the figures hold).
+    """
+    both_checked = (check_families(baseline) if checked_then is None else frozenset(checked_then)) & (
+        check_families(now) if checked_now is None else frozenset(checked_now))
     moved, unmatched = [], []
     for figure in [*baseline, *(f for f in now if f not in baseline)]:
         if figure not in now or figure not in baseline:
-            unmatched.append(Departure(figure, baseline.get(figure), now.get(figure), EXACT, moved=False))
+            side = "baseline" if figure in baseline else "now"
+            departure = Departure(figure, baseline.get(figure), now.get(figure), EXACT, _measured_by(figure, both_checked), side)
+            (moved if departure.moved else unmatched).append(departure)
             continue
         tolerance = tolerance_for(figure, baseline[figure], overrides)
         if not _within(baseline[figure], now[figure], tolerance):
             moved.append(Departure(figure, baseline[figure], now[figure], tolerance, moved=True))
     return moved + unmatched
+
+
+def _measured_by(figure: str, both_checked: frozenset[str]) -> bool:
+    """Whether both sides ran what measures `figure`: the fingerprint always, a check's numbers where it ran."""
+    parts = figure.split(".")
+    return parts[0] != "checks" or len(parts) < 3 or parts[1] in both_checked
 
 
 def _within(baseline: Any, now: Any, tolerance: Tolerance) -> bool:
