@@ -5,6 +5,7 @@ the model itself, as a repository's test does, with the recorder as the only cal
 recorder must then fail exactly the families the matrix row expects among the six it runs.
 """
 
+import random
 import re
 import subprocess
 import sys
@@ -137,6 +138,27 @@ def test_the_data_can_be_the_dataset_fit_trained_on(recorded):
 def test_check_leaves_the_model_unchanged(recorded):
     correct = recorded(small_pipeline)
     assert correct.after == correct.before
+
+
+def _next_draws() -> dict:
+    """The next value of every generator keras.utils.set_random_seed seeds."""
+    draws = {"random": random.random(), "numpy": float(np.random.random())}
+    if compat.is_keras3():  # keras.random without a seed draws from Keras' global SeedGenerator
+        draws["keras"] = compat.to_numpy(compat.keras().random.uniform((3,))).tolist()
+    if "tensorflow" in sys.modules:  # TensorFlow's global seed and its next operation seed
+        from tensorflow.python.framework import random_seed
+
+        draws["tensorflow"] = random_seed.get_seed(None)
+    return draws
+
+
+def test_check_leaves_the_random_generators_as_they_were(recorded):
+    correct = recorded(small_pipeline)
+    compat.keras().utils.set_random_seed(123)
+    expected = _next_draws()
+    compat.keras().utils.set_random_seed(123)
+    correct.recorder.check(correct.pipeline.data, **check_arguments(correct.pipeline))  # the six families
+    assert _next_draws() == expected
 
 
 # --- broken fits ---------------------------------------------------------------------------------

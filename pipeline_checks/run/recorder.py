@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_checks.model import compat
+from pipeline_checks.model.random_state import random_state_kept
 from pipeline_checks.model.state import weight_values
 
 # The families that judge a single recorded run. The others need a fit of their own:
@@ -307,9 +308,11 @@ def _check(fit: _FitRecord, data, families: tuple[str, ...], settings: _CheckSet
     seed = checked_seed(settings.seed)
     _check_options(settings.options, families)
     _check_built_before_fit(fit)
-    pipeline, run = _recorded_run(fit, data, settings, seed)
     checks = all_checks()
-    with _left_as_found(fit.model):
+    # Reading the data and the checks seed Python, NumPy and Keras: the user's generators, and
+    # model, are given back as they were.
+    with random_state_kept(), _left_as_found(fit.model):
+        pipeline, run = _recorded_run(fit, data, settings, seed)
         if any(name in NEEDS_INITIAL_LOSS for name in families):
             run.initial_loss = _initial_loss(run)
         share_run(run)
