@@ -167,3 +167,67 @@ def test_a_built_in_pipeline_without_a_baseline_for_this_environment_is_skipped_
     result = pytester.runpytest("--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline", "-rs")
     result.assert_outcomes(skipped=1, deselected=9)
     result.stdout.fnmatch_lines(["*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with --pc-update-baselines*"])
+
+
+HOLDING_THE_LOCK = """
+import sys
+from pipeline_checks.baselines.writing import FileLock
+
+FileLock(sys.argv[1]).acquire()
+print("held", flush=True)
+sys.stdin.read()  # until the test closes it, or kills this process
+"""
+
+
+def test_an_update_while_another_run_writes_the_file_fails_naming_it_then_goes_through(project, key):
+    """Two updates at once left the folder mixed from both, silently; now the second is refused."""
+    import subprocess
+    import sys
+
+    declare(project, "good")
+    path = project.path / BASELINE.format(key=key)
+    other_run = subprocess.Popen([sys.executable, "-c", HOLDING_THE_LOCK, str(path)], cwd=project.path,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other_run.stdout.readline().strip() == "held"
+        refused = project.runpytest(*ONLY_BASELINE, "--pc-update-baselines")
+        refused.assert_outcomes(failed=1, deselected=9)
+        refused.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: another run (pid {other_run.pid} on *) holds its "
+                                      f"lock .good.{key}.yml.lock until that session ends; let it finish*"])
+        assert not path.exists()
+        other_run.stdin.close()
+        other_run.wait(timeout=30)
+    finally:
+        other_run.kill()
+        other_run.stdout.close()
+    project.runpytest(*ONLY_BASELINE, "--pc-update-baselines").assert_outcomes(passed=1, deselected=9)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # the lock went with the session
+
+
+@pytest.mark.parametrize("folder", ["under a file", "read-only"])
+def test_a_baseline_folder_the_run_cannot_write_fails_in_one_line_naming_the_file(project, key, folder):
+    """It raised a PermissionError (or NotADirectoryError) traceback."""
+    if folder == "under a file":
+        (project.path / "notes.txt").write_text("not a folder\n")
+        declare(project, "good", extra='baseline_dir = "notes.txt/baselines"\n')
+        path, reason = project.path / f"notes.txt/baselines/good.{key}.yml", "Not a directory"
+    else:
+        declare(project, "good")
+        path, reason = project.path / BASELINE.format(key=key), "Permission denied"
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o555)
+        try:
+            (path.parent / "probe").touch()
+            (path.parent / "probe").unlink()
+            pytest.skip("this user (root?) writes into a read-only folder")
+        except PermissionError:
+            pass
+    try:
+        result = project.runpytest(*ONLY_BASELINE, "--pc-update-baselines")
+    finally:
+        if path.parent.is_dir():
+            path.parent.chmod(0o755)
+    result.assert_outcomes(failed=1, deselected=9)
+    result.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: {reason} (*); expected a folder this run can write: "
+                                 "make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is"])
+    assert "Traceback" not in result.stdout.str() and "Error: [Errno" not in result.stdout.str()

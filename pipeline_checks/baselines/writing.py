@@ -101,10 +101,11 @@ class FileLock:
                 if _same_file(descriptor, self.lock_path):
                     break
                 os.close(descriptor)  # a run that released it deleted the file after we opened it: take the new one
-            os.ftruncate(descriptor, 0)
-            os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()}".encode())
             self._descriptor = descriptor
+            os.ftruncate(descriptor, 0)  # who holds it, for the message of a run that is refused
+            os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         except OSError as error:
+            self.release()
             raise ValueError(unwritable(self.path, error)) from None
 
     def release(self) -> None:
