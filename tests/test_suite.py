@@ -57,6 +57,25 @@ PIPELINES = """
             raise FileNotFoundError("weights.h5")
 
         return Pipeline(name="crashing", build_model=build, data=PHOTOS)
+
+
+    def failing_after_fit():
+        from pathlib import Path
+
+        from pipeline_checks.model import compat
+
+        class LogFit(compat.keras().callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                with Path(__file__).with_name("fits.log").open("a") as log:
+                    log.write("fit\\n")
+
+        def after_fit(model, x):
+            raise ValueError("no labels.txt beside the model")
+
+        return Pipeline(
+            name="failing", build_model=compiled, data=PHOTOS, preprocess_train=lambda images: images / np.float32(255),
+            fit_kwargs={"epochs": 2, "batch_size": 12, "callbacks": [LogFit()]}, after_fit=after_fit,
+        )
 """
 
 
@@ -131,8 +150,8 @@ def test_a_conftest_pipeline_fixture_replaces_the_declared_ones(project):
 @pytest.mark.parametrize(
     "declared, message",
     [
-        pytest.param("no_such_module:make", "ERROR: declared pipeline 'no_such_module:make': cannot import module 'no_such_module': ModuleNotFoundError*", id="no-module"),
-        pytest.param("my_pipelines:missing", "ERROR: declared pipeline 'my_pipelines:missing': module 'my_pipelines' has no attribute 'missing'", id="no-attribute"),
+        pytest.param("no_such_module:make", "ERROR: declared pipeline 'no_such_module:make': no module named 'no_such_module' (looked in the current directory *", id="no-module"),
+        pytest.param("my_pipelines:missing", "ERROR: declared pipeline 'my_pipelines:missing': module 'my_pipelines' has no attribute 'missing'; *", id="no-attribute"),
         pytest.param("my_pipelines:PHOTOS", "ERROR: declared pipeline 'my_pipelines:PHOTOS' must be a pipeline_checks.Pipeline, a list of them, or a function returning either; received: *TinyImageDataset*", id="not-a-pipeline"),
         pytest.param("my_pipelines", "ERROR: Invalid pc_pipelines 'my_pipelines' from command line --pc-pipelines: expected 'package.module:factory' names; 'my_pipelines' given", id="no-colon"),
     ],
@@ -246,3 +265,52 @@ def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(proje
     result.assert_outcomes(failed=2, deselected=8)
     result.stdout.fnmatch_lines(["Pipeline 'crashing': build_model raised FileNotFoundError: weights.h5"])
     assert "Traceback" not in result.stdout.str() and "raise FileNotFoundError" not in result.stdout.str()
+
+
+def test_a_check_that_raises_is_an_error_that_counts_as_failed_in_the_summary_the_reports_and_junit(project):
+    declare(project, "good", "crashing")
+    result = project.runpytest(
+        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "labels", "--pc-report", "out", "--junitxml=junit.xml"
+    )
+    result.assert_outcomes(passed=1, failed=1, deselected=18)
+    result.stdout.fnmatch_lines(
+        [
+            "*= pipeline-checks summary =*",
+            "good: 1 passed, 0 failed",
+            "crashing: 0 passed, 1 failed (1 error)",
+            "  labels            ERROR   Pipeline 'crashing': build_model raised FileNotFoundError: weights.h5",
+        ]
+    )
+    markdown = (project.path / "out" / "report.md").read_text()
+    assert "2 checks on 2 pipelines: 1 failed (1 error)." in markdown and "all passed" not in markdown
+    assert "| labels | **ERROR** | Pipeline 'crashing': build_model raised FileNotFoundError: weights.h5 |" in markdown
+    report = json.loads((project.path / "out" / "report.json").read_text())
+    labels = report["pipelines"]["crashing"]["labels"]
+    assert labels["passed"] is False and labels["error"] is True
+    assert labels["details"].startswith("(caused by: FileNotFoundError")
+    assert report["totals"] == {"checks": 2, "failed": 1, "errors": 1}
+    case = next(c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_labels[crashing]")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["pipeline_checks.passed"] == "False" and properties["pipeline_checks.error"] == "True"
+    assert properties["pipeline_checks.check"] == "labels" and properties["pipeline_checks.pipeline"] == "crashing"
+
+
+def test_a_run_that_fails_after_fit_is_trained_once_and_each_later_check_reports_the_same_failure(project):
+    declare(project, "failing_after_fit")
+    checks = "agreement or frozen_layers or numerics or variables_change"
+    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", checks)
+    result.assert_outcomes(failed=4, deselected=6)
+    assert (project.path / "fits.log").read_text() == "fit\n"  # not once per check
+    # The first check's message is the pipeline's error; each later one's says it is the same failure.
+    same = "(the same failure as pipeline-checks::test_agreement[failing]: a failed run is remembered for the session, not trained again)"
+    assert result.stdout.str().count(same) == 3
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_frozen_layers[[]failing] _*",
+            "Pipeline 'failing': after_fit raised ValueError: no labels.txt beside the model",
+            same.replace("[", "[[]"),
+            "(caused by: ValueError; run the check directly for the traceback)",
+            "failing: 0 passed, 4 failed (4 errors)",
+            "  agreement         ERROR   Pipeline 'failing': after_fit raised ValueError: no labels.txt beside the model",
+        ]
+    )

@@ -159,6 +159,7 @@ def pc_check(request: pytest.FixtureRequest, _pc_check_seed: int):
     """
     from pipeline_checks.checks import all_checks
     from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.pytest_plugin import check_errors
 
     checks = all_checks()
     per_pipeline = request.config.stash[SETTINGS_KEY].per_pipeline
@@ -173,11 +174,12 @@ def pc_check(request: pytest.FixtureRequest, _pc_check_seed: int):
             pytest.skip(f"{configured.skip[family]} ({where} skip.{family})")
         from_config = dict(configured.options.get(family, {})) if configured is not None else {}
         refused = None
+        request.node.stash[check_errors.CHECKING_KEY] = family  # an error is this family's, in the summary
         try:
             with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
                 result = checks[family](pipeline, seed=_pc_check_seed, **{**from_config, **options})
         except PipelineRunError as error:  # the pipeline's own code raised: its message, not our frames
-            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
+            pytest.fail(check_errors.run_error_message(request, error, pipeline, _pc_check_seed), pytrace=False)
         except (ValueError, TypeError) as error:
             if not set(from_config) - set(options):
                 raise
@@ -204,6 +206,7 @@ def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
             pc_baseline(pipeline)
     """
     from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.pytest_plugin import check_errors
     from pipeline_checks.pytest_plugin.baselines import check_baseline
 
     settings = request.config.stash[SETTINGS_KEY]
@@ -214,6 +217,7 @@ def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
         if configured is not None and settings_module.BASELINE_FAMILY in configured.skip:
             where = settings_module.per_pipeline_table(pipeline.name)
             pytest.skip(f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})")
+        request.node.stash[check_errors.CHECKING_KEY] = settings_module.BASELINE_FAMILY
         try:
             with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
                 result = check_baseline(
@@ -225,7 +229,7 @@ def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
                     check_numbers=request.config.stash[CHECK_NUMBERS_KEY].get((pipeline.name, _pc_check_seed), {}),
                 )
         except PipelineRunError as error:
-            pytest.fail(f"{error}\n(caused by: {type(error.__cause__).__name__}; run the check directly for the traceback)", pytrace=False)
+            pytest.fail(check_errors.run_error_message(request, error, pipeline, _pc_check_seed), pytrace=False)
         except ValueError as error:  # an unreadable baseline file: the message names it
             pytest.fail(str(error), pytrace=False)
         durations.record(request.node, result.pipeline, result.name, measured)

@@ -364,9 +364,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return  # a project's own `pipeline` parameter may be anything; only ours have runs
     following = getattr(getattr(nextitem, "callspec", None), "params", {}).get("pipeline") if nextitem else None
     if following is not current:
+        from pipeline_checks.pytest_plugin.check_errors import forget_first_tests
         from pipeline_checks.run.training import forget_shared_runs
 
         forget_shared_runs(current)
+        forget_first_tests(item.config, current.name)
         _let_older_objects_back(item.config)
 
 
@@ -381,13 +383,31 @@ def _let_older_objects_back(config: pytest.Config) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     recorded = item.stash.get(ITEM_RESULTS_KEY, None)
+    order = item.config.stash[ORDER_KEY]
+    position = order.get(item.nodeid, len(order))
     if call.when == "call" and recorded:
-        order = item.config.stash[ORDER_KEY]
-        position = order.get(item.nodeid, len(order))
         payload = {"order": position, "results": list(recorded)}
         if durations.recorded(item):  # --pc-durations: each check's seconds, beside the results
             payload["durations"] = durations.recorded(item)
         setattr(outcome.get_result(), REPORT_ATTRIBUTE, payload)
+    elif call.when in ("setup", "call") and outcome.get_result().failed and not recorded and _is_check(item):
+        _record_error(item, outcome.get_result(), position)
+
+
+def _is_check(item: pytest.Item) -> bool:
+    """A test that runs a check on one of our pipelines (through `pc_check` or `pc_baseline`)."""
+    return _our_pipeline(item) is not None and bool({"pc_check", "pc_baseline"} & set(getattr(item, "fixturenames", ())))
+
+
+def _record_error(item: pytest.Item, report: pytest.TestReport, position: int) -> None:
+    """A check that raised instead of giving a verdict: an error result, which counts as failed."""
+    from pipeline_checks.pytest_plugin import check_errors
+    from pipeline_checks.results import summary
+
+    family = item.stash.get(check_errors.CHECKING_KEY, None) or check_errors.family_of_nodeid(item.nodeid)
+    result = check_errors.error_result(family, _our_pipeline(item).name, check_errors.failure_message(report))
+    check_errors.attach(report, position, result)
+    item.user_properties.extend(summary.junit_properties(result))  # junit reads them from the teardown's report
 
 
 class _ResultCollector:

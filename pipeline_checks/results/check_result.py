@@ -20,6 +20,7 @@ class CheckResult:
         pipeline: the pipeline's name.
         numbers: the key measurements, for reports (e.g. {"fit_accuracy": 1.0}).
         headline: the key numbers in one line for the suite's summary; the summary stands in when empty.
+        error: the check gave no verdict: its test raised or its worker died (`passed` is False then).
     """
 
     name: str
@@ -29,6 +30,7 @@ class CheckResult:
     pipeline: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
     headline: str = ""
+    error: bool = False
 
     def raise_if_failed(self) -> CheckResult:
         """Raise `PipelineCheckFailure` with the full message when the check failed.
@@ -56,7 +58,7 @@ class CheckResult:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def __str__(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
+        verdict = "passed" if self.passed else "ERROR" if self.error else "FAILED"
         text = f"check {self.name} {verdict} on pipeline {self.pipeline!r}: {self.summary}"
         return f"{text}\n{self.details}" if self.details else text
 

@@ -19,17 +19,35 @@ def by_pipeline(results: Iterable[CheckResult]) -> dict[str, list[CheckResult]]:
     return dict(grouped)
 
 
+def verdict(result: CheckResult) -> str:
+    """"passed", "FAILED", or "ERROR" for a check that raised instead of giving a verdict."""
+    return "passed" if result.passed else "ERROR" if result.error else "FAILED"
+
+
+def failures(checks: Iterable[CheckResult]) -> str:
+    """"1 failed"; errors count as failed and are named: "2 failed (2 errors)"."""
+    checks = list(checks)
+    failed = sum(not r.passed for r in checks)
+    errors = sum(r.error and not r.passed for r in checks)
+    return f"{failed} failed ({errors} error{'s' if errors != 1 else ''})" if errors else f"{failed} failed"
+
+
+def counts(checks: Iterable[CheckResult]) -> str:
+    """"8 passed, 1 failed", or "0 passed, 2 failed (2 errors)"."""
+    checks = list(checks)
+    return f"{sum(r.passed for r in checks)} passed, {failures(checks)}"
+
+
 def summary_lines(results: Iterable[CheckResult]) -> list[str]:
-    """Per pipeline: each check, passed or FAILED, with its key numbers or its summary."""
+    """Per pipeline: each check, passed, FAILED or ERROR, with its key numbers or its summary."""
     lines = []
     for pipeline, checks in by_pipeline(results).items():
-        failed = sum(not r.passed for r in checks)
-        lines.append(f"{pipeline}: {len(checks) - failed} passed, {failed} failed")
+        lines.append(f"{pipeline}: {counts(checks)}")
         for result in checks:
             text = result.headline or result.summary
             if len(text) > SUMMARY_WIDTH:
                 text = text[: SUMMARY_WIDTH - 3] + "..."
-            lines.append(f"  {result.name:<17} {'passed' if result.passed else 'FAILED':<7} {text}")
+            lines.append(f"  {result.name:<17} {verdict(result):<7} {text}")
     return lines
 
 
@@ -46,6 +64,7 @@ def junit_properties(result: CheckResult) -> list[tuple[str, object]]:
         (f"{prefix}.pipeline", result.pipeline),
         (f"{prefix}.check", result.name),
         (f"{prefix}.passed", result.passed),
+        (f"{prefix}.error", result.error),
         (f"{prefix}.summary", result.headline or result.summary),
     ]
     return properties + [(f"{prefix}.{result.name}.{key}", value) for key, value in scalar_numbers(result).items()]
@@ -53,18 +72,16 @@ def junit_properties(result: CheckResult) -> list[tuple[str, object]]:
 
 def markdown_lines(results: Iterable[CheckResult], environment: str) -> list[str]:
     """The summary as Markdown, e.g. for `$GITHUB_STEP_SUMMARY`: one table per pipeline."""
+    results = list(results)
     grouped = by_pipeline(results)
-    total = sum(len(checks) for checks in grouped.values())
-    failed = sum(not r.passed for checks in grouped.values() for r in checks)
-    verdict = "all passed" if not failed else f"{failed} failed"
-    lines = ["# pipeline-checks", "", f"{total} checks on {len(grouped)} pipelines: {verdict}.", "", f"`{environment}`"]
+    totals = "all passed" if all(r.passed for r in results) else failures(results)
+    lines = ["# pipeline-checks", "", f"{len(results)} checks on {len(grouped)} pipelines: {totals}.", "", f"`{environment}`"]
     for pipeline, checks in grouped.items():
-        failures = sum(not r.passed for r in checks)
-        lines += ["", f"## {pipeline}: {len(checks) - failures} passed, {failures} failed", ""]
+        lines += ["", f"## {pipeline}: {counts(checks)}", ""]
         lines += ["| check | result | key numbers |", "| --- | --- | --- |"]
         for result in checks:
             text = (result.headline or result.summary).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {result.name} | {'passed' if result.passed else '**FAILED**'} | {text} |")
+            lines.append(f"| {result.name} | {'passed' if result.passed else f'**{verdict(result)}**'} | {text} |")
     return lines
 
 
@@ -83,8 +100,17 @@ def write_report(results: Iterable[CheckResult], directory: Path, environment: s
     report = {
         "environment": environment,
         "pipelines": {
-            name: {r.name: {"passed": r.passed, "summary": r.summary, "details": r.details, "numbers": r.numbers} for r in checks}
+            name: {
+                r.name: {"passed": r.passed, "error": r.error, "summary": r.summary, "details": r.details, "numbers": r.numbers}
+                for r in checks
+            }
             for name, checks in grouped.items()
+        },
+        # Errors are failures too: a run with any is not green.
+        "totals": {
+            "checks": len(results),
+            "failed": sum(not r.passed for r in results),
+            "errors": sum(r.error and not r.passed for r in results),
         },
         **(extra or {}),
     }

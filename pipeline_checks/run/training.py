@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline_checks.errors import pipeline_step
+from pipeline_checks.errors import PipelineRunError, pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.model.state import weight_values
@@ -349,14 +349,36 @@ def _state_before_fit(model, like: tuple):
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# pipeline -> seed -> the PipelineRunError its run raised: the pipeline's own code failed, and
+# would fail again in each check that asked, after training again (8 trainings, 34 s against 9.6 s).
+_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
-    """The run of `pipeline` from `seed`, trained once and then reused while the pipeline lives."""
+    """The run of `pipeline` from `seed`, trained once and then reused while the pipeline lives.
+
+    A run whose pipeline code raised (`PipelineRunError`) is remembered too: each later call
+    raises the same error at once, saying so, until `forget_shared_runs`.
+    """
+    failure = failed_shared_run(pipeline, seed)
+    if failure is not None:
+        raise PipelineRunError(f"{failure}\n{SAME_FAILURE}") from failure.__cause__
     runs = _SHARED.setdefault(pipeline, {})
     if seed not in runs:
-        runs[seed] = train(pipeline, seed)
+        try:
+            runs[seed] = train(pipeline, seed)
+        except PipelineRunError as error:
+            _FAILED.setdefault(pipeline, {})[seed] = error
+            raise
     return runs[seed]
+
+
+SAME_FAILURE = "(the same failure as the run's first try: a failed run is remembered, not trained again)"
+
+
+def failed_shared_run(pipeline: Pipeline, seed: int = 0) -> PipelineRunError | None:
+    """The error the shared run of `pipeline` from `seed` raised, if it was tried and failed; else None."""
+    return _FAILED.get(pipeline, {}).get(seed)
 
 
 def trained_shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun | None:
@@ -370,8 +392,8 @@ def share_run(run: TrainingRun) -> None:
 
 
 def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
-    """Drop the shared runs of `pipeline`, or of every pipeline, their models and the shared
-    untrained builds (`builds.fresh_build`).
+    """Drop the shared runs of `pipeline`, or of every pipeline, their models, the failed runs
+    remembered and the shared untrained builds (`builds.fresh_build`).
 
     A run refers to its pipeline, so runs live until forgotten: forget them when done,
     e.g. at the end of a test session.
@@ -379,8 +401,10 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
     forget_fresh_builds(pipeline)
     if pipeline is None:
         _SHARED.clear()
+        _FAILED.clear()
     else:
         _SHARED.pop(pipeline, None)
+        _FAILED.pop(pipeline, None)
     release_freed_memory()
 
 
