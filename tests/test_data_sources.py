@@ -1,5 +1,10 @@
 """Data as the repository reads it: folders, tf.data, PyDataset, batches, fit's own arguments."""
 
+import re
+import shutil
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from broken_pipelines.common import DATA, compiled_cnn
@@ -10,6 +15,7 @@ from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat
 from pipeline_checks.pipelines.pipeline import Pipeline
 from pipeline_checks.run.training import train
+from pipeline_checks.saved_model.image_folders import ImageFolderError, read_image_folders
 
 tf = pytest.importorskip("tensorflow")
 FIT = {"epochs": 2, "batch_size": 4}
@@ -132,6 +138,55 @@ def test_preprocess_train_with_a_dataset_points_to_train_dataset():
 def test_a_missing_folder_is_named():
     with pytest.raises(PipelineRunError, match="data names a folder that does not exist; received: '/no/such/folder'"):
         pipeline_of("/no/such/folder").raw_data()
+
+
+def folder_with(tmp_path, write):
+    """The small pipeline's folder, copied, with `write(path)` replacing its sixth image; (folder, that path)."""
+    root = tmp_path / "train"
+    shutil.copytree(folder(), root)
+    victim = sorted(root.rglob("*.png"))[5]
+    write(victim)
+    return root, victim
+
+
+def png_of_size(path, width, height):
+    """A PNG whose header says width x height, with no pixel data: read as that size, never decoded."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    "write, why",
+    [
+        pytest.param(lambda path: path.write_bytes(path.read_bytes()[:80]), "image file is truncated", id="truncated"),
+        pytest.param(lambda path: path.write_bytes(b"not a png"), "cannot identify image file", id="not-an-image"),
+    ],
+)
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path, write, why):
+    root, victim = folder_with(tmp_path, write)
+    message = f"Pipeline 'p': data raised ImageFolderError: cannot decode image {victim}: {why}"
+    with pytest.raises(PipelineRunError, match=re.escape(message)):
+        pipeline_of(root, image_size=(16, 16)).raw_data()
+
+
+@pytest.mark.parametrize(
+    "read, error",
+    [
+        pytest.param(lambda root: pipeline_of(root, image_size=(16, 16)).raw_data(), PipelineRunError, id="pipeline-folder"),
+        pytest.param(lambda root: read_image_folders(root, size=(16, 16)), ImageFolderError, id="diagnose-folder"),
+    ],
+)
+def test_an_image_above_the_pixel_limit_is_refused_before_decoding_on_both_paths(tmp_path, read, error):
+    root, victim = folder_with(tmp_path, lambda path: png_of_size(path, 20000, 20000))
+    limit = (
+        f"image {victim} holds 400,000,000 pixels, more than the 89,478,485 the checks decode "
+        "(PIL.Image.MAX_IMAGE_PIXELS); resize it, or leave it out of the folder"
+    )
+    with pytest.raises(error, match=re.escape(limit)):
+        read(root)
 
 
 def test_fit_runs_the_repositorys_callbacks_validation_and_class_weights(tmp_path):

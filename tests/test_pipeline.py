@@ -26,6 +26,7 @@ def declared(**changes):
         pytest.param(declared(label_encoding="categorical"), ValueError, "label_encoding must be one of 'sparse', 'one_hot'; received: label_encoding='categorical'", id="unknown-encoding"),
         pytest.param(declared(fit_kwargs={"x": 1, "epochs": 2}), ValueError, "fit_kwargs must not set x: the data comes from `data`", id="fit-kwargs-with-x"),
         pytest.param(declared(fit_kwargs={"epochs": 0}), ValueError, "fit_kwargs['epochs'] must be a positive integer; received: 0", id="zero-epochs"),
+        pytest.param(declared(fit_kwargs={"steps_per_epoch": 0}), ValueError, "Pipeline 'p': fit_kwargs['steps_per_epoch'] must be a positive integer; received: 0", id="zero-steps-per-epoch"),
         pytest.param(declared(fit_kwargs=[("epochs", 2)]), TypeError, "fit_kwargs must be a mapping; received: fit_kwargs=[('epochs', 2)]", id="fit-kwargs-list"),
         pytest.param(declared(application="ResNet51"), ValueError, "ResNet51", id="unknown-application"),
         pytest.param(declared(check_options=[("overfit", {})]), TypeError, "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]", id="check-options-list"),
@@ -46,6 +47,9 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
         pytest.param((DATA.images.astype("float32"), DATA.labels, DATA.class_names), "data images must be uint8 of shape (N, height, width, channels); received: dtype float32", id="float-images"),
         pytest.param((DATA.images, DATA.labels[:-1], DATA.class_names), "data labels must be 12 integers, one per image; received: dtype int32, shape (11,)", id="short-labels"),
         pytest.param(lambda: (DATA.images[:0], DATA.labels[:0], DATA.class_names), "data holds no images", id="empty"),
+        pytest.param((DATA.images[0], DATA.labels, DATA.class_names), "Pipeline 'p': data images must be uint8 of shape (N, height, width, channels); received: dtype uint8, shape (16, 16, 3)", id="one-3d-image"),
+        pytest.param((DATA.images, DATA.labels, None), "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names=None", id="no-class-names"),
+        pytest.param((DATA.images, DATA.labels, "abc"), "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names='abc'", id="class-names-string"),
     ],
 )
 def test_bad_data_is_named_when_read(data, message):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pipeline_checks._validation import is_integer
 from pipeline_checks.pipelines.sources import (
     DEFAULT_IMAGE_SIZE,
     RawData,
@@ -319,9 +320,11 @@ def _checked_fit_kwargs(name: str, fit_kwargs: Any) -> dict[str, Any]:
             f"Pipeline {name!r}: fit_kwargs must not set {', '.join(ours)}: the data comes from `data` and the "
             f"checks set verbosity and callbacks; received: fit_kwargs={dict(fit_kwargs)!r}"
         )
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "steps_per_epoch"):  # steps_per_epoch bounds each read of endless data
         value = fit_kwargs.get(key, 1)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if key == "steps_per_epoch" and value is None:
+            continue
+        if not is_integer(value) or value < 1:
             raise ValueError(f"Pipeline {name!r}: fit_kwargs[{key!r}] must be a positive integer; received: {value!r}")
     return dict(fit_kwargs)
 
@@ -382,5 +385,17 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
         )
     if len(images) == 0:
         raise ValueError(f"Pipeline {name!r}: {attribute} holds no images")
-    names = tuple(str(n) for n in class_names)
-    return RawData(images, labels, names)
+    return RawData(images, labels, _checked_class_names(name, attribute, class_names))
+
+
+def _checked_class_names(name: str, attribute: str, class_names: Any) -> tuple[str, ...]:
+    """The class names as strings; a string is refused, as its letters would pass for names."""
+    names = None
+    if not isinstance(class_names, (str, bytes)) and isinstance(class_names, Iterable):
+        names = tuple(str(n) for n in class_names)
+    if not names:
+        raise TypeError(
+            f"Pipeline {name!r}: {attribute} class_names must be a list of names, one per class, e.g. "
+            f"['cat', 'dog']; received: class_names={class_names!r}"
+        )
+    return names

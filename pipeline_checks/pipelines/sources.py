@@ -4,11 +4,13 @@ A source gives the checks the raw images in a fixed order, with integer labels a
 class names, and gives `fit` the object the repository itself trains on: its arrays, the
 dataset `image_dataset_from_directory` reads from its folder, its `tf.data` pipeline, its
 `PyDataset` or `ImageDataGenerator` iterator, its batches. So the checks run the
-repository's own input code, not a copy of it.
+repository's own input code, not a copy of it. Every read is bounded (`bounded_read`): by
+`steps_per_epoch` where the data repeats or may never end, and by MAX_IMAGES images.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_checks._text import listed
+from pipeline_checks.pipelines.bounded_read import check_image_count, read_batches
 
 KINDS = ("arrays", "folder", "dataset", "sequence", "generator", "batches")
 DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
@@ -50,7 +53,8 @@ class Source:
     preprocessed arrays). `label_encoding` is how the source gives labels ("sparse" or
     "one_hot"), None when the pipeline declares it. `batch_size` is the source's own,
     None when fit batches. `train_path(images, labels)` is the source's own training
-    transform of raw images (None: the pipeline's `preprocess_train`).
+    transform of raw images (None: the pipeline's `preprocess_train`). `steps` is
+    `steps_per_epoch`, which bounds each read of an endless source.
     """
 
     kind: str
@@ -60,6 +64,7 @@ class Source:
     batch_size: int | None = None
     train_path: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     rebuilt: bool = True  # fit_input gives a fresh object each call (a dataset object is reused)
+    steps: int | None = None
 
     def same_on_every_pass(self, seed: int) -> bool:
         """Whether two passes over what fit trains on yield the same batches.
@@ -71,14 +76,15 @@ class Source:
         if self.rebuilt or self.fit_input is None:
             return True
         data = self.fit_input(seed)
-        first, second = (_passed_over(data) for _ in range(2))
+        first, second = (_passed_over(data, self.steps) for _ in range(2))
         return all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
-def _passed_over(data) -> tuple[np.ndarray, np.ndarray]:
+def _passed_over(data, steps: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of what fit trains on: `steps` batches of it where the pipeline sets steps_per_epoch."""
     if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not _is_tf_dataset(data):
-        return materialized(data[i] for i in range(len(data)))
-    return materialized(data)
+        return read_batches((data[i] for i in range(len(data))), steps)
+    return read_batches(data, steps)
 
 
 def source_kind(value: Any) -> str:
@@ -87,8 +93,8 @@ def source_kind(value: Any) -> str:
         return "folder"
     if all(hasattr(value, a) for a in ("images", "labels", "class_names")):
         return "arrays"
-    if isinstance(value, (tuple, list)) and len(value) == 3 and len(getattr(value[0], "shape", ())) == 4:
-        return "arrays"
+    if isinstance(value, (tuple, list)) and len(value) == 3 and hasattr(value[0], "shape"):
+        return "arrays"  # (images, labels, class_names): a batch is an (x, y) pair, never an array
     if _is_tf_dataset(value):
         return "dataset"
     if hasattr(value, "image_data_generator"):  # Keras 2's ImageDataGenerator iterators
@@ -128,24 +134,6 @@ def folder_dataset(path, image_size, batch_size: int | None, shuffle: bool, seed
         os.fspath(path), image_size=tuple(image_size), batch_size=batch_size, shuffle=shuffle, seed=seed,
         label_mode="int", **quiet,
     )
-
-
-def materialized(batches, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated x and y of `(x, y[, sample_weight])` batches, at most `limit` batches."""
-    xs, ys = [], []
-    for index, batch in enumerate(batches):
-        if limit is not None and index >= limit:
-            break
-        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-            raise ValueError(
-                f"data must yield (x, y) or (x, y, sample_weight) batches; batch {index} is a "
-                f"{type(batch).__name__}{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}"
-            )
-        xs.append(np.asarray(batch[0]))
-        ys.append(np.asarray(batch[1]))
-    if not xs:
-        raise ValueError("data yielded no batches")
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, ...], str]:
@@ -205,20 +193,35 @@ def load(data: Any, reading: Reading) -> Source:
     if kind == "generator":
         return _generator(value, rebuild, rebuilt=callable(data))
     if kind == "sequence":
-        x, y = materialized(value[i] for i in range(len(value)))
-        return _given(kind, x, y, lambda seed: rebuild(), batch_size=len(value[0][0]), rebuilt=callable(data))
+        x, y = read_batches(value[i] for i in range(len(value)))
+        return _given(kind, x, y, lambda seed: rebuild(), len(value[0][0]), callable(data), steps=reading.steps)
     if kind == "batches":
-        batches = list(value)
-        x, y = materialized(batches)
+        batches = _kept_batches(value, reading.steps)
+        x, y = read_batches(batches)
         return _given(kind, x, y, lambda seed: _batch_sequence(batches), batch_size=len(batches[0][0]), rebuilt=True)
     raise AssertionError(kind)  # arrays are the pipeline's own
 
 
-def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None) -> Source:
+def _kept_batches(value, steps: int | None) -> list:
+    """A list's batches, or an iterator's first `steps` (read as `read_batches` reads, so bounded)."""
+    if hasattr(value, "__len__"):
+        return list(value)
+    kept = []
+
+    def keeping():
+        for batch in value:
+            kept.append(batch)
+            yield batch
+
+    read_batches(keeping(), steps)
+    return kept
+
+
+def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None, steps=None) -> Source:
     """A source whose batches are read as given: its labels read as `integer_labels` reads them."""
     labels, names, encoding = integer_labels(y)
     raw = RawData(_images(x), labels, names)
-    return Source(kind, raw, fit_input, encoding, batch_size, train_path or _unchanged(y), rebuilt)
+    return Source(kind, raw, fit_input, encoding, batch_size, train_path or _unchanged(y), rebuilt, steps)
 
 
 def _images(x) -> np.ndarray:
@@ -237,7 +240,7 @@ def _folder(path, reading: Reading) -> Source:
     if not os.path.isdir(path):
         raise NotADirectoryError(f"data names a folder that does not exist; received: {os.fspath(path)!r}")
     listing = folder_dataset(path, reading.image_size, batch_size=64, shuffle=False)
-    x, y = materialized(listing)
+    x, y = _decoded_folder(listing)
 
     def fit_input(seed):
         dataset = folder_dataset(path, reading.image_size, reading.batch_size, reading.shuffle, seed)
@@ -248,6 +251,29 @@ def _folder(path, reading: Reading) -> Source:
     return Source("folder", raw, fit_input, "sparse", reading.batch_size, path_of, rebuilt=True)
 
 
+def _decoded_folder(listing) -> tuple[np.ndarray, np.ndarray]:
+    """The folder's images as TensorFlow decodes them, after the files pass the checks diagnose makes.
+
+    Each file's header is read first (the size limit, before a huge image is decoded); where
+    TensorFlow still cannot decode one, the files are decoded again to name it.
+    """
+    import tensorflow as tf
+
+    from pipeline_checks.saved_model.image_folders import check_image_file, decoded_image
+
+    paths = list(getattr(listing, "file_paths", ()))
+    check_image_count(len(paths), "data (a folder)")
+    for path in paths:
+        check_image_file(path)
+    try:
+        return read_batches(listing)
+    except tf.errors.OpError as error:
+        for path in paths:
+            decoded_image(path, "RGB")
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"TensorFlow cannot decode an image of the folder: {first_line}") from None
+
+
 def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) not in (2, 3):
@@ -255,21 +281,30 @@ def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
             f"a tf.data.Dataset as data must yield (x, y) or (x, y, sample_weight); received element_spec {spec}"
         )
     batched = _batched(dataset)
-    infinite = int(dataset.cardinality()) == -1
-    if infinite and reading.steps is None:
-        raise ValueError(
-            "data is a repeated (infinite) tf.data.Dataset: fit_kwargs must set steps_per_epoch, which bounds "
-            "each epoch, as fit requires; received no steps_per_epoch"
-        )
-    limit = reading.steps if infinite else None
-    x, y = materialized(dataset if batched else dataset.batch(64), limit=limit)
+    _check_bounded(dataset, reading.steps, "data is")
+    # A dataset that may not end (repeated, or of unknown length: from_generator, filter) is read
+    # for one epoch, as fit reads it; one of known length is read whole.
+    steps = reading.steps if int(dataset.cardinality()) < 0 else None
+    x, y = read_batches(dataset if batched else dataset.batch(reading.batch_size if steps else 64), steps)
 
     def fit_input(seed):
         again = rebuild() if reading.train_dataset is None else reading.train_dataset(rebuild())
-        return again if _batched(again) else again.batch(reading.batch_size)  # as fit batches arrays
+        again = again if _batched(again) else again.batch(reading.batch_size)  # as fit batches arrays
+        _check_bounded(again, reading.steps, "train_dataset returns")
+        return again
 
     size = len(next(iter(dataset))[0]) if batched else reading.batch_size
-    return _given("dataset", x, y, fit_input, size, rebuilt, _dataset_path(reading.train_dataset, batched, given=y))
+    path = _dataset_path(reading.train_dataset, batched, given=y)
+    return _given("dataset", x, y, fit_input, size, rebuilt, path, reading.steps)
+
+
+def _check_bounded(dataset, steps: int | None, what: str) -> None:
+    """ValueError for a repeated dataset without steps_per_epoch: fit would never end its first epoch."""
+    if steps is None and int(dataset.cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY
+        raise ValueError(
+            f"{what} a repeated (infinite) tf.data.Dataset: fit_kwargs must set steps_per_epoch, which bounds "
+            "each epoch, as fit requires; received no steps_per_epoch"
+        )
 
 
 def _batched(dataset) -> bool:
@@ -291,7 +326,7 @@ def _dataset_path(train_dataset, batched: bool, given: np.ndarray):
     def run(images, labels):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         dataset = dataset.batch(len(images)) if batched else dataset
-        return materialized(train_dataset(dataset))
+        return read_batches(_one_pass(train_dataset(dataset), len(images)), what="train_dataset")
 
     def path(images, labels=None):
         labels = given[: len(images)] if labels is None else labels
@@ -310,6 +345,15 @@ def _dataset_path(train_dataset, batched: bool, given: np.ndarray):
     return path
 
 
+def _one_pass(dataset, images: int):
+    """The first `images` inputs of a repeated dataset (a `.repeat()` in train_dataset), else the dataset."""
+    if int(dataset.cardinality()) != -1:
+        return dataset
+    if _batched(dataset):
+        return dataset.unbatch().take(images).batch(images)
+    return dataset.take(images)
+
+
 def _same_grouping(out, given) -> bool:
     """Whether two label sequences group the images alike (equal where equal), whatever their encoding."""
     def groups(labels):
@@ -326,7 +370,11 @@ def _generator(iterator, rebuild, rebuilt: bool) -> Source:
     generator = iterator.image_data_generator
     if hasattr(iterator, "filepaths"):
         from pipeline_checks.model import compat
+        from pipeline_checks.saved_model.image_folders import check_image_file
 
+        check_image_count(len(iterator.filepaths), "data (an ImageDataGenerator iterator)")
+        for path in iterator.filepaths:
+            check_image_file(path)
         load_img = compat.keras().utils.load_img
         images = np.stack([
             np.asarray(load_img(path, color_mode=iterator.color_mode, target_size=iterator.target_size,
@@ -336,6 +384,7 @@ def _generator(iterator, rebuild, rebuilt: bool) -> Source:
         indices = np.asarray(iterator.classes, dtype=np.int32)
         names = tuple(sorted(iterator.class_indices, key=iterator.class_indices.get))
     else:
+        check_image_count(len(iterator.x), "data (an ImageDataGenerator iterator)")
         images, indices = np.asarray(iterator.x, dtype=np.float32), np.asarray(iterator.y)
         indices, names, _ = integer_labels(indices)
     first_y = np.asarray(iterator[0][1])

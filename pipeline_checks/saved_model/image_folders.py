@@ -7,11 +7,18 @@ Unlike Keras, hidden files and folders (".DS_Store", "._photo.png", ".ipynb_chec
 are skipped too: they are never images of the class. Pillow decodes (the first frame of
 a GIF), converts to "L" or "RGB" (dropping alpha, as Keras does) and resizes with its
 bilinear filter, which can differ from `tf.image.resize` by a few levels when sizes differ.
+
+An image larger than Pillow's `Image.MAX_IMAGE_PIXELS` (89,478,485 pixels by default, about
+9,459 x 9,459) is refused before it is decoded, naming the file: decoding one such photo
+takes gigabytes. `diagnose` and a pipeline's folder (`check_image_file`) share the limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,12 +193,50 @@ def _class_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
 
 
 def _decode(path: Path, Image, mode: str, size: tuple[int, int]) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            converted = image.convert(mode)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageFolderError(f"cannot decode image {path}: {error}") from None
+    converted = decoded_image(path, mode)
     if converted.size != size:
         converted = converted.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(converted, dtype=np.uint8)
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Read the header of the image at `path`: ImageFolderError naming it where Pillow does not
+    recognize it, or where it holds more than `Image.MAX_IMAGE_PIXELS` pixels. Decodes nothing."""
+    with _opened(path):
+        pass
+
+
+def decoded_image(path: str | os.PathLike, mode: str):
+    """The image at `path` decoded and converted to `mode` ("L", "RGB"); ImageFolderError naming the
+    file where it cannot be decoded or is larger than `Image.MAX_IMAGE_PIXELS`."""
+    with _opened(path) as image:
+        try:
+            image.load()
+            return image.convert(mode)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ImageFolderError(f"cannot decode image {path}: {error}") from None
+
+
+@contextlib.contextmanager
+def _opened(path):
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # Pillow only warns between its limit and twice it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ImageFolderError(_too_large(path, error, Image.MAX_IMAGE_PIXELS)) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageFolderError(f"cannot decode image {path}: {error}") from None
+    with image:
+        yield image
+
+
+def _too_large(path, error, limit: int) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(error))  # Pillow's "Image size (N pixels) exceeds ..."
+    holds = f"holds {int(found.group(1)):,} pixels" if found else "is too large"
+    return (
+        f"image {path} {holds}, more than the {limit:,} the checks decode (PIL.Image.MAX_IMAGE_PIXELS); "
+        "resize it, or leave it out of the folder"
+    )
