@@ -192,8 +192,8 @@ def test_an_update_while_another_run_writes_the_file_fails_naming_it_then_goes_t
         assert other_run.stdout.readline().strip() == "held"
         refused = project.runpytest(*ONLY_BASELINE, "--pc-update-baselines")
         refused.assert_outcomes(failed=1, deselected=9)
-        refused.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: another run (pid {other_run.pid} on *) holds its "
-                                      f"lock .good.{key}.yml.lock until that session ends; let it finish*"])
+        refused.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: another run (pid {other_run.pid} on *) "
+                                      f"holds its lock .good.{key}.yml.lock until that session ends; let it finish*"])
         assert not path.exists()
         other_run.stdin.close()
         other_run.wait(timeout=30)
@@ -228,6 +228,7 @@ def test_a_baseline_folder_the_run_cannot_write_fails_in_one_line_naming_the_fil
         if path.parent.is_dir():
             path.parent.chmod(0o755)
     result.assert_outcomes(failed=1, deselected=9)
-    result.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: {reason} (*); expected a folder this run can write: "
-                                 "make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is"])
+    result.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: {reason}; expected a folder this run can write "
+                                 f"({path.parent}): make it writable, or point pc_baseline_dir (--pc-baseline-dir) "
+                                 "at one that is"])
     assert "Traceback" not in result.stdout.str() and "Error: [Errno" not in result.stdout.str()

@@ -163,7 +163,8 @@ def test_tolerances_absorb_noise_and_catch_changes():
 
 
 def test_a_check_s_figures_measured_on_one_side_only_are_listed_not_failed():
-    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3}, {"loss.initial": 1.0, "checks.numerics.last_loss": 0.5})
+    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3},
+                         {"loss.initial": 1.0, "checks.numerics.last_loss": 0.5})
     assert [(d.figure, d.moved, d.difference) for d in departures] == [
         ("checks.labels.classes", False, "not measured now"),
         ("checks.numerics.last_loss", False, "new, not in baseline"),
@@ -199,7 +200,8 @@ def test_invalid_tolerances_name_the_figure_and_what_was_expected(table, message
         ("figures: [unclosed\n", "while parsing a flow sequence"),
         ("", "the file is empty"),
         ("pipeline: cnn\nkey: k\nseed: 0\nversions: {}\n", "it has no 'figures' (cut short?)"),
-        ("pipeline: cnn\nkey: k\nseed: 0\nchecks: labels\nfigures: {}\n", "checks: 'labels' is not a list of check names"),
+        ("pipeline: cnn\nkey: k\nseed: 0\nchecks: labels\nfigures: {}\n",
+         "checks: 'labels' is not a list of check names"),
     ],
     ids=["not YAML", "empty", "cut before its figures", "checks not a list"],
 )
@@ -215,9 +217,11 @@ def test_an_unreadable_baseline_file_names_itself_and_the_fix(tmp_path, text, fo
 # A fingerprint as a file written before files named their checks holds it (the check set is
 # then the families its figures name), and as this run measures it.
 FIGURES = {"data.classes": ["a", "b"], "data.images": 4, "loss.initial": 1.1, "loss.epoch_1": 0.9, "loss.epoch_2": 0.7,
-           "params.total": 899, "predictions.class": [0, 1, 0, 1], "checks.labels.classes": 2, "checks.numerics.last_loss": 0.6}
-FILE_BEFORE_CHECKS_WERE_NAMED = "pipeline: cnn\nkey: k\nseed: 0\nversions: {keras: 3.15.1}\nmachine: here\nfigures:\n" + "".join(
-    f"  {name}: {value}\n" for name, value in FIGURES.items())
+           "params.total": 899, "predictions.class": [0, 1, 0, 1], "checks.labels.classes": 2,
+           "checks.numerics.last_loss": 0.6}
+FILE_BEFORE_CHECKS_WERE_NAMED = "".join(
+    ["pipeline: cnn\nkey: k\nseed: 0\nversions: {keras: 3.15.1}\nmachine: here\nfigures:\n",
+     *(f"  {name}: {value}\n" for name, value in FIGURES.items())])
 
 
 @pytest.mark.parametrize(
@@ -248,7 +252,8 @@ def test_a_file_that_names_its_checks_fails_where_a_cut_lost_a_whole_check_s_fig
     path.write_text(text[: text.index("  checks.labels.")])
     result = verdict(pipeline(), Baseline.read(path), path, 0, FIGURES, checks=("labels", "numerics"))
     assert not result.passed
-    assert "2 of 9 figures missing from the baseline: checks.labels.classes, checks.numerics.last_loss" in result.summary
+    lost = "2 of 9 figures missing from the baseline: checks.labels.classes, checks.numerics.last_loss"
+    assert lost in result.summary
     # A file from before files named their checks has only its figures to go by: the lost families look new.
     legacy = verdict(pipeline(), dataclasses.replace(Baseline.read(path), checks=None), path, 0, FIGURES)
     assert legacy.passed and "checks.labels (new)" in legacy.details

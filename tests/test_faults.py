@@ -37,7 +37,8 @@ from pathlib import Path
 path = Path(sys.argv[1])
 old, new = baseline(0), baseline(1)
 texts = {0: old.to_yaml(), 1: new.to_yaml()}
-Baseline.to_yaml = lambda self: texts[int(self.figures["checks.family.figure_0"])]  # the writes, not YAML, take the time
+# The writes take the time, not YAML:
+Baseline.to_yaml = lambda self: texts[int(self.figures["checks.family.figure_0"])]
 old.write(path)
 print("ready", flush=True)
 deadline = time.monotonic() + {timeout}

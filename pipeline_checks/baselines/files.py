@@ -98,7 +98,8 @@ class Baseline:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
             if not isinstance(data, dict):
-                raise ValueError("the file is empty" if data is None else f"it holds a {type(data).__name__}, not a mapping")
+                raise ValueError("the file is empty" if data is None
+                                 else f"it holds a {type(data).__name__}, not a mapping")
             checks = data.get("checks")
             if checks is not None and not (isinstance(checks, list) and all(isinstance(c, str) for c in checks)):
                 raise ValueError(f"checks: {checks!r} is not a list of check names")
@@ -109,7 +110,8 @@ class Baseline:
             raise ValueError(f"Cannot read the baseline {path}: {error.strerror or type(error).__name__}; expected a "
                              f"file this run can read") from None
         except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
-            found = f"it has no {error.args[0]!r} (cut short?)" if isinstance(error, KeyError) else " ".join(str(error).split())
+            found = (f"it has no {error.args[0]!r} (cut short?)" if isinstance(error, KeyError)
+                     else " ".join(str(error).split()))
             raise ValueError(
                 f"Cannot read the baseline {path}: {found}; expected the YAML that {UPDATE_COMMAND} writes "
                 "(pipeline, key, seed, versions, machine, checks, figures): refresh it with that command"

@@ -47,8 +47,9 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
     moved = [d for d in failing if not d.missing]
     unmatched = [d for d in departures if not d.moved]
     total = len(baseline.figures.keys() | figures.keys())
-    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved), "missing": len(failing) - len(moved),
-               "not_compared": len(unmatched), "moved_on_another_machine": len(grown)}
+    numbers = {"baseline": str(path), "figures": len(figures), "moved": len(moved),
+               "missing": len(failing) - len(moved), "not_compared": len(unmatched),
+               "moved_on_another_machine": len(grown)}
     note = f"\nNot compared, as measured on one side only: {_grouped(unmatched)}" if unmatched else ""
     note += _another_machine(grown, baseline.machine, machine, refresh)
     if not failing:
@@ -67,7 +68,8 @@ def verdict(pipeline, baseline: Baseline, path: Path, seed: int, figures: dict[s
         f"{table(failing)}{note}{_lacking(failing, baseline)}{_version_change(baseline.versions, versions)}"
         f"{_kernel_noise(figures)}\n\n"
         f"If the change is intended, refresh the baseline and commit the file:\n    {refresh}",
-        headline="; ".join(f"{len(members)} figures {short}: {listed(d.figure for d in members)}" for members, _, short in groups),
+        headline="; ".join(f"{len(members)} figures {short}: {listed(d.figure for d in members)}"
+                           for members, _, short in groups),
         **numbers,
     )
 
@@ -135,7 +137,8 @@ def _another_machine(grown: list[Departure], then: str, now: str | None, refresh
 def _lacking(failing: list[Departure], baseline: Baseline) -> str:
     if not any(d.missing for d in failing):
         return ""
-    recorded = f"after the checks {', '.join(sorted(baseline.recorded_checks))}" if baseline.recorded_checks else "with no checks"
+    checks = sorted(baseline.recorded_checks)
+    recorded = f"after the checks {', '.join(checks)}" if checks else "with no checks"
     return (f"\nA figure one side lacks fails where both sides ran what measures it (the baseline was recorded "
             f"{recorded}; it holds {len(baseline.figures)} figures). A file cut short or emptied loses figures; a "
             f"pipeline that trains more epochs, or reports another metric, gains some.")

@@ -140,7 +140,8 @@ def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tupl
     for figure in [*baseline, *(f for f in now if f not in baseline)]:
         if figure not in now or figure not in baseline:
             side = "baseline" if figure in baseline else "now"
-            departure = Departure(figure, baseline.get(figure), now.get(figure), EXACT, _measured_by(figure, both_checked), side)
+            departure = Departure(figure, baseline.get(figure), now.get(figure), EXACT,
+                                  moved=_measured_by(figure, both_checked), side=side)
             (moved if departure.moved else unmatched).append(departure)
             continue
         tolerance = tolerance_for(figure, baseline[figure], overrides)

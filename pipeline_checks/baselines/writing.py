@@ -60,8 +60,8 @@ def write_atomically(path: Path, text: str) -> None:
 def unwritable(path: Path, error: OSError) -> str:
     """The one line an I/O error on the baseline `path` becomes."""
     reason = error.strerror or type(error).__name__
-    return (f"Cannot write the baseline {path}: {reason} ({error.filename or path.parent}); expected a folder this run "
-            f"can write: make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is")
+    return (f"Cannot write the baseline {path}: {reason}; expected a folder this run can write ({Path(path).parent}): "
+            f"make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is")
 
 
 def remove_leftovers(path: Path) -> None:
@@ -94,9 +94,9 @@ class FileLock:
                     holder = _read(descriptor)
                     os.close(descriptor)
                     raise ValueError(
-                        f"Cannot write the baseline {self.path}: another run ({holder or 'pid unknown'}) holds its lock "
-                        f"{self.lock_path.name} until that session ends; let it finish, then run this one again (two "
-                        f"runs writing one folder at once would leave it mixed from both)"
+                        f"Cannot write the baseline {self.path}: another run ({holder or 'pid unknown'}) holds its "
+                        f"lock {self.lock_path.name} until that session ends; let it finish, then run this one again "
+                        f"(two runs writing one folder at once would leave it mixed from both)"
                     )
                 if _same_file(descriptor, self.lock_path):
                     break

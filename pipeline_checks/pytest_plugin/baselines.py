@@ -41,8 +41,8 @@ def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, direc
                    builtin: bool, overrides: tuple, check_numbers: dict) -> CheckResult:
     """The baseline check's result for `pipeline`; writes the file where the rules above say so."""
     run = shared_run(pipeline, seed)
-    now = Baseline(pipeline.name, environment_key(), seed, fingerprint(run, check_numbers), versions(), devices.machine(),
-                   tuple(sorted(check_numbers)))
+    now = Baseline(pipeline.name, environment_key(), seed, fingerprint(run, check_numbers), versions(),
+                   devices.machine(), tuple(sorted(check_numbers)))
     root = request.config.rootpath
     path = baseline_file(root / (directory or DEFAULT_DIRECTORY), pipeline.name, now.key)
     shown = _relative(path, root)
