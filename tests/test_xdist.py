@@ -31,30 +31,36 @@ PIPELINES = """
         return model
 
 
-    def logged(name):
+    def logged(name, crash=False):
         from pipeline_checks.model import compat
 
         class LogFit(compat.keras().callbacks.Callback):
             def on_train_begin(self, logs=None):
                 with FITS.open("a") as log:
                     log.write(f"{name} {os.environ.get('PYTEST_XDIST_WORKER', 'serial')}\\n")
+                if crash:
+                    os._exit(3)  # the worker dies inside the pipeline's fit
 
         return LogFit()
 
 
-    def pipeline(name):
+    def pipeline(name, crash=False):
         return Pipeline(
             name=name,
             build_model=compiled,
             data=PHOTOS,
             preprocess_train=lambda images: images / np.float32(255),
-            fit_kwargs={"epochs": 2, "batch_size": 12, "callbacks": [logged(name)]},
+            fit_kwargs={"epochs": 2, "batch_size": 12, "callbacks": [logged(name, crash)]},
             after_fit=lambda model, x: recalibrate_batchnorm(model, x, batch_size=12),
         )
 
 
     def two():
         return [pipeline("first"), pipeline("second")]
+
+
+    def first_crashes():
+        return [pipeline("first", crash=True), pipeline("second")]
 """
 
 CHECKS = "agreement or labels or numerics or variables_change"
@@ -113,6 +119,42 @@ def test_two_workers_train_each_pipeline_once_and_the_controller_reports(project
     assert "## second: 4 passed, 0 failed" in (project.path / "out" / "report.md").read_text()
     properties = [p.get("name") for p in ET.parse(project.path / "junit.xml").iter("property")]
     assert properties.count("pipeline_checks.check") == 8
+
+
+def test_a_worker_that_dies_in_a_pipeline_s_fit_errors_that_pipeline_s_other_tests_once_and_the_rest_run(project):
+    pytest.importorskip("xdist")
+    project.makepyprojecttoml('[tool.pipeline_checks]\npipelines = ["my_pipelines:first_crashes"]\n')
+    # Two restarts allowed, so that today's main, which gives the tests to a new worker each crash, ends soon.
+    result = project.runpytest_subprocess(
+        "-n", "2", "--max-worker-restart=2", "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", CHECKS,
+        "--pc-report", "out", "--junitxml=junit.xml", timeout=300,
+    )
+    result.assert_outcomes(passed=4, failed=1, errors=3)
+    assert sorted(name for name, _worker in fits(project)) == ["first", "second"]  # first trained (and crashed) once
+    result.stdout.no_fnmatch_line("*maximum crashed workers reached*")
+    crash = "worker 'gw?' crashed while running 'pipeline-checks::test_agreement[[]first]'"
+    result.stdout.fnmatch_lines(
+        [
+            "first: 0 passed, 4 failed (4 errors)",
+            f"  agreement         ERROR   {crash}",
+            f"  labels            ERROR   not run: {crash}",
+            "second: 4 passed, 0 failed",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_labels[[]first] _*",
+            f"not run: {crash}",
+            "(the other tests of pipeline 'first' are not run, as each would train it again and crash again; *)",
+            "ERROR pipeline-checks::test_labels[[]first] - not run: worker*",
+        ]
+    )
+    assert [c.get("name") for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.find("error") is not None] == [
+        "test_agreement[first]", "test_labels[first]", "test_numerics[first]", "test_variables_change[first]"
+    ]
+    report = json.loads((project.path / "out" / "report.json").read_text())
+    assert report["totals"] == {"checks": 8, "failed": 4, "errors": 4}
+    assert "8 checks on 2 pipelines: 4 failed (4 errors)." in (project.path / "out" / "report.md").read_text()
 
 
 def test_a_serial_run_also_trains_each_pipeline_once(project):

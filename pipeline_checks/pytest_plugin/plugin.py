@@ -179,11 +179,40 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """pytest-xdist under --dist loadgroup: every test of one declared pipeline goes to one worker."""
     if config.getoption("dist", "no") != "loadgroup":
         return None
-    settings = config.stash[SETTINGS_KEY]
-    names = [p.name for p in _declared_pipelines(config)] if config.getoption("pipeline_checks") or settings.pipelines else []
     from pipeline_checks.pytest_plugin.xdist_scheduling import PipelineScheduling
 
-    return PipelineScheduling(config, log, names)
+    return PipelineScheduling(config, log, _pipeline_names(config))
+
+
+def _pipeline_names(config: pytest.Config) -> list[str]:
+    """The declared pipelines' names, where this session checks declared pipelines; else none."""
+    settings = config.stash[SETTINGS_KEY]
+    return [p.name for p in _declared_pipelines(config)] if config.getoption("pipeline_checks") or settings.pipelines else []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    """pytest-xdist's controller collects nothing: the order results are listed in is the workers'."""
+    order = node.config.stash[ORDER_KEY]
+    if not order:
+        order.update((nodeid, index) for index, nodeid in enumerate(ids))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched) -> None:
+    """pytest-xdist: a check whose worker died is an error of its pipeline, in the summary and the reports."""
+    from pipeline_checks.pytest_plugin import check_errors
+    from pipeline_checks.pytest_plugin.xdist_scheduling import GROUP_PREFIX, pipeline_group
+
+    config = sched.config
+    group = pipeline_group(crashitem, getattr(sched, "pipeline_names", None) or _pipeline_names(config))
+    if group is None:
+        return  # a test of no declared pipeline: xdist's own report says it crashed
+    order = config.stash[ORDER_KEY]
+    result = check_errors.error_result(
+        check_errors.family_of_nodeid(crashitem), group[len(GROUP_PREFIX):], check_errors.failure_message(report)
+    )
+    check_errors.attach(report, order.get(crashitem, len(order)), result)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
