@@ -155,7 +155,8 @@ def png_of_size(path, width, height):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
 
 
 @pytest.mark.parametrize(
@@ -175,8 +176,8 @@ def test_a_corrupt_image_in_a_folder_is_named(tmp_path, write, why):
 @pytest.mark.parametrize(
     "read, error",
     [
-        pytest.param(lambda root: pipeline_of(root, image_size=(16, 16)).raw_data(), PipelineRunError, id="pipeline-folder"),
-        pytest.param(lambda root: read_image_folders(root, size=(16, 16)), ImageFolderError, id="diagnose-folder"),
+        pytest.param(lambda root: pipeline_of(root, image_size=(16, 16)).raw_data(), PipelineRunError, id="pipeline"),
+        pytest.param(lambda root: read_image_folders(root, size=(16, 16)), ImageFolderError, id="diagnose"),
     ],
 )
 def test_an_image_above_the_pixel_limit_is_refused_before_decoding_on_both_paths(tmp_path, read, error):
