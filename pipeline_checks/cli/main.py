@@ -8,7 +8,9 @@
     pipeline-checks first-report                 the first bug report, reproduced and fixed
 
 The suite runs through pytest (`pytest --pipeline-checks --pc-suite-only`) in the current
-directory, so its pyproject.toml and conftest.py apply; the exit status is pytest's. Its
+directory, so its pyproject.toml and conftest.py apply; the exit status is pytest's. The current
+directory is on `sys.path` for the run, as `python -m pytest` puts it, so a console script finds
+the project's modules as `python -m pytest` does (the rule of `pipeline_checks._imports`). Its
 options are the plugin's settings (the same knob table as the `--pc-*` options), and an
 option left out is left to the ini file and pyproject.toml, as in a pytest run.
 """
@@ -19,6 +21,7 @@ import argparse
 import os
 import sys
 
+from pipeline_checks import _imports
 from pipeline_checks.cli import diagnose, first_report
 from pipeline_checks.pytest_plugin.settings import KNOBS, Knob
 
@@ -100,7 +103,8 @@ def run_suite(argv: list[str]) -> int:
     pytest_args = pytest_arguments(argv)
     import pytest
 
-    return int(pytest.main(pytest_args))
+    with _imports.on_path(_imports.current_directory().values()):
+        return int(pytest.main(pytest_args))
 
 
 def main(argv: list[str] | None = None) -> int:

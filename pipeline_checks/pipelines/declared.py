@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import operator
+from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline_checks import _imports
 from pipeline_checks.pipelines.pipeline import Pipeline
 
 
@@ -13,18 +13,21 @@ class PipelineDeclarationError(ValueError):
     """A declared pipeline name cannot be imported or does not give pipelines."""
 
 
-def load_declared(specs: Iterable[str]) -> list[Pipeline]:
+def load_declared(specs: Iterable[str], rootdir: Path | None = None) -> list[Pipeline]:
     """Import each 'package.module:factory' and collect the pipelines it gives.
 
     The attribute may be a `Pipeline`, a list of them, or a function without arguments
-    returning either. Names must be unique across all declarations.
+    returning either. Names must be unique across all declarations. The names are imported,
+    and the factories called, with the current directory and `rootdir` (pytest's) on
+    `sys.path`, as every 'module:attribute' name of the package is (`pipeline_checks._imports`).
 
     Raises:
         PipelineDeclarationError: naming the declaration that failed and why.
     """
+    directories = _imports.current_directory() if rootdir is None else _imports.under_pytest(rootdir)
     pipelines: list[Pipeline] = []
     for spec in specs:
-        pipelines += _load(spec)
+        pipelines += _load(spec, directories)
     names = [p.name for p in pipelines]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -32,21 +35,17 @@ def load_declared(specs: Iterable[str]) -> list[Pipeline]:
     return pipelines
 
 
-def _load(spec: str) -> list[Pipeline]:
-    module_name, _, attribute = spec.partition(":")
+def _load(spec: str, directories: dict[str, Path]) -> list[Pipeline]:
+    attribute = spec.partition(":")[2]
     try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # the user's module: any import error is theirs to read
-        raise PipelineDeclarationError(
-            f"declared pipeline {spec!r}: cannot import module {module_name!r}: {type(error).__name__}: {error}"
-        ) from error
-    try:
-        value = operator.attrgetter(attribute)(module)
-    except AttributeError:
-        raise PipelineDeclarationError(f"declared pipeline {spec!r}: module {module_name!r} has no attribute {attribute!r}") from None
+        _imports.checked_name(spec, "declared pipeline", "package.module:factory", "my_project.pipelines:make_pipeline")
+        value, _module = _imports.import_named(spec, "declared pipeline", directories)
+    except _imports.NotImportable as error:
+        raise PipelineDeclarationError(str(error)) from None
     if callable(value) and not isinstance(value, Pipeline):
         try:
-            value = value()
+            with _imports.on_path(directories.values()):  # a factory that imports the project's modules
+                value = value()
         except Exception as error:  # the user's factory: name it and its error
             raise PipelineDeclarationError(
                 f"declared pipeline {spec!r}: calling {attribute}() raised {type(error).__name__}: {error}"

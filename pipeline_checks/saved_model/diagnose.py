@@ -13,18 +13,14 @@ imported until `diagnose_saved_model` is called.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import importlib
-import inspect
 import numbers
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline_checks import _imports
 from pipeline_checks._text import listed
 from pipeline_checks.errors import DiagnoseError
 from pipeline_checks.saved_model.loading import load_saved_model
@@ -333,29 +329,18 @@ def user_preprocessing(preprocess: str | Callable[[Any], Any]) -> tuple[Callable
 def import_preprocessing(spec: str) -> tuple[Callable[[Any], Any], str]:
     """The function "package.module:function" names, and the file it comes from.
 
-    The current directory is on `sys.path` while importing, so a repository's own package
-    is found when run from its root. Raises DiagnoseError, never the import's traceback.
+    Imported by the package's one importer (`pipeline_checks._imports`): the current directory is
+    on `sys.path` while importing. Raises DiagnoseError, never the import's traceback.
     """
-    module_name, _, attribute = _checked_function_spec(spec).partition(":")
-    importlib.invalidate_caches()  # a module written since the last import must be found
+    _checked_function_spec(spec)
     try:
-        with _current_directory_importable():
-            module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and (module_name == error.name or module_name.startswith(f"{error.name}.")):
-            raise DiagnoseError(
-                f"preprocessing {spec!r}: no module named {error.name!r} (looked in the current directory "
-                f"{os.getcwd()}, which is on the path as python -m puts it, and in the installed packages); "
-                f"run from the folder that holds {error.name.split('.')[0]}, or install it"
-            ) from None
-        raise DiagnoseError(_import_failure(spec, module_name, error)) from None
-    except Exception as error:  # noqa: BLE001 - the user's module: whatever it raises is theirs to read
-        raise DiagnoseError(_import_failure(spec, module_name, error)) from None
-    function = _attribute(module, module_name, attribute, spec)
+        function, module = _imports.import_named(spec, "preprocessing", _imports.current_directory())
+    except _imports.NotImportable as error:
+        raise DiagnoseError(str(error)) from None
     if not callable(function):
         raise DiagnoseError(
             f"preprocessing {spec!r} is not callable; expected a function that takes {CALLED_WITH} and "
-            f"returns the model's inputs; received: {attribute}={_short_repr(function)} of type {type(function).__name__}"
+            f"returns the model's inputs; received: {spec.partition(':')[2]}={_short_repr(function)} of type {type(function).__name__}"
         )
     return function, _source_file(module)
 
@@ -397,60 +382,10 @@ def check_model_inputs(model, inputs, count: int, preprocessing: str) -> None:
 
 
 def _checked_function_spec(spec: str) -> str:
-    module_name, _, attribute = spec.partition(":")
-    parts = module_name.split(".") + attribute.split(".")
-    if not all(part.isidentifier() for part in parts):
-        raise DiagnoseError(
-            f"preprocessing {spec!r} is not a function name; expected {FUNCTION_FORM} "
-            "(dotted names, one colon), e.g. mypackage.preprocessing:preprocess"
-        )
-    return spec
-
-
-@contextlib.contextmanager
-def _current_directory_importable():
-    """The current directory first on `sys.path` (as `python -m` puts it), unless it is there already."""
-    here = os.getcwd()
-    if any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
-        yield
-        return
-    sys.path.insert(0, here)
     try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(here)
-
-
-def _import_failure(spec: str, module_name: str, error: BaseException) -> str:
-    return f"preprocessing {spec!r}: importing module {module_name!r} raised {_error_text(error)}"
-
-
-def _attribute(module, module_name: str, attribute: str, spec: str):
-    """`module.<attribute>`, dotted; a DiagnoseError naming the missing part and what is close."""
-    value, owner = module, f"module {module_name!r}"
-    parts = attribute.split(".")
-    missing = object()
-    for index, part in enumerate(parts):
-        try:
-            found = getattr(value, part, missing)
-        except Exception as error:  # noqa: BLE001 - a property of the user's object raising
-            raise DiagnoseError(f"preprocessing {spec!r}: reading {part!r} of {owner} raised {_error_text(error)}") from None
-        if found is missing:
-            raise DiagnoseError(f"preprocessing {spec!r}: {owner} has no attribute {part!r}; {_close_names(value, part)}")
-        value, owner = found, repr(f"{module_name}:{'.'.join(parts[: index + 1])}")
-    return value
-
-
-def _close_names(owner, name: str) -> str:
-    """The public names of `owner` close to `name`, else a few of its public callables."""
-    public = sorted(n for n in dir(owner) if not n.startswith("_"))
-    close = difflib.get_close_matches(name, public, n=3, cutoff=0.6)
-    if close:
-        return f"did you mean {' or '.join(close)}?"
-    values = {n: inspect.getattr_static(owner, n, None) for n in public}
-    callables = [n for n, v in values.items() if callable(v) and not inspect.ismodule(v)]
-    return f"its public callables: {listed(callables, SHOWN)}" if callables else "it has no public callables"
+        return _imports.checked_name(spec, "preprocessing", FUNCTION_FORM, "mypackage.preprocessing:preprocess")
+    except _imports.NotImportable as error:
+        raise DiagnoseError(str(error)) from None
 
 
 def _callable_name(function) -> str:
@@ -465,7 +400,7 @@ def _checked_preprocessing(function: Callable[[Any], Any], name: str) -> Callabl
     def preprocess(images):
         batch = np.asarray(images, dtype="float32")
         try:
-            with _current_directory_importable():
+            with _imports.on_path(_imports.current_directory().values()):
                 result = function(batch)
         except Exception as error:  # noqa: BLE001 - the user's function: name it and what it raised
             raise DiagnoseError(
