@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from pipeline_checks.pytest_plugin import (
     fixtures,
     hypothesis_profile,  # noqa: F401 - registers the "pipeline-checks" profile
     seeding,
+    strict_config,
 )
 from pipeline_checks.pytest_plugin import settings as settings_module
 from pipeline_checks.pytest_plugin.fixtures import (  # noqa: F401 - pytest collects them from this module
@@ -122,25 +122,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS_KEY] = settings_module.resolve(
             cli_value=lambda knob: config.getoption(knob.ini_key),
             ini_value=lambda knob: config.getini(knob.ini_key),
-            tool_table=_tool_table(config.rootpath / "pyproject.toml"),
+            tool_table=settings_module.read_tool_table(config.rootpath / "pyproject.toml"),
+            unknown_key=lambda message: strict_config.warn_or_fail_if_strict(config, message),
         )
     except InvalidSetting as error:
         raise pytest.UsageError(str(error)) from None
-
-
-def _tool_table(pyproject: Path) -> dict:
-    """The [tool.pipeline_checks] table of the rootdir's pyproject.toml, or {}."""
-    if not pyproject.is_file():
-        return {}
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    try:
-        table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("pipeline_checks", {})
-    except tomllib.TOMLDecodeError as error:
-        raise pytest.UsageError(f"Cannot read {pyproject}: {error}") from None
-    return table if isinstance(table, dict) else {}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -343,7 +329,7 @@ def _declared_pipelines(config: pytest.Config) -> list:
         settings = config.stash[SETTINGS_KEY]
         try:
             if settings.pipelines:
-                config.stash[PIPELINES_KEY] = load_declared(settings.pipelines)
+                config.stash[PIPELINES_KEY] = load_declared(settings.pipelines, config.rootpath)
             else:
                 config.stash[PIPELINES_KEY] = default_pipelines(settings.models, settings.image_size)
         except PipelineDeclarationError as error:

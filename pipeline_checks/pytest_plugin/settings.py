@@ -9,7 +9,10 @@ tables configure one pipeline each (`PipelineConfig`). Nothing here imports pyte
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,27 +27,51 @@ class InvalidSetting(ValueError):
     """A setting's value cannot be used; the message names its source."""
 
 
+def _received(value: Any) -> str:
+    return f"received: {value!r} of type {type(value).__name__}"
+
+
+def _checked_type(value: Any, types: tuple[type, ...], expected: str) -> Any:
+    """`value` when it is one of `types` (never a bool, which TOML and Python count as 0 or 1)."""
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ValueError(f"expected {expected}; {_received(value)}")
+    return value
+
+
+def _checked_names(value: Any, expected: str) -> list[str]:
+    """A comma-separated string, or a list of strings: the names, stripped, empties left out."""
+    if isinstance(value, str):
+        names = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        names = list(value)
+    else:
+        raise ValueError(f"expected {expected}; {_received(value)}")
+    return [name.strip() for name in names if name.strip()]
+
+
 def _parse_seed(value: Any) -> int:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
-        raise ValueError("expected a non-negative integer")
+    expected = "a non-negative integer"
+    text = str(_checked_type(value, (int, str), expected)).strip()
+    if not text.isdigit():
+        raise ValueError(f"expected {expected}")
     return int(text)
 
 
 def _parse_models(value: Any) -> tuple[str, ...]:
-    names = value.split(",") if isinstance(value, str) else list(value)
-    names = [str(n).strip() for n in names if str(n).strip()]
+    expected = "a comma-separated list of keras.applications names"
+    names = _checked_names(value, f"{expected}, or a list of them")
     if not names:
-        raise ValueError("expected a comma-separated list of keras.applications names")
+        raise ValueError(f"expected {expected}")
     return tuple(resolve_application_name(n) for n in names)
 
 
 def _parse_image_size(value: Any) -> int | None:
-    text = str(value).strip()
+    expected = "a positive integer or 'min'"
+    text = str(_checked_type(value, (int, str), expected)).strip()
     if text.lower() == "min":
         return None
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError("expected a positive integer or 'min'")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"expected {expected}")
     return int(text)
 
 
@@ -52,8 +79,9 @@ _PIPELINE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def _parse_pipelines(value: Any) -> tuple[str, ...]:
-    specs = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
-    specs = [spec.strip() for spec in specs if spec.strip()]
+    if isinstance(value, str):
+        value = re.split(r"[,\s]+", value)
+    specs = _checked_names(value, "'package.module:factory' names, in a list or one string separated by commas or spaces")
     wrong = [spec for spec in specs if not _PIPELINE_SPEC.match(spec)]
     if wrong or not specs:
         raise ValueError(f"expected 'package.module:factory' names; {', '.join(map(repr, wrong)) or 'none'} given")
@@ -61,17 +89,18 @@ def _parse_pipelines(value: Any) -> tuple[str, ...]:
 
 
 def _parse_directory(value: Any) -> Path:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text:
+    text = str(_checked_type(value, (str, os.PathLike), "a directory path, a string")).strip()
+    if not text:
         raise ValueError("expected a directory path")
     return Path(text)
 
 
 def _parse_shard(value: Any) -> tuple[int, int]:
-    text = str(value).strip()
+    expected = "INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3"
+    text = str(_checked_type(value, (str,), f"a string, {expected}")).strip()
     match = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
-    if isinstance(value, bool) or not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise ValueError("expected INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3")
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError(f"expected {expected}")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -96,7 +125,8 @@ KNOBS = (
     Knob(
         "seed",
         "Seed for Python, NumPy and the Keras backend at the start of each test that uses "
-        "pipeline-checks fixtures (default: pytest-randomly's seed when it is active, else 0).",
+        "pipeline-checks fixtures, and of the checks' training runs (default: 0; with pytest-randomly "
+        "active, a test using only pc_seed follows its seed, the checks never do).",
         _parse_seed,
         None,
         "INT",
@@ -200,9 +230,12 @@ class Settings:
 
 
 def _parse(knob: Knob, value: Any, source: str) -> Any:
+    """The knob's parsed value; InvalidSetting naming the source, the key as written there and the value."""
     try:
         return knob.parse(value)
     except ValueError as error:
+        if source == TOOL_TABLE:
+            raise InvalidSetting(f"Invalid {TOOL_TABLE} {knob.name} = {value!r}: {error}") from None
         raise InvalidSetting(f"Invalid {knob.ini_key} {value!r} from {source}: {error}") from None
 
 
@@ -286,6 +319,7 @@ def resolve(
     cli_value: Callable[[Knob], Any],
     ini_value: Callable[[Knob], Any],
     tool_table: dict[str, Any] | None = None,
+    unknown_key: Callable[[str], None] | None = None,
 ) -> Settings:
     """Resolve every knob once: CLI > ini > pyproject.toml's [tool.pipeline_checks] > default.
 
@@ -293,15 +327,14 @@ def resolve(
         cli_value: returns the knob's command-line value, or None when not given.
         ini_value: returns the knob's ini value, or None/"" when not set.
         tool_table: the `[tool.pipeline_checks]` table of pyproject.toml, keyed by knob name.
+        unknown_key: called with the message for each key of `tool_table` that is unlike any known
+            key (pytest's rule for unknown ini keys: a warning, an error under --strict-config);
+            by default InvalidSetting. A key close to a known one is always InvalidSetting.
     """
     tool_table = dict(tool_table or {})
     per_pipeline = parse_per_pipeline(tool_table.pop(PER_PIPELINE_KEY)) if PER_PIPELINE_KEY in tool_table else {}
     tolerances = _parse_tolerances(tool_table.pop(TOLERANCES_KEY), f"{TOOL_TABLE} {TOLERANCES_KEY}") if TOLERANCES_KEY in tool_table else ()
-    unknown = sorted(set(tool_table) - set(KNOBS_BY_NAME))
-    if unknown:
-        raise InvalidSetting(
-            f"Unknown setting(s) {', '.join(unknown)} in {TOOL_TABLE}; known: {', '.join(KNOBS_BY_NAME)}, {PER_PIPELINE_KEY}, {TOLERANCES_KEY}"
-        )
+    _unknown_keys(tool_table, unknown_key)
     values: dict[str, Any] = {"per_pipeline": per_pipeline, "baseline_tolerances": tolerances}
     for knob in KNOBS:
         cli, ini = cli_value(knob), ini_value(knob)
@@ -312,3 +345,59 @@ def resolve(
         elif knob.name in tool_table:
             values[knob.name] = _parse(knob, tool_table[knob.name], TOOL_TABLE)
     return Settings(**values)
+
+
+KNOWN_KEYS = (*KNOBS_BY_NAME, PER_PIPELINE_KEY, TOLERANCES_KEY)
+
+
+def _unknown_keys(tool_table: dict[str, Any], unknown_key: Callable[[str], None] | None) -> None:
+    """A misspelt key leaves its setting to the default, silently: close to a known key, it is an error."""
+    for key in sorted(set(tool_table) - set(KNOWN_KEYS)):
+        close = difflib.get_close_matches(_normalized(key), [_normalized(k) for k in KNOWN_KEYS], n=2, cutoff=0.75)
+        known = f"known: {', '.join(KNOWN_KEYS)}"
+        if close or unknown_key is None:
+            hint = f"did you mean {' or '.join(k for k in KNOWN_KEYS if _normalized(k) in close)}? " if close else ""
+            raise InvalidSetting(f"Unknown setting {key} in {TOOL_TABLE}; {hint}{known}")
+        unknown_key(f"Unknown setting {key} in {TOOL_TABLE} (ignored); {known}")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.\s]", "", str(name)).lower()
+
+
+TOOL_NAME = "pipeline_checks"
+
+
+def read_tool_table(pyproject: Path) -> dict[str, Any]:
+    """The [tool.pipeline_checks] table of `pyproject`, or {} where it has none.
+
+    A `tool` table or key named close to pipeline_checks ([tool.pipeline-checks],
+    [tool.pipeline_check]) is InvalidSetting naming it: read as no configuration, it would leave
+    the project's pipelines unchecked and the built-in ones passing in their place.
+    """
+    if not pyproject.is_file():
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InvalidSetting(f"Cannot read {pyproject}: {error}") from None
+    if not isinstance(tool, dict):
+        return {}
+    for name in tool:
+        if name != TOOL_NAME and (_normalized(name) == _normalized(TOOL_NAME) or difflib.get_close_matches(
+                _normalized(name), [_normalized(TOOL_NAME)], cutoff=0.8)):
+            raise InvalidSetting(
+                f"Invalid {pyproject.name} [tool.{name}]: pipeline-checks reads [tool.{TOOL_NAME}] (with an underscore); "
+                f"rename the table, or the built-in pipelines are checked in place of yours"
+            )
+    table = tool.get(TOOL_NAME, {})
+    if not isinstance(table, dict):
+        raise InvalidSetting(
+            f"Invalid {pyproject.name} [tool] {TOOL_NAME} = {table!r}: expected a table, "
+            f'[tool.{TOOL_NAME}] with e.g. pipelines = ["my_project.pipelines:make_pipeline"]'
+        )
+    return table
