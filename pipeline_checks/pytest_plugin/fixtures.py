@@ -50,9 +50,10 @@ def pc_seed(pc_settings: Settings) -> int:
 
 @pytest.fixture
 def _pc_check_seed(pc_settings: Settings) -> int:
-    """`pc_seed` for `pc_check` and `pc_baseline`: the same seed, set without clearing the traced
-    functions that the shared run's checks reuse (each check seeds what it trains itself)."""
-    yield seeding.start_test(pc_settings.seed, keep_compiled=True)
+    """The seed of `pc_check` and `pc_baseline`: --pc-seed, else 0, never pytest-randomly's (the
+    pipeline's tests share one training run, which its baseline records); set without clearing
+    the traced functions that the shared run's checks reuse (each check seeds what it trains itself)."""
+    yield seeding.start_check_test(pc_settings.seed)
     seeding.end_test()
 
 

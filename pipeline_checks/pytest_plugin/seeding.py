@@ -1,7 +1,10 @@
 """Which seed a test starts from, and the hook pytest-randomly calls.
 
-A test that uses pipeline-checks fixtures starts from --pc-seed (or its marker); with
---pc-seed unset it follows pytest-randomly's seed when that plugin is active, else 0.
+The checks (`pc_check`, `pc_baseline`, the built-in suite) run from --pc-seed (or its marker),
+else 0, whatever pytest-randomly does: their training run is shared by a pipeline's tests and
+recorded in its baseline, so a seed drawn per test would retrain it for every test and judge
+other runs than the baseline's. Other tests that use pipeline-checks fixtures (`pc_seed`) start
+from --pc-seed; with it unset they follow pytest-randomly's seed when that plugin is active, else 0.
 pytest-randomly calls every `pytest_randomly.random_seeder` entry point before each
 test phase; we reseed Keras there too, with the running test's own seed, so the
 setup, call and teardown of one test agree on it.
@@ -56,6 +59,18 @@ def start_test(configured: int | None, keep_compiled: bool = False) -> int:
     _active_seed = seed
     compat.set_random_seed(seed, keep_compiled=keep_compiled)
     return seed
+
+
+def start_check_test(configured: int | None) -> int:
+    """Seed for a test that runs checks, and return the seed: `configured`, else 0, never
+    pytest-randomly's. Seeds keeping TensorFlow's compiled functions (the checks seed what they
+    train themselves)."""
+    global _active_seed
+    from pipeline_checks.model import compat
+
+    _active_seed = DEFAULT_SEED if configured is None else configured
+    compat.set_random_seed(_active_seed, keep_compiled=True)
+    return _active_seed
 
 
 def end_test() -> None:
