@@ -72,7 +72,7 @@ def test_no_check_module_imports_another():
 
 def test_the_top_level_holds_only_the_package_face_and_cross_cutting_modules():
     modules = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert modules == ["__init__.py", "__main__.py", "_text.py", "_validation.py", "errors.py"]
+    assert modules == ["__init__.py", "__main__.py", "_imports.py", "_text.py", "_validation.py", "errors.py"]
 
 
 def test_every_public_name_imports():
