@@ -88,7 +88,8 @@ def import_named(spec: str, what: str, directories: dict[str, Path]) -> tuple[An
         if error.name and (module_name == error.name or module_name.startswith(f"{error.name}.")):
             raise NotImportable(
                 f"{what} {spec!r}: no module named {error.name!r} (looked in {_described(directories)} "
-                f"and in the installed packages); run from the folder that holds {error.name.split('.')[0]}, or install it"
+                f"and in the installed packages); run from the folder that holds {error.name.split('.')[0]}, "
+                "or install it"
             ) from None
         raise NotImportable(_import_failure(spec, what, module_name, error)) from None
     except Exception as error:  # noqa: BLE001 - the user's module: whatever it raises is theirs to read

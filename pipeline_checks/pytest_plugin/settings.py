@@ -81,7 +81,9 @@ _PIPELINE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 def _parse_pipelines(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = re.split(r"[,\s]+", value)
-    specs = _checked_names(value, "'package.module:factory' names, in a list or one string separated by commas or spaces")
+    specs = _checked_names(
+        value, "'package.module:factory' names, in a list or one string separated by commas or spaces"
+    )
     wrong = [spec for spec in specs if not _PIPELINE_SPEC.match(spec)]
     if wrong or not specs:
         raise ValueError(f"expected 'package.module:factory' names; {', '.join(map(repr, wrong)) or 'none'} given")
@@ -391,8 +393,8 @@ def read_tool_table(pyproject: Path) -> dict[str, Any]:
         if name != TOOL_NAME and (_normalized(name) == _normalized(TOOL_NAME) or difflib.get_close_matches(
                 _normalized(name), [_normalized(TOOL_NAME)], cutoff=0.8)):
             raise InvalidSetting(
-                f"Invalid {pyproject.name} [tool.{name}]: pipeline-checks reads [tool.{TOOL_NAME}] (with an underscore); "
-                f"rename the table, or the built-in pipelines are checked in place of yours"
+                f"Invalid {pyproject.name} [tool.{name}]: pipeline-checks reads [tool.{TOOL_NAME}] "
+                "(with an underscore); rename the table, or the built-in pipelines are checked in place of yours"
             )
     table = tool.get(TOOL_NAME, {})
     if not isinstance(table, dict):
