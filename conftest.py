@@ -36,7 +36,9 @@ def pytest_collection_modifyitems(config, items):
 
     if devices.gpu_available():
         return
-    skip = pytest.mark.skip(reason=f"needs a GPU; the {compat.backend()} backend sees only {', '.join(devices.devices())}")
+    skip = pytest.mark.skip(
+        reason=f"needs a GPU; the {compat.backend()} backend sees only {', '.join(devices.devices())}"
+    )
     for item in gpu_items:
         item.add_marker(skip)
 

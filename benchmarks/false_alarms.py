@@ -56,7 +56,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--broken", action="store_true", help="also run the broken rows and count misses")
-    parser.add_argument("--baselines", action="store_true", help="run each row twice; the second run must match the first's baseline")
+    parser.add_argument(
+        "--baselines", action="store_true", help="run each row twice; the second run must match the first's baseline"
+    )
     parser.add_argument("-k", dest="keyword", help="only rows whose id contains this text")
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     args = parser.parse_args(argv)
@@ -84,8 +86,10 @@ def main(argv=None) -> int:
             missed = case.caught_by - failing
             false_alarms += bool(wrong)
             misses += bool(missed)
-            cell = "ok" if not (wrong or missed) else " ".join(
-                [*(f"+{name}" for name in sorted(wrong)), *(f"-{name}" for name in sorted(missed))]
+            cell = (
+                "ok"
+                if not (wrong or missed)
+                else " ".join([*(f"+{name}" for name in sorted(wrong)), *(f"-{name}" for name in sorted(missed))])
             )
             cells.append(f"{cell} ({time.perf_counter() - started:.0f} s)")
             for name in sorted(wrong):

@@ -32,7 +32,9 @@ def scaled(dataset):
 
 
 def test_every_check_on_arrays(benchmark, request):
-    pipeline = Pipeline("arrays", compiled_cnn, DATA, preprocess_train=unit_scale, fit_kwargs=FIT, after_fit=recalibrated)
+    pipeline = Pipeline(
+        "arrays", compiled_cnn, DATA, preprocess_train=unit_scale, fit_kwargs=FIT, after_fit=recalibrated
+    )
     benchmark.group = "dataset input cost"
     benchmark.pedantic(every_check, args=(pipeline,), rounds=ROUNDS, warmup_rounds=0)
     if not benchmark.disabled:
@@ -43,11 +45,19 @@ def test_every_check_on_a_folder_dataset(benchmark, request, tmp_path):
     pytest.importorskip("tensorflow")
     root = DATA.to_directory(tmp_path / "train")
     pipeline = Pipeline(
-        "folder", compiled_cnn, root, image_size=(16, 16), train_dataset=scaled, preprocess_infer=unit_scale,
-        fit_kwargs=FIT, after_fit=recalibrated,
+        "folder",
+        compiled_cnn,
+        root,
+        image_size=(16, 16),
+        train_dataset=scaled,
+        preprocess_infer=unit_scale,
+        fit_kwargs=FIT,
+        after_fit=recalibrated,
     )
     benchmark.group = "dataset input cost"
     benchmark.pedantic(every_check, args=(pipeline,), rounds=ROUNDS, warmup_rounds=0)
     arrays = request.config.stash.get(ARRAYS_KEY, None)
     if arrays is not None:
-        benchmark.extra_info.update(array_input_median_s=arrays, ratio_to_array_input=benchmark.stats.stats.median / arrays)
+        benchmark.extra_info.update(
+            array_input_median_s=arrays, ratio_to_array_input=benchmark.stats.stats.median / arrays
+        )

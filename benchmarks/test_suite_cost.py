@@ -42,7 +42,9 @@ CASES = [pytest.param("small-cnn", id="small-cnn")] + [
 
 def compiled_cnn():
     model = small_bn_cnn((16, 16, 3), classes=3)
-    model.compile(optimizer=compat.keras().optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=compat.keras().optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -108,7 +110,10 @@ def rounds(benchmark, case: str) -> int:
 def in_fresh_process(what: str, case: str, inner: list) -> None:
     """Run `python test_suite_cost.py WHAT CASE` and keep what it measured inside: seconds, and parts."""
     done = subprocess.run(
-        [sys.executable, __file__, what, case], capture_output=True, text=True, check=False,
+        [sys.executable, __file__, what, case],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -92,15 +92,33 @@ def write_project(directory: Path, form: str) -> Path:
 
 def suite_command(workers: int, *extra: str) -> list[str]:
     """The suite's command line, the same in both forms: the whole suite, baseline included."""
-    command = [sys.executable, "-m", "pytest", "--pipeline-checks", "--pc-suite-only", "-q", "-p", "no:randomly",
-               "-p", "no:cacheprovider", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "-q",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
     return command + (["-n", str(workers)] if workers > 1 else [])
 
 
 def run_suite(project: Path, workers: int, *extra: str) -> None:
     environment = {name: value for name, value in os.environ.items() if name not in XDIST_WORKER_VARIABLES}
-    done = subprocess.run(suite_command(workers, *extra), cwd=project, capture_output=True, text=True, timeout=900,
-                          check=False, env=environment)
+    done = subprocess.run(
+        suite_command(workers, *extra),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=environment,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pipeline-checks summary" in done.stdout
 

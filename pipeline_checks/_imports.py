@@ -61,8 +61,10 @@ def checked_name(spec: Any, what: str, form: str, example: str) -> str:
     module_name, _, attribute = str(spec).partition(":")
     parts = module_name.split(".") + attribute.split(".")
     if not isinstance(spec, str) or not all(part.isidentifier() for part in parts):
-        raise NotImportable(f"{what} {spec!r} is not a {form.rpartition(':')[2]} name; expected {form} "
-                            f"(dotted names, one colon), e.g. {example}")
+        raise NotImportable(
+            f"{what} {spec!r} is not a {form.rpartition(':')[2]} name; expected {form} "
+            f"(dotted names, one colon), e.g. {example}"
+        )
     return spec
 
 

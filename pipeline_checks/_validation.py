@@ -20,7 +20,9 @@ def is_number(value: Any) -> bool:
 def check_integer(name: str, value: Any, minimum: int, described: str | None = None) -> int:
     """`value` as an int, or ValueError when it is not an integer of at least `minimum`."""
     if not is_integer(value) or value < minimum:
-        raise ValueError(f"{name} must be {described or f'an integer of at least {minimum}'}; received: {name}={value!r}")
+        raise ValueError(
+            f"{name} must be {described or f'an integer of at least {minimum}'}; received: {name}={value!r}"
+        )
     return int(value)
 
 

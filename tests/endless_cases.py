@@ -62,11 +62,12 @@ def repeated_datasets() -> None:
     batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
     filtered = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda image, label: label >= 0).batch(4).repeat()
     for label, dataset in (("batch-repeat", batched), ("filter-repeat", filtered)):
-        _report(label, lambda: check_determinism(_pipeline(dataset)).summary)
+        _report(label, lambda dataset=dataset: check_determinism(_pipeline(dataset)).summary)
     # a .repeat() in the repository's own train_dataset: its path on the raw images takes one pass
     raw = tf.data.Dataset.from_tensor_slices((x * 255.0, y)).batch(4)
     pipeline = _pipeline(raw, train_dataset=lambda dataset: dataset.map(lambda a, b: (a / 255.0, b)).repeat())
     _report("train-dataset-repeat", lambda: len(pipeline.training_pairs(pipeline.raw_data())[0]))
+
 
 def endless_generator_dataset() -> None:
     """Item 2: `from_generator` of an endless generator (cardinality unknown), with and without steps_per_epoch."""

@@ -41,7 +41,10 @@ def test_a_correct_model_agrees_in_every_mode(pc_seed):
     agreement = assert_fit_evaluate_agree(classifier(), (X, Y))
     assert agreement.agrees and agreement.diagnosis == "All modes agree."
     assert {mode: values["accuracy"] for mode, values in agreement.values.items()} == {
-        "train-mode": 1.0, "evaluate": 1.0, "predict": 1.0, "recalibrated": 1.0,
+        "train-mode": 1.0,
+        "evaluate": 1.0,
+        "predict": 1.0,
+        "recalibrated": 1.0,
     }
     assert agreement.table().splitlines()[0].split() == ["mode", "loss", "accuracy"]
 
@@ -62,7 +65,10 @@ def test_a_nan_weight_that_inference_hides_is_not_finite(pc_seed):
     layer.unused.assign(np.array([0.0, np.nan, np.inf], "float32"))
     agreement = measure_agreement(model, (X, Y))
     assert agreement.values["evaluate"]["accuracy"] == 1.0 and not agreement.agrees
-    assert re.match(r"Not finite: model variables hold NaN or Inf: (classifier/)?ignores/unused(:0)?: the modes cannot be compared", agreement.diagnosis)
+    assert re.match(
+        r"Not finite: model variables hold NaN or Inf: (classifier/)?ignores/unused(:0)?: the modes cannot be compared",
+        agreement.diagnosis,
+    )
 
 
 class FlipsInTraining(keras.layers.Layer):
@@ -73,7 +79,9 @@ class FlipsInTraining(keras.layers.Layer):
 
 
 def without_training(model):
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -120,7 +128,10 @@ def test_a_gap_counts_from_two_samples(pc_seed, flipped, agrees):
 def test_a_training_branch_no_known_layer_explains_is_a_gap_of_unknown_cause(pc_seed):
     agreement = measure_agreement(classifier(FlipsInTraining(name="flips")), (X, Y))
     assert agreement.values["train-mode"]["accuracy"] == 0.0 and agreement.values["evaluate"]["accuracy"] == 1.0
-    assert "Gap: evaluate vs train-mode: accuracy 1.0000 is 1.0000 above train-mode's 0.0000 (30 of 30 samples)." in agreement.diagnosis
+    assert (
+        "Gap: evaluate vs train-mode: accuracy 1.0000 is 1.0000 above train-mode's 0.0000 (30 of 30 samples)."
+        in agreement.diagnosis
+    )
     assert "Cause unknown" in agreement.diagnosis
 
 
@@ -136,7 +147,9 @@ def test_fit_on_other_inputs_is_told_apart_from_inference_gaps(pc_seed):
     shuffled = np.roll(Y, 10)  # inference sees other labels: accuracy 0 in every inference mode
     agreement = measure_agreement(model, (X, shuffled), history)
     assert agreement.values["fit"]["accuracy"] == 1.0 and not agreement.agrees
-    assert "Gap: evaluate vs fit: accuracy 0.0000 is 1.0000 below fit's 1.0000 (30 of 30 samples)." in agreement.diagnosis
+    assert (
+        "Gap: evaluate vs fit: accuracy 0.0000 is 1.0000 below fit's 1.0000 (30 of 30 samples)." in agreement.diagnosis
+    )
     assert "Cause: fit saw other inputs, or the weights moved during the epoch" in agreement.diagnosis
 
 
@@ -166,13 +179,30 @@ def test_failure_is_an_assertion_error_with_the_table(pc_seed):
 @pytest.mark.parametrize(
     "make_model, data, kwargs, error, message",
     [
-        (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)], name="raw"), (X, Y), {}, ValueError,
-         "model 'raw' is not compiled: call model.compile(loss=..., metrics=[...]) first"),
+        (
+            lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)], name="raw"),
+            (X, Y),
+            {},
+            ValueError,
+            "model 'raw' is not compiled: call model.compile(loss=..., metrics=[...]) first",
+        ),
         (lambda: "model", (X, Y), {}, TypeError, "model must be a Keras model; received: str"),
-        (classifier, (X, Y), {"tolerance": 1.5}, ValueError, "tolerance must be a number in [0, 1); received: tolerance=1.5"),
+        (
+            classifier,
+            (X, Y),
+            {"tolerance": 1.5},
+            ValueError,
+            "tolerance must be a number in [0, 1); received: tolerance=1.5",
+        ),
         (classifier, X, {}, ValueError, "data has no targets: pass (x, y), or a dataset of (x, y) batches"),
         (classifier, (X, Y[:5]), {}, ValueError, "x and y hold different numbers of samples: 30 and 5"),
-        (classifier, (X, Y), {"history": {"loss": [1.0]}}, ValueError, "history must be the History that model.fit returned; received: {'loss': [1.0]}"),
+        (
+            classifier,
+            (X, Y),
+            {"history": {"loss": [1.0]}},
+            ValueError,
+            "history must be the History that model.fit returned; received: {'loss': [1.0]}",
+        ),
     ],
     ids=["uncompiled", "not-a-model", "tolerance", "no-targets", "length-mismatch", "not-a-history"],
 )

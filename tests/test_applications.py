@@ -75,17 +75,57 @@ def test_a_local_weights_file_is_loaded(tmp_path):
 @pytest.mark.parametrize(
     "args, kwargs, error, message",
     [
-        (("ResNet51",), {}, ValueError, "Unknown application 'ResNet51'; expected one of: DenseNet121, EfficientNetB0, *"),
-        (("InceptionV3",), {"input_shape": 74}, ValueError, "InceptionV3 needs inputs of at least 75x75 pixels; received: input_shape=(74, 74, 3)"),
-        (("ResNet50",), {"input_shape": (31, 64)}, ValueError, "ResNet50 needs inputs of at least 32x32 pixels; received: input_shape=(31, 64, 3)"),
-        (("ResNet50",), {"weights": "imagenet"}, ValueError, "weights='imagenet' would download weights at run time, *pass its path: build_application(name, weights='path/to/weights.h5')."),
+        (
+            ("ResNet51",),
+            {},
+            ValueError,
+            "Unknown application 'ResNet51'; expected one of: DenseNet121, EfficientNetB0, *",
+        ),
+        (
+            ("InceptionV3",),
+            {"input_shape": 74},
+            ValueError,
+            "InceptionV3 needs inputs of at least 75x75 pixels; received: input_shape=(74, 74, 3)",
+        ),
+        (
+            ("ResNet50",),
+            {"input_shape": (31, 64)},
+            ValueError,
+            "ResNet50 needs inputs of at least 32x32 pixels; received: input_shape=(31, 64, 3)",
+        ),
+        (
+            ("ResNet50",),
+            {"weights": "imagenet"},
+            ValueError,
+            "weights='imagenet' would download weights at run time, *pass its path: build_application(name, weights='path/to/weights.h5').",
+        ),
         (("ResNet50",), {"weights": "missing.h5"}, FileNotFoundError, "No weights file at weights='missing.h5'"),
         (("ResNet50",), {"channels": 2}, ValueError, "channels must be 1 or 3; received: channels=2"),
-        (("ResNet50",), {"input_shape": (32, 32, 4)}, ValueError, "channels must be 1 or 3; received: input_shape=(32, 32, 4)"),
-        (("ResNet50",), {"input_shape": "32"}, ValueError, "input_shape must be an int side, (height, width) or (height, width, channels); received: input_shape='32'"),
+        (
+            ("ResNet50",),
+            {"input_shape": (32, 32, 4)},
+            ValueError,
+            "channels must be 1 or 3; received: input_shape=(32, 32, 4)",
+        ),
+        (
+            ("ResNet50",),
+            {"input_shape": "32"},
+            ValueError,
+            "input_shape must be an int side, (height, width) or (height, width, channels); received: input_shape='32'",
+        ),
         (("ResNet50",), {"classes": 1}, ValueError, "classes must be an integer of at least 2; received: classes=1"),
     ],
-    ids=["unknown-name", "below-minimum", "below-minimum-height", "imagenet", "missing-weights", "two-channels", "four-channel-shape", "string-shape", "one-class"],
+    ids=[
+        "unknown-name",
+        "below-minimum",
+        "below-minimum-height",
+        "imagenet",
+        "missing-weights",
+        "two-channels",
+        "four-channel-shape",
+        "string-shape",
+        "one-class",
+    ],
 )
 def test_invalid_arguments(args, kwargs, error, message):
     from fnmatch import fnmatchcase

@@ -114,7 +114,11 @@ def test_the_directory_tolerances_and_skip_come_from_pyproject(project, key):
     tolerant = '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = 10}, "*.loss" = {relative = 10}, "evaluate.*" = {absolute = 1}, "predictions.*" = {absolute = 10}, "target_epoch" = {absolute = 10}}\n'
     declare(project, "good_with_rate_doubled", extra='baseline_dir = "ci/baselines"\n' + tolerant)
     project.runpytest(*ONLY_BASELINE).assert_outcomes(passed=1, deselected=9)
-    declare(project, "good_with_rate_doubled", extra='[tool.pipeline_checks.pipeline.good]\nskip = {baseline = "retrained weekly"}\n')
+    declare(
+        project,
+        "good_with_rate_doubled",
+        extra='[tool.pipeline_checks.pipeline.good]\nskip = {baseline = "retrained weekly"}\n',
+    )
     skipped = project.runpytest(*ONLY_BASELINE, "-rs")
     skipped.assert_outcomes(skipped=1, deselected=9)
     skipped.stdout.fnmatch_lines(["*retrained weekly (pyproject.toml*skip.baseline)*"])
@@ -123,8 +127,14 @@ def test_the_directory_tolerances_and_skip_come_from_pyproject(project, key):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('baseline_tolerances = {"loss.*" = 0.1}\n', "*Invalid pyproject.toml [[]tool.pipeline_checks[]] baseline_tolerances 'loss.*' = 0.1: expected a table with 'absolute' and/or 'relative'*"),
-        ('[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = -1}}\n', "*baseline loss.*.relative must be a number >= 0; received*"),
+        (
+            'baseline_tolerances = {"loss.*" = 0.1}\n',
+            "*Invalid pyproject.toml [[]tool.pipeline_checks[]] baseline_tolerances 'loss.*' = 0.1: expected a table with 'absolute' and/or 'relative'*",
+        ),
+        (
+            '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = -1}}\n',
+            "*baseline loss.*.relative must be a number >= 0; received*",
+        ),
     ],
 )
 def test_invalid_tolerances_stop_the_run_naming_them(project, extra, message):
@@ -140,7 +150,9 @@ def test_under_xdist_each_baseline_takes_its_pipeline_s_check_numbers(project, k
     args = ("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-n", "2", "-k", "baseline or numerics")
     project.runpytest_subprocess(*args, "--pc-update-baselines").assert_outcomes(passed=4)
     for name in ("good", "other"):
-        assert "checks.numerics.last_loss:" in (project.path / f".pipeline-checks/baselines/{name}.{key}.yml").read_text()
+        assert (
+            "checks.numerics.last_loss:" in (project.path / f".pipeline-checks/baselines/{name}.{key}.yml").read_text()
+        )
     project.runpytest_subprocess(*args).assert_outcomes(passed=4)
 
 
@@ -155,7 +167,9 @@ def test_a_built_in_pipeline_matches_the_baseline_shipped_for_this_environment(p
 
     if not (BUILTIN_DIRECTORY / f"mobilenetv2.{key}.yml").is_file():
         pytest.skip(f"no baseline ships for {key} (docs/baselines.md, 'Built-in pipelines')")
-    result = pytester.runpytest("--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline")
+    result = pytester.runpytest(
+        "--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline"
+    )
     result.assert_outcomes(passed=1, deselected=9)
     result.stdout.fnmatch_lines(["*baseline * passed * figures as in the baseline*"])
     assert not (pytester.path / ".pipeline-checks").exists()  # the shipped file is read, never written
@@ -163,10 +177,26 @@ def test_a_built_in_pipeline_matches_the_baseline_shipped_for_this_environment(p
 
 def test_a_built_in_pipeline_without_a_baseline_for_this_environment_is_skipped_saying_so(pytester):
     # Inside the run's own session, where the plugin looks it up: nothing ships.
-    pytester.makeconftest("import pipeline_checks.pytest_plugin.baselines as b\nb.BUILTIN_DIRECTORY = b.Path('nothing-ships')\n")
-    result = pytester.runpytest("--pipeline-checks", "--pc-suite-only", "--pc-models", "MobileNetV2", "-p", "no:randomly", "-k", "baseline", "-rs")
+    pytester.makeconftest(
+        "import pipeline_checks.pytest_plugin.baselines as b\nb.BUILTIN_DIRECTORY = b.Path('nothing-ships')\n"
+    )
+    result = pytester.runpytest(
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "--pc-models",
+        "MobileNetV2",
+        "-p",
+        "no:randomly",
+        "-k",
+        "baseline",
+        "-rs",
+    )
     result.assert_outcomes(skipped=1, deselected=9)
-    result.stdout.fnmatch_lines(["*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with --pc-update-baselines*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with --pc-update-baselines*"
+        ]
+    )
 
 
 HOLDING_THE_LOCK = """
@@ -186,14 +216,23 @@ def test_an_update_while_another_run_writes_the_file_fails_naming_it_then_goes_t
 
     declare(project, "good")
     path = project.path / BASELINE.format(key=key)
-    other_run = subprocess.Popen([sys.executable, "-c", HOLDING_THE_LOCK, str(path)], cwd=project.path,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    other_run = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_THE_LOCK, str(path)],
+        cwd=project.path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert other_run.stdout.readline().strip() == "held"
         refused = project.runpytest(*ONLY_BASELINE, "--pc-update-baselines")
         refused.assert_outcomes(failed=1, deselected=9)
-        refused.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: another run (pid {other_run.pid} on *) "
-                                      f"holds its lock .good.{key}.yml.lock until that session ends; let it finish*"])
+        refused.stdout.fnmatch_lines(
+            [
+                f"*Cannot write the baseline {path}: another run (pid {other_run.pid} on *) "
+                f"holds its lock .good.{key}.yml.lock until that session ends; let it finish*"
+            ]
+        )
         assert not path.exists()
         other_run.stdin.close()
         other_run.wait(timeout=30)
@@ -228,7 +267,11 @@ def test_a_baseline_folder_the_run_cannot_write_fails_in_one_line_naming_the_fil
         if path.parent.is_dir():
             path.parent.chmod(0o755)
     result.assert_outcomes(failed=1, deselected=9)
-    result.stdout.fnmatch_lines([f"*Cannot write the baseline {path}: {reason}; expected a folder this run can write "
-                                 f"({path.parent}): make it writable, or point pc_baseline_dir (--pc-baseline-dir) "
-                                 "at one that is"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*Cannot write the baseline {path}: {reason}; expected a folder this run can write "
+            f"({path.parent}): make it writable, or point pc_baseline_dir (--pc-baseline-dir) "
+            "at one that is"
+        ]
+    )
     assert "Traceback" not in result.stdout.str() and "Error: [Errno" not in result.stdout.str()

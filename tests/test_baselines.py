@@ -28,8 +28,12 @@ PHOTOS = make_tiny_images(classes=3, per_class=2, size=16, kind="photos")
 def build(optimizer=("Adam", 0.01), blocks=2, flip="horizontal"):
     keras = compat.keras()
     name, rate = optimizer
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.RandomFlip(flip), small_bn_cnn((16, 16, 3), blocks=blocks)])
-    model.compile(optimizer=getattr(keras.optimizers, name)(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.RandomFlip(flip), small_bn_cnn((16, 16, 3), blocks=blocks)]
+    )
+    model.compile(
+        optimizer=getattr(keras.optimizers, name)(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -39,14 +43,20 @@ def scaled(images):
 
 def pipeline(name="cnn", data=PHOTOS, preprocess=scaled, **model):
     return Pipeline(
-        name=name, build_model=lambda: build(**model), data=data, preprocess_train=preprocess,
-        fit_kwargs={"epochs": 15, "batch_size": 6}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
+        name=name,
+        build_model=lambda: build(**model),
+        data=data,
+        preprocess_train=preprocess,
+        fit_kwargs={"epochs": 15, "batch_size": 6},
+        after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
     )
 
 
 def reversed_classes(data):
     """The same images and classes, with the class list (and so every label) in the other order."""
-    return dataclasses.replace(data, labels=len(data.class_names) - 1 - data.labels, class_names=tuple(reversed(data.class_names)))
+    return dataclasses.replace(
+        data, labels=len(data.class_names) - 1 - data.labels, class_names=tuple(reversed(data.class_names))
+    )
 
 
 # A refactor: renamed functions, the model assembled through a helper; the same computation.
@@ -65,7 +75,10 @@ CHANGES = {
     "class order changed": (lambda: pipeline(data=reversed_classes(PHOTOS)), "data.classes"),
     "a layer dropped": (lambda: pipeline(blocks=1), "params.total"),
     # BatchNorm after the first convolution absorbs an affine rescale at initialization: the curve moves.
-    "preprocessing scale changed": (lambda: pipeline(preprocess=lambda images: images / np.float32(127.5) - 1), "loss.epoch_"),
+    "preprocessing scale changed": (
+        lambda: pipeline(preprocess=lambda images: images / np.float32(127.5) - 1),
+        "loss.epoch_",
+    ),
 }
 
 
@@ -85,7 +98,9 @@ def checked_fingerprint(made: Pipeline) -> dict:
 def recorded(tmp_path_factory):
     """The unchanged pipeline's baseline, written to and read back from its file."""
     path = baseline_file(tmp_path_factory.mktemp("baselines"), "cnn", environment_key())
-    Baseline("cnn", environment_key(), 0, checked_fingerprint(pipeline()), {"keras": compat.keras_version()}).write(path)
+    Baseline("cnn", environment_key(), 0, checked_fingerprint(pipeline()), {"keras": compat.keras_version()}).write(
+        path
+    )
     return path
 
 
@@ -111,8 +126,12 @@ def test_a_change_the_nine_checks_accept_moves_a_named_figure(recorded, change):
 
 def test_a_refactor_with_the_same_computation_passes(recorded):
     refactored = Pipeline(
-        name="cnn", build_model=_assemble_classifier, data=PHOTOS, preprocess_train=_to_unit_range,
-        fit_kwargs={"batch_size": 6, "epochs": 15}, after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
+        name="cnn",
+        build_model=_assemble_classifier,
+        data=PHOTOS,
+        preprocess_train=_to_unit_range,
+        fit_kwargs={"batch_size": 6, "epochs": 15},
+        after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
     )
     result = verdict(refactored, Baseline.read(recorded), recorded, 0, checked_fingerprint(refactored))
     assert result.passed, str(result)
@@ -152,19 +171,41 @@ def test_another_seed_is_named_with_the_way_to_pin_it(recorded):
 
 
 def test_tolerances_absorb_noise_and_catch_changes():
-    baseline = {"loss.epoch_1": 1.0, "fit.accuracy": 0.75, "params.total": 899, "predictions.class": [0, 1, 2],
-                "predictions.output": [[0.9, 0.1]], "checks.overfit.reached_at_epoch": 2, "checks.numerics.last_loss": 0.1}
-    noise = {"loss.epoch_1": 1.005, "fit.accuracy": 0.76, "params.total": 899, "predictions.class": [0, 1, 2],
-             "predictions.output": [[0.91, 0.09]], "checks.overfit.reached_at_epoch": 2, "checks.numerics.last_loss": 0.105}
+    baseline = {
+        "loss.epoch_1": 1.0,
+        "fit.accuracy": 0.75,
+        "params.total": 899,
+        "predictions.class": [0, 1, 2],
+        "predictions.output": [[0.9, 0.1]],
+        "checks.overfit.reached_at_epoch": 2,
+        "checks.numerics.last_loss": 0.1,
+    }
+    noise = {
+        "loss.epoch_1": 1.005,
+        "fit.accuracy": 0.76,
+        "params.total": 899,
+        "predictions.class": [0, 1, 2],
+        "predictions.output": [[0.91, 0.09]],
+        "checks.overfit.reached_at_epoch": 2,
+        "checks.numerics.last_loss": 0.105,
+    }
     assert compare(baseline, noise) == []
-    moved = {"loss.epoch_1": 1.02, "fit.accuracy": 0.8, "params.total": 900, "predictions.class": [0, 2, 2],
-             "predictions.output": [[0.8, 0.2]], "checks.overfit.reached_at_epoch": 3, "checks.numerics.last_loss": 0.2}
+    moved = {
+        "loss.epoch_1": 1.02,
+        "fit.accuracy": 0.8,
+        "params.total": 900,
+        "predictions.class": [0, 2, 2],
+        "predictions.output": [[0.8, 0.2]],
+        "checks.overfit.reached_at_epoch": 3,
+        "checks.numerics.last_loss": 0.2,
+    }
     assert [d.figure for d in compare(baseline, moved)] == list(baseline)
 
 
 def test_a_check_s_figures_measured_on_one_side_only_are_listed_not_failed():
-    departures = compare({"loss.initial": 1.0, "checks.labels.classes": 3},
-                         {"loss.initial": 1.0, "checks.numerics.last_loss": 0.5})
+    departures = compare(
+        {"loss.initial": 1.0, "checks.labels.classes": 3}, {"loss.initial": 1.0, "checks.numerics.last_loss": 0.5}
+    )
     assert [(d.figure, d.moved, d.difference) for d in departures] == [
         ("checks.labels.classes", False, "not measured now"),
         ("checks.numerics.last_loss", False, "new, not in baseline"),
@@ -200,8 +241,10 @@ def test_invalid_tolerances_name_the_figure_and_what_was_expected(table, message
         ("figures: [unclosed\n", "while parsing a flow sequence"),
         ("", "the file is empty"),
         ("pipeline: cnn\nkey: k\nseed: 0\nversions: {}\n", "it has no 'figures' (cut short?)"),
-        ("pipeline: cnn\nkey: k\nseed: 0\nchecks: labels\nfigures: {}\n",
-         "checks: 'labels' is not a list of check names"),
+        (
+            "pipeline: cnn\nkey: k\nseed: 0\nchecks: labels\nfigures: {}\n",
+            "checks: 'labels' is not a list of check names",
+        ),
     ],
     ids=["not YAML", "empty", "cut before its figures", "checks not a list"],
 )
@@ -216,12 +259,23 @@ def test_an_unreadable_baseline_file_names_itself_and_the_fix(tmp_path, text, fo
 
 # A fingerprint as a file written before files named their checks holds it (the check set is
 # then the families its figures name), and as this run measures it.
-FIGURES = {"data.classes": ["a", "b"], "data.images": 4, "loss.initial": 1.1, "loss.epoch_1": 0.9, "loss.epoch_2": 0.7,
-           "params.total": 899, "predictions.class": [0, 1, 0, 1], "checks.labels.classes": 2,
-           "checks.numerics.last_loss": 0.6}
+FIGURES = {
+    "data.classes": ["a", "b"],
+    "data.images": 4,
+    "loss.initial": 1.1,
+    "loss.epoch_1": 0.9,
+    "loss.epoch_2": 0.7,
+    "params.total": 899,
+    "predictions.class": [0, 1, 0, 1],
+    "checks.labels.classes": 2,
+    "checks.numerics.last_loss": 0.6,
+}
 FILE_BEFORE_CHECKS_WERE_NAMED = "".join(
-    ["pipeline: cnn\nkey: k\nseed: 0\nversions: {keras: 3.15.1}\nmachine: here\nfigures:\n",
-     *(f"  {name}: {value}\n" for name, value in FIGURES.items())])
+    [
+        "pipeline: cnn\nkey: k\nseed: 0\nversions: {keras: 3.15.1}\nmachine: here\nfigures:\n",
+        *(f"  {name}: {value}\n" for name, value in FIGURES.items()),
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +328,9 @@ def test_a_figure_the_run_measures_and_a_file_with_the_same_checks_lacks_fails_a
     baseline = {name: value for name, value in FIGURES.items() if name != "checks.numerics.last_loss"}
     departures = compare(baseline, FIGURES, checked_then=("labels", "numerics"), checked_now=("labels", "numerics"))
     assert [(d.figure, d.moved, d.difference) for d in departures] == [
-        ("checks.numerics.last_loss", True, "missing from the baseline")]
+        ("checks.numerics.last_loss", True, "missing from the baseline")
+    ]
     departures = compare(baseline, FIGURES, checked_then=("labels",), checked_now=("labels", "numerics"))
     assert [(d.figure, d.moved, d.difference) for d in departures] == [
-        ("checks.numerics.last_loss", False, "new, not in baseline")]
+        ("checks.numerics.last_loss", False, "new, not in baseline")
+    ]

@@ -24,7 +24,7 @@ def collected(command: list[str], cwd, real_run) -> tuple[str, ...]:
     """The test ids `command` would run: its own arguments, without workers, collected only."""
     kept = [argument for argument in command if argument != "-q"]
     if "-n" in kept:
-        del kept[kept.index("-n"):kept.index("-n") + 2]  # xdist spreads the tests; it selects none
+        del kept[kept.index("-n") : kept.index("-n") + 2]  # xdist spreads the tests; it selects none
     done = real_run([*kept, "--collect-only", "-q"], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return tuple(sorted(line for line in done.stdout.splitlines() if "::" in line))

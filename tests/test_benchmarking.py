@@ -25,9 +25,19 @@ def test_the_fixture_writes_the_fields_a_baseline_needs(pytester):
     report = json.loads((pytester.path / "out.json").read_text())
     info = report["benchmarks"][0]["extra_info"]
     assert {
-        "images_per_second", "ms_per_step", "batch_size", "input_size", "precision_policy", "xla",
-        "backend", "device", "keras_version", "tensorflow_version", "jax_version",
-        "gflops_per_image", "achieved_tflops",
+        "images_per_second",
+        "ms_per_step",
+        "batch_size",
+        "input_size",
+        "precision_policy",
+        "xla",
+        "backend",
+        "device",
+        "keras_version",
+        "tensorflow_version",
+        "jax_version",
+        "gflops_per_image",
+        "achieved_tflops",
     } <= set(info)
     assert (info["batch_size"], info["input_size"], info["precision_policy"]) == (4, "32x32x3", "float32")
     assert info["images_per_second"] == pytest.approx(4 / report["benchmarks"][0]["stats"]["median"])
@@ -75,6 +85,8 @@ def test_a_dist_mode_without_workers_leaves_the_benchmarks_on(pytester, monkeypa
     whenever --dist is set, so without workers the plugin makes it "no"."""
     pytester.makepyfile(SLEEPER)
     monkeypatch.setenv("STEP_SECONDS", "0.001")
-    result = pytester.runpytest("--dist", "loadfile", "--benchmark-enable", "--benchmark-json=out.json", "-p", "no:randomly")
+    result = pytester.runpytest(
+        "--dist", "loadfile", "--benchmark-enable", "--benchmark-json=out.json", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=1)
     assert len(json.loads((pytester.path / "out.json").read_text())["benchmarks"]) == 1

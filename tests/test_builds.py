@@ -1,8 +1,8 @@
 """The checks that look at an untrained model share one build per pipeline and seed (run/builds.py)."""
 
 import numpy as np
-
 from broken_pipelines.common import compiled_cnn, small_pipeline
+
 from pipeline_checks.checks import check_labels, check_preprocessing, check_save_load
 from pipeline_checks.model import compat
 from pipeline_checks.run.builds import fresh_build
@@ -43,6 +43,8 @@ def test_the_shared_build_stays_the_training_runs_initial_model_after_the_checks
         assert all(np.array_equal(compat.to_numpy(v), initial) for v, initial in zip(build.weights, run.initial))
         compat.set_random_seed(0)
         again = pipeline.fresh_model()
-        assert all(np.array_equal(compat.to_numpy(a), compat.to_numpy(b)) for a, b in zip(build.variables, again.variables))
+        assert all(
+            np.array_equal(compat.to_numpy(a), compat.to_numpy(b)) for a, b in zip(build.variables, again.variables)
+        )
     finally:
         forget_shared_runs(pipeline)

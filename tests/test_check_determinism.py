@@ -4,9 +4,9 @@ import re
 
 import numpy as np
 import pytest
-
 from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
+
 from pipeline_checks import PipelineCheckFailure
 from pipeline_checks.checks import check_determinism
 from pipeline_checks.run.training import forget_shared_runs, shared_run
@@ -66,7 +66,9 @@ def test_tolerance_lets_small_differences_pass(checked):
     assert "relative" in lenient.summary
 
 
-@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.clock_seeded_noise_layer], ids=["correct", "broken"])
+@pytest.mark.parametrize(
+    "factory", [small_pipeline, reproducibility.clock_seeded_noise_layer], ids=["correct", "broken"]
+)
 def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
     pipeline, before, _ = checked(factory)
     assert fingerprint(shared_run(pipeline, SEED)) == before
@@ -84,8 +86,16 @@ def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
         ({"tolerance": float("inf")}, ValueError, r"received: tolerance=inf"),
         ({"tolerance": "0"}, ValueError, r"received: tolerance='0'"),
     ],
-    ids=["pipeline-a-string", "seed-negative", "seed-float", "seed-bool", "tolerance-negative", "tolerance-nan",
-         "tolerance-inf", "tolerance-string"],
+    ids=[
+        "pipeline-a-string",
+        "seed-negative",
+        "seed-float",
+        "seed-bool",
+        "tolerance-negative",
+        "tolerance-nan",
+        "tolerance-inf",
+        "tolerance-string",
+    ],
 )
 def test_bad_arguments_are_rejected_before_training(arguments, error, message):
     arguments = {"pipeline": small_pipeline("never-trained"), **arguments}

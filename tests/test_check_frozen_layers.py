@@ -5,7 +5,13 @@ import re
 import numpy as np
 import pytest
 from broken_pipelines.common import DATA, small_pipeline, where_caught, where_fit_runs
-from broken_pipelines.training import CASES, frozen_base, frozen_base_not_recompiled, frozen_ported_batchnorm, zero_learning_rate
+from broken_pipelines.training import (
+    CASES,
+    frozen_base,
+    frozen_base_not_recompiled,
+    frozen_ported_batchnorm,
+    zero_learning_rate,
+)
 
 from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.errors import PipelineCheckFailure
@@ -58,7 +64,9 @@ def test_trainable_statistics_that_move_are_not_frozen(pipeline_of):
     """With learning rate 0, BN statistics move and no weight does: neither is a frozen move."""
     pipeline = pipeline_of(zero_learning_rate)
     run = shared_run(pipeline)
-    moved = [compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, run.final) if not np.array_equal(a, b)]
+    moved = [
+        compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, run.final) if not np.array_equal(a, b)
+    ]
     assert moved and all("moving_" in path for path in moved)
     assert check_frozen_layers(pipeline).passed
 
@@ -84,8 +92,18 @@ def test_leaves_the_pipeline_unchanged(pipeline_of):
 @pytest.mark.parametrize(
     "given, seed, error, message",
     [
-        ("small-cnn", 0, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str"),
-        (None, 0, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline=None of type NoneType"),
+        (
+            "small-cnn",
+            0,
+            TypeError,
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
+        ),
+        (
+            None,
+            0,
+            TypeError,
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline=None of type NoneType",
+        ),
         (small_pipeline(), "x", ValueError, "seed must be a non-negative integer; received: seed='x'"),
         (small_pipeline(), -1, ValueError, "seed must be a non-negative integer; received: seed=-1"),
         (small_pipeline(), True, ValueError, "seed must be a non-negative integer; received: seed=True"),

@@ -19,9 +19,9 @@ from broken_pipelines.data import (
 
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import check_labels
-from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
+from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.run.training import shared_run
 from pipeline_checks.testing.small_models import small_bn_cnn
 
@@ -51,8 +51,14 @@ def test_passes_every_other_row_of_the_matrix(pipeline_of, case):
 @pytest.mark.parametrize(
     "factory, summary",
     [
-        (small_pipeline, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1)"),
-        (validation_split_complete, "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1); validation lists the same classes in the same order"),
+        (
+            small_pipeline,
+            "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1)",
+        ),
+        (
+            validation_split_complete,
+            "sparse labels in 0..2 for 3 classes, 3 outputs, loss sparse_categorical_crossentropy (from_logits=False), loss at initialization {loss} (ln 3 = 1.1); validation lists the same classes in the same order",
+        ),
     ],
     ids=["small-cnn", "validation-complete"],
 )
@@ -80,8 +86,16 @@ def compat_errors() -> tuple:
 @pytest.mark.parametrize(
     "factory, cause, keras_says",
     [
-        (sparse_labels_with_categorical_crossentropy, "categorical_crossentropy does not match sparse labels: fit receives class indices of shape (12,)", r"`target` and `output` must have the same (rank|shape)|Shapes \(None, 1\) and \(None, 3\) are incompatible"),
-        (one_hot_labels_with_sparse_crossentropy, "sparse_categorical_crossentropy does not match one-hot labels: fit receives one-hot targets of shape (12, 3)", r"must have rank \(ndim\) `target\.ndim - 1`|must have the same shape up until the last dimension|logits and labels must have the same first dimension"),
+        (
+            sparse_labels_with_categorical_crossentropy,
+            "categorical_crossentropy does not match sparse labels: fit receives class indices of shape (12,)",
+            r"`target` and `output` must have the same (rank|shape)|Shapes \(None, 1\) and \(None, 3\) are incompatible",
+        ),
+        (
+            one_hot_labels_with_sparse_crossentropy,
+            "sparse_categorical_crossentropy does not match one-hot labels: fit receives one-hot targets of shape (12, 3)",
+            r"must have rank \(ndim\) `target\.ndim - 1`|must have the same shape up until the last dimension|logits and labels must have the same first dimension",
+        ),
     ],
     ids=["sparse-labels-categorical-ce", "one-hot-labels-sparse-ce"],
 )
@@ -101,7 +115,11 @@ def test_one_based_labels_train_without_a_keras_error(pipeline_of):
     assert math.isfinite(keras_evaluates(pipeline))
     result = check_labels(pipeline)
     assert "output 0 is never a target" in result.details
-    assert result.numbers["data_labels"] == (1, 3) and result.numbers["output_width"] == 4 and result.numbers["classes"] == 3
+    assert (
+        result.numbers["data_labels"] == (1, 3)
+        and result.numbers["output_width"] == 4
+        and result.numbers["classes"] == 3
+    )
 
 
 def test_loss_at_initialization_is_the_shared_runs(pipeline_of):
@@ -111,7 +129,10 @@ def test_loss_at_initialization_is_the_shared_runs(pipeline_of):
 
 def test_unnormalized_inputs_are_named_as_the_cause_of_a_huge_initial_loss(pipeline_of):
     result = check_labels(pipeline_of(raw_pixels_without_normalization))
-    assert "the training inputs span [0, 255] and no layer in the model rescales or normalizes them; divided by 255" in result.details
+    assert (
+        "the training inputs span [0, 255] and no layer in the model rescales or normalizes them; divided by 255"
+        in result.details
+    )
     assert result.numbers["initial_loss"] > 3 * math.log(CLASSES)
     # The cause is proven, not guessed: the same model on the inputs / 255 starts near ln 3.
     assert result.numbers["initial_loss_cause"] == "input_scale"
@@ -121,7 +142,9 @@ def test_unnormalized_inputs_are_named_as_the_cause_of_a_huge_initial_loss(pipel
 def large_head():
     keras = compat.keras()
     base = small_bn_cnn((16, 16, 3), classes=CLASSES)
-    head = keras.layers.Dense(CLASSES, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(stddev=100.0))
+    head = keras.layers.Dense(
+        CLASSES, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(stddev=100.0)
+    )
     model = keras.Model(base.input, head(base.layers[-2].output))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -161,9 +184,18 @@ def test_from_logits_is_judged_from_the_outputs_of_a_subclassed_model():
 @pytest.mark.parametrize(
     "validation, summary",
     [
-        ((VALIDATION[0], VALIDATION[1], tuple(reversed(VALIDATION[2]))), "validation_data orders the classes differently"),
-        ((VALIDATION[0], VALIDATION[1], (*VALIDATION[2][:2], "patterns_09")), "class 'patterns_02' is missing from validation_data"),
-        ((VALIDATION[0], np.where(VALIDATION[1] == 2, 3, VALIDATION[1]), (*VALIDATION[2], "patterns_03")), "class 'patterns_03' is only in validation_data"),
+        (
+            (VALIDATION[0], VALIDATION[1], tuple(reversed(VALIDATION[2]))),
+            "validation_data orders the classes differently",
+        ),
+        (
+            (VALIDATION[0], VALIDATION[1], (*VALIDATION[2][:2], "patterns_09")),
+            "class 'patterns_02' is missing from validation_data",
+        ),
+        (
+            (VALIDATION[0], np.where(VALIDATION[1] == 2, 3, VALIDATION[1]), (*VALIDATION[2], "patterns_03")),
+            "class 'patterns_03' is only in validation_data",
+        ),
     ],
     ids=["reordered", "renamed", "extra-class"],
 )
@@ -183,7 +215,9 @@ def test_raise_if_failed(pipeline_of):
     with pytest.raises(PipelineCheckFailure) as raised:
         failing.raise_if_failed()
     assert str(raised.value) == str(failing)
-    assert str(raised.value).startswith("check labels FAILED on pipeline 'labels-1-based': data labels run 1..3 for 3 classes")
+    assert str(raised.value).startswith(
+        "check labels FAILED on pipeline 'labels-1-based': data labels run 1..3 for 3 classes"
+    )
     passing = check_labels(pipeline_of(small_pipeline))
     assert passing.raise_if_failed() is passing
 
@@ -199,16 +233,55 @@ def test_leaves_the_data_unchanged(pipeline_of):
 @pytest.mark.parametrize(
     "given, kwargs, error, message",
     [
-        ("small-cnn", {}, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str"),
+        (
+            "small-cnn",
+            {},
+            TypeError,
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
+        ),
         (small_pipeline(), {"seed": -1}, ValueError, "seed must be a non-negative integer; received: seed=-1"),
         (small_pipeline(), {"seed": 1.5}, ValueError, "seed must be a non-negative integer; received: seed=1.5"),
-        (small_pipeline(), {"initial_loss_factor": 1}, ValueError, "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=1"),
-        (small_pipeline(), {"initial_loss_factor": 0.5}, ValueError, "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=0.5"),
-        (small_pipeline(), {"initial_loss_factor": math.inf}, ValueError, "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=inf"),
-        (small_pipeline(), {"initial_loss_factor": "3"}, ValueError, "initial_loss_factor must be a number greater than 1; received: initial_loss_factor='3'"),
-        (small_pipeline(), {"initial_loss_factor": True}, ValueError, "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=True"),
+        (
+            small_pipeline(),
+            {"initial_loss_factor": 1},
+            ValueError,
+            "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=1",
+        ),
+        (
+            small_pipeline(),
+            {"initial_loss_factor": 0.5},
+            ValueError,
+            "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=0.5",
+        ),
+        (
+            small_pipeline(),
+            {"initial_loss_factor": math.inf},
+            ValueError,
+            "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=inf",
+        ),
+        (
+            small_pipeline(),
+            {"initial_loss_factor": "3"},
+            ValueError,
+            "initial_loss_factor must be a number greater than 1; received: initial_loss_factor='3'",
+        ),
+        (
+            small_pipeline(),
+            {"initial_loss_factor": True},
+            ValueError,
+            "initial_loss_factor must be a number greater than 1; received: initial_loss_factor=True",
+        ),
     ],
-    ids=["pipeline-name", "seed-negative", "seed-float", "factor-one", "factor-below-one", "factor-infinite", "factor-string", "factor-bool"],
+    ids=[
+        "pipeline-name",
+        "seed-negative",
+        "seed-float",
+        "factor-one",
+        "factor-below-one",
+        "factor-infinite",
+        "factor-string",
+        "factor-bool",
+    ],
 )
 def test_invalid_arguments(given, kwargs, error, message):
     with pytest.raises(error) as raised:
@@ -227,8 +300,12 @@ def test_the_data_loss_is_judged_apart_from_l2_regularization(pipeline_of):
     numbers = result.numbers
     assert numbers["initial_loss"] == shared_run(pipeline).initial_loss  # the compiled loss, as the shared run sees it
     assert numbers["initial_regularization_loss"] > 100 * math.log(3)
-    assert numbers["initial_data_loss"] == pytest.approx(numbers["initial_loss"] - numbers["initial_regularization_loss"])
-    assert math.log(3) < numbers["initial_data_loss"] < numbers["initial_regularization_loss"] / 20  # 2.4 on TensorFlow, 4.3 on JAX
+    assert numbers["initial_data_loss"] == pytest.approx(
+        numbers["initial_loss"] - numbers["initial_regularization_loss"]
+    )
+    assert (
+        math.log(3) < numbers["initial_data_loss"] < numbers["initial_regularization_loss"] / 20
+    )  # 2.4 on TensorFlow, 4.3 on JAX
     assert f"+ regularization {numbers['initial_regularization_loss']:.3g} (ln 3 = 1.1)" in result.summary
     assert "adds regularization" in result.details
 
@@ -254,7 +331,10 @@ def test_binary_heads_pass_with_ln_2_as_the_uniform_loss(factory, from_logits):
     assert result.passed, str(result)
     assert result.numbers["output_width"] == 1 and result.numbers["expected_initial_loss"] == pytest.approx(math.log(2))
     assert result.numbers["outputs_are_probabilities"] is (not from_logits)
-    assert "sparse labels in 0..1 for 2 classes, 1 output (binary: one unit for 2 classes), loss binary_crossentropy" in result.summary
+    assert (
+        "sparse labels in 0..1 for 2 classes, 1 output (binary: one unit for 2 classes), loss binary_crossentropy"
+        in result.summary
+    )
     assert f"(from_logits={from_logits})" in result.summary
 
 
@@ -287,7 +367,9 @@ def test_from_logits_false_on_a_linear_unit_is_named_even_where_its_outputs_lie_
     """A fresh unit after ReLU features may start with every logit in [0, 1]: its linear activation decides."""
     result = check_labels(binary_pipeline("logit-from-logits-false", functools.partial(one_unit, None)))
     assert result.summary.startswith("from_logits=False on outputs that are not probabilities"), str(result)
-    assert "BinaryCrossentropy(from_logits=True)" in result.details and "BinaryAccuracy(threshold=0.0)" in result.details
+    assert (
+        "BinaryCrossentropy(from_logits=True)" in result.details and "BinaryAccuracy(threshold=0.0)" in result.details
+    )
 
 
 def subclassed_unit(activation):
@@ -297,7 +379,9 @@ def subclassed_unit(activation):
         def __init__(self):
             super().__init__()
             self.pool = keras.layers.GlobalAveragePooling2D()
-            self.dense = keras.layers.Dense(1, activation=activation, bias_initializer=keras.initializers.Constant(0.5), kernel_initializer="zeros")
+            self.dense = keras.layers.Dense(
+                1, activation=activation, bias_initializer=keras.initializers.Constant(0.5), kernel_initializer="zeros"
+            )
 
         def call(self, x):
             return self.dense(self.pool(x))
@@ -335,8 +419,20 @@ def test_binary_crossentropy_on_a_two_unit_softmax_is_the_binary_loss():
 @pytest.mark.parametrize(
     "activation, classes, encoding, summary, keras_says",
     [
-        ("sigmoid", 3, "sparse", "binary_crossentropy on 3 outputs with sparse labels", r"must have the same (rank|shape)"),
-        ("sigmoid", 1, "one_hot", "binary_crossentropy on a single output with one-hot targets of shape (12, 2)", r"must have the same (rank|shape)|[Ii]ncompatible"),
+        (
+            "sigmoid",
+            3,
+            "sparse",
+            "binary_crossentropy on 3 outputs with sparse labels",
+            r"must have the same (rank|shape)",
+        ),
+        (
+            "sigmoid",
+            1,
+            "one_hot",
+            "binary_crossentropy on a single output with one-hot targets of shape (12, 2)",
+            r"must have the same (rank|shape)|[Ii]ncompatible",
+        ),
     ],
     ids=["bce-sparse-on-3-units", "bce-one-hot-on-1-unit"],
 )
@@ -354,18 +450,25 @@ def test_binary_crossentropy_whose_targets_do_not_fit_the_outputs(activation, cl
 
 def sparse_crossentropy_on_one_logit():
     keras = compat.keras()
-    return labels_heads.recompiled(families.xception_style_binary, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return labels_heads.recompiled(
+        families.xception_style_binary, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
 
 
 def test_sparse_categorical_crossentropy_on_one_unit():
     """Not a matrix row: Keras on TensorFlow and torch raise at the first step, so every training check would."""
-    pipeline = Pipeline(name="sparse-ce-on-1-logit", build_model=sparse_crossentropy_on_one_logit, data=labels_heads.BINARY_32)
+    pipeline = Pipeline(
+        name="sparse-ce-on-1-logit", build_model=sparse_crossentropy_on_one_logit, data=labels_heads.BINARY_32
+    )
     result = check_labels(pipeline)
     assert result.summary == "sparse_categorical_crossentropy on a single output for 2 classes", str(result)
     assert "the images of class 1 have no score" in result.details
     assert "compile with loss='binary_crossentropy'" in result.details
     if compat.backend() == "tensorflow":
-        with pytest.raises(compat.tensorflow().errors.InvalidArgumentError, match=r"label value of 1 which is outside the valid range of \[0, 1\)"):
+        with pytest.raises(
+            compat.tensorflow().errors.InvalidArgumentError,
+            match=r"label value of 1 which is outside the valid range of \[0, 1\)",
+        ):
             keras_evaluates(pipeline)
 
 

@@ -42,7 +42,9 @@ def frozen_head_binary_accuracy():
         model.compile(optimizer=compat.keras().optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=[metric])
         return model
 
-    return Pipeline("frozen-head-binary", build, BINARY, preprocess_train=scaled, fit_kwargs={"epochs": 10, "batch_size": 4})
+    return Pipeline(
+        "frozen-head-binary", build, BINARY, preprocess_train=scaled, fit_kwargs={"epochs": 10, "batch_size": 4}
+    )
 
 
 # --- where the target comes from ----------------------------------------------------------------
@@ -56,7 +58,10 @@ def test_the_target_is_the_argument_else_the_pipeline_option_else_automatic(pipe
     by_argument = check_overfit(pipeline, target_accuracy=0.9)
     assert by_argument.numbers["target"] == 0.9 and "fit reached accuracy 0.9 at epoch" in by_argument.summary
     automatic = check_overfit(pipeline_of(small_pipeline))
-    assert automatic.numbers["target"] == 1.0 and "Target 1 because 100.0% of the model's weights train" in automatic.details
+    assert (
+        automatic.numbers["target"] == 1.0
+        and "Target 1 because 100.0% of the model's weights train" in automatic.details
+    )
 
 
 def test_a_pipeline_without_options_has_none():
@@ -99,7 +104,10 @@ def test_a_head_on_a_frozen_base_passes_when_it_learns_without_memorizing(pipeli
     assert result.passed, str(result)
     assert result.numbers["best_accuracy"] < 1.0 and result.numbers["target"] is None
     assert result.summary.startswith("the trainable part learns: loss ")
-    assert "No target: only 1.8% of the model's weights train (51 of 2,883 parameters); frozen: conv_base" in result.details
+    assert (
+        "No target: only 1.8% of the model's weights train (51 of 2,883 parameters); frozen: conv_base"
+        in result.details
+    )
     assert result.numbers["loss_after"] < result.numbers["loss_before"]
 
 
@@ -115,12 +123,16 @@ def test_the_same_head_fails_a_target_it_is_given(pipeline_of):
     "factory, summary, detail",
     [
         pytest.param(
-            frozen_conv_base_learning_rate_0, "none of the 2 trainable weights moved in 30 steps",
-            "(learning rate 0): a learning rate of 0, or no gradient reaches them", id="learning-rate-0",
+            frozen_conv_base_learning_rate_0,
+            "none of the 2 trainable weights moved in 30 steps",
+            "(learning rate 0): a learning rate of 0, or no gradient reaches them",
+            id="learning-rate-0",
         ),
         pytest.param(
-            frozen_conv_base_dead_head, "the model gives all 12 images the same output",
-            "dead units (ReLUs that no image activates)", id="dead-units",
+            frozen_conv_base_dead_head,
+            "the model gives all 12 images the same output",
+            "dead units (ReLUs that no image activates)",
+            id="dead-units",
         ),
     ],
 )
@@ -141,7 +153,9 @@ def test_a_binary_head_is_judged_on_its_own_metric_against_the_majority_share(pi
 def test_a_model_short_of_its_target_names_steps_too_small(pipeline_of):
     result = check_overfit(pipeline_of(learning_rate_too_low))
     assert not result.passed
-    assert re.search(r"below the target 1, in 15 epochs: the trainable weights moved by 0\.\d+% of their size$", result.summary)
+    assert re.search(
+        r"below the target 1, in 15 epochs: the trainable weights moved by 0\.\d+% of their size$", result.summary
+    )
     assert "(learning rate 1e-05): steps far too small to fit in these epochs" in result.details
 
 
@@ -161,7 +175,9 @@ def test_evaluate_may_miss_one_sample_of_the_target_but_not_two(pipeline_of, mon
     result = check_overfit(pipeline)
     assert result.passed is passes, str(result)
     if not passes:
-        assert result.summary.endswith("evaluate after BatchNorm recalibration gives 0.8333 on the same images (2 of 12 samples)")
+        assert result.summary.endswith(
+            "evaluate after BatchNorm recalibration gives 0.8333 on the same images (2 of 12 samples)"
+        )
 
 
 def test_the_tolerance_option_applies_to_the_second_half(pipeline_of, monkeypatch):

@@ -15,18 +15,18 @@ from broken_pipelines.data import (
     scale_to_tf,
     scale_to_unit,
 )
-
 from broken_pipelines.in_model_preprocessing import (
     PHOTOS_32,
     mobilenet_v2_preprocess_input,
     rescaled_frozen_mobilenet_v2,
 )
+
 from pipeline_checks import Pipeline
+from pipeline_checks.checks import check_preprocessing
+from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
 from pipeline_checks.model.applications import preprocess_input_for
 from pipeline_checks.model.preprocessing_layers import application_start, describe_layer, inputs_received
-from pipeline_checks.checks import check_preprocessing
-from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.pipelines.pipeline import to_float
 
 IMAGES, LABELS = DATA.images.copy(), DATA.labels.copy()
@@ -72,18 +72,24 @@ def channels_swapped_at_inference():
 
 def cropped_for_training():
     return small_pipeline(
-        "cropped-for-training", preprocess_train=lambda images: scale_to_unit(images[:, 2:-2, 2:-2]), preprocess_infer=scale_to_unit
+        "cropped-for-training",
+        preprocess_train=lambda images: scale_to_unit(images[:, 2:-2, 2:-2]),
+        preprocess_infer=scale_to_unit,
     )
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "preprocessing" in c.causes], ids=lambda case: case.pipeline().name)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if "preprocessing" in c.causes], ids=lambda case: case.pipeline().name
+)
 def test_catches_broken_pipeline(pipeline_of, case):
     result = check_preprocessing(pipeline_of(case.pipeline))
     assert not result.passed
     assert re.search(case.causes["preprocessing"], str(result)), str(result)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "preprocessing" not in c.causes], ids=lambda case: case.pipeline().name)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if "preprocessing" not in c.causes], ids=lambda case: case.pipeline().name
+)
 def test_passes_every_other_row_of_the_matrix(pipeline_of, case):
     result = check_preprocessing(pipeline_of(case.pipeline))
     assert result.passed, str(result)
@@ -98,30 +104,61 @@ def test_train_infer_mismatch_reports_difference_counts_and_both_ranges(pipeline
     assert "preprocess_train: range [0, 1]" in result.details and "preprocess_infer: range [0, 255]" in result.details
     assert "Fix: build both paths from one function" in result.details
     numbers = result.numbers
-    assert numbers["max_abs_difference"] == 254 and numbers["images_differing"] == 12 and numbers["values_differing"] == 8991
+    assert (
+        numbers["max_abs_difference"] == 254
+        and numbers["images_differing"] == 12
+        and numbers["values_differing"] == 8991
+    )
     assert numbers["train_range"] == (0.0, 1.0) and numbers["infer_range"] == (0.0, 255.0)
     assert numbers["train_random"] is False
 
 
 def test_application_mismatch_names_the_convention_and_the_fix(pipeline_of):
     result = check_preprocessing(pipeline_of(mobilenet_v2_inputs_in_unit_range))
-    assert "Likely cause: the inputs are pixels / 255, in [0, 1] (rescale=1/255), where MobileNetV2 expects pixels scaled to [-1, 1]" in result.details
+    assert (
+        "Likely cause: the inputs are pixels / 255, in [0, 1] (rescale=1/255), where MobileNetV2 expects pixels scaled to [-1, 1]"
+        in result.details
+    )
     assert "keras.applications.mobilenet_v2.preprocess_input" in result.details
-    assert result.numbers["application_range"] == (-1.0, 1.0) and result.numbers["application_max_abs_difference"] == 1.0
+    assert (
+        result.numbers["application_range"] == (-1.0, 1.0) and result.numbers["application_max_abs_difference"] == 1.0
+    )
     assert result.numbers["max_abs_difference"] == 0.0  # training and inference agree with each other
 
 
 @pytest.mark.parametrize(
     "factory, cause",
     [
-        (application("InceptionV3", scale_to_unit, "inceptionv3-rescale-1-255"), r"expects \[-1, 1\] \('tf' mode\)(.|\n)*the inputs are pixels / 255"),
-        (application("ResNet50", scale_to_unit, "resnet50-rescale-1-255"), r"where ResNet50 expects \[-123\.7, 151\.1\] \('caffe' mode\)(.|\n)*BGR channel order with the ImageNet channel means subtracted"),
-        (application("ResNet50", mean_subtracted_in_rgb, "resnet50-rgb"), r"within the same range \[-123\.7, 151\.1\](.|\n)*Likely cause: the inputs are in reversed channel order"),
-        (application("EfficientNetB0", scale_to_unit, "efficientnetb0-rescale-1-255"), r"expects raw pixels 0\.\.255 \(the model rescales inside\)"),
+        (
+            application("InceptionV3", scale_to_unit, "inceptionv3-rescale-1-255"),
+            r"expects \[-1, 1\] \('tf' mode\)(.|\n)*the inputs are pixels / 255",
+        ),
+        (
+            application("ResNet50", scale_to_unit, "resnet50-rescale-1-255"),
+            r"where ResNet50 expects \[-123\.7, 151\.1\] \('caffe' mode\)(.|\n)*BGR channel order with the ImageNet channel means subtracted",
+        ),
+        (
+            application("ResNet50", mean_subtracted_in_rgb, "resnet50-rgb"),
+            r"within the same range \[-123\.7, 151\.1\](.|\n)*Likely cause: the inputs are in reversed channel order",
+        ),
+        (
+            application("EfficientNetB0", scale_to_unit, "efficientnetb0-rescale-1-255"),
+            r"expects raw pixels 0\.\.255 \(the model rescales inside\)",
+        ),
         (channels_swapped_at_inference, r"Likely cause: the channel order is reversed between the paths"),
-        (cropped_for_training, r"inputs of different shapes for the same 12 images: shapes \(12, 12, 3\) and \(16, 16, 3\)"),
+        (
+            cropped_for_training,
+            r"inputs of different shapes for the same 12 images: shapes \(12, 12, 3\) and \(16, 16, 3\)",
+        ),
     ],
-    ids=["inceptionv3-unit-range", "resnet50-unit-range", "resnet50-rgb-order", "efficientnetb0-unit-range", "bgr-at-inference", "crop-only-in-training"],
+    ids=[
+        "inceptionv3-unit-range",
+        "resnet50-unit-range",
+        "resnet50-rgb-order",
+        "efficientnetb0-unit-range",
+        "bgr-at-inference",
+        "crop-only-in-training",
+    ],
 )
 def test_catches_more_conventions_without_training(factory, cause):
     result = check_preprocessing(factory())
@@ -133,14 +170,28 @@ def test_catches_more_conventions_without_training(factory, cause):
     "factory, summary",
     [
         (small_pipeline, r"^training and inference give identical inputs for 12 images, range \[0, 1\]$"),
-        (mobilenet_v2_inputs_in_tf_range, r"they follow MobileNetV2's preprocess_input \('tf' mode, range \[-1, 1\]\)$"),
+        (
+            mobilenet_v2_inputs_in_tf_range,
+            r"they follow MobileNetV2's preprocess_input \('tf' mode, range \[-1, 1\]\)$",
+        ),
         (application("ResNet50", caffe, "resnet50-caffe"), r"they follow ResNet50's preprocess_input \('caffe' mode"),
-        (application("EfficientNetB0", to_float, "efficientnetb0-raw"), r"they follow EfficientNetB0's preprocess_input \('none' mode"),
+        (
+            application("EfficientNetB0", to_float, "efficientnetb0-raw"),
+            r"they follow EfficientNetB0's preprocess_input \('none' mode",
+        ),
         (augmented_by_half_turns, r"differ only as augmentation does \(4 of 12 images differ"),
         (random_half_turns, r"differ only as random augmentation does"),
         (random_brightness, r"differ only as random augmentation does \(12 of 12 images differ"),
     ],
-    ids=["small-cnn", "mobilenetv2-tf", "resnet50-caffe", "efficientnetb0-raw", "seeded-half-turns", "random-half-turns", "random-brightness"],
+    ids=[
+        "small-cnn",
+        "mobilenetv2-tf",
+        "resnet50-caffe",
+        "efficientnetb0-raw",
+        "seeded-half-turns",
+        "random-half-turns",
+        "random-brightness",
+    ],
 )
 def test_passes_correct_pipeline(pipeline_of, factory, summary):
     result = check_preprocessing(pipeline_of(factory))
@@ -182,17 +233,52 @@ def test_leaves_the_data_unchanged():
 @pytest.mark.parametrize(
     "given, kwargs, error, message",
     [
-        ("small-cnn", {}, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str"),
+        (
+            "small-cnn",
+            {},
+            TypeError,
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
+        ),
         (small_pipeline(), {"seed": -1}, ValueError, "seed must be a non-negative integer; received: seed=-1"),
-        (small_pipeline(), {"tolerance": -0.1}, ValueError, "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=-0.1"),
-        (small_pipeline(), {"tolerance": 1}, ValueError, "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=1"),
-        (small_pipeline(), {"tolerance": float("nan")}, ValueError, "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=nan"),
-        (small_pipeline(), {"tolerance": "0.1"}, ValueError, "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance='0.1'"),
+        (
+            small_pipeline(),
+            {"tolerance": -0.1},
+            ValueError,
+            "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=-0.1",
+        ),
+        (
+            small_pipeline(),
+            {"tolerance": 1},
+            ValueError,
+            "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=1",
+        ),
+        (
+            small_pipeline(),
+            {"tolerance": float("nan")},
+            ValueError,
+            "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance=nan",
+        ),
+        (
+            small_pipeline(),
+            {"tolerance": "0.1"},
+            ValueError,
+            "tolerance must be a fraction of the inputs' value range, in [0, 1); received: tolerance='0.1'",
+        ),
         (small_pipeline(), {"samples": 0}, ValueError, "samples must be a positive integer; received: samples=0"),
         (small_pipeline(), {"samples": 2.5}, ValueError, "samples must be a positive integer; received: samples=2.5"),
         (small_pipeline(), {"samples": True}, ValueError, "samples must be a positive integer; received: samples=True"),
     ],
-    ids=["pipeline-name", "seed-negative", "tolerance-negative", "tolerance-one", "tolerance-nan", "tolerance-string", "samples-zero", "samples-float", "samples-bool"],
+    ids=[
+        "pipeline-name",
+        "seed-negative",
+        "tolerance-negative",
+        "tolerance-one",
+        "tolerance-nan",
+        "tolerance-string",
+        "samples-zero",
+        "samples-float",
+        "samples-bool",
+    ],
 )
 def test_invalid_arguments(given, kwargs, error, message):
     with pytest.raises(error) as raised:
@@ -287,7 +373,9 @@ def test_catches_in_model_broken_pipeline(case):
     assert re.search(case.causes["preprocessing"], str(result)), str(result)
 
 
-@pytest.mark.parametrize("case", [c for c in IN_MODEL_CASES if "preprocessing" not in c.causes], ids=lambda case: case.id)
+@pytest.mark.parametrize(
+    "case", [c for c in IN_MODEL_CASES if "preprocessing" not in c.causes], ids=lambda case: case.id
+)
 def test_passes_in_model_correct_pipeline(case):
     result = check_preprocessing(case.pipeline())
     assert result.passed, str(result)
@@ -312,27 +400,43 @@ def test_judges_mobilenet_v2_after_the_models_own_rescaling():
     [
         (flattened_mobilenet_v2_on_rescaling, r"Rescaling\(scale=0\.00784, offset=-1\)"),
         (
-            mobilenet_v2_behind(lambda x: layers().RandomFlip("horizontal")(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x)),
+            mobilenet_v2_behind(
+                lambda x: layers().RandomFlip("horizontal")(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x)
+            ),
             r"RandomFlip, Rescaling\(scale=0\.00784, offset=-1\)",
         ),
-        (mobilenet_v2_behind(lambda x: layers().Lambda(preprocess_input_for("MobileNetV2"))(x)), r"Lambda\(mobilenet_v2\.preprocess_input\)"),
+        (
+            mobilenet_v2_behind(lambda x: layers().Lambda(preprocess_input_for("MobileNetV2"))(x)),
+            r"Lambda\(mobilenet_v2\.preprocess_input\)",
+        ),
         # Keras 3 records the ops as operations of the model, Keras 2 as TFOpLambda layers
         (
             mobilenet_v2_behind(lambda x: x / 127.5 - 1.0),
             r"(operations in front of its first layer '[^']+/Conv1'|TFOpLambda\(math\.truediv\), TFOpLambda\(math\.subtract\))",
         ),
         (
-            mobilenet_v2_behind(lambda x: layers().Resizing(32, 32)(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x), size=40),
+            mobilenet_v2_behind(
+                lambda x: layers().Resizing(32, 32)(x), lambda x: layers().Rescaling(1 / 127.5, offset=-1)(x), size=40
+            ),
             r"Resizing\(32, 32\), Rescaling\(scale=0\.00784, offset=-1\)",
         ),
     ],
-    ids=["flattened-on-input-tensor", "augmentation-then-rescaling", "lambda-preprocess-input", "ops-on-the-input", "resizing-then-rescaling"],
+    ids=[
+        "flattened-on-input-tensor",
+        "augmentation-then-rescaling",
+        "lambda-preprocess-input",
+        "ops-on-the-input",
+        "resizing-then-rescaling",
+    ],
 )
 def test_passes_wherever_the_model_preprocesses_for_mobilenet_v2(build, judged_after):
     data = make_photos(40) if "Resizing" in judged_after else PHOTOS_32
     result = check_preprocessing(in_model("in-model", build, data=data))
     assert result.passed, str(result)
-    assert re.search(r"; judged after the model's own " + judged_after + r", where MobileNetV2's layers receive them: range \[-1, ", result.summary), result.summary
+    assert re.search(
+        r"; judged after the model's own " + judged_after + r", where MobileNetV2's layers receive them: range \[-1, ",
+        result.summary,
+    ), result.summary
 
 
 def test_catches_preprocess_input_outside_and_inside():
@@ -343,7 +447,10 @@ def test_catches_preprocess_input_outside_and_inside():
         "inputs do not follow MobileNetV2's preprocess_input where its layers receive them, after the model's own "
         "Lambda(mobilenet_v2.preprocess_input): range [-1.008, -0.9"
     ), result.summary
-    assert "Likely cause: the inputs are preprocessed twice: the pipeline already gives MobileNetV2's convention" in result.details
+    assert (
+        "Likely cause: the inputs are preprocessed twice: the pipeline already gives MobileNetV2's convention"
+        in result.details
+    )
     assert "Fix: preprocess once: remove the model's own Lambda(mobilenet_v2.preprocess_input)" in result.details
 
 
@@ -362,7 +469,9 @@ def test_an_application_that_rescales_inside_starts_at_its_own_rescaling():
     correct = check_preprocessing(in_model("efficientnetb0-raw", efficientnet_b0(), application="EfficientNetB0"))
     assert correct.passed, str(correct)
     assert correct.numbers["application_judged_after"] is None
-    broken = check_preprocessing(in_model("efficientnetb0-rescaled", efficientnet_b0(layers().Rescaling(1 / 255)), application="EfficientNetB0"))
+    broken = check_preprocessing(
+        in_model("efficientnetb0-rescaled", efficientnet_b0(layers().Rescaling(1 / 255)), application="EfficientNetB0")
+    )
     assert not broken.passed
     assert re.search(
         r"after the model's own Rescaling\(scale=0\.00392, offset=0\): range \[0, 0\.9\d+\], where EfficientNetB0 expects \[0, 247\]"
@@ -373,17 +482,24 @@ def test_an_application_that_rescales_inside_starts_at_its_own_rescaling():
 
 
 def test_torch_mode_normalization_inside_a_model_that_declares_densenet():
-    build = cnn_behind(layers().Rescaling(1 / 255), layers().Normalization(mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE))
+    build = cnn_behind(
+        layers().Rescaling(1 / 255), layers().Normalization(mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE)
+    )
     result = check_preprocessing(in_model("cnn-torch-mode", build, application="DenseNet121", data=DATA))
     assert result.passed, str(result)
-    assert "judged after the model's own Rescaling(scale=0.00392, offset=0), Normalization(mean=[0.485, 0.456, 0.406], variance=" in result.summary
+    assert (
+        "judged after the model's own Rescaling(scale=0.00392, offset=0), Normalization(mean=[0.485, 0.456, 0.406], variance="
+        in result.summary
+    )
 
 
 def test_a_sequential_model_built_only_when_called():
     def build():
         keras = compat.keras()
         base = keras.applications.MobileNetV2(include_top=False, input_shape=(32, 32, 3), **MOBILENET)
-        model = keras.Sequential([layers().Rescaling(1 / 127.5, offset=-1), base, layers().GlobalAveragePooling2D(), layers().Dense(3)])
+        model = keras.Sequential(
+            [layers().Rescaling(1 / 127.5, offset=-1), base, layers().GlobalAveragePooling2D(), layers().Dense(3)]
+        )
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         return model
 
@@ -396,9 +512,16 @@ def test_a_model_that_cannot_be_built_is_judged_as_the_pipeline_feeds_it():
     def build():
         raise RuntimeError("no weights file")
 
-    result = check_preprocessing(small_pipeline("unbuildable", build_model=build, application="MobileNetV2", preprocess_train=mobilenet_v2_preprocess_input))
+    result = check_preprocessing(
+        small_pipeline(
+            "unbuildable", build_model=build, application="MobileNetV2", preprocess_train=mobilenet_v2_preprocess_input
+        )
+    )
     assert result.passed, str(result)
-    assert "Note: the model could not be run up to MobileNetV2 (PipelineRunError: Pipeline 'unbuildable': build_model raised RuntimeError: no weights file)" in result.details
+    assert (
+        "Note: the model could not be run up to MobileNetV2 (PipelineRunError: Pipeline 'unbuildable': build_model raised RuntimeError: no weights file)"
+        in result.details
+    )
 
 
 def test_application_start_and_what_it_receives():
@@ -417,13 +540,24 @@ def test_application_start_and_what_it_receives():
     [
         (lambda: layers().Rescaling(1 / 255), "Rescaling(scale=0.00392, offset=0)"),
         (lambda: layers().Rescaling([0.5, 1, 2], offset=-1), "Rescaling(scale=[0.5, 1, 2], offset=-1)"),
-        (lambda: layers().Normalization(mean=[1, 2, 3], variance=[4, 5, 6]), "Normalization(mean=[1, 2, 3], variance=[4, 5, 6])"),
+        (
+            lambda: layers().Normalization(mean=[1, 2, 3], variance=[4, 5, 6]),
+            "Normalization(mean=[1, 2, 3], variance=[4, 5, 6])",
+        ),
         (lambda: layers().Normalization(), "Normalization(adapted)"),
         (lambda: layers().CenterCrop(24, 20), "CenterCrop(24, 20)"),
         (lambda: layers().Lambda(lambda x: x * 2), "Lambda(<lambda>)"),
         (lambda: layers().RandomFlip(), "RandomFlip"),
     ],
-    ids=["rescaling", "per-channel-rescaling", "normalization", "adapted-normalization", "center-crop", "lambda", "other"],
+    ids=[
+        "rescaling",
+        "per-channel-rescaling",
+        "normalization",
+        "adapted-normalization",
+        "center-crop",
+        "lambda",
+        "other",
+    ],
 )
 def test_describe_layer(layer, described):
     assert describe_layer(layer()) == described

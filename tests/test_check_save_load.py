@@ -6,12 +6,12 @@ import tempfile
 
 import numpy as np
 import pytest
-
 from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
+
 from pipeline_checks import PipelineCheckFailure
-from pipeline_checks.model import compat
 from pipeline_checks.checks import check_save_load
+from pipeline_checks.model import compat
 from pipeline_checks.run.training import shared_run
 
 SEED = 0
@@ -71,13 +71,17 @@ def test_raise_if_failed_raises_pipeline_check_failure(checked):
     assert result.raise_if_failed() is result
 
 
-@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.get_config_omits_argument], ids=["correct", "broken"])
+@pytest.mark.parametrize(
+    "factory", [small_pipeline, reproducibility.get_config_omits_argument], ids=["correct", "broken"]
+)
 def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
     pipeline, before, _ = checked(factory)
     assert fingerprint(shared_run(pipeline, SEED)) == before
 
 
-@pytest.mark.parametrize("factory", [small_pipeline, reproducibility.unregistered_custom_layer], ids=["correct", "broken"])
+@pytest.mark.parametrize(
+    "factory", [small_pipeline, reproducibility.unregistered_custom_layer], ids=["correct", "broken"]
+)
 def test_files_go_under_directory_and_are_removed(checked, factory, tmp_path, monkeypatch):
     pipeline, _, _ = checked(factory)
     folders, original = [], tempfile.TemporaryDirectory
@@ -139,10 +143,15 @@ def test_a_keras_folder_holds_the_weights_file_save_weights_writes(tmp_path):
     def datasets(path):
         found = {}
         with h5py.File(path, "r") as file:
-            file.visititems(lambda name, item: found.update({name: item[()].tobytes()}) if isinstance(item, h5py.Dataset) else None)
+            file.visititems(
+                lambda name, item: found.update({name: item[()].tobytes()}) if isinstance(item, h5py.Dataset) else None
+            )
         return found
 
-    written_by_save, written_by_save_weights = datasets(tmp_path / "model" / "model.weights.h5"), datasets(tmp_path / "model.weights.h5")
+    written_by_save, written_by_save_weights = (
+        datasets(tmp_path / "model" / "model.weights.h5"),
+        datasets(tmp_path / "model.weights.h5"),
+    )
     assert len(written_by_save_weights) > len(run.model.weights)  # the optimizer's variables too
     assert written_by_save == written_by_save_weights
 
@@ -150,7 +159,9 @@ def test_a_keras_folder_holds_the_weights_file_save_weights_writes(tmp_path):
 def test_a_failed_save_still_checks_the_weights_file(checked):
     """model.save fails on a layer without get_config: the weights file is written and checked on its own."""
     _, _, result = checked(reproducibility.get_config_not_overridden)
-    assert re.fullmatch(r"the \.keras (file|folder) does not save \(NotImplementedError: .*\)", result.summary), str(result)
+    assert re.fullmatch(r"the \.keras (file|folder) does not save \(NotImplementedError: .*\)", result.summary), str(
+        result
+    )
     assert "weights file: loads back to identical weights and predictions." in result.details
 
 
@@ -161,13 +172,33 @@ def test_a_failed_save_still_checks_the_weights_file(checked):
         ({"seed": "0"}, ValueError, r"seed must be a non-negative integer; received: seed='0'"),
         ({"tolerance": -1}, ValueError, r"tolerance must be a non-negative number; received: tolerance=-1"),
         ({"tolerance": None}, ValueError, r"received: tolerance=None"),
-        ({"directory": "/no/such/folder"}, ValueError, r"directory must be an existing folder; received: directory='/no/such/folder'"),
-        ({"directory": __file__}, ValueError, r"directory must be an existing folder; received: directory='.*test_check_save_load.py'"),
-        ({"custom_objects": ["Rescale"]}, TypeError, r"custom_objects must be a dict .*; received: custom_objects=\['Rescale'\]"),
+        (
+            {"directory": "/no/such/folder"},
+            ValueError,
+            r"directory must be an existing folder; received: directory='/no/such/folder'",
+        ),
+        (
+            {"directory": __file__},
+            ValueError,
+            r"directory must be an existing folder; received: directory='.*test_check_save_load.py'",
+        ),
+        (
+            {"custom_objects": ["Rescale"]},
+            TypeError,
+            r"custom_objects must be a dict .*; received: custom_objects=\['Rescale'\]",
+        ),
         ({"custom_objects": {1: object}}, TypeError, r"received: custom_objects=\{1: <class 'object'>\}"),
     ],
-    ids=["pipeline-none", "seed-string", "tolerance-negative", "tolerance-none", "directory-missing",
-         "directory-a-file", "custom-objects-a-list", "custom-objects-key-not-a-name"],
+    ids=[
+        "pipeline-none",
+        "seed-string",
+        "tolerance-negative",
+        "tolerance-none",
+        "directory-missing",
+        "directory-a-file",
+        "custom-objects-a-list",
+        "custom-objects-key-not-a-name",
+    ],
 )
 def test_bad_arguments_are_rejected_before_training(arguments, error, message):
     arguments = {"pipeline": small_pipeline("never-trained"), **arguments}

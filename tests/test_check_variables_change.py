@@ -52,8 +52,14 @@ def test_disconnected_branch(pipeline_of):
 def test_stop_gradient_stops_everything_before_it(pipeline_of):
     result = check_variables_change(pipeline_of(stop_gradient_in_path))
     unchanged = result.details.splitlines()[0]
-    assert re.search(r"conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias, batch_normalization(_\d+)?/gamma, batch_normalization(_\d+)?/beta\.$", unchanged)
-    assert re.search(r"every weight up to batch_normalization(_\d+)? stopped, and all after it train: a stop_gradient", result.details)
+    assert re.search(
+        r"conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias, batch_normalization(_\d+)?/gamma, batch_normalization(_\d+)?/beta\.$",
+        unchanged,
+    )
+    assert re.search(
+        r"every weight up to batch_normalization(_\d+)? stopped, and all after it train: a stop_gradient",
+        result.details,
+    )
 
 
 @where_caught(CASES, frozen_base_not_recompiled, "variables_change")
@@ -107,7 +113,12 @@ def test_leaves_the_pipeline_unchanged(pipeline_of):
 @pytest.mark.parametrize(
     "given, seed, error, message",
     [
-        ("small-cnn", 0, TypeError, "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str"),
+        (
+            "small-cnn",
+            0,
+            TypeError,
+            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
+        ),
         (small_pipeline(), "x", ValueError, "seed must be a non-negative integer; received: seed='x'"),
         (small_pipeline(), -1, ValueError, "seed must be a non-negative integer; received: seed=-1"),
         (small_pipeline(), 1.0, ValueError, "seed must be a non-negative integer; received: seed=1.0"),

@@ -23,7 +23,11 @@ def expand(pattern: str) -> list[str]:
     match = re.search(r"\{([^{}]*)\}", pattern)
     if not match:
         return [pattern]
-    return [name for option in match.group(1).split(",") for name in expand(pattern[: match.start()] + option.strip() + pattern[match.end() :])]
+    return [
+        name
+        for option in match.group(1).split(",")
+        for name in expand(pattern[: match.start()] + option.strip() + pattern[match.end() :])
+    ]
 
 
 def tox_envs() -> list[str]:
@@ -69,7 +73,11 @@ def test_the_gate_is_the_readme_s_command_with_parallel_workers_a_report_and_jun
     upload = step(gate, "Upload the report")
     assert upload["uses"].startswith("actions/upload-artifact") and upload["if"] == "always()"
     uploaded = upload["with"]["path"].split()
-    assert {"pipeline-checks-report/report.json", "pipeline-checks-report/report.md", "pipeline-checks-report/*.png"} <= set(uploaded)
+    assert {
+        "pipeline-checks-report/report.json",
+        "pipeline-checks-report/report.md",
+        "pipeline-checks-report/*.png",
+    } <= set(uploaded)
     assert step(gate, "Publish the summary")["run"] == 'cat pipeline-checks-report/report.md >> "$GITHUB_STEP_SUMMARY"'
 
 
@@ -89,6 +97,8 @@ def test_the_gate_command_and_the_summary_step_run(pytester):
     assert (report / "report.json").is_file() and (report / "junit.xml").is_file()
     summary = pytester.path / "step-summary.md"
     publish = step(workflow()["jobs"]["gate"], "Publish the summary")["run"]
-    subprocess.run(["bash", "-c", publish], cwd=pytester.path, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}, check=True)
+    subprocess.run(
+        ["bash", "-c", publish], cwd=pytester.path, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}, check=True
+    )
     text = summary.read_text()
     assert "2 checks on 2 pipelines: all passed." in text and "| labels | passed |" in text

@@ -18,7 +18,14 @@ from pipeline_checks.pytest_plugin.settings import KNOBS
         (["--models", "ResNet"], "argument --models: Unknown application 'ResNet'"),
         (["--colour"], "unrecognized arguments: --colour"),
     ],
-    ids=["zero-epochs", "negative-seed", "suite-negative-seed", "suite-zero-size", "suite-unknown-model", "unknown-option"],
+    ids=[
+        "zero-epochs",
+        "negative-seed",
+        "suite-negative-seed",
+        "suite-zero-size",
+        "suite-unknown-model",
+        "unknown-option",
+    ],
 )
 def test_invalid_arguments_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -33,7 +40,10 @@ def test_first_report_is_caught_and_recalibration_fixes_it(capsys):
     out = capsys.readouterr().out
     assert "Modes disagree on the same 3 samples" in out
     assert "Cause: stale BatchNormalization moving statistics" in out
-    assert "After pipeline_checks.recalibrate_batchnorm(model, x):\nRecalibrated 53 BatchNormalization layers on 3 samples in 1 batches." in out
+    assert (
+        "After pipeline_checks.recalibrate_batchnorm(model, x):\nRecalibrated 53 BatchNormalization layers on 3 samples in 1 batches."
+        in out
+    )
     assert out.rstrip().endswith("All modes agree.")
 
 
@@ -54,7 +64,24 @@ def test_unset_options_are_left_to_pytest_s_configuration():
 
 
 def test_options_become_pc_flags_and_everything_after_the_double_dash_goes_to_pytest():
-    args = pytest_arguments(["pkg.a:make", "pkg.b:make", "--seed", "4", "--image-size", "min", "-k", "labels", "--", "--junitxml=report.xml", "-n", "2", "--", "x"])
+    args = pytest_arguments(
+        [
+            "pkg.a:make",
+            "pkg.b:make",
+            "--seed",
+            "4",
+            "--image-size",
+            "min",
+            "-k",
+            "labels",
+            "--",
+            "--junitxml=report.xml",
+            "-n",
+            "2",
+            "--",
+            "x",
+        ]
+    )
     assert args[:2] == ["--pipeline-checks", "--pc-suite-only"]
     assert args[args.index("--pc-seed") + 1] == "4"
     assert args[args.index("--pc-image-size") + 1] == "min"
@@ -81,7 +108,19 @@ def test_a_seed_in_pyproject_stands_unless_seed_is_given(pytester, argv, expecte
     pytester.makepyprojecttoml("[tool.pipeline_checks]\nseed = 7\n")
     pytester.makeconftest(SHOW_SEED)
     # Nothing is selected: only the header matters. --co keeps the built-in pipelines untrained.
-    result = pytester.run(sys.executable, "-m", "pipeline_checks.cli.main", *argv, "--models", "MobileNetV2", "--", "--co", "--junitxml=report.xml", "-k", "labels")
+    result = pytester.run(
+        sys.executable,
+        "-m",
+        "pipeline_checks.cli.main",
+        *argv,
+        "--models",
+        "MobileNetV2",
+        "--",
+        "--co",
+        "--junitxml=report.xml",
+        "-k",
+        "labels",
+    )
     result.stdout.fnmatch_lines([expected])
     assert result.ret == 0
     assert "Warning" not in result.stdout.str()  # e.g. pytest's about the plugin imported before rewriting

@@ -38,17 +38,27 @@ def project(pytester, monkeypatch):
 @pytest.mark.parametrize(
     "pyproject, message",
     [
-        ('[tool.pipeline-checks]\npipelines = ["mypipes:good"]\n',
-         "ERROR: Invalid pyproject.toml [[]tool.pipeline-checks]: pipeline-checks reads [[]tool.pipeline_checks] (with an underscore)*"),
-        ('[tool]\npipeline_checks = ["mypipes:good"]\n',
-         "ERROR: Invalid pyproject.toml [[]tool] pipeline_checks = [[]'mypipes:good']: expected a table*"),
-        ('[tool.pipeline_checks]\npipeline = ["mypipes:good"]\n',
-         "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] pipeline = [[]'mypipes:good']: expected tables named by pipeline*"),
-        ('[tool.pipeline_checks]\npipeline_s = ["mypipes:good"]\n',
-         "ERROR: Unknown setting pipeline_s in pyproject.toml [[]tool.pipeline_checks]; did you mean pipelines*"),
-        ("[tool.pipeline_checks]\nmodels = 5\n",
-         "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] models = 5: expected a comma-separated list of keras.applications "
-         "names, or a list of them; received: 5 of type int"),
+        (
+            '[tool.pipeline-checks]\npipelines = ["mypipes:good"]\n',
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline-checks]: pipeline-checks reads [[]tool.pipeline_checks] (with an underscore)*",
+        ),
+        (
+            '[tool]\npipeline_checks = ["mypipes:good"]\n',
+            "ERROR: Invalid pyproject.toml [[]tool] pipeline_checks = [[]'mypipes:good']: expected a table*",
+        ),
+        (
+            '[tool.pipeline_checks]\npipeline = ["mypipes:good"]\n',
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] pipeline = [[]'mypipes:good']: expected tables named by pipeline*",
+        ),
+        (
+            '[tool.pipeline_checks]\npipeline_s = ["mypipes:good"]\n',
+            "ERROR: Unknown setting pipeline_s in pyproject.toml [[]tool.pipeline_checks]; did you mean pipelines*",
+        ),
+        (
+            "[tool.pipeline_checks]\nmodels = 5\n",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] models = 5: expected a comma-separated list of keras.applications "
+            "names, or a list of them; received: 5 of type int",
+        ),
     ],
     ids=["hyphenated-table", "tool-key", "singular-key", "near-miss-key", "models-int"],
 )
@@ -66,7 +76,9 @@ def test_a_folder_setting_of_another_type_writes_no_folder(project, key, value):
     project.makepyprojecttoml(f'[tool.pipeline_checks]\npipelines = ["mypipes:good"]\n{key} = {value}\n')
     result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-k", "labels", *NO_RANDOMLY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] {key} = *: expected a directory path, a string*"])
+    result.stderr.fnmatch_lines(
+        [f"ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] {key} = *: expected a directory path, a string*"]
+    )
     assert [p.name for p in project.path.iterdir() if p.is_dir() and p.name != "__pycache__"] == []
 
 
@@ -74,7 +86,9 @@ def test_an_unknown_key_warns_and_fails_under_strict_config(project):
     project.makepyprojecttoml('[tool.pipeline_checks]\ncolour = "red"\npipelines = ["mypipes:good"]\n')
     warned = project.runpytest(*COLLECT_SUITE)
     assert warned.ret == pytest.ExitCode.OK
-    warned.stdout.fnmatch_lines(["*PytestConfigWarning: Unknown setting colour in pyproject.toml [[]tool.pipeline_checks] (ignored)*"])
+    warned.stdout.fnmatch_lines(
+        ["*PytestConfigWarning: Unknown setting colour in pyproject.toml [[]tool.pipeline_checks] (ignored)*"]
+    )
     strict = project.runpytest(*COLLECT_SUITE, "--strict-config")
     assert strict.ret == pytest.ExitCode.USAGE_ERROR
     strict.stderr.fnmatch_lines(["ERROR: Unknown setting colour in pyproject.toml [[]tool.pipeline_checks] (ignored)*"])
@@ -93,7 +107,11 @@ def test_the_console_script_imports_a_module_at_the_project_root(project):
     if not script.is_file():
         pytest.skip(f"no pipeline-checks console script beside {sys.executable}")
     result = subprocess.run(
-        [str(script), "mypipes:good", "--", "--co", "-q"], cwd=project.path, capture_output=True, text=True, timeout=300,
+        [str(script), "mypipes:good", "--", "--co", "-q"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "<Function test_labels[good]>" in result.stdout

@@ -80,10 +80,22 @@ def one_hot(labels):
 @pytest.mark.parametrize(
     "build, encoding",
     [
-        pytest.param(lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels)).batch(5), "sparse", id="batched"),
-        pytest.param(lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels)), "sparse", id="unbatched"),
-        pytest.param(lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels, np.ones(len(DATA)))).batch(4), "sparse", id="sample-weights"),
-        pytest.param(lambda: tf.data.Dataset.from_tensor_slices((float_images(), one_hot(DATA.labels))).batch(4), "one_hot", id="one-hot"),
+        pytest.param(
+            lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels)).batch(5), "sparse", id="batched"
+        ),
+        pytest.param(
+            lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels)), "sparse", id="unbatched"
+        ),
+        pytest.param(
+            lambda: tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels, np.ones(len(DATA)))).batch(4),
+            "sparse",
+            id="sample-weights",
+        ),
+        pytest.param(
+            lambda: tf.data.Dataset.from_tensor_slices((float_images(), one_hot(DATA.labels))).batch(4),
+            "one_hot",
+            id="one-hot",
+        ),
     ],
 )
 def test_a_tf_data_dataset_gives_its_images_labels_and_encoding(build, encoding):
@@ -105,7 +117,9 @@ def test_string_labels_become_indices_of_the_sorted_names():
 
 def test_a_repeated_dataset_needs_steps_per_epoch():
     repeated = tf.data.Dataset.from_tensor_slices((float_images(), DATA.labels)).batch(4).repeat()
-    with pytest.raises(PipelineRunError, match="repeated .infinite. tf.data.Dataset: fit_kwargs must set steps_per_epoch"):
+    with pytest.raises(
+        PipelineRunError, match="repeated .infinite. tf.data.Dataset: fit_kwargs must set steps_per_epoch"
+    ):
         pipeline_of(repeated).raw_data()
     run = train(pipeline_of(repeated, fit_kwargs={"epochs": 2, "steps_per_epoch": 3}))
     assert len(run.batch_losses) == 6
@@ -131,7 +145,10 @@ def test_a_py_dataset_and_a_list_of_batches_train_as_given():
 
 
 def test_preprocess_train_with_a_dataset_points_to_train_dataset():
-    with pytest.raises(ValueError, match=r"preprocess_train applies to arrays; for a folder declare the training preprocessing as train_dataset="):
+    with pytest.raises(
+        ValueError,
+        match=r"preprocess_train applies to arrays; for a folder declare the training preprocessing as train_dataset=",
+    ):
         pipeline_of(folder(), image_size=(16, 16), preprocess_train=unit_scale).raw_data()
 
 
@@ -151,6 +168,7 @@ def folder_with(tmp_path, write):
 
 def png_of_size(path, width, height):
     """A PNG whose header says width x height, with no pixel data: read as that size, never decoded."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -226,7 +244,11 @@ def test_the_labels_check_reads_one_hot_targets_from_the_dataset():
 
 
 @pytest.mark.skipif(compat.is_keras3(), reason="ImageDataGenerator is Keras 2's (removed in Keras 3)")
-@pytest.mark.parametrize("serving, passes", [(unit_scale, True), (lambda x: np.asarray(x, np.float32) / 127.5 - 1, False)], ids=["rescale-alike", "preprocess-input"])
+@pytest.mark.parametrize(
+    "serving, passes",
+    [(unit_scale, True), (lambda x: np.asarray(x, np.float32) / 127.5 - 1, False)],
+    ids=["rescale-alike", "preprocess-input"],
+)
 def test_an_image_data_generator_rescale_is_compared_with_serving(serving, passes):
     keras = compat.keras()
     generator = keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255)
@@ -255,4 +277,6 @@ def test_determinism_replays_a_dataset_built_by_a_function_and_says_what_it_over
     result = check_determinism(pipeline_of(reshuffling_dataset, fit_kwargs=fit_kwargs))
     assert result.passed, result
     assert "measured" not in result.numbers
-    assert result.numbers["overrides"] == "overrides fit_kwargs epochs=3 with 1, and runs the pipeline's 1 callback again"
+    assert (
+        result.numbers["overrides"] == "overrides fit_kwargs epochs=3 with 1, and runs the pipeline's 1 callback again"
+    )

@@ -43,7 +43,10 @@ def test_patterns_are_separable_by_a_nearest_class_mean():
     # The property the patterns exist for: a trivial classifier already separates them.
     train = make_tiny_images(classes=5, per_class=4, size=24, seed=0)
     test = make_tiny_images(classes=5, per_class=4, size=24, seed=1)
-    spectra = lambda d: np.abs(np.fft.fft2(d.images.astype(float).mean(-1))).reshape(len(d), -1)
+
+    def spectra(d):
+        return np.abs(np.fft.fft2(d.images.astype(float).mean(-1))).reshape(len(d), -1)
+
     means = np.stack([spectra(train)[train.labels == c].mean(0) for c in range(5)])
     predicted = np.argmin(((spectra(test)[:, None] - means[None]) ** 2).sum(-1), axis=1)
     assert (predicted == test.labels).mean() >= 0.9
@@ -51,8 +54,17 @@ def test_patterns_are_separable_by_a_nearest_class_mean():
 
 def test_photos_are_one_photograph_per_class_the_whole_one_first():
     data = make_tiny_images(classes=6, per_class=2, size=128, kind="photos")
-    assert data.class_names == photo_names() == (
-        "astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "rocket",
+    assert (
+        data.class_names
+        == photo_names()
+        == (
+            "astronaut",
+            "chelsea",
+            "coffee",
+            "hubble_deep_field",
+            "immunohistochemistry",
+            "rocket",
+        )
     )
     np.testing.assert_array_equal(data.images[2], load_photo("chelsea"))
     assert not np.array_equal(data.images[3], load_photo("chelsea"))
@@ -85,7 +97,16 @@ def test_arrays_are_read_only_and_one_hot_matches():
         ({"kind": "faces"}, "kind must be one of patterns, noise, photos; received: kind='faces'"),
         ({"kind": "photos", "classes": 7}, "kind='photos' has 6 photographs, one per class; received: classes=7"),
     ],
-    ids=["no-classes", "float-classes", "no-images", "size-zero", "two-channels", "negative-seed", "unknown-kind", "too-many-photos"],
+    ids=[
+        "no-classes",
+        "float-classes",
+        "no-images",
+        "size-zero",
+        "two-channels",
+        "negative-seed",
+        "unknown-kind",
+        "too-many-photos",
+    ],
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError) as error:
@@ -142,8 +163,10 @@ def test_png_tree_layout(tmp_path):
     root = data.to_directory(tmp_path / "tree")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     assert files == [
-        "patterns_00/img_0000.png", "patterns_00/img_0001.png",
-        "patterns_01/img_0002.png", "patterns_01/img_0003.png",
+        "patterns_00/img_0000.png",
+        "patterns_00/img_0001.png",
+        "patterns_01/img_0002.png",
+        "patterns_01/img_0003.png",
     ]
     with pytest.raises(FileExistsError, match="empty folder"):
         data.to_directory(root)
@@ -156,7 +179,8 @@ def test_to_directory_without_a_root_says_what_to_pass():
 
 @needs_tensorflow
 @pytest.mark.parametrize(
-    "kwargs", [{"channels": 3}, {"channels": 1}, {"kind": "photos"}, {"classes": 12, "per_class": 1}],
+    "kwargs",
+    [{"channels": 3}, {"channels": 1}, {"kind": "photos"}, {"classes": 12, "per_class": 1}],
     ids=["rgb", "grayscale", "photos", "twelve-classes-sort"],
 )
 def test_keras_directory_loader_reads_back_the_same_bytes_and_labels(tiny_images, kwargs):

@@ -11,7 +11,6 @@ check learns a new bug.
 import re
 
 import pytest
-
 from broken_pipelines import (
     agreement_precision,
     capacity,
@@ -24,9 +23,10 @@ from broken_pipelines import (
     stages,
     training,
 )
-from pipeline_checks.model import compat
+
 from pipeline_checks.checks import all_checks
 from pipeline_checks.errors import PipelineRunError
+from pipeline_checks.model import compat
 from pipeline_checks.run.training import forget_shared_runs
 
 CASES = [

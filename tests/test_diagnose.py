@@ -52,11 +52,15 @@ def tiny(tmp_path_factory):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(root / "model.keras")
     any_size = keras.Input((None, None, 3))
-    features = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(any_size)))
+    features = keras.layers.ReLU()(
+        keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(any_size))
+    )
     scores = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
     keras.Model(any_size, scores, name="any_size_cnn").save(root / "any_size.keras")
     inputs = keras.Input(shape=(4,))
-    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="tabular").save(root / "tabular.keras")
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="tabular").save(
+        root / "tabular.keras"
+    )
     (root / "notes.txt").write_text("not a model\n")
     return root
 
@@ -76,20 +80,28 @@ def test_fixes_the_first_reports_model(first_report_files, first_report_run, tmp
     before, after = printed.split("After pipeline_checks.recalibrate_batchnorm(model, x, batch_size=3):")
     assert "Modes disagree on the same 3 samples" in before
     updates = len(first_report_run.history.history["loss"])  # one batch per epoch, until fit said 100%
-    assert f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen" in before
+    assert (
+        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen"
+        in before
+    )
     assert _row(before, "evaluate") == pytest.approx(0.3333, abs=1e-4)
     assert _row(before, "recalibrated") == 1.0
     assert "Recalibrated 53 BatchNormalization layers on 3 samples in 1 batches." in after
     assert _row(after, "evaluate") == 1.0
     assert "All modes agree." in after
-    assert "Result: evaluate accuracy 0.3333 before recalibration, 1.0000 after: recalibration resolves the disagreement." in after
+    assert (
+        "Result: evaluate accuracy 0.3333 before recalibration, 1.0000 after: recalibration resolves the disagreement."
+        in after
+    )
 
     assert model.read_bytes() == original
     keras = compat.keras()
     fixed, loaded = keras.saving.load_model(out), keras.saving.load_model(model)
     folders = read_image_folders(images, (32, 32), 3)
     preprocess, _ = preprocessing_function("ResNet50")
-    results = fixed.evaluate(preprocess(folders.images), folders.one_hot_labels, batch_size=3, verbose=0, return_dict=True)
+    results = fixed.evaluate(
+        preprocess(folders.images), folders.one_hot_labels, batch_size=3, verbose=0, return_dict=True
+    )
     assert results["accuracy"] == 1.0
     changed = {
         compat.variable_path(a).rsplit("/", 1)[-1].split(":")[0]  # Keras 2 names end in ":0"
@@ -114,11 +126,18 @@ def flips_in_training_class():
 def test_a_disagreement_that_recalibration_cannot_close_exits_1(tiny, tmp_path, capsys):
     keras = compat.keras()
     compat.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3, padding="same"), keras.layers.BatchNormalization(),
-        flips_in_training_class()(), keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, activation="softmax"),
-    ], name="flips_cnn")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(8, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            flips_in_training_class()(),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ],
+        name="flips_cnn",
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     data = make_tiny_images(classes=3, per_class=2, size=8, seed=0)
     model.fit(data.images / 255.0, data.labels, epochs=30, batch_size=6, verbose=0)
@@ -139,13 +158,17 @@ def test_an_uncompiled_model_is_compiled_here_and_written_uncompiled(tiny, tmp_p
     (images / "patterns_00" / "notes.txt").write_text("taken on Tuesday")
     (images / "patterns_01" / ".DS_Store").write_bytes(b"\0")
 
-    status = exit_status([tmp_path / "model.keras", images, "--preprocess", "rescale", "--write-recalibrated", tmp_path / "out.keras"])
+    status = exit_status(
+        [tmp_path / "model.keras", images, "--preprocess", "rescale", "--write-recalibrated", tmp_path / "out.keras"]
+    )
 
     printed = capsys.readouterr().out
     assert status == 0
     assert "compiled here with sparse_categorical_crossentropy and accuracy" in printed
     assert "Labels:         integer, for the compiled loss sparse_categorical_crossentropy" in printed
-    assert "Skipped:        patterns_00/notes.txt (not an image extension), patterns_01/.DS_Store (hidden file)" in printed
+    assert (
+        "Skipped:        patterns_00/notes.txt (not an image extension), patterns_01/.DS_Store (hidden file)" in printed
+    )
     assert "6 images in 3 class folders" in printed
     assert "updates seen" not in printed, "an uncompiled model's optimizer step count means nothing"
     assert getattr(compat.keras().saving.load_model(tmp_path / "out.keras"), "optimizer", None) is None
@@ -154,9 +177,15 @@ def test_an_uncompiled_model_is_compiled_here_and_written_uncompiled(tiny, tmp_p
 def test_plugs_into_a_subcommand_parser(tiny):
     parser = argparse.ArgumentParser(prog="pipeline-checks")
     add_arguments(parser.add_subparsers(dest="command").add_parser("diagnose"))
-    args = parser.parse_args(["diagnose", str(tiny / "model.keras"), str(tiny / "images"), "--preprocess", "mobilenetv2"])
+    args = parser.parse_args(
+        ["diagnose", str(tiny / "model.keras"), str(tiny / "images"), "--preprocess", "mobilenetv2"]
+    )
     assert (args.command, args.preprocess, args.batch_size, args.write_recalibrated, args.force) == (
-        "diagnose", "MobileNetV2", None, None, False
+        "diagnose",
+        "MobileNetV2",
+        None,
+        None,
+        False,
     )
     args.images = tiny / "missing"
     assert run(args) == 2
@@ -210,52 +239,84 @@ def _existing_out(tiny, tmp):
     return tmp / "out.keras"
 
 
-M, I = "{tiny}/model.keras", "{tiny}/images"
+MODEL, IMAGES = "{tiny}/model.keras", "{tiny}/images"
 BAD_INPUTS = {
-    "missing-model": ([ "{tmp}/nope.keras", I], "No model file at {tmp}/nope.keras"),
-    "missing-images-dir": ([M, "{tmp}/nope"], "No image folder at {tmp}/nope"),
+    "missing-model": (["{tmp}/nope.keras", IMAGES], "No model file at {tmp}/nope.keras"),
+    "missing-images-dir": ([MODEL, "{tmp}/nope"], "No image folder at {tmp}/nope"),
     "model-is-text-named-keras": (
-        ["{tmp}/model.keras", I], "{tmp}/model.keras is not a Keras model: a .keras file is a zip archive",
+        ["{tmp}/model.keras", IMAGES],
+        "{tmp}/model.keras is not a Keras model: a .keras file is a zip archive",
     ),
-    "model-is-a-text-file": (["{tiny}/notes.txt", I], "{tiny}/notes.txt could not be loaded as a Keras model: File format not supported"),
+    "model-is-a-text-file": (
+        ["{tiny}/notes.txt", IMAGES],
+        "{tiny}/notes.txt could not be loaded as a Keras model: File format not supported",
+    ),
     "model-with-a-python-lambda": (
-        ["{tmp}/lambda.keras", I], "{tmp}/lambda.keras could not be loaded as a Keras model: Requested the deserialization of a",
+        ["{tmp}/lambda.keras", IMAGES],
+        "{tmp}/lambda.keras could not be loaded as a Keras model: Requested the deserialization of a",
     ),
-    "model-input-not-images": (["{tiny}/tabular.keras", I], "'tabular' takes inputs of shape (None, 4), not images: expected rank 4"),
+    "model-input-not-images": (
+        ["{tiny}/tabular.keras", IMAGES],
+        "'tabular' takes inputs of shape (None, 4), not images: expected rank 4",
+    ),
     "fewer-class-folders-than-outputs": (
-        [M, "{tmp}/images"], "outputs 3 classes but {tmp}/images has 2 class folders (patterns_00, patterns_01)",
+        [MODEL, "{tmp}/images"],
+        "outputs 3 classes but {tmp}/images has 2 class folders (patterns_00, patterns_01)",
     ),
-    "corrupt-image": ([M, "{tmp}/images"], "cannot decode image {tmp}/images/patterns_01/broken.png"),
+    "corrupt-image": ([MODEL, "{tmp}/images"], "cannot decode image {tmp}/images/patterns_01/broken.png"),
     "class-folder-with-only-a-text-file": (
-        [M, "{tmp}/images"],
-        ("class folder {tmp}/images/patterns_02 has no images (extensions .bmp, .gif, .jpeg, .jpg, .png); "
-         "it holds patterns_02/notes.txt"),
+        [MODEL, "{tmp}/images"],
+        (
+            "class folder {tmp}/images/patterns_02 has no images (extensions .bmp, .gif, .jpeg, .jpg, .png); "
+            "it holds patterns_02/notes.txt"
+        ),
     ),
-    "empty-class-folder": ([M, "{tmp}/images"], "class folder {tmp}/images/patterns_02 has no images"),
-    "no-class-folders": ([M, "{tmp}/flat"], "{tmp}/flat has no class folders"),
-    "out-is-model": ([M, I, "--write-recalibrated", M], "--write-recalibrated {tiny}/model.keras is the input model"),
+    "empty-class-folder": ([MODEL, "{tmp}/images"], "class folder {tmp}/images/patterns_02 has no images"),
+    "no-class-folders": ([MODEL, "{tmp}/flat"], "{tmp}/flat has no class folders"),
+    "out-is-model": (
+        [MODEL, IMAGES, "--write-recalibrated", MODEL],
+        "--write-recalibrated {tiny}/model.keras is the input model",
+    ),
     "out-is-model-spelled-otherwise": (
-        [M, I, "--write-recalibrated", "{tiny}/images/../model.keras"], "is the input model; diagnose never overwrites it",
+        [MODEL, IMAGES, "--write-recalibrated", "{tiny}/images/../model.keras"],
+        "is the input model; diagnose never overwrites it",
     ),
-    "out-exists-without-force": ([M, I, "--write-recalibrated", "{tmp}/out.keras"], "{tmp}/out.keras exists; pass --force"),
-    "out-not-keras": ([M, I, "--write-recalibrated", "{tmp}/out.h5"], "must name a .keras file; received: {tmp}/out.h5"),
-    "unknown-preprocessing": ([M, I, "--preprocess", "vgg17"], "Unknown preprocessing 'vgg17'; expected none, rescale, or"),
-    "zero-batch-size": ([M, I, "--batch-size", "0"], "--batch-size: must be a positive integer; received: 0"),
+    "out-exists-without-force": (
+        [MODEL, IMAGES, "--write-recalibrated", "{tmp}/out.keras"],
+        "{tmp}/out.keras exists; pass --force",
+    ),
+    "out-not-keras": (
+        [MODEL, IMAGES, "--write-recalibrated", "{tmp}/out.h5"],
+        "must name a .keras file; received: {tmp}/out.h5",
+    ),
+    "unknown-preprocessing": (
+        [MODEL, IMAGES, "--preprocess", "vgg17"],
+        "Unknown preprocessing 'vgg17'; expected none, rescale, or",
+    ),
+    "zero-batch-size": ([MODEL, IMAGES, "--batch-size", "0"], "--batch-size: must be a positive integer; received: 0"),
     "any-size-model-without-image-size": (
-        ["{tiny}/any_size.keras", I],
-        ("model 'any_size_cnn' takes images of shape (None, None, None, 3), with no fixed height and width; "
-         "pass the size it was trained at: --image-size HEIGHT,WIDTH"),
+        ["{tiny}/any_size.keras", IMAGES],
+        (
+            "model 'any_size_cnn' takes images of shape (None, None, None, 3), with no fixed height and width; "
+            "pass the size it was trained at: --image-size HEIGHT,WIDTH"
+        ),
     ),
     "image-size-differs-from-the-models": (
-        [M, I, "--image-size", "40x56"],
+        [MODEL, IMAGES, "--image-size", "40x56"],
         "image size 40x56 does not match the input size 8x8 of model 'tiny_cnn' (shape (None, 8, 8, 3))",
     ),
-    "image-size-one-number": ([M, I, "--image-size", "40"], "--image-size: must be HEIGHT,WIDTH or HEIGHTxWIDTH"),
+    "image-size-one-number": (
+        [MODEL, IMAGES, "--image-size", "40"],
+        "--image-size: must be HEIGHT,WIDTH or HEIGHTxWIDTH",
+    ),
     "function-without-colon": (
-        [M, I, "--preprocess", "mypackage.preprocessing.preprocess"],
+        [MODEL, IMAGES, "--preprocess", "mypackage.preprocessing.preprocess"],
         "to name a function, put a colon before it: mypackage.preprocessing:preprocess",
     ),
-    "function-name-malformed": ([M, I, "--preprocess", "mypackage:"], "'mypackage:' is not a function name; expected package.module:function"),
+    "function-name-malformed": (
+        [MODEL, IMAGES, "--preprocess", "mypackage:"],
+        "'mypackage:' is not a function name; expected package.module:function",
+    ),
 }
 SETUP = {
     "model-is-text-named-keras": lambda tiny, tmp: (tmp / "model.keras").write_text("not a zip"),
@@ -291,7 +352,9 @@ def _row(text, mode):
 
 
 def test_a_model_of_any_input_size_reads_the_images_at_image_size(tiny, capsys):
-    assert exit_status([tiny / "any_size.keras", tiny / "images", "--image-size", "40,56", "--preprocess", "rescale"]) == 0
+    assert (
+        exit_status([tiny / "any_size.keras", tiny / "images", "--image-size", "40,56", "--preprocess", "rescale"]) == 0
+    )
 
     printed = capsys.readouterr().out
     assert "input of any size (None, None, None, 3)" in printed
@@ -350,9 +413,14 @@ def test_a_repositorys_function_preprocesses_as_the_built_in_does(tiny, reposito
     assert exit_status([model, images, "--preprocess", "rescale"]) == 0
     by_name = capsys.readouterr().out
 
-    assert "Preprocessing:  repo_pkg.preprocessing:Steps.rescale from repo_pkg/preprocessing.py, called on float32 pixels 0..255" in by_function
+    assert (
+        "Preprocessing:  repo_pkg.preprocessing:Steps.rescale from repo_pkg/preprocessing.py, called on float32 pixels 0..255"
+        in by_function
+    )
     assert _without_preprocessing_line(by_function) == _without_preprocessing_line(by_name)
-    assert sys.path == path_before, "the current directory is on sys.path only while the function is imported and called"
+    assert sys.path == path_before, (
+        "the current directory is on sys.path only while the function is imported and called"
+    )
 
 
 def test_a_tensorflow_callable_from_python_preprocesses_as_the_built_in_does(tiny):
@@ -371,12 +439,15 @@ def test_a_tensorflow_callable_from_python_preprocesses_as_the_built_in_does(tin
 PREPROCESSING_ERRORS = {
     "module-not-found": (
         "other_pkg.preprocessing:preprocess",
-        ("preprocessing 'other_pkg.preprocessing:preprocess': no module named 'other_pkg' (looked in the current "
-         "directory {root}, which is on the path as python -m puts it, and in the installed packages)"),
+        (
+            "preprocessing 'other_pkg.preprocessing:preprocess': no module named 'other_pkg' (looked in the current "
+            "directory {root}, which is on the path as python -m puts it, and in the installed packages)"
+        ),
     ),
     "submodule-not-found": ("repo_pkg.augment:preprocess", "no module named 'repo_pkg.augment'"),
     "module-raises-on-import": (
-        "repo_pkg.broken:preprocess", "importing module 'repo_pkg.broken' raised RuntimeError: needs the GPU build",
+        "repo_pkg.broken:preprocess",
+        "importing module 'repo_pkg.broken' raised RuntimeError: needs the GPU build",
     ),
     "function-misspelt": (
         "repo_pkg.preprocessing:preprocesss",
@@ -384,8 +455,10 @@ PREPROCESSING_ERRORS = {
     ),
     "function-unlike-any": (
         "repo_pkg.preprocessing:normalize",
-        ("module 'repo_pkg.preprocessing' has no attribute 'normalize'; its public callables: Steps, crops, fails, "
-         "images_and_labels, preprocess"),
+        (
+            "module 'repo_pkg.preprocessing' has no attribute 'normalize'; its public callables: Steps, crops, fails, "
+            "images_and_labels, preprocess"
+        ),
     ),
     "dotted-attribute-missing": (
         "repo_pkg.preprocessing:Steps.rescal",
@@ -393,19 +466,25 @@ PREPROCESSING_ERRORS = {
     ),
     "not-callable": (
         "repo_pkg.preprocessing:SIZE",
-        ("preprocessing 'repo_pkg.preprocessing:SIZE' is not callable; expected a function that takes one float32 "
-         "batch of decoded images (N, height, width, channels) of pixels 0..255 and returns the model's inputs; "
-         "received: SIZE=8 of type int"),
+        (
+            "preprocessing 'repo_pkg.preprocessing:SIZE' is not callable; expected a function that takes one float32 "
+            "batch of decoded images (N, height, width, channels) of pixels 0..255 and returns the model's inputs; "
+            "received: SIZE=8 of type int"
+        ),
     ),
     "function-raises": (
         "repo_pkg.preprocessing:fails",
-        ("preprocessing function repo_pkg.preprocessing:fails raised ValueError: expected uint8 images; it was called "
-         "with one float32 batch of decoded images (N, height, width, channels) of pixels 0..255, of shape (6, 8, 8, 3)"),
+        (
+            "preprocessing function repo_pkg.preprocessing:fails raised ValueError: expected uint8 images; it was called "
+            "with one float32 batch of decoded images (N, height, width, channels) of pixels 0..255, of shape (6, 8, 8, 3)"
+        ),
     ),
     "function-returns-two-values": (
         "repo_pkg.preprocessing:images_and_labels",
-        ("preprocessing function repo_pkg.preprocessing:images_and_labels returned a tuple of 2 values for a batch "
-         "of shape (6, 8, 8, 3); the model takes one input"),
+        (
+            "preprocessing function repo_pkg.preprocessing:images_and_labels returned a tuple of 2 values for a batch "
+            "of shape (6, 8, 8, 3); the model takes one input"
+        ),
     ),
     "function-returns-another-size": (
         "repo_pkg.preprocessing:crops",
@@ -428,12 +507,18 @@ def test_a_preprocessing_function_that_cannot_be_used_exits_2_naming_it(case, ti
     assert captured.out == ""
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"preprocess": "repo_pkg.preprocessing:SIZE"}, "'repo_pkg.preprocessing:SIZE' is not callable"),
-    ({"preprocess": 255}, "Unknown preprocessing 255"),
-    ({"image_size": (40, 0)}, "image_size must be (height, width), two positive integers; received: image_size=(40, 0)"),
-    ({"image_size": 40}, "received: image_size=40"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"preprocess": "repo_pkg.preprocessing:SIZE"}, "'repo_pkg.preprocessing:SIZE' is not callable"),
+        ({"preprocess": 255}, "Unknown preprocessing 255"),
+        (
+            {"image_size": (40, 0)},
+            "image_size must be (height, width), two positive integers; received: image_size=(40, 0)",
+        ),
+        ({"image_size": 40}, "received: image_size=40"),
+    ],
+)
 def test_the_python_api_raises_diagnose_errors(arguments, message, tiny, repository):
     with pytest.raises(DiagnoseError) as raised:
         diagnose_saved_model(tiny / "model.keras", tiny / "images", **arguments)

@@ -60,9 +60,7 @@ HEADER = re.compile(
     r"^(?P<name>[\w-]+): (?P<total>\d+\.\d\d)s "
     r"\(training run (?P<run>\d+\.\d\d)s, checks (?P<checks>\d+\.\d\d)s\)$"
 )
-ROW = re.compile(
-    r"^\s+(?P<seconds>\d+\.\d\d)s\s+(?P<share>\d+\.\d)%  (?P<kind>run|check)\s+(?P<name>.+)$"
-)
+ROW = re.compile(r"^\s+(?P<seconds>\d+\.\d\d)s\s+(?P<share>\d+\.\d)%  (?P<kind>run|check)\s+(?P<name>.+)$")
 
 
 def parse(lines: list[str]) -> dict:
@@ -82,25 +80,19 @@ def parse(lines: list[str]) -> dict:
             }
         else:
             assert row and current is not None, line
-            current["rows"].append(
-                (row["kind"], row["name"], float(row["seconds"]), float(row["share"]))
-            )
+            current["rows"].append((row["kind"], row["name"], float(row["seconds"]), float(row["share"])))
     return parsed
 
 
 def assert_adds_up(pipeline: dict) -> None:
     rows = pipeline["rows"]
-    assert [name for kind, name, *_ in rows if kind == "run"][
-        : len(RUN_PHASES)
-    ] == RUN_PHASES
+    assert [name for kind, name, *_ in rows if kind == "run"][: len(RUN_PHASES)] == RUN_PHASES
     assert [name for kind, name, *_ in rows if kind == "check"] == FAMILIES
     assert all(seconds >= 0 and share >= 0 for _kind, _name, seconds, share in rows)
     assert pipeline["total"] > 0 and pipeline["run"] > 0
     rounding = 0.005 * len(rows) + 0.01
     run_rows = sum(seconds for kind, _name, seconds, _share in rows if kind == "run")
-    assert (
-        abs(run_rows - pipeline["run"]) <= rounding
-    )  # the phases, "other" included, are the run
+    assert abs(run_rows - pipeline["run"]) <= rounding  # the phases, "other" included, are the run
     assert sum(seconds for *_, seconds, _share in rows) <= pipeline["total"] + rounding
     assert abs(pipeline["run"] + pipeline["checks"] - pipeline["total"]) <= 0.011
     assert abs(sum(share for *_, share in rows) - 100) <= 0.05 * len(rows) + 0.1
@@ -114,9 +106,7 @@ def project(pytester):
 
 
 def declare(pytester, factory):
-    pytester.makepyprojecttoml(
-        f'[tool.pipeline_checks]\npipelines = ["my_pipelines:{factory}"]\n'
-    )
+    pytester.makepyprojecttoml(f'[tool.pipeline_checks]\npipelines = ["my_pipelines:{factory}"]\n')
 
 
 def test_the_section_lists_each_run_phase_and_each_check_and_adds_up(project):
@@ -148,14 +138,9 @@ def test_the_section_lists_each_run_phase_and_each_check_and_adds_up(project):
     assert_adds_up(parsed["good"])
     report = json.loads((project.path / "out" / "report.json").read_text())["durations"]
     good = report["pipelines"]["good"]
-    assert (
-        list(good["checks"]) == FAMILIES
-        and list(good["run"]["phases"])[: len(RUN_PHASES)] == RUN_PHASES
-    )
+    assert list(good["checks"]) == FAMILIES and list(good["run"]["phases"])[: len(RUN_PHASES)] == RUN_PHASES
     assert abs(sum(good["run"]["phases"].values()) - good["run"]["total"]) < 1e-6
-    assert good["total"] == pytest.approx(
-        good["run"]["total"] + sum(good["checks"].values())
-    )
+    assert good["total"] == pytest.approx(good["run"]["total"] + sum(good["checks"].values()))
 
 
 def test_without_the_flag_there_is_no_section_and_no_durations_in_the_report(project):
@@ -173,9 +158,7 @@ def test_without_the_flag_there_is_no_section_and_no_durations_in_the_report(pro
     assert result.parseoutcomes()["passed"] == 1
     result.stdout.fnmatch_lines(["*= pipeline-checks summary =*"])
     assert durations.TITLE not in result.stdout.str()
-    assert "durations" not in json.loads(
-        (project.path / "out" / "report.json").read_text()
-    )
+    assert "durations" not in json.loads((project.path / "out" / "report.json").read_text())
 
 
 def test_under_xdist_the_controller_prints_every_worker_s_durations(project):
@@ -197,9 +180,7 @@ def test_under_xdist_the_controller_prints_every_worker_s_durations(project):
     assert sorted(parsed) == ["first", "second"]
     for pipeline in parsed.values():
         assert_adds_up(pipeline)
-    result.stdout.fnmatch_lines(
-        ["suite: *s over 2 pipelines (training runs *s, checks *s)"]
-    )
+    result.stdout.fnmatch_lines(["suite: *s over 2 pipelines (training runs *s, checks *s)"])
 
 
 def test_timings_split_a_fit_at_its_first_step_and_put_the_rest_in_other():

@@ -27,7 +27,11 @@ def results_of(case: str) -> dict[str, str]:
     try:
         done = subprocess.run(
             [sys.executable, "-c", f"import endless_cases; endless_cases.main({case!r})"],
-            capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": path}, cwd=tests,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env={**os.environ, "PYTHONPATH": path},
+            cwd=tests,
         )
     except subprocess.TimeoutExpired:  # subprocess.run has killed the child
         pytest.fail(f"{case} did not end within {TIMEOUT} s: a read of endless data without bound")

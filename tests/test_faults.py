@@ -30,7 +30,9 @@ def baseline(version):
 """
 
 # Writes the old baseline, says "ready", then rewrites new and old in turn until killed (or TIMEOUT).
-REWRITING = BASELINES + """
+REWRITING = (
+    BASELINES
+    + """
 import sys, time
 from pathlib import Path
 
@@ -46,9 +48,12 @@ while time.monotonic() < deadline:
     new.write(path)
     old.write(path)
 """
+)
 
 # Writes the old baseline under the file's lock, then the new one, killing itself at `point`.
-KILLED_AT = BASELINES + """
+KILLED_AT = (
+    BASELINES
+    + """
 import os, signal, sys
 from pathlib import Path
 from pipeline_checks.baselines.writing import FileLock
@@ -74,6 +79,7 @@ elif point == "after the replace":
     os.replace = lambda *args: (real_replace(*args), killed())
 new.write(path)
 """
+)
 
 
 def expected_texts():
@@ -128,8 +134,9 @@ def test_an_update_killed_at_each_step_of_the_write_leaves_a_whole_file(tmp_path
 
     path = tmp_path / "cnn.tensorflow2.21-keras3.yml"
     old, new = expected_texts()
-    killed = subprocess.run([sys.executable, "-c", KILLED_AT, path, point], env=os.environ, cwd=tmp_path,
-                            timeout=TIMEOUT)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT, path, point], env=os.environ, cwd=tmp_path, timeout=TIMEOUT
+    )
     assert killed.returncode == -signal.SIGKILL  # it reached the point
     assert state(path.read_text(), old, new) == left
     # The next update goes through: the kill released the lock, and the temporary file goes.
@@ -157,8 +164,14 @@ def test_a_full_disk_keeps_the_old_file_and_says_so_in_one_line(tmp_path):
         except ValueError as error:
             print(error)
     """)
-    done = subprocess.run([sys.executable, "-c", script, path], env=os.environ, cwd=tmp_path, timeout=TIMEOUT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, path],
+        env=os.environ,
+        cwd=tmp_path,
+        timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+    )
     assert state(path.read_text(), old, new) == "old", done.stderr[-2000:]
     assert done.stdout.startswith(f"Cannot write the baseline {path}: File too large") and done.stdout.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
@@ -184,8 +197,7 @@ def test_a_second_writer_is_refused_while_another_holds_the_file_then_takes_it(t
         assert process.stdout.readline().strip() == "held"
         with pytest.raises(ValueError) as refused:
             FileLock(path).acquire()
-        assert str(refused.value).startswith(
-            f"Cannot write the baseline {path}: another run (pid {process.pid} on ")
+        assert str(refused.value).startswith(f"Cannot write the baseline {path}: another run (pid {process.pid} on ")
         assert "holds its lock .cnn.tensorflow2.21-keras3.yml.lock until that session ends" in str(refused.value)
         process.stdin.close() if ending == "finishes" else process.send_signal(signal.SIGKILL)
         process.wait(timeout=TIMEOUT)

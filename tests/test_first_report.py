@@ -40,7 +40,10 @@ def test_the_assertion_fails_naming_stale_batchnorm_and_changes_nothing(report):
     # after 8, 2.13 and tf-keras 2.21 after 7. What the story needs: at most 10 updates at momentum
     # 0.99 leave the moving statistics over 90% (0.99**10) their initial values.
     assert updates <= 10, f"fit needed {updates} epochs to say 100%: the statistics are no longer stale"
-    assert f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen" in message
+    assert (
+        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen"
+        in message
+    )
     assert "Fix: recalibrate with pipeline_checks.recalibrate_batchnorm(model, data)" in message
     assert everything.changed() == []
 

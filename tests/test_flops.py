@@ -91,7 +91,9 @@ def test_a_tiny_model_by_hand():
 
 # (layer from `keras.layers`, input shape without batch, MACs by hand: positions x per-position work)
 LAYER_RULES = [
-    pytest.param(lambda L: L.Conv2D(8, 3, strides=2, padding="same"), (9, 9, 4), 5 * 5 * 8 * 9 * 4, id="conv2d-stride-same"),
+    pytest.param(
+        lambda L: L.Conv2D(8, 3, strides=2, padding="same"), (9, 9, 4), 5 * 5 * 8 * 9 * 4, id="conv2d-stride-same"
+    ),
     pytest.param(lambda L: L.Conv2D(8, 3, groups=2), (6, 6, 4), 4 * 4 * 8 * 9 * 2, id="conv2d-groups"),
     pytest.param(lambda L: L.Conv2D(2, 3, dilation_rate=2), (7, 7, 3), 3 * 3 * 2 * 9 * 3, id="conv2d-dilation"),
     pytest.param(
@@ -131,7 +133,11 @@ def test_nested_and_shared_models_are_walked_and_counted_per_call():
     count = count_flops(keras.Model(inputs, features))
     conv = (10 * 10 + 5 * 5) * 4 * 3  # the shared block, once per call
     assert count.by_layer_type == {
-        "Conv2D": conv, "Dense": 2 * 4 * 2, "Concatenate": 0, "GlobalAveragePooling2D": 0, "MaxPooling2D": 0,
+        "Conv2D": conv,
+        "Dense": 2 * 4 * 2,
+        "Concatenate": 0,
+        "GlobalAveragePooling2D": 0,
+        "MaxPooling2D": 0,
     }
     assert count.macs == conv + 16 and count.ignored == ()
 
@@ -196,9 +202,13 @@ def subclassed_model(keras):
 
 INVALID = [
     pytest.param(subclassed_model, None, r"needs a Functional or Sequential.*received: model=", id="subclassed-model"),
-    pytest.param(lambda k: k.layers.Dense(2), (3,), r"needs a Functional or Sequential.*received: model=", id="a-layer"),
     pytest.param(
-        conv_model, (8, 8), r"must match the model's 1 input\(s\) of shape \(8, 8, 3\).*received: input_shape=\(8, 8\)",
+        lambda k: k.layers.Dense(2), (3,), r"needs a Functional or Sequential.*received: model=", id="a-layer"
+    ),
+    pytest.param(
+        conv_model,
+        (8, 8),
+        r"must match the model's 1 input\(s\) of shape \(8, 8, 3\).*received: input_shape=\(8, 8\)",
         id="rank-mismatch",
     ),
     pytest.param(conv_model, (0, 8, 3), r"received: input_shape=\(0, 8, 3\)", id="zero-size"),

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from broken_pipelines.common import compiled_cnn, small_pipeline
+
 from pipeline_checks.batchnorm import recalibration
 from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
 from pipeline_checks.model import compat
@@ -13,7 +13,9 @@ from pipeline_checks.model.layers import training_only_layers_in_inference
 from pipeline_checks.model.state import VariableSnapshot
 from pipeline_checks.run.builds import build, forget_fresh_builds
 
-jax_only = pytest.mark.skipif(compat.backend() != "jax", reason="forward compiles on JAX only; elsewhere it calls the model")
+jax_only = pytest.mark.skipif(
+    compat.backend() != "jax", reason="forward compiles on JAX only; elsewhere it calls the model"
+)
 
 X = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
 
@@ -76,7 +78,10 @@ def test_builds_of_one_pipeline_share_compiled_passes_and_other_architectures_do
         share_compiled(other, first)
         assert forward_module._FUNCTIONS.get(other) is not forward_module._FUNCTIONS[first]
         np.testing.assert_allclose(
-            compat.to_numpy(forward(second, X, training=False)), compat.to_numpy(second(X, training=False)), rtol=1e-4, atol=1e-5
+            compat.to_numpy(forward(second, X, training=False)),
+            compat.to_numpy(second(X, training=False)),
+            rtol=1e-4,
+            atol=1e-5,
         )
     finally:
         forget_fresh_builds(pipeline)
@@ -108,7 +113,10 @@ def test_a_custom_layers_plain_state_is_not_baked_into_another_models_pass():
     share_compiled(second, first)
     assert forward_module._FUNCTIONS.get(second) is not forward_module._FUNCTIONS[first]
     np.testing.assert_allclose(
-        compat.to_numpy(forward(second, X, training=False)), compat.to_numpy(second(X, training=False)), rtol=1e-4, atol=1e-5
+        compat.to_numpy(forward(second, X, training=False)),
+        compat.to_numpy(second(X, training=False)),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
@@ -122,7 +130,10 @@ def test_a_loaded_model_shares_compiled_passes_only_when_every_layer_is_keras_ow
         share_compiled(loaded, model)
         assert (forward_module._FUNCTIONS.get(loaded) is forward_module._FUNCTIONS[model]) is shares
         np.testing.assert_allclose(
-            compat.to_numpy(forward(loaded, X, training=False)), compat.to_numpy(model(X, training=False)), rtol=1e-4, atol=1e-5
+            compat.to_numpy(forward(loaded, X, training=False)),
+            compat.to_numpy(model(X, training=False)),
+            rtol=1e-4,
+            atol=1e-5,
         )
 
 

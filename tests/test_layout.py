@@ -22,7 +22,11 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline_checks"):
             for alias in node.names:
                 submodule = f"{node.module}.{alias.name}"
-                found.add(submodule if (PACKAGE.parent / submodule.replace(".", "/")).with_suffix(".py").exists() else node.module)
+                found.add(
+                    submodule
+                    if (PACKAGE.parent / submodule.replace(".", "/")).with_suffix(".py").exists()
+                    else node.module
+                )
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("pipeline_checks"))
     return found
@@ -42,7 +46,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
     def visit(node):
         if node in visiting:
-            return visiting[visiting.index(node):] + [node]
+            return visiting[visiting.index(node) :] + [node]
         if node in done:
             return []
         visiting.append(node)

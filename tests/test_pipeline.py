@@ -4,8 +4,8 @@ import re
 
 import numpy as np
 import pytest
-
 from broken_pipelines.common import DATA, compiled_cnn, small_pipeline
+
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import CheckResult, check_agreement, check_overfit
 from pipeline_checks.errors import PipelineCheckFailure, PipelineRunError
@@ -20,19 +20,79 @@ def declared(**changes):
 @pytest.mark.parametrize(
     "declare, error, message",
     [
-        pytest.param(declared(name=""), ValueError, "Pipeline name must be a non-empty string; received: name=''", id="empty-name"),
-        pytest.param(declared(build_model="model.keras"), TypeError, "Pipeline 'p': build_model must be callable; received: build_model='model.keras'", id="model-not-callable"),
-        pytest.param(declared(preprocess_infer=255), TypeError, "Pipeline 'p': preprocess_infer must be callable; received: preprocess_infer=255", id="preprocess-not-callable"),
-        pytest.param(declared(label_encoding="categorical"), ValueError, "label_encoding must be one of 'sparse', 'one_hot'; received: label_encoding='categorical'", id="unknown-encoding"),
-        pytest.param(declared(fit_kwargs={"x": 1, "epochs": 2}), ValueError, "fit_kwargs must not set x: the data comes from `data`", id="fit-kwargs-with-x"),
-        pytest.param(declared(fit_kwargs={"epochs": 0}), ValueError, "fit_kwargs['epochs'] must be a positive integer; received: 0", id="zero-epochs"),
-        pytest.param(declared(fit_kwargs={"steps_per_epoch": 0}), ValueError, "Pipeline 'p': fit_kwargs['steps_per_epoch'] must be a positive integer; received: 0", id="zero-steps-per-epoch"),
-        pytest.param(declared(fit_kwargs=[("epochs", 2)]), TypeError, "fit_kwargs must be a mapping; received: fit_kwargs=[('epochs', 2)]", id="fit-kwargs-list"),
+        pytest.param(
+            declared(name=""),
+            ValueError,
+            "Pipeline name must be a non-empty string; received: name=''",
+            id="empty-name",
+        ),
+        pytest.param(
+            declared(build_model="model.keras"),
+            TypeError,
+            "Pipeline 'p': build_model must be callable; received: build_model='model.keras'",
+            id="model-not-callable",
+        ),
+        pytest.param(
+            declared(preprocess_infer=255),
+            TypeError,
+            "Pipeline 'p': preprocess_infer must be callable; received: preprocess_infer=255",
+            id="preprocess-not-callable",
+        ),
+        pytest.param(
+            declared(label_encoding="categorical"),
+            ValueError,
+            "label_encoding must be one of 'sparse', 'one_hot'; received: label_encoding='categorical'",
+            id="unknown-encoding",
+        ),
+        pytest.param(
+            declared(fit_kwargs={"x": 1, "epochs": 2}),
+            ValueError,
+            "fit_kwargs must not set x: the data comes from `data`",
+            id="fit-kwargs-with-x",
+        ),
+        pytest.param(
+            declared(fit_kwargs={"epochs": 0}),
+            ValueError,
+            "fit_kwargs['epochs'] must be a positive integer; received: 0",
+            id="zero-epochs",
+        ),
+        pytest.param(
+            declared(fit_kwargs={"steps_per_epoch": 0}),
+            ValueError,
+            "Pipeline 'p': fit_kwargs['steps_per_epoch'] must be a positive integer; received: 0",
+            id="zero-steps-per-epoch",
+        ),
+        pytest.param(
+            declared(fit_kwargs=[("epochs", 2)]),
+            TypeError,
+            "fit_kwargs must be a mapping; received: fit_kwargs=[('epochs', 2)]",
+            id="fit-kwargs-list",
+        ),
         pytest.param(declared(application="ResNet51"), ValueError, "ResNet51", id="unknown-application"),
-        pytest.param(declared(check_options=[("overfit", {})]), TypeError, "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]", id="check-options-list"),
-        pytest.param(declared(check_options={"overfitting": {}}), ValueError, "Pipeline 'p': check_options names 'overfitting', which is no check; the checks are agreement, frozen_layers, preprocessing, labels, overfit,", id="check-options-unknown-check"),
-        pytest.param(declared(check_options={"overfit": 0.9}), TypeError, "Pipeline 'p': check_options['overfit'] must be a mapping of keyword argument names to values, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options['overfit']=0.9", id="check-options-not-keywords"),
-        pytest.param(declared(check_options={"overfit": {"seed": 3}}), ValueError, "Pipeline 'p': check_options['overfit'] must not set seed: the check is run on this pipeline, from the suite's seed", id="check-options-seed"),
+        pytest.param(
+            declared(check_options=[("overfit", {})]),
+            TypeError,
+            "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]",
+            id="check-options-list",
+        ),
+        pytest.param(
+            declared(check_options={"overfitting": {}}),
+            ValueError,
+            "Pipeline 'p': check_options names 'overfitting', which is no check; the checks are agreement, frozen_layers, preprocessing, labels, overfit,",
+            id="check-options-unknown-check",
+        ),
+        pytest.param(
+            declared(check_options={"overfit": 0.9}),
+            TypeError,
+            "Pipeline 'p': check_options['overfit'] must be a mapping of keyword argument names to values, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options['overfit']=0.9",
+            id="check-options-not-keywords",
+        ),
+        pytest.param(
+            declared(check_options={"overfit": {"seed": 3}}),
+            ValueError,
+            "Pipeline 'p': check_options['overfit'] must not set seed: the check is run on this pipeline, from the suite's seed",
+            id="check-options-seed",
+        ),
     ],
 )
 def test_invalid_declarations_are_refused_with_the_value(declare, error, message):
@@ -43,13 +103,37 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
 @pytest.mark.parametrize(
     "data, message",
     [
-        pytest.param(DATA.images, "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class folders, a tf.data.Dataset", id="images-only"),
-        pytest.param((DATA.images.astype("float32"), DATA.labels, DATA.class_names), "data images must be uint8 of shape (N, height, width, channels); received: dtype float32", id="float-images"),
-        pytest.param((DATA.images, DATA.labels[:-1], DATA.class_names), "data labels must be 12 integers, one per image; received: dtype int32, shape (11,)", id="short-labels"),
+        pytest.param(
+            DATA.images,
+            "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class folders, a tf.data.Dataset",
+            id="images-only",
+        ),
+        pytest.param(
+            (DATA.images.astype("float32"), DATA.labels, DATA.class_names),
+            "data images must be uint8 of shape (N, height, width, channels); received: dtype float32",
+            id="float-images",
+        ),
+        pytest.param(
+            (DATA.images, DATA.labels[:-1], DATA.class_names),
+            "data labels must be 12 integers, one per image; received: dtype int32, shape (11,)",
+            id="short-labels",
+        ),
         pytest.param(lambda: (DATA.images[:0], DATA.labels[:0], DATA.class_names), "data holds no images", id="empty"),
-        pytest.param((DATA.images[0], DATA.labels, DATA.class_names), "Pipeline 'p': data images must be uint8 of shape (N, height, width, channels); received: dtype uint8, shape (16, 16, 3)", id="one-3d-image"),
-        pytest.param((DATA.images, DATA.labels, None), "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names=None", id="no-class-names"),
-        pytest.param((DATA.images, DATA.labels, "abc"), "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names='abc'", id="class-names-string"),
+        pytest.param(
+            (DATA.images[0], DATA.labels, DATA.class_names),
+            "Pipeline 'p': data images must be uint8 of shape (N, height, width, channels); received: dtype uint8, shape (16, 16, 3)",
+            id="one-3d-image",
+        ),
+        pytest.param(
+            (DATA.images, DATA.labels, None),
+            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names=None",
+            id="no-class-names",
+        ),
+        pytest.param(
+            (DATA.images, DATA.labels, "abc"),
+            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names='abc'",
+            id="class-names-string",
+        ),
     ],
 )
 def test_bad_data_is_named_when_read(data, message):
@@ -72,7 +156,12 @@ def test_preprocessing_sees_a_read_only_copy_so_raw_images_never_change():
 
 def test_preprocessing_must_keep_one_input_per_image():
     pipeline = Pipeline("p", compiled_cnn, DATA, preprocess_train=lambda images: images[:1])
-    with pytest.raises(ValueError, match=re.escape("preprocess_train must return one input per image; received 12 images and returned shape (1, 16, 16, 3)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "preprocess_train must return one input per image; received 12 images and returned shape (1, 16, 16, 3)"
+        ),
+    ):
         pipeline.train_inputs(DATA.images)
 
 
@@ -87,7 +176,9 @@ def test_the_pipelines_own_errors_name_the_pipeline_and_the_step():
     def broken_build():
         raise RuntimeError("weights file missing")
 
-    with pytest.raises(PipelineRunError, match=r"^Pipeline 'p': build_model raised RuntimeError: weights file missing$") as raised:
+    with pytest.raises(
+        PipelineRunError, match=r"^Pipeline 'p': build_model raised RuntimeError: weights file missing$"
+    ) as raised:
         check_overfit(Pipeline("p", broken_build, DATA))
     assert str(raised.value.__cause__) == "weights file missing"  # chained, for the traceback
     # validation_split on one image per class leaves fit nothing to train on: fit itself raises
@@ -120,10 +211,30 @@ def test_checks_share_one_training_run_per_pipeline_and_seed(pipeline):
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        pytest.param(lambda p: check_agreement("my-pipeline"), TypeError, "checks take a pipeline_checks.Pipeline", id="not-a-pipeline"),
-        pytest.param(lambda p: check_agreement(p, seed=-1), ValueError, "seed must be a non-negative integer; received: seed=-1", id="negative-seed"),
-        pytest.param(lambda p: check_overfit(p, target_accuracy=0), ValueError, "target_accuracy must be a number in (0, 1]; received: target_accuracy=0", id="zero-target"),
-        pytest.param(lambda p: check_agreement(p, tolerance=1.5), ValueError, "tolerance must be a number in [0, 1); received: tolerance=1.5", id="tolerance-above-1"),
+        pytest.param(
+            lambda p: check_agreement("my-pipeline"),
+            TypeError,
+            "checks take a pipeline_checks.Pipeline",
+            id="not-a-pipeline",
+        ),
+        pytest.param(
+            lambda p: check_agreement(p, seed=-1),
+            ValueError,
+            "seed must be a non-negative integer; received: seed=-1",
+            id="negative-seed",
+        ),
+        pytest.param(
+            lambda p: check_overfit(p, target_accuracy=0),
+            ValueError,
+            "target_accuracy must be a number in (0, 1]; received: target_accuracy=0",
+            id="zero-target",
+        ),
+        pytest.param(
+            lambda p: check_agreement(p, tolerance=1.5),
+            ValueError,
+            "tolerance must be a number in [0, 1); received: tolerance=1.5",
+            id="tolerance-above-1",
+        ),
     ],
 )
 def test_bad_check_arguments(pipeline, call, error, message):
@@ -135,5 +246,8 @@ def test_raise_if_failed_raises_the_message_and_returns_a_passed_result():
     good = CheckResult("labels", True, "labels in range", pipeline="p")
     assert good.raise_if_failed() is good
     bad = CheckResult("labels", False, "label 3 out of range", "Fix: use 0-based labels.", "p")
-    with pytest.raises(PipelineCheckFailure, match=re.escape("check labels FAILED on pipeline 'p': label 3 out of range\nFix: use 0-based labels.")):
+    with pytest.raises(
+        PipelineCheckFailure,
+        match=re.escape("check labels FAILED on pipeline 'p': label 3 out of range\nFix: use 0-based labels."),
+    ):
         bad.raise_if_failed()

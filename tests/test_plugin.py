@@ -36,7 +36,7 @@ def test_only_namespaced_markers_are_registered(pytester):
 
 
 def test_a_repository_s_own_gpu_and_slow_markers_are_left_alone(pytester):
-    pytester.makeini('[pytest]\nmarkers =\n    gpu: ours: runs on the lab GPU\n    slow: ours: minutes\n')
+    pytester.makeini("[pytest]\nmarkers =\n    gpu: ours: runs on the lab GPU\n    slow: ours: minutes\n")
     pytester.makepyfile(
         """
         import sys
@@ -56,7 +56,9 @@ def test_a_repository_s_own_gpu_and_slow_markers_are_left_alone(pytester):
     result.assert_outcomes(passed=2)
     markers = pytester.runpytest("--markers", *NO_RANDOMLY)
     markers.stdout.fnmatch_lines(["@pytest.mark.gpu: ours: runs on the lab GPU", "@pytest.mark.slow: ours: minutes"])
-    assert "needs a GPU visible" not in "\n".join(line for line in markers.outlines if line.startswith("@pytest.mark.gpu"))
+    assert "needs a GPU visible" not in "\n".join(
+        line for line in markers.outlines if line.startswith("@pytest.mark.gpu")
+    )
 
 
 def test_the_plugin_s_own_gpu_marker_skips_with_a_reason_without_a_gpu(pytester):
@@ -95,7 +97,11 @@ SHOW_SETTINGS = """
     [
         ("", (), "*SETTINGS None ResNet50,InceptionV3,MobileNetV2 None"),
         ("pc_seed = 3\npc_image_size = 40\npc_models = vgg16", (), "*SETTINGS 3 VGG16 40"),
-        ("pc_seed = 3\npc_models = vgg16", ("--pc-seed=9", "--pc-models=DenseNet121,Xception"), "*SETTINGS 9 DenseNet121,Xception None"),
+        (
+            "pc_seed = 3\npc_models = vgg16",
+            ("--pc-seed=9", "--pc-models=DenseNet121,Xception"),
+            "*SETTINGS 9 DenseNet121,Xception None",
+        ),
     ],
     ids=["defaults", "ini", "cli-beats-ini"],
 )
@@ -129,7 +135,11 @@ def test_marker_beats_command_line_and_closest_marker_wins(pytester):
     [
         ("pc_seed = many", (), "ERROR: Invalid pc_seed 'many' from ini file: expected a non-negative integer"),
         ("", ("--pc-image-size=-2",), "ERROR: Invalid pc_image_size '-2' from command line --pc-image-size: *"),
-        ("", ("--pc-models=ResNet",), "ERROR: Invalid pc_models 'ResNet' from command line --pc-models: Unknown application 'ResNet'; expected one of: *"),
+        (
+            "",
+            ("--pc-models=ResNet",),
+            "ERROR: Invalid pc_models 'ResNet' from command line --pc-models: Unknown application 'ResNet'; expected one of: *",
+        ),
     ],
     ids=["ini-seed", "cli-size", "cli-model"],
 )
@@ -154,7 +164,9 @@ def test_invalid_marker_value_fails_that_test_naming_it(pytester):
     result = pytester.runpytest(*NO_RANDOMLY)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*Invalid pc_image_size 'huge' from @pytest.mark.pipeline_checks on test_invalid_marker_value_fails_that_test_naming_it.py::test_show: expected a positive integer or 'min'"]
+        [
+            "*Invalid pc_image_size 'huge' from @pytest.mark.pipeline_checks on test_invalid_marker_value_fails_that_test_naming_it.py::test_show: expected a positive integer or 'min'"
+        ]
     )
 
 

@@ -109,7 +109,9 @@ def test_recalibration_changes_only_moving_statistics_and_restoring_undoes_it(da
         before, optimizer = as_bytes(model.variables), as_bytes(compat.optimizer_variables(model.optimizer))
         settings = [(layer.momentum, layer.trainable) for layer in layers]
 
-        recalibration = recalibrate_batchnorm(model, x, batch_size=len(x) if batches == "one batch" else config.batch_size)
+        recalibration = recalibrate_batchnorm(
+            model, x, batch_size=len(x) if batches == "one batch" else config.batch_size
+        )
         changed = changed_variables(model.variables, before)
         assert changed, "recalibration after fit changed no moving statistic"
         assert paths(v for v in changed if id(v) not in statistics) == []
@@ -136,7 +138,9 @@ def test_recalibrated_application_infers_as_in_training_mode_and_restores(name):
         x = np.asarray(preprocess_input(data.images.astype("float32")))
         before = as_bytes(model.variables)
         stale_gap = np.abs(model.predict(x, batch_size=len(x), verbose=0) - train_mode_outputs(model, x)).max()
-        assert stale_gap > 0.1, "with their initial statistics the modes should differ; the checks below would prove nothing"
+        assert stale_gap > 0.1, (
+            "with their initial statistics the modes should differ; the checks below would prove nothing"
+        )
 
         recalibration = recalibrate_batchnorm(model, x, batch_size=len(x))
         trained = train_mode_outputs(model, x)

@@ -118,9 +118,13 @@ def test_all_six_pass_on_a_correct_fit(recorded):
 def test_results_read_the_recorded_fit(recorded):
     correct = recorded(small_pipeline)
     assert correct.recorder.fits == 1
-    assert correct.result("numerics").summary == "inputs, loss, weights and initial gradients finite over 45 steps of fit"
+    assert (
+        correct.result("numerics").summary == "inputs, loss, weights and initial gradients finite over 45 steps of fit"
+    )
     assert correct.result("overfit").numbers["epochs"] == 15
-    assert correct.result("labels").numbers["initial_loss"] == pytest.approx(correct.result("numerics").numbers["initial_loss"])
+    assert correct.result("labels").numbers["initial_loss"] == pytest.approx(
+        correct.result("numerics").numbers["initial_loss"]
+    )
     assert all(r.pipeline == correct.model.name for r in correct.results)
 
 
@@ -178,7 +182,9 @@ def test_a_broken_fit_fails_the_families_its_row_expects(recorded, factory):
     failing = {r.name for r in found.results if not r.passed}
     assert failing == set(expected), f"{case.bug}: expected failures {sorted(expected)}\n{verdicts(found.results)}"
     for name, cause in expected.items():
-        assert re.search(cause, str(found.result(name))), f"{name} does not name the cause {cause!r}:\n{found.result(name)}"
+        assert re.search(cause, str(found.result(name))), (
+            f"{name} does not name the cause {cause!r}:\n{found.result(name)}"
+        )
     assert found.after == found.before
 
 
@@ -213,7 +219,10 @@ def test_check_before_fit_says_to_fit_first():
 @pytest.mark.parametrize(
     "families, message",
     [
-        (["labels", "lables"], r"'lables' is no check; a Recorder runs agreement, frozen_layers, .*received: families=\['labels', 'lables'\]"),
+        (
+            ["labels", "lables"],
+            r"'lables' is no check; a Recorder runs agreement, frozen_layers, .*received: families=\['labels', 'lables'\]",
+        ),
         (["determinism"], r"determinism cannot judge a recorded fit: determinism fits twice"),
         ([], r"families must be check names among"),
         (3, r"families must be check names among .*received: families=3"),
@@ -237,8 +246,16 @@ def test_options_for_no_family_are_refused(recorded):
 @pytest.mark.parametrize(
     "images, batch_size, message",
     [
-        (make_tiny_images(classes=3, per_class=8, size=16, seed=0), 4, r"24 images make 6 batches of 4, but fit ran 3 steps per epoch"),
-        ((DATA.images[:2], DATA.labels[:2], DATA.class_names), None, r"2 images make 2 batches of 1, but fit ran 3 steps per epoch"),
+        (
+            make_tiny_images(classes=3, per_class=8, size=16, seed=0),
+            4,
+            r"24 images make 6 batches of 4, but fit ran 3 steps per epoch",
+        ),
+        (
+            (DATA.images[:2], DATA.labels[:2], DATA.class_names),
+            None,
+            r"2 images make 2 batches of 1, but fit ran 3 steps per epoch",
+        ),
     ],
     ids=["more-images", "fewer-images-than-steps"],
 )
@@ -304,7 +321,9 @@ def test_labels_says_when_the_model_cannot_be_rebuilt_untrained():
 @pytest.mark.skipif(compat.is_keras3(), reason="Keras 3 builds the model before fit starts")
 def test_a_model_built_inside_fit_is_refused():
     model, recorder = _subclassed_model(), Recorder()
-    model.fit(DATA.images.astype("float32") / 255.0, DATA.labels, epochs=1, batch_size=4, callbacks=[recorder], verbose=0)
+    model.fit(
+        DATA.images.astype("float32") / 255.0, DATA.labels, epochs=1, batch_size=4, callbacks=[recorder], verbose=0
+    )
     with pytest.raises(ValueError, match=r"had no weights when fit started.*build it before fit"):
         recorder.check(DATA, preprocess_train=lambda images: images / 255.0)
 
@@ -321,6 +340,12 @@ def test_an_unfinished_fit_is_refused():
 
     model, recorder = _tiny_model(), Recorder()
     with pytest.raises(Stop):
-        model.fit(np.zeros((4, 16, 16, 3), "float32"), np.zeros(4, "int32"), epochs=1, callbacks=[recorder, StopAtFirstStep()], verbose=0)
+        model.fit(
+            np.zeros((4, 16, 16, 3), "float32"),
+            np.zeros(4, "int32"),
+            epochs=1,
+            callbacks=[recorder, StopAtFirstStep()],
+            verbose=0,
+        )
     with pytest.raises(RuntimeError, match=r"needs a finished fit: the last fit never reached on_train_end"):
         recorder.check(DATA)

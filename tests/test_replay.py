@@ -8,8 +8,8 @@ the replay, so they hold on a loaded machine too.
 
 import numpy as np
 import pytest
-
 from broken_pipelines.common import small_pipeline
+
 from pipeline_checks.checks import check_determinism
 from pipeline_checks.model import compat
 from pipeline_checks.run.training import forget_shared_runs, replay, shared_run
@@ -32,8 +32,11 @@ def kernel_cache_clears(monkeypatch):
 
 def traced_functions(model) -> list:
     """The tf.functions Keras' train_function calls (the step on an iterator)."""
-    return [cell.cell_contents for cell in model.train_function.__closure__
-            if hasattr(cell.cell_contents, "experimental_get_tracing_count")]
+    return [
+        cell.cell_contents
+        for cell in model.train_function.__closure__
+        if hasattr(cell.cell_contents, "experimental_get_tracing_count")
+    ]
 
 
 def test_a_replay_neither_retraces_nor_clears_the_kernels_of_the_traced_step(kernel_cache_clears):
@@ -57,7 +60,6 @@ def with_stateful_noise():
     under the global seed): same-seed runs in fresh processes agree, but the kernel's state lives on in
     the instantiated step, so only a replay that clears the kernel cache reproduces the run."""
     import tensorflow as tf
-
     from broken_pipelines.common import compiled_cnn
 
     keras = compat.keras()
@@ -128,7 +130,8 @@ def test_a_suite_test_seeds_without_clearing_the_kernels(pytester):
     result = pytester.runpytest("--setup-plan", "-p", "no:randomly")
     used = {
         line.split("::")[1].split()[0]: set(line.split("fixtures used: ")[1].rstrip(")").split(", "))
-        for line in result.stdout.lines if "::test_" in line
+        for line in result.stdout.lines
+        if "::test_" in line
     }
     assert "_pc_check_seed" in used["test_check"] and "pc_seed" not in used["test_check"]
     assert "pc_seed" in used["test_seed"]

@@ -11,13 +11,13 @@ pipeline agrees. The frozen-layer check catches the legacy one in every environm
 import numpy as np
 import pytest
 
-from pipeline_checks.model import compat
-from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
+from pipeline_checks.checks import check_frozen_layers
+from pipeline_checks.model import compat
 from pipeline_checks.model.state import VariableSnapshot
+from pipeline_checks.run.training import forget_shared_runs
 from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class
 from pipeline_checks.scenarios.reports import second_report
-from pipeline_checks.run.training import forget_shared_runs
 
 
 @pytest.fixture(scope="module")

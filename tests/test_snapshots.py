@@ -5,8 +5,8 @@ the first step, after the first epoch and at the end, and the determinism replay
 """
 
 import numpy as np
-
 from broken_pipelines.common import small_pipeline
+
 from pipeline_checks.model import compat
 from pipeline_checks.model.on_disk import OnDisk
 from pipeline_checks.model.state import VariableSnapshot, weight_values

@@ -38,18 +38,46 @@ def row(call, message, error=InvalidArgument, id=None):
     "call, error, message",
     [
         # tiny_datasets: fixed values are checked when the strategy is built.
-        row(lambda: tiny_datasets(classes=1), "classes must be an integer of at least 2" + OR_STRATEGY + "classes=1", id="one-class"),
-        row(lambda: tiny_datasets(classes=2.0), "classes must be an integer of at least 2" + OR_STRATEGY + "classes=2.0", id="float-classes"),
-        row(lambda: tiny_datasets(per_class=0), "per_class must be an integer of at least 1" + OR_STRATEGY + "per_class=0", id="no-images"),
-        row(lambda: tiny_datasets(sizes=0), "sizes must be an integer of at least 1" + OR_STRATEGY + "sizes=0", id="size-zero"),
+        row(
+            lambda: tiny_datasets(classes=1),
+            "classes must be an integer of at least 2" + OR_STRATEGY + "classes=1",
+            id="one-class",
+        ),
+        row(
+            lambda: tiny_datasets(classes=2.0),
+            "classes must be an integer of at least 2" + OR_STRATEGY + "classes=2.0",
+            id="float-classes",
+        ),
+        row(
+            lambda: tiny_datasets(per_class=0),
+            "per_class must be an integer of at least 1" + OR_STRATEGY + "per_class=0",
+            id="no-images",
+        ),
+        row(
+            lambda: tiny_datasets(sizes=0),
+            "sizes must be an integer of at least 1" + OR_STRATEGY + "sizes=0",
+            id="size-zero",
+        ),
         row(
             lambda: tiny_datasets(sizes=[8, 12]),
-            "sizes must be an integer of at least 1" + OR_STRATEGY + "sizes=[8, 12] (to choose among several, pass st.sampled_from([8, 12]))",
+            "sizes must be an integer of at least 1"
+            + OR_STRATEGY
+            + "sizes=[8, 12] (to choose among several, pass st.sampled_from([8, 12]))",
             id="list-of-sizes",
         ),
-        row(lambda: tiny_datasets(channels=2), "channels must be 1 or 3" + OR_STRATEGY + "channels=2", id="two-channels"),
-        row(lambda: tiny_datasets(kinds="faces"), "kinds must be one of patterns, noise, photos" + OR_STRATEGY + "kinds='faces'", id="unknown-kind"),
-        row(lambda: tiny_datasets(seeds=-1), "seeds must be an integer of at least 0" + OR_STRATEGY + "seeds=-1", id="negative-seed"),
+        row(
+            lambda: tiny_datasets(channels=2), "channels must be 1 or 3" + OR_STRATEGY + "channels=2", id="two-channels"
+        ),
+        row(
+            lambda: tiny_datasets(kinds="faces"),
+            "kinds must be one of patterns, noise, photos" + OR_STRATEGY + "kinds='faces'",
+            id="unknown-kind",
+        ),
+        row(
+            lambda: tiny_datasets(seeds=-1),
+            "seeds must be an integer of at least 0" + OR_STRATEGY + "seeds=-1",
+            id="negative-seed",
+        ),
         row(
             lambda: tiny_datasets(kinds="photos", classes=7),
             "kinds='photos' has 6 photographs, one per class; received: classes=7",
@@ -67,15 +95,51 @@ def row(call, message, error=InvalidArgument, id=None):
             id="drawn-two-channels",
         ),
         # batchnorm_configs
-        row(lambda: batchnorm_configs(momentum=1.0), "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=1.0", id="momentum-one"),
-        row(lambda: batchnorm_configs(momentum=-0.1), "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=-0.1", id="negative-momentum"),
-        row(lambda: batchnorm_configs(momentum=math.nan), "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=nan", id="nan-momentum"),
-        row(lambda: batchnorm_configs(epsilon=0), "epsilon must be a finite number above 0" + OR_STRATEGY + "epsilon=0", id="epsilon-zero"),
-        row(lambda: batchnorm_configs(epsilon=math.inf), "epsilon must be a finite number above 0" + OR_STRATEGY + "epsilon=inf", id="infinite-epsilon"),
-        row(lambda: batchnorm_configs(batch_size=0), "batch_size must be an integer of at least 1" + OR_STRATEGY + "batch_size=0", id="batch-size-zero"),
-        row(lambda: batchnorm_configs(epochs=0), "epochs must be an integer of at least 1" + OR_STRATEGY + "epochs=0", id="no-epochs"),
-        row(lambda: batchnorm_configs(blocks=True), "blocks must be an integer of at least 1" + OR_STRATEGY + "blocks=True", id="bool-blocks"),
-        row(lambda: batchnorm_configs(dropout=1), "dropout must be a number in [0, 1)" + OR_STRATEGY + "dropout=1", id="dropout-one"),
+        row(
+            lambda: batchnorm_configs(momentum=1.0),
+            "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=1.0",
+            id="momentum-one",
+        ),
+        row(
+            lambda: batchnorm_configs(momentum=-0.1),
+            "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=-0.1",
+            id="negative-momentum",
+        ),
+        row(
+            lambda: batchnorm_configs(momentum=math.nan),
+            "momentum must be a number in [0, 1)" + OR_STRATEGY + "momentum=nan",
+            id="nan-momentum",
+        ),
+        row(
+            lambda: batchnorm_configs(epsilon=0),
+            "epsilon must be a finite number above 0" + OR_STRATEGY + "epsilon=0",
+            id="epsilon-zero",
+        ),
+        row(
+            lambda: batchnorm_configs(epsilon=math.inf),
+            "epsilon must be a finite number above 0" + OR_STRATEGY + "epsilon=inf",
+            id="infinite-epsilon",
+        ),
+        row(
+            lambda: batchnorm_configs(batch_size=0),
+            "batch_size must be an integer of at least 1" + OR_STRATEGY + "batch_size=0",
+            id="batch-size-zero",
+        ),
+        row(
+            lambda: batchnorm_configs(epochs=0),
+            "epochs must be an integer of at least 1" + OR_STRATEGY + "epochs=0",
+            id="no-epochs",
+        ),
+        row(
+            lambda: batchnorm_configs(blocks=True),
+            "blocks must be an integer of at least 1" + OR_STRATEGY + "blocks=True",
+            id="bool-blocks",
+        ),
+        row(
+            lambda: batchnorm_configs(dropout=1),
+            "dropout must be a number in [0, 1)" + OR_STRATEGY + "dropout=1",
+            id="dropout-one",
+        ),
         row(
             lambda: draw_one(batchnorm_configs(momentum=st.floats(1, 2))),
             "momentum generated 1.0, but each value must be a number in [0, 1); "
@@ -101,12 +165,42 @@ def row(call, message, error=InvalidArgument, id=None):
             ValueError,
             id="infinite-range",
         ),
-        row(lambda: small_bn_cnn(momentum=1.5), "momentum must be in [0, 1); received: momentum=1.5", ValueError, id="cnn-momentum"),
-        row(lambda: small_bn_cnn(dropout=-0.5), "dropout must be in [0, 1); received: dropout=-0.5", ValueError, id="cnn-dropout"),
-        row(lambda: small_bn_cnn(epsilon=0.0), "epsilon must be a positive number; received: epsilon=0.0", ValueError, id="cnn-epsilon"),
-        row(lambda: small_bn_cnn(classes=1), "classes must be an integer of at least 2; received: classes=1", ValueError, id="cnn-one-class"),
-        row(lambda: small_bn_cnn(blocks=0), "blocks must be an integer of at least 1; received: blocks=0", ValueError, id="cnn-no-blocks"),
-        row(lambda: small_bn_cnn(filters=2.5), "filters must be an integer of at least 1; received: filters=2.5", ValueError, id="cnn-float-filters"),
+        row(
+            lambda: small_bn_cnn(momentum=1.5),
+            "momentum must be in [0, 1); received: momentum=1.5",
+            ValueError,
+            id="cnn-momentum",
+        ),
+        row(
+            lambda: small_bn_cnn(dropout=-0.5),
+            "dropout must be in [0, 1); received: dropout=-0.5",
+            ValueError,
+            id="cnn-dropout",
+        ),
+        row(
+            lambda: small_bn_cnn(epsilon=0.0),
+            "epsilon must be a positive number; received: epsilon=0.0",
+            ValueError,
+            id="cnn-epsilon",
+        ),
+        row(
+            lambda: small_bn_cnn(classes=1),
+            "classes must be an integer of at least 2; received: classes=1",
+            ValueError,
+            id="cnn-one-class",
+        ),
+        row(
+            lambda: small_bn_cnn(blocks=0),
+            "blocks must be an integer of at least 1; received: blocks=0",
+            ValueError,
+            id="cnn-no-blocks",
+        ),
+        row(
+            lambda: small_bn_cnn(filters=2.5),
+            "filters must be an integer of at least 1; received: filters=2.5",
+            ValueError,
+            id="cnn-float-filters",
+        ),
         row(
             lambda: small_bn_cnn(input_shape=(16, 16)),
             "input_shape must be (height, width, channels) of positive integers; received: input_shape=(16, 16)",

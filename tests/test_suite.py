@@ -150,10 +150,26 @@ def test_a_conftest_pipeline_fixture_replaces_the_declared_ones(project):
 @pytest.mark.parametrize(
     "declared, message",
     [
-        pytest.param("no_such_module:make", "ERROR: declared pipeline 'no_such_module:make': no module named 'no_such_module' (looked in the current directory *", id="no-module"),
-        pytest.param("my_pipelines:missing", "ERROR: declared pipeline 'my_pipelines:missing': module 'my_pipelines' has no attribute 'missing'; *", id="no-attribute"),
-        pytest.param("my_pipelines:PHOTOS", "ERROR: declared pipeline 'my_pipelines:PHOTOS' must be a pipeline_checks.Pipeline, a list of them, or a function returning either; received: *TinyImageDataset*", id="not-a-pipeline"),
-        pytest.param("my_pipelines", "ERROR: Invalid pc_pipelines 'my_pipelines' from command line --pc-pipelines: expected 'package.module:factory' names; 'my_pipelines' given", id="no-colon"),
+        pytest.param(
+            "no_such_module:make",
+            "ERROR: declared pipeline 'no_such_module:make': no module named 'no_such_module' (looked in the current directory *",
+            id="no-module",
+        ),
+        pytest.param(
+            "my_pipelines:missing",
+            "ERROR: declared pipeline 'my_pipelines:missing': module 'my_pipelines' has no attribute 'missing'; *",
+            id="no-attribute",
+        ),
+        pytest.param(
+            "my_pipelines:PHOTOS",
+            "ERROR: declared pipeline 'my_pipelines:PHOTOS' must be a pipeline_checks.Pipeline, a list of them, or a function returning either; received: *TinyImageDataset*",
+            id="not-a-pipeline",
+        ),
+        pytest.param(
+            "my_pipelines",
+            "ERROR: Invalid pc_pipelines 'my_pipelines' from command line --pc-pipelines: expected 'package.module:factory' names; 'my_pipelines' given",
+            id="no-colon",
+        ),
     ],
 )
 def test_a_declared_name_that_does_not_give_pipelines_is_named(project, declared, message):
@@ -165,7 +181,15 @@ def test_a_declared_name_that_does_not_give_pipelines_is_named(project, declared
 def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_the_numbers(project):
     declare(project, "stale")
     result = project.runpytest(
-        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "agreement", "--pc-report", "out", "--junitxml=junit.xml"
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "-p",
+        "no:randomly",
+        "-k",
+        "agreement",
+        "--pc-report",
+        "out",
+        "--junitxml=junit.xml",
     )
     result.stdout.fnmatch_lines(["wrote *out/report.json", "wrote *out/report.md", "wrote *out/stale-batchnorm.png"])
     report = json.loads((project.path / "out" / "report.json").read_text())
@@ -177,7 +201,9 @@ def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_t
     assert "1 checks on 1 pipelines: 1 failed." in markdown
     assert "## stale: 0 passed, 1 failed" in markdown
     assert "| agreement | **FAILED** | accuracy fit 1.00, evaluate 0." in markdown
-    case = next(c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_agreement[stale]")
+    case = next(
+        c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_agreement[stale]"
+    )
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["pipeline_checks.pipeline"] == "stale"
     assert properties["pipeline_checks.check"] == "agreement"
@@ -188,7 +214,9 @@ def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_t
 
 def test_framework_deprecations_inside_a_check_are_filtered_and_the_user_s_are_not(project):
     declare(project, "warning")
-    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "preprocessing", "-W", "default")
+    result = project.runpytest(
+        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "preprocessing", "-W", "default"
+    )
     result.assert_outcomes(passed=1, deselected=9)
     result.stdout.fnmatch_lines(["*DeprecationWarning: the user's own deprecation*"])
     result.stdout.no_fnmatch_line("*a framework's deprecation*")
@@ -206,7 +234,9 @@ overfit = {target_accuracy = 2}
 
 def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_options(project):
     project.makepyprojecttoml(PER_PIPELINE)
-    result = project.runpytest("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-rs", "-k", "determinism or overfit")
+    result = project.runpytest(
+        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-rs", "-k", "determinism or overfit"
+    )
     # The option reaches check_overfit, which refuses the value before anything trains.
     result.assert_outcomes(skipped=1, failed=1, deselected=8)
     result.stdout.fnmatch_lines(
@@ -236,12 +266,12 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
             id="unknown-family",
         ),
         pytest.param(
-            "[tool.pipeline_checks.pipeline.good]\nskip = [\"determinism\"]",
+            '[tool.pipeline_checks.pipeline.good]\nskip = ["determinism"]',
             "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip = [[]'determinism'[]]: expected a table of check family -> reason*",
             id="skip-without-reasons",
         ),
         pytest.param(
-            "[tool.pipeline_checks.pipeline.good]\nskip = {determinism = \"\"}",
+            '[tool.pipeline_checks.pipeline.good]\nskip = {determinism = ""}',
             "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism = '': expected the reason, a non-empty string",
             id="empty-reason",
         ),
@@ -270,7 +300,15 @@ def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(proje
 def test_a_check_that_raises_is_an_error_that_counts_as_failed_in_the_summary_the_reports_and_junit(project):
     declare(project, "good", "crashing")
     result = project.runpytest(
-        "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "labels", "--pc-report", "out", "--junitxml=junit.xml"
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "-p",
+        "no:randomly",
+        "-k",
+        "labels",
+        "--pc-report",
+        "out",
+        "--junitxml=junit.xml",
     )
     result.assert_outcomes(passed=1, failed=1, deselected=18)
     result.stdout.fnmatch_lines(
@@ -289,7 +327,9 @@ def test_a_check_that_raises_is_an_error_that_counts_as_failed_in_the_summary_th
     assert labels["passed"] is False and labels["error"] is True
     assert labels["details"].startswith("(caused by: FileNotFoundError")
     assert report["totals"] == {"checks": 2, "failed": 1, "errors": 1}
-    case = next(c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_labels[crashing]")
+    case = next(
+        c for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.get("name") == "test_labels[crashing]"
+    )
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["pipeline_checks.passed"] == "False" and properties["pipeline_checks.error"] == "True"
     assert properties["pipeline_checks.check"] == "labels" and properties["pipeline_checks.pipeline"] == "crashing"

@@ -81,8 +81,18 @@ def fits(project) -> list[tuple[str, str]]:
 def test_two_workers_train_each_pipeline_once_and_the_controller_reports(project):
     pytest.importorskip("xdist")
     result = project.runpytest_subprocess(
-        "-n", "2", "-v", "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", CHECKS,
-        "--pc-report", "out", "--junitxml=junit.xml",
+        "-n",
+        "2",
+        "-v",
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "-p",
+        "no:randomly",
+        "-k",
+        CHECKS,
+        "--pc-report",
+        "out",
+        "--junitxml=junit.xml",
     )
     result.assert_outcomes(passed=8)
     # --dist loadgroup, chosen by the plugin, and each pipeline's tests on one worker.
@@ -126,8 +136,19 @@ def test_a_worker_that_dies_in_a_pipeline_s_fit_errors_that_pipeline_s_other_tes
     project.makepyprojecttoml('[tool.pipeline_checks]\npipelines = ["my_pipelines:first_crashes"]\n')
     # Two restarts allowed, so that today's main, which gives the tests to a new worker each crash, ends soon.
     result = project.runpytest_subprocess(
-        "-n", "2", "--max-worker-restart=2", "--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", CHECKS,
-        "--pc-report", "out", "--junitxml=junit.xml", timeout=300,
+        "-n",
+        "2",
+        "--max-worker-restart=2",
+        "--pipeline-checks",
+        "--pc-suite-only",
+        "-p",
+        "no:randomly",
+        "-k",
+        CHECKS,
+        "--pc-report",
+        "out",
+        "--junitxml=junit.xml",
+        timeout=300,
     )
     result.assert_outcomes(passed=4, failed=1, errors=3)
     assert sorted(name for name, _worker in fits(project)) == ["first", "second"]  # first trained (and crashed) once
@@ -149,9 +170,9 @@ def test_a_worker_that_dies_in_a_pipeline_s_fit_errors_that_pipeline_s_other_tes
             "ERROR pipeline-checks::test_labels[[]first] - not run: worker*",
         ]
     )
-    assert [c.get("name") for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.find("error") is not None] == [
-        "test_agreement[first]", "test_labels[first]", "test_numerics[first]", "test_variables_change[first]"
-    ]
+    assert [
+        c.get("name") for c in ET.parse(project.path / "junit.xml").iter("testcase") if c.find("error") is not None
+    ] == ["test_agreement[first]", "test_labels[first]", "test_numerics[first]", "test_variables_change[first]"]
     report = json.loads((project.path / "out" / "report.json").read_text())
     assert report["totals"] == {"checks": 8, "failed": 4, "errors": 4}
     assert "8 checks on 2 pipelines: 4 failed (4 errors)." in (project.path / "out" / "report.md").read_text()
@@ -206,4 +227,8 @@ def test_shards_give_every_pipeline_to_exactly_one_shard(project):
 def test_an_invalid_shard_is_a_usage_error_naming_it(project, value):
     result = project.runpytest("--pipeline-checks", "--co", f"--pc-shard={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: Invalid pc_shard '{value}' from command line --pc-shard: expected INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3"])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: Invalid pc_shard '{value}' from command line --pc-shard: expected INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3"
+        ]
+    )

@@ -48,7 +48,7 @@ def versions() -> dict[str, str]:
 
 
 def _minor(version: str) -> str:
-    """"2.21" of "2.21.0", "2.13" of "2.13.0+cpu": the releases whose numbers may differ."""
+    """ "2.21" of "2.21.0", "2.13" of "2.13.0+cpu": the releases whose numbers may differ."""
     return ".".join(re.split(r"[.+]", version)[:2]) if version else ""
 
 
@@ -82,8 +82,15 @@ class Baseline:
             f"# pipeline-checks baseline of pipeline {self.pipeline!r} on {self.key}, trained from seed {self.seed}.\n"
             f"# Review changes to it like code; refresh it with: {UPDATE_COMMAND}\n"
         )
-        body = {"pipeline": self.pipeline, "key": self.key, "seed": self.seed, "versions": self.versions,
-                "machine": self.machine, "checks": sorted(self.recorded_checks), "figures": self.figures}
+        body = {
+            "pipeline": self.pipeline,
+            "key": self.key,
+            "seed": self.seed,
+            "versions": self.versions,
+            "machine": self.machine,
+            "checks": sorted(self.recorded_checks),
+            "figures": self.figures,
+        }
         # Leaf lists inline (one image's outputs per line), keys in the fingerprint's order.
         return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
@@ -98,22 +105,33 @@ class Baseline:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
             if not isinstance(data, dict):
-                raise ValueError("the file is empty" if data is None
-                                 else f"it holds a {type(data).__name__}, not a mapping")
+                raise ValueError(
+                    "the file is empty" if data is None else f"it holds a {type(data).__name__}, not a mapping"
+                )
             checks = data.get("checks")
             if checks is not None and not (isinstance(checks, list) and all(isinstance(c, str) for c in checks)):
                 raise ValueError(f"checks: {checks!r} is not a list of check names")
-            return cls(str(data["pipeline"]), str(data["key"]), int(data["seed"]), dict(data["figures"]),
-                       dict(data.get("versions") or {}), str(data.get("machine") or ""),
-                       None if checks is None else tuple(checks))
+            return cls(
+                str(data["pipeline"]),
+                str(data["key"]),
+                int(data["seed"]),
+                dict(data["figures"]),
+                dict(data.get("versions") or {}),
+                str(data.get("machine") or ""),
+                None if checks is None else tuple(checks),
+            )
         except OSError as error:
-            raise ValueError(f"Cannot read the baseline {path}: {error.strerror or type(error).__name__}; expected a "
-                             f"file this run can read") from None
+            raise ValueError(
+                f"Cannot read the baseline {path}: {error.strerror or type(error).__name__}; expected a "
+                f"file this run can read"
+            ) from None
         except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
-            found = (f"it has no {error.args[0]!r} (cut short?)" if isinstance(error, KeyError)
-                     else " ".join(str(error).split()))
+            found = (
+                f"it has no {error.args[0]!r} (cut short?)"
+                if isinstance(error, KeyError)
+                else " ".join(str(error).split())
+            )
             raise ValueError(
                 f"Cannot read the baseline {path}: {found}; expected the YAML that {UPDATE_COMMAND} writes "
                 "(pipeline, key, seed, versions, machine, checks, figures): refresh it with that command"
             ) from None
-

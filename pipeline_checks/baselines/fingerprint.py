@@ -29,7 +29,10 @@ def fingerprint(run: TrainingRun, check_numbers: dict[str, dict[str, Any]] | Non
         check_numbers: check family -> that check's `CheckResult.numbers` on this run; their
             scalar numbers become `checks.<family>.<name>` figures (timings left out).
     """
-    figures: dict[str, Any] = {"data.classes": [str(name) for name in run.raw.class_names], "data.images": len(run.y_train)}
+    figures: dict[str, Any] = {
+        "data.classes": [str(name) for name in run.raw.class_names],
+        "data.images": len(run.y_train),
+    }
     figures["loss.initial"] = float(run.initial_loss)
     figures.update(_epoch_losses(run))
     if run.history is not None:
@@ -53,7 +56,12 @@ def fingerprint(run: TrainingRun, check_numbers: dict[str, dict[str, Any]] | Non
 
 def _epoch_losses(run: TrainingRun) -> dict[str, float]:
     """fit's loss after each epoch, numbered across stages (a custom loop has none)."""
-    losses = [value for stage in stages_of(run) if stage.history is not None for value in stage.history.history.get("loss", ())]
+    losses = [
+        value
+        for stage in stages_of(run)
+        if stage.history is not None
+        for value in stage.history.history.get("loss", ())
+    ]
     return {f"loss.epoch_{epoch}": float(value) for epoch, value in enumerate(losses, 1)}
 
 
@@ -70,7 +78,14 @@ def _target_epoch(run: TrainingRun):
 
     if run.history is None:
         return False
-    curve = next((values for name, values in run.history.history.items() if name.endswith("accuracy") and not name.startswith("val_")), None)
+    curve = next(
+        (
+            values
+            for name, values in run.history.history.items()
+            if name.endswith("accuracy") and not name.startswith("val_")
+        ),
+        None,
+    )
     if curve is None:
         return False
     target = run.pipeline.check_options.get("overfit", {}).get("target_accuracy", DEFAULT_TARGET)
@@ -95,7 +110,10 @@ def _predictions(run: TrainingRun) -> dict[str, Any]:
     else:  # one unit: a sigmoid's probability, or a logit
         threshold = 0.5 if outputs.min() >= 0 and outputs.max() <= 1 else 0.0
         classes = (outputs[:, 0] > threshold).astype(int)
-    return {"predictions.class": [int(c) for c in classes], "predictions.output": [[float(v) for v in row] for row in outputs]}
+    return {
+        "predictions.class": [int(c) for c in classes],
+        "predictions.output": [[float(v) for v in row] for row in outputs],
+    }
 
 
 def _is_scalar(value: Any) -> bool:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline_checks._validation import check_number, is_number
 
@@ -46,7 +47,9 @@ class Tolerance:
     def __str__(self) -> str:
         if self.exact:
             return "exact"
-        parts = [f"absolute {self.absolute:g}"] * bool(self.absolute) + [f"relative {self.relative:g}"] * bool(self.relative)
+        parts = [f"absolute {self.absolute:g}"] * bool(self.absolute) + [f"relative {self.relative:g}"] * bool(
+            self.relative
+        )
         return " + ".join(parts)
 
 
@@ -81,7 +84,10 @@ def parse_tolerances(table: Any, where: str) -> tuple[tuple[str, Tolerance], ...
             raise ValueError(
                 f"Invalid {where} {pattern!r} = {value!r}: expected a table with 'absolute' and/or 'relative', {example}"
             )
-        numbers = {key: check_number(f"{where} {pattern}.{key}", number, "a number >= 0", 0, math.inf) for key, number in value.items()}
+        numbers = {
+            key: check_number(f"{where} {pattern}.{key}", number, "a number >= 0", 0, math.inf)
+            for key, number in value.items()
+        }
         parsed.append((str(pattern), Tolerance(**numbers)))
     return tuple(parsed)
 
@@ -93,7 +99,9 @@ def tolerance_for(figure: str, value: Any, overrides: tuple[tuple[str, Tolerance
             return tolerance
     if figure.startswith("checks.") and not isinstance(value, float):
         return EXACT  # a check's counts and verdicts are exact; only its measurements carry noise
-    return next((tolerance for pattern, tolerance in DEFAULT_TOLERANCES if fnmatch.fnmatchcase(figure, pattern)), FALLBACK)
+    return next(
+        (tolerance for pattern, tolerance in DEFAULT_TOLERANCES if fnmatch.fnmatchcase(figure, pattern)), FALLBACK
+    )
 
 
 @dataclass(frozen=True)
@@ -126,8 +134,13 @@ def check_families(figures: dict[str, Any]) -> frozenset[str]:
     return frozenset(name.split(".")[1] for name in figures if name.startswith("checks.") and name.count(".") >= 2)
 
 
-def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tuple[str, Tolerance], ...] = (),
-            checked_then: Iterable[str] | None = None, checked_now: Iterable[str] | None = None) -> list[Departure]:
+def compare(
+    baseline: dict[str, Any],
+    now: dict[str, Any],
+    overrides: tuple[tuple[str, Tolerance], ...] = (),
+    checked_then: Iterable[str] | None = None,
+    checked_now: Iterable[str] | None = None,
+) -> list[Departure]:
     """Every figure that moved beyond its tolerance or is missing on one side (moved=True), then those
     only one side measured.
 
@@ -135,13 +148,20 @@ def compare(baseline: dict[str, Any], now: dict[str, Any], overrides: tuple[tupl
     recorded and before this run (None: those whose numbers the figures hold).
     """
     both_checked = (check_families(baseline) if checked_then is None else frozenset(checked_then)) & (
-        check_families(now) if checked_now is None else frozenset(checked_now))
+        check_families(now) if checked_now is None else frozenset(checked_now)
+    )
     moved, unmatched = [], []
     for figure in [*baseline, *(f for f in now if f not in baseline)]:
         if figure not in now or figure not in baseline:
             side = "baseline" if figure in baseline else "now"
-            departure = Departure(figure, baseline.get(figure), now.get(figure), EXACT,
-                                  moved=_measured_by(figure, both_checked), side=side)
+            departure = Departure(
+                figure,
+                baseline.get(figure),
+                now.get(figure),
+                EXACT,
+                moved=_measured_by(figure, both_checked),
+                side=side,
+            )
             (moved if departure.moved else unmatched).append(departure)
             continue
         tolerance = tolerance_for(figure, baseline[figure], overrides)

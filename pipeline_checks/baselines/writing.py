@@ -43,7 +43,7 @@ def write_atomically(path: Path, text: str) -> None:
                 os.fchmod(descriptor, _mode_of(path))
             view = memoryview(data)
             while view:  # os.write may write less than it was given
-                view = view[os.write(descriptor, view):]
+                view = view[os.write(descriptor, view) :]
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
@@ -60,8 +60,10 @@ def write_atomically(path: Path, text: str) -> None:
 def unwritable(path: Path, error: OSError) -> str:
     """The one line an I/O error on the baseline `path` becomes."""
     reason = error.strerror or type(error).__name__
-    return (f"Cannot write the baseline {path}: {reason}; expected a folder this run can write ({Path(path).parent}): "
-            f"make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is")
+    return (
+        f"Cannot write the baseline {path}: {reason}; expected a folder this run can write ({Path(path).parent}): "
+        f"make it writable, or point pc_baseline_dir (--pc-baseline-dir) at one that is"
+    )
 
 
 def remove_leftovers(path: Path) -> None:

@@ -83,7 +83,9 @@ class Recalibration:
             return self.note
         lines = [
             f"Recalibrated {len(self.layers)} BatchNormalization layers on {self.samples} samples "
-            f"in {self.batches} batches" + (f"; left {len(self.frozen)} frozen layers alone" if self.frozen else "") + ".",
+            f"in {self.batches} batches"
+            + (f"; left {len(self.frozen)} frozen layers alone" if self.frozen else "")
+            + ".",
             "Largest drift between old moving statistics and the data's:",
         ]
         lines += [f"  {c.path}: {c.drift:.3g}" for c in self.largest_drift()]

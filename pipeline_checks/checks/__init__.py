@@ -30,5 +30,5 @@ def all_checks() -> dict:
 
 def __getattr__(name):
     if name.startswith("check_") and name[len("check_") :] in FAMILIES:
-        return getattr(import_module(f"pipeline_checks.checks.{name[len('check_'):]}"), name)
+        return getattr(import_module(f"pipeline_checks.checks.{name[len('check_') :]}"), name)
     raise AttributeError(f"module 'pipeline_checks.checks' has no attribute {name!r}")

@@ -50,7 +50,9 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     return failed(NAME, pipeline, summary, details, headline=headline, **numbers)
 
 
-NO_FIT_MODE = "fit's numbers do not exist for a custom loop, so train-mode, evaluate, predict and recalibrated were compared"
+NO_FIT_MODE = (
+    "fit's numbers do not exist for a custom loop, so train-mode, evaluate, predict and recalibrated were compared"
+)
 
 
 def _stages_note(run) -> str:
@@ -69,7 +71,9 @@ def key_numbers(agreement: Agreement) -> dict:
     if agreement.recalibration is not None and agreement.recalibration.layers:
         layers = agreement.recalibration.layers
         worst = max(layers, key=lambda layer: layer.drift)
-        numbers.update(worst_bn_drift=worst.drift, worst_bn_layer=worst.path, bn_layers=[_statistics(c) for c in layers])
+        numbers.update(
+            worst_bn_drift=worst.drift, worst_bn_layer=worst.path, bn_layers=[_statistics(c) for c in layers]
+        )
     return numbers
 
 

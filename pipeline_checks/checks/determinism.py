@@ -82,7 +82,11 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     if pipeline.train is not None:  # its own train function decides the epochs: replay all of it
         replay = replay_of(run)
         stages = len(run.stages)
-        when = "after the custom loop" if run.custom_loop else f"after the train function ({stages} stage{'s' if stages != 1 else ''})"
+        when = (
+            "after the custom loop"
+            if run.custom_loop
+            else f"after the train function ({stages} stage{'s' if stages != 1 else ''})"
+        )
         reference, replayed = run.final, replay.final
         logs, replay_logs = _last_logs(run), _last_logs(replay)
     elif run.after_first_epoch is not None:
@@ -96,16 +100,22 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     comparison = _compare(run, reference, replayed, logs, replay_logs)
     overrides = _overrides(pipeline, when)
     numbers = dict(
-        variables=len(reference), variables_differing=len(comparison.variables),
-        largest_difference=comparison.largest, largest_difference_at=comparison.largest_at,
-        metrics_differing=len(comparison.metrics), tolerance=tolerance, replay_seconds=round(replay.seconds, 2),
-        kernel_noise=False, overrides=overrides,
+        variables=len(reference),
+        variables_differing=len(comparison.variables),
+        largest_difference=comparison.largest,
+        largest_difference_at=comparison.largest_at,
+        metrics_differing=len(comparison.metrics),
+        tolerance=tolerance,
+        replay_seconds=round(replay.seconds, 2),
+        kernel_noise=False,
+        overrides=overrides,
     )
     if comparison.largest <= tolerance and comparison.structure is None:
         agree = "bitwise-identical" if comparison.largest == 0 else f"within {tolerance:g} relative"
         compared = "weights" if run.custom_loop else "weights ({n} variables) and metrics"
         return passed(
-            NAME, pipeline,
+            NAME,
+            pipeline,
             f"two runs from seed {seed} gave {agree} {compared.format(n=len(reference))} {when}"
             + (f" ({len(reference)} variables; {NO_FIT_METRICS})" if run.custom_loop else ""),
             f"  The replay {overrides}." if overrides else "",
@@ -114,7 +124,8 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     summary = _summary(seed, when, comparison, tolerance)
     if allow_kernel_noise and comparison.structure is None and _only_kernel_noise(pipeline, run, replay):
         return passed(
-            NAME, pipeline,
+            NAME,
+            pipeline,
             f"two runs from seed {seed} read the same data and compute the same first-step loss; their weights "
             f"differ {when} by up to {comparison.largest:.3g} relative only through non-deterministic kernels",
             f"{summary}\n  Not a seeding bug: for bitwise-identical runs, "
@@ -143,8 +154,14 @@ class _Comparison:
 def _compare(run: TrainingRun, reference, replayed, logs, replay_logs) -> _Comparison:
     if len(reference) != len(replayed) or any(a.shape != b.shape for a, b in zip(reference, replayed)):
         shapes = lambda values: ", ".join(str(v.shape) for v in values[:4])  # noqa: E731
-        return _Comparison([], [], math.inf, "", f"build_model returned models with different variables "
-                           f"({len(reference)}: {shapes(reference)}... vs {len(replayed)}: {shapes(replayed)}...)")
+        return _Comparison(
+            [],
+            [],
+            math.inf,
+            "",
+            f"build_model returned models with different variables "
+            f"({len(reference)}: {shapes(reference)}... vs {len(replayed)}: {shapes(replayed)}...)",
+        )
     variables = [
         (compat.variable_path(variable), difference)
         for variable, a, b in zip(run.weights, replayed, reference)
@@ -194,7 +211,8 @@ def _details(pipeline, run: TrainingRun, replay: TrainingRun, comparison: _Compa
         worst = sorted(comparison.variables, key=lambda item: item[1], reverse=True)[:3]
         lines.append(
             f"Differing variables: {len(comparison.variables)} of {len(run.weights)}; largest: "
-            + ", ".join(f"{path} ({difference:.3g})" for path, difference in worst) + "."
+            + ", ".join(f"{path} ({difference:.3g})" for path, difference in worst)
+            + "."
         )
     cause, fix = _where_randomness_enters(pipeline, run, replay)
     lines.append(f"  Likely cause: {cause}")
@@ -239,7 +257,9 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
             "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
             "into the model as Keras random layers (keras.layers.RandomFlip, ...), which keras.utils.set_random_seed seeds.",
         )
-    initial = [compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)]
+    initial = [
+        compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)
+    ]
     if initial:
         return (
             f"build_model gave different initial weights from the same seed ({len(initial)} variables, e.g. "
@@ -248,11 +268,14 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
             "weights from files, not from a random source.",
         )
     custom = [
-        f"{found.path} ({type(found.layer).__name__})" for found in walk_layers(run.model)
+        f"{found.path} ({type(found.layer).__name__})"
+        for found in walk_layers(run.model)
         if not compat.from_keras(type(found.layer))
     ]
-    first_step_differs = run.after_first_step is not None and replay.after_first_step is not None and not all(
-        _same_arrays(a, b) for a, b in zip(run.after_first_step, replay.after_first_step)
+    first_step_differs = (
+        run.after_first_step is not None
+        and replay.after_first_step is not None
+        and not all(_same_arrays(a, b) for a, b in zip(run.after_first_step, replay.after_first_step))
     )
     step = "from the first training step on" if first_step_differs else "from a later step on (the first step agrees)"
     suspects = f" Custom layers, the likely place: {', '.join(custom[:3])}." if custom else ""
@@ -277,7 +300,8 @@ def _only_kernel_noise(pipeline, run: TrainingRun, replay: TrainingRun) -> bool:
         and _same_arrays(run.raw.labels, replay.raw.labels)
         and _same_arrays(pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images))
         and all(_same_arrays(a, b) for a, b in zip(run.initial, replay.initial))
-        and math.isfinite(first) and abs(first - again) <= KERNEL_NOISE * max(abs(first), 1e-12)
+        and math.isfinite(first)
+        and abs(first - again) <= KERNEL_NOISE * max(abs(first), 1e-12)
     )
 
 

@@ -78,7 +78,9 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
         if len(stages) == 1:
             summary = f"{'the custom loop' if stages[0].custom else 'fit'} kept all {judged[0].kept} unchanged"
         else:
-            summary = "every stage kept its frozen layers unchanged: " + "; ".join(f"{j.name}: {j.kept}" for j in judged)
+            summary = "every stage kept its frozen layers unchanged: " + "; ".join(
+                f"{j.name}: {j.kept}" for j in judged
+            )
         return passed(NAME, pipeline, summary, f"Frozen layers: {listed(layers)}.", **numbers)
     parts = [part for j in failing for part in j.parts]
     details = [detail for j in failing for detail in j.details]
@@ -125,7 +127,11 @@ def _judge_stage(run: TrainingRun, stage: Stage, of: int, probed: dict) -> _Judg
         judged.parts.append(f"{where}frozen weights moved: {_count(moved_weights, weights)}")
         judged.details.append(where_details + _weights_moved(run, stage, moved_weights, weights))
     if moved_statistics:
-        label = "frozen BN moving statistics moved" if any(r.batchnorm for r, _ in moved_statistics) else "frozen layers' statistics moved"
+        label = (
+            "frozen BN moving statistics moved"
+            if any(r.batchnorm for r, _ in moved_statistics)
+            else "frozen layers' statistics moved"
+        )
         judged.parts.append(f"{where if not moved_weights else ''}{label}: {_count(moved_statistics, statistics)}")
         judged.details.append(
             (where_details if not moved_weights else "")
@@ -185,7 +191,11 @@ def _using_batch_statistics(run: TrainingRun, frozen: list[str], probed: dict) -
             if trainable:
                 layer.trainable = True
         probed[found.path] = (found.path, f"{type(layer).__name__} of {type(layer).__module__}") if uses else None
-    return [probed[path] for path in dict.fromkeys(f.path for f in walk_layers(run.model)) if path in frozen and probed.get(path)]
+    return [
+        probed[path]
+        for path in dict.fromkeys(f.path for f in walk_layers(run.model))
+        if path in frozen and probed.get(path)
+    ]
 
 
 def _on_batch_statistics(layers: list[tuple[str, str]], explained: bool) -> str:
@@ -255,10 +265,17 @@ def _weights_moved(run: TrainingRun, stage: Stage, moved, weights) -> str:
 
 
 def _statistics_moved(moved, statistics, with_weights: bool) -> str:
-    what = "BatchNormalization moving statistics" if any(r.batchnorm for r, _ in moved) else "statistics (non-trainable variables)"
+    what = (
+        "BatchNormalization moving statistics"
+        if any(r.batchnorm for r, _ in moved)
+        else "statistics (non-trainable variables)"
+    )
     text = f"Frozen layers' {what} moved in fit ({len(moved)} of {len(statistics)}): {_changes(moved)}.\n"
     if with_weights:
-        return text + "  Likely cause: the same stale train function trained the frozen layers in training mode; the fix above fixes both."
+        return (
+            text
+            + "  Likely cause: the same stale train function trained the frozen layers in training mode; the fix above fixes both."
+        )
     classes = sorted({r.layer_class for r, _ in moved})
     return text + (
         f"  Likely cause: {', '.join(classes)} updates its statistics in call(training=True) even when "
@@ -271,4 +288,3 @@ def _statistics_moved(moved, statistics, with_weights: bool) -> str:
 
 def _changes(moved) -> str:
     return listed(f"{r.path} by up to {amount:.3g}" for r, amount in moved)
-

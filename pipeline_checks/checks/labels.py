@@ -156,7 +156,12 @@ class _Outputs:
     @property
     def softmax_rows(self) -> bool:
         """Non-negative rows summing to 1: a softmax, or a probability distribution like one."""
-        return bool(self.width and self.width > 1 and self.values.min() >= -IN_UNIT_RANGE and np.abs(self.row_sums - 1).max() <= SUMS_TO_ONE)
+        return bool(
+            self.width
+            and self.width > 1
+            and self.values.min() >= -IN_UNIT_RANGE
+            and np.abs(self.row_sums - 1).max() <= SUMS_TO_ONE
+        )
 
     @property
     def sigmoid_probabilities(self) -> bool | None:
@@ -205,14 +210,18 @@ class _Report:
             return True
         outside = int(((raw.labels < 0) | (raw.labels >= raw.classes)).sum())
         one_based = low == 1 and high == raw.classes
-        self.findings.append(_Finding(
-            f"{split} labels run {low}..{high} for {raw.classes} classes",
-            f"class_names has {raw.classes} names, so labels must be 0..{raw.classes - 1}; {outside} of "
-            f"{len(raw.labels)} labels are outside{': the labels are 1-based' if one_based else ''}. Keras raises "
-            "no error while the model has enough outputs, and trains on class indices that name no class",
-            "subtract 1 from 1-based labels, or number the sorted class_names from 0 as "
-            "image_dataset_from_directory does" if one_based else "map every label to its index in class_names, 0..C-1",
-        ))
+        self.findings.append(
+            _Finding(
+                f"{split} labels run {low}..{high} for {raw.classes} classes",
+                f"class_names has {raw.classes} names, so labels must be 0..{raw.classes - 1}; {outside} of "
+                f"{len(raw.labels)} labels are outside{': the labels are 1-based' if one_based else ''}. Keras raises "
+                "no error while the model has enough outputs, and trains on class indices that name no class",
+                "subtract 1 from 1-based labels, or number the sorted class_names from 0 as "
+                "image_dataset_from_directory does"
+                if one_based
+                else "map every label to its index in class_names, 0..C-1",
+            )
+        )
         return False
 
     def classes_covered(self, raw) -> None:
@@ -224,19 +233,28 @@ class _Report:
         missing = [i for i in range(raw.classes) if i not in present]
         effect = (
             f"Fit, evaluate and every check that trains look healthy: the model reaches accuracy 1 by always answering {present[0]}"
-            if len(present) == 1 else "The model never sees a target for the missing classes, and fit and evaluate look healthy on the rest"
+            if len(present) == 1
+            else "The model never sees a target for the missing classes, and fit and evaluate look healthy on the rest"
         )
         if missing:
-            guess = f"A loader that labels every file {present[0]}?" if len(present) == 1 else "A loader that drops or merges classes?"
-            why = f"{guess} No training image is labelled {_listed_or(f'{i} ({raw.class_names[i]!r})' for i in missing)}"
+            guess = (
+                f"A loader that labels every file {present[0]}?"
+                if len(present) == 1
+                else "A loader that drops or merges classes?"
+            )
+            why = (
+                f"{guess} No training image is labelled {_listed_or(f'{i} ({raw.class_names[i]!r})' for i in missing)}"
+            )
         else:
             why = f"class_names has only {raw.classes} name, and a classifier needs at least 2 classes (a loader that found one class folder?)"
-        self.findings.append(_Finding(
-            f"training labels cover {len(present)} of {raw.classes} classes ({listed(present)})",
-            f"{why}. {effect}",
-            "label each image with the index of its class in class_names (image_dataset_from_directory "
-            "does, from one folder per class), and give the training data images of every class",
-        ))
+        self.findings.append(
+            _Finding(
+                f"training labels cover {len(present)} of {raw.classes} classes ({listed(present)})",
+                f"{why}. {effect}",
+                "label each image with the index of its class in class_names (image_dataset_from_directory "
+                "does, from one folder per class), and give the training data images of every class",
+            )
+        )
 
     def class_order(self, train_names, validation_names) -> None:
         self.numbers["validation_classes"] = len(validation_names)
@@ -251,30 +269,42 @@ class _Report:
         ]
         parts = [f"training has {len(train_names)} classes, validation {len(validation_names)}"]
         if missing:
-            parts.append("missing from validation: " + ", ".join(f"{n!r} (index {train_names.index(n)} in training)" for n in missing))
+            parts.append(
+                "missing from validation: "
+                + ", ".join(f"{n!r} (index {train_names.index(n)} in training)" for n in missing)
+            )
         if extra:
-            parts.append("only in validation: " + ", ".join(f"{n!r} (index {validation_names.index(n)})" for n in extra))
+            parts.append(
+                "only in validation: " + ", ".join(f"{n!r} (index {validation_names.index(n)})" for n in extra)
+            )
         if shifted:
-            parts.append(("1 class index shifts: " if len(shifted) == 1 else f"{len(shifted)} class indices shift: ") + "; ".join(shifted))
+            parts.append(
+                ("1 class index shifts: " if len(shifted) == 1 else f"{len(shifted)} class indices shift: ")
+                + "; ".join(shifted)
+            )
         if missing:
             first = f"class {missing[0]!r} is missing from validation_data"
         elif extra:
             first = f"class {extra[0]!r} is only in validation_data"
         else:
             first = "validation_data orders the classes differently"
-        self.findings.append(_Finding(
-            f"{first}, so class indices differ between the splits",
-            "; ".join(parts) + ". Validation then scores right predictions as wrong",
-            "read every split with the training split's class names (class_names=... in "
-            "image_dataset_from_directory) so an index means one class everywhere, and give every split images of every class",
-        ))
+        self.findings.append(
+            _Finding(
+                f"{first}, so class indices differ between the splits",
+                "; ".join(parts) + ". Validation then scores right predictions as wrong",
+                "read every split with the training split's class names (class_names=... in "
+                "image_dataset_from_directory) so an index means one class everywhere, and give every split images of every class",
+            )
+        )
 
     # -- the head ------------------------------------------------------------------------
 
     def head(self, outputs: _Outputs, loss: LossFacts, label_encoding: str, raw, targets) -> None:
         """Output width against class_names, and the loss against the head and the labels."""
         if outputs.width is None:
-            self.notes.append(f"output width and from_logits not checked: outputs have shape {outputs.values.shape}, not (batch, classes)")
+            self.notes.append(
+                f"output width and from_logits not checked: outputs have shape {outputs.values.shape}, not (batch, classes)"
+            )
             self.loss_computable = False
             return
         self.width = width = outputs.width
@@ -298,11 +328,13 @@ class _Report:
             effect = "; the labels do not name the classes in class_names"
         else:
             effect = "; labels past the last output have no score, and Keras raises or trains on garbage"
-        self.findings.append(_Finding(
-            f"the model outputs {width} scores for {raw.classes} classes",
-            f"class_names has {raw.classes} names but the last layer has {width} units{effect}",
-            f"build the last layer with len(class_names) = {raw.classes} units",
-        ))
+        self.findings.append(
+            _Finding(
+                f"the model outputs {width} scores for {raw.classes} classes",
+                f"class_names has {raw.classes} names but the last layer has {width} units{effect}",
+                f"build the last layer with len(class_names) = {raw.classes} units",
+            )
+        )
 
     def _categorical_head(self, loss: LossFacts, label_encoding: str, targets, raw, width: int) -> None:
         if width == 1:
@@ -382,13 +414,22 @@ class _Report:
         data = total - regularization
         uniform, expected = ("2", math.log(2)) if loss.kind == "binary" else (str(self.width), math.log(self.width))
         self.numbers.update(
-            initial_loss=total, initial_data_loss=data, initial_regularization_loss=regularization,
-            expected_initial_loss=expected, uniform_outputs=int(uniform),
+            initial_loss=total,
+            initial_data_loss=data,
+            initial_regularization_loss=regularization,
+            expected_initial_loss=expected,
+            uniform_outputs=int(uniform),
         )
-        share = f" (data loss; the compiled loss {total:.4g} adds regularization {regularization:.4g})" if regularization else ""
+        share = (
+            f" (data loss; the compiled loss {total:.4g} adds regularization {regularization:.4g})"
+            if regularization
+            else ""
+        )
         seen = f"loss at initialization {data:.4g}{share}, ln {uniform} = {expected:.4g}"
         if math.isfinite(data) and data <= expected * factor:
-            below = " (far below: build_model returns a model trained on this task?)" if data < expected / factor else ""
+            below = (
+                " (far below: build_model returns a model trained on this task?)" if data < expected / factor else ""
+            )
             self.notes.append(seen + below)
             return
         ratio = f"{data / expected:.2g}x ln {uniform}" if math.isfinite(data) else "not finite"
@@ -414,13 +455,18 @@ class _Report:
                 "not failed: a deep or residual model can start this confident"
             )
             return
-        cause, fix = found or ("the loss is not finite before the first step", "see the numerics check for where NaN or Inf first appears")
-        self.findings.append(_Finding(
-            f"loss at initialization {data:.4g}, expected about ln {uniform} = {expected:.3g}",
-            f"{data:.4g}{share} is {ratio}, above {factor:g}x: a freshly initialized classifier predicts about "
-            f"uniformly, so its loss starts near ln {uniform}. This model starts confidently wrong: {cause}",
-            fix,
-        ))
+        cause, fix = found or (
+            "the loss is not finite before the first step",
+            "see the numerics check for where NaN or Inf first appears",
+        )
+        self.findings.append(
+            _Finding(
+                f"loss at initialization {data:.4g}, expected about ln {uniform} = {expected:.3g}",
+                f"{data:.4g}{share} is {ratio}, above {factor:g}x: a freshly initialized classifier predicts about "
+                f"uniformly, so its loss starts near ln {uniform}. This model starts confidently wrong: {cause}",
+                fix,
+            )
+        )
 
     def _confident_cause(self, model, x_train, measure, bound: float) -> tuple[str, str] | None:
         """What makes a fresh model confidently wrong, where one shows; None where none does."""
@@ -512,7 +558,9 @@ def _categorical_on_one_unit(loss: LossFacts, raw) -> _Finding:
 
 
 def _binary_on_sparse(loss: LossFacts, targets, width: int, classes: int, softmax: bool) -> _Finding:
-    one_unit = " (or, for 2 classes, keep it on one sigmoid unit: Dense(1, activation='sigmoid'))" if classes == 2 else ""
+    one_unit = (
+        " (or, for 2 classes, keep it on one sigmoid unit: Dense(1, activation='sigmoid'))" if classes == 2 else ""
+    )
     return _Finding(
         f"{loss.name} on {width} {'softmax ' if softmax else ''}outputs with sparse labels",
         f"fit receives one class index per image, shape {targets.shape}, but {loss.name} compares a 0/1 target "
@@ -551,7 +599,10 @@ def _binary_on_softmax(loss: LossFacts, width: int) -> _Finding:
 
 def _from_logits_on_probabilities(loss: LossFacts, outputs: _Outputs) -> _Finding:
     if loss.kind == "binary":
-        activation, effect = "sigmoid", "squeezes every output into [0.5, 0.73], so no image can score below 0.5 in the loss, and shrinks its gradients"
+        activation, effect = (
+            "sigmoid",
+            "squeezes every output into [0.5, 0.73], so no image can score below 0.5 in the loss, and shrinks its gradients",
+        )
     else:
         activation, effect = "softmax", f"squeezes the loss towards ln {outputs.width} and shrinks its gradients"
     return _Finding(

@@ -86,16 +86,25 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
         numbers["largest_gradient"] = _largest([g for _, g in gradients if g is not None])
     note = f"Gradients not checked: {skipped}." if skipped else ""
     if not findings:
-        checked = "inputs, loss, weights" + (" and initial gradients" if gradients is not None or shown_by_first_step else "")
+        checked = "inputs, loss, weights" + (
+            " and initial gradients" if gradients is not None or shown_by_first_step else ""
+        )
         largest = f"Largest weight at the end {numbers['largest_weight']:.3g}" + (
             f"; largest initial gradient {numbers['largest_gradient']:.3g}." if gradients is not None else "."
         )
         if shown_by_first_step and gradients is None:
             note = f"Initial gradients finite: {shown_by_first_step}."
-        over = f"through the custom loop ({NO_BATCH_LOSSES})" if run.custom_loop else f"over {len(run.batch_losses)} steps of fit"
+        over = (
+            f"through the custom loop ({NO_BATCH_LOSSES})"
+            if run.custom_loop
+            else f"over {len(run.batch_losses)} steps of fit"
+        )
         return passed(
-            NAME, pipeline, f"{checked} finite {over}",
-            "\n".join([largest, *([note] if note else [])]), **numbers,
+            NAME,
+            pipeline,
+            f"{checked} finite {over}",
+            "\n".join([largest, *([note] if note else [])]),
+            **numbers,
         )
     cause, fix = _cause(run, findings, gradients is not None)
     lines = [f"{f.quantity.capitalize()} {f.where}: {f.detail}" for f in findings]
@@ -162,9 +171,12 @@ def _batch_losses(run: TrainingRun) -> _Finding | None:
     finite = losses[:step]
     trend = (
         f"; before it the loss went from {finite[0]:.3g} to {finite[-1]:.3g} (largest {finite.max():.3g})"
-        if len(finite) else ""
+        if len(finite)
+        else ""
     )
-    return _Finding("loss", _at_step(run, step), f"{losses[step]} reported by fit{trend}", step + 0.5)  # before update step + 1
+    return _Finding(
+        "loss", _at_step(run, step), f"{losses[step]} reported by fit{trend}", step + 0.5
+    )  # before update step + 1
 
 
 def _weights(run: TrainingRun) -> _Finding | None:
@@ -172,7 +184,9 @@ def _weights(run: TrainingRun) -> _Finding | None:
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
         if bad:
             names = listed([compat.variable_path(v) for v in bad])
-            detail = f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
+            detail = (
+                f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
+            )
             return _Finding("weights", when, detail, step)
     return None
 
@@ -257,8 +271,10 @@ def _cause(run: TrainingRun, findings: list[_Finding], gradients_checked: bool) 
     losses = np.asarray(run.batch_losses, dtype=np.float64)
     finite = losses[: np.argmin(np.isfinite(losses))] if not np.isfinite(losses).all() else losses
     exploded = all(f.what != "went non-finite" for f in findings)  # finite values that grew out of range
-    diverged = exploded or len(finite) > 1 and (
-        finite.max() > 10 * max(abs(finite[0]), 1e-12) or rate is not None and rate >= 1
+    diverged = (
+        exploded
+        or len(finite) > 1
+        and (finite.max() > 10 * max(abs(finite[0]), 1e-12) or rate is not None and rate >= 1)
     )
     rate_text = f" (learning rate {rate:g})" if rate is not None else ""
     if diverged:

@@ -112,13 +112,17 @@ def check_overfit(
         logged = "the model compiles" if run.custom_loop else "fit logged"
         names = agreement_of(run, tolerance).values["train-mode"] if run.custom_loop else run.history.history
         return failed(
-            NAME, pipeline, f"{'the model' if run.custom_loop else 'fit'} reports no accuracy, so memorization cannot be judged",
+            NAME,
+            pipeline,
+            f"{'the model' if run.custom_loop else 'fit'} reports no accuracy, so memorization cannot be judged",
             f"{logged} {', '.join(sorted(names))}.\n  Fix: compile with metrics=['accuracy'].",
         )
     capacity = _capacity_of(run)
     if not capacity.weights:
         return failed(
-            NAME, pipeline, "the model has no trainable weights, so fit cannot learn anything",
+            NAME,
+            pipeline,
+            "the model has no trainable weights, so fit cannot learn anything",
             f"Frozen: {listed(capacity.frozen_layers)}.\n  Fix: set trainable = True on the layers to train, then compile() again.",
             **fit.numbers(),
         )
@@ -228,7 +232,11 @@ class _Fit:
         return (
             f"{self.metric} by epoch: {accuracies} (chance, the majority share: {self.chance:.2f}); "
             f"loss {self.initial_loss:.3g} before the first step, then by epoch: {losses}."
-            + (f" Stages: {', '.join(f'{label} ({epochs} epochs)' for label, epochs in self.stages)}." if self.stages else "")
+            + (
+                f" Stages: {', '.join(f'{label} ({epochs} epochs)' for label, epochs in self.stages)}."
+                if self.stages
+                else ""
+            )
         )
 
     def numbers(self) -> dict:
@@ -261,8 +269,13 @@ def _fit_of(run: TrainingRun, tolerance: float) -> _Fit | None:
         losses = [v for log, size in zip(logs, sizes) for v in log.get("loss", [math.nan] * size)]
         labels = tuple((stage.label, size) for stage, size in zip(stages, sizes))
     return _Fit(
-        metric, [float(v) for v in curve], [float(v) for v in losses],
-        float(run.initial_loss), len(run.raw), chance, labels,
+        metric,
+        [float(v) for v in curve],
+        [float(v) for v in losses],
+        float(run.initial_loss),
+        len(run.raw),
+        chance,
+        labels,
     )
 
 
@@ -359,14 +372,23 @@ def _judge_inference(
     inference = agreement.values.get("recalibrated", agreement.values["evaluate"])
     evaluated = inference.get(fit.metric, inference.get("accuracy"))
     numbers = {
-        "reached_at_epoch": reached, "fit_accuracy": fit.curve[-1], "recalibrated_accuracy": evaluated,
-        "target": reference, "trainable_share": capacity.share, **fit.numbers(),
+        "reached_at_epoch": reached,
+        "fit_accuracy": fit.curve[-1],
+        "recalibrated_accuracy": evaluated,
+        "target": reference,
+        "trainable_share": capacity.share,
+        **fit.numbers(),
     }
     shortfall = math.nan if evaluated is None else reference - evaluated
-    reason = goal.reason if goal.target is not None else f"{goal.reason}; it memorized all the same, which evaluate must keep"
+    reason = (
+        goal.reason
+        if goal.target is not None
+        else f"{goal.reason}; it memorized all the same, which evaluate must keep"
+    )
     if shortfall > 0 and significant(shortfall, fit.samples, tolerance):
         return failed(
-            NAME, run.pipeline,
+            NAME,
+            run.pipeline,
             f"{fit.who} reached {fit.metric} {reference:g} {fit.at(reached)}, but evaluate after BatchNorm "
             f"recalibration gives {evaluated:.4f} on the same images ({round(shortfall * fit.samples)} of {fit.samples} samples)",
             f"{agreement}\n  The gap survives recalibration, so stale BN statistics do not explain it: "
@@ -374,7 +396,8 @@ def _judge_inference(
             **numbers,
         )
     return passed(
-        NAME, run.pipeline,
+        NAME,
+        run.pipeline,
         f"{fit.who} reached {fit.metric} {reference:g} {fit.at(reached)}; "
         f"evaluate after recalibration {'reports no accuracy' if evaluated is None else f'{evaluated:.4f}'}",
         f"{fit.describe()}\n{reason}." + (f"\n{note}" if note else ""),
@@ -385,18 +408,22 @@ def _judge_inference(
 def _short_of_target(run, fit: _Fit, goal: _Goal, capacity: _Capacity, signals: _Signals) -> CheckResult:
     cause = _cannot_learn(run, capacity, signals) or _stalled(run, capacity)
     diagnosis = (
-        f"  Cause: {cause.detail}.\n  Fix: {cause.fix}" if cause else
-        "  Likely causes: labels that do not match the images or the loss, a frozen or disconnected model, "
+        f"  Cause: {cause.detail}.\n  Fix: {cause.fix}"
+        if cause
+        else "  Likely causes: labels that do not match the images or the loss, a frozen or disconnected model, "
         "a learning rate far too high (diverges) or too low (stalls), inputs scaled far off.\n"
         "  Fix: run the labels, numerics and variables_change checks; then tune the learning rate or epochs."
     )
     return failed(
-        NAME, run.pipeline,
+        NAME,
+        run.pipeline,
         f"{fit.who} reached {fit.best:.4f} {fit.metric} at best, below the target {goal.target:g}, {fit.span}"
         + (f": {cause.summary}" if cause else ""),
         f"{fit.describe()}\n{goal.reason}.\n{diagnosis}\n"
         f"  If the trainable part truly cannot reach {goal.target:g}, state what it reaches: {FIX_OPTION}.",
-        target=goal.target, trainable_share=capacity.share, **fit.numbers(),
+        target=goal.target,
+        trainable_share=capacity.share,
+        **fit.numbers(),
     )
 
 
@@ -406,23 +433,34 @@ def _judge_learning(run, fit: _Fit, goal: _Goal, capacity: _Capacity, signals: _
     cause = _cannot_learn(run, capacity, signals)
     if cause is not None:
         return failed(
-            NAME, run.pipeline, f"the trainable part does not learn: {cause.summary}",
-            f"{fit.describe()}\n{goal.reason}.\n  Cause: {cause.detail}.\n  Fix: {cause.fix}", **numbers,
+            NAME,
+            run.pipeline,
+            f"the trainable part does not learn: {cause.summary}",
+            f"{fit.describe()}\n{goal.reason}.\n  Cause: {cause.detail}.\n  Fix: {cause.fix}",
+            **numbers,
         )
     before, after = signals.losses
     return passed(
-        NAME, run.pipeline,
+        NAME,
+        run.pipeline,
         f"the trainable part learns: loss {before:.4g} before fit, {after:.4g} after (inference mode), "
         f"{fit.metric} {fit.best:.2f} at best (chance {fit.chance:.2f}); 1.0 not demanded, {capacity.share:.1%} of the weights train",
         f"{fit.describe()}\n{goal.reason}.\n  To demand a level anyway: {FIX_OPTION}.",
-        loss_before=before, loss_after=after, **numbers,
+        loss_before=before,
+        loss_after=after,
+        **numbers,
     )
 
 
 def _judge_blind(run, fit: _Fit, capacity: _Capacity, signals: _Signals, tolerance: float) -> CheckResult:
     """The frozen part gives the trainable layers the same values for every image."""
     blind = signals.received
-    numbers = {"target": fit.chance, "trainable_share": capacity.share, "trainable_input_spread": blind, **fit.numbers()}
+    numbers = {
+        "target": fit.chance,
+        "trainable_share": capacity.share,
+        "trainable_input_spread": blind,
+        **fit.numbers(),
+    }
     seen = (
         f"the trainable layers receive the same values for all {fit.samples} images (they differ by at most "
         f"{blind:.2g}) from the frozen {listed(capacity.frozen_layers)}"
@@ -434,13 +472,16 @@ def _judge_blind(run, fit: _Fit, capacity: _Capacity, signals: _Signals, toleran
     )
     if significant(fit.chance - fit.best, fit.samples, tolerance) and fit.best < fit.chance:
         return failed(
-            NAME, run.pipeline,
+            NAME,
+            run.pipeline,
             f"{fit.who} reached {fit.best:.4f} {fit.metric} at best, below the majority share {fit.chance:.2f} that a model "
             f"blind to the images reaches: {seen}",
-            f"{why}\n  The head does not even learn the class prior: check the labels and the learning rate.", **numbers,
+            f"{why}\n  The head does not even learn the class prior: check the labels and the learning rate.",
+            **numbers,
         )
     return passed(
-        NAME, run.pipeline,
+        NAME,
+        run.pipeline,
         f"memorization not judged: {seen}; {fit.who} reached {fit.metric} {fit.best:.2f}, the majority share {fit.chance:.2f}",
         f"{why}\n  To judge memorization, load the base's pretrained weights, or state a target: {FIX_OPTION}.",
         **numbers,
@@ -472,7 +513,9 @@ class _Signals:
 
     @functools.cached_property
     def outputs(self) -> float:
-        outputs = _in_batches(lambda x: forward(self.run.model, x, training=False), self.run.x_infer, self.run.pipeline.batch_size)
+        outputs = _in_batches(
+            lambda x: forward(self.run.model, x, training=False), self.run.x_infer, self.run.pipeline.batch_size
+        )
         return _largest([_spread(o) for o in outputs]) if isinstance(outputs, list) else _spread(outputs)
 
     @functools.cached_property

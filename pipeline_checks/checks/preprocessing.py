@@ -279,7 +279,9 @@ def _conventions(images: np.ndarray) -> dict[str, _Statistics]:
         caffe = _statistics(preprocess_input_for("ResNet50")(pixels.copy()))  # caffe mode writes in place
         found["BGR with the ImageNet means subtracted ('caffe' mode)"] = caffe
         found["RGB with the ImageNet means subtracted (caffe mode without the swap to BGR)"] = caffe.reversed_channels()
-        found["ImageNet mean and std normalization ('torch' mode)"] = _statistics(preprocess_input_for("DenseNet121")(pixels.copy()))
+        found["ImageNet mean and std normalization ('torch' mode)"] = _statistics(
+            preprocess_input_for("DenseNet121")(pixels.copy())
+        )
     return found
 
 
@@ -339,20 +341,24 @@ def _path_mismatch(paths: _Comparison, conventions, random: bool, names: tuple[s
     else:
         summary = f"{train} and {infer} give different inputs for the same {n} images: {paths.differences()}"
         if _channels_reversed(paths):
-            cause = "the channel order is reversed between the paths (RGB in one, BGR in the other, e.g. cv2.imread in one)"
+            cause = (
+                "the channel order is reversed between the paths (RGB in one, BGR in the other, e.g. cv2.imread in one)"
+            )
         elif train_looks and infer_looks and train_looks != infer_looks:
             cause = f"training feeds {train_looks} but inference feeds {infer_looks}"
         else:
             cause = "the two paths scale, offset, normalize or order channels differently"
         cause += ", so the model is served inputs unlike those it was trained on"
     how = f"{train} is random (two calls differ)" if random else "the values differ"
-    details = "\n".join([
-        _described(train, paths.ours, conventions),
-        _described(infer, paths.reference, conventions),
-        f"  {how}, so the statistics augmentation keeps were compared: {paths.explained()}: more than augmentation explains.",
-        f"  Likely cause: {cause}.",
-        f"  Fix: {fix}.",
-    ])
+    details = "\n".join(
+        [
+            _described(train, paths.ours, conventions),
+            _described(infer, paths.reference, conventions),
+            f"  {how}, so the statistics augmentation keeps were compared: {paths.explained()}: more than augmentation explains.",
+            f"  Likely cause: {cause}.",
+            f"  Fix: {fix}.",
+        ]
+    )
     return summary, details
 
 
@@ -556,7 +562,10 @@ def _received(expected: _Comparison, conventions) -> str:
     """What the application's layers receive, named: a convention, or its range."""
     if _channels_reversed(expected):
         return "inputs in reversed channel order (RGB for BGR, or BGR for RGB)"
-    return _looks_like(expected.ours, conventions) or f"inputs in {_range(expected.ours)}, which follow none of the usual conventions"
+    return (
+        _looks_like(expected.ours, conventions)
+        or f"inputs in {_range(expected.ours)}, which follow none of the usual conventions"
+    )
 
 
 def _in_model_cause(

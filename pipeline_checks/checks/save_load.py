@@ -97,7 +97,9 @@ def check_save_load(
     with tempfile.TemporaryDirectory(prefix="pipeline-checks-save-load-", dir=directory) as folder:
         saved = _save(keras, model, folder)
         # The weights file first: it takes the checks' untrained build, which is freed before load_model builds another model.
-        weights_file = _round_trip("weights file", reference, run, lambda: _load_weights(pipeline, model, saved, seed, run.x_infer))
+        weights_file = _round_trip(
+            "weights file", reference, run, lambda: _load_weights(pipeline, model, saved, seed, run.x_infer)
+        )
         keras_file = _round_trip(saved.label, reference, run, lambda: _load_keras(keras, model, saved, custom_objects))
         formats = [keras_file, weights_file]
     numbers = {"tolerance": tolerance}
@@ -107,7 +109,8 @@ def check_save_load(
     broken = [outcome for outcome in formats if not outcome.ok(tolerance)]
     if not broken:
         return passed(
-            NAME, pipeline,
+            NAME,
+            pipeline,
             f"the {saved.label} and the weights file both load back to identical weights ({len(reference.weights)} "
             f"variables, {len(reference.batchnorm)} BatchNormalization layers) and predictions on {len(run.x_infer)} images",
             **numbers,
@@ -150,7 +153,10 @@ class _Outcome:
     structure: str = ""  # why weights cannot be compared one by one
 
     def ok(self, tolerance: float) -> bool:
-        return not (self.error or self.structure or self.weights or self.batchnorm) and self.prediction_difference <= tolerance
+        return (
+            not (self.error or self.structure or self.weights or self.batchnorm)
+            and self.prediction_difference <= tolerance
+        )
 
     def headline(self, tolerance: float) -> str:
         if self.error:
@@ -194,20 +200,28 @@ def _round_trip(label: str, reference: _State, run, load) -> _Outcome:
     if len(state.weights) != len(reference.weights) or any(
         tuple(a.shape) != tuple(b.shape) for a, b in zip(state.weights, reference.weights)
     ):
-        outcome.structure = f"it has {len(state.weights)} weights of other shapes, the trained model {len(reference.weights)}"
+        outcome.structure = (
+            f"it has {len(state.weights)} weights of other shapes, the trained model {len(reference.weights)}"
+        )
         outcome.cause = "the loaded model's architecture differs: get_config or build_model builds other layers."
-        outcome.fix = "make get_config return every argument that shapes the layer; build the same model in build_model."
+        outcome.fix = (
+            "make get_config return every argument that shapes the layer; build the same model in build_model."
+        )
         return outcome
     outcome.weights = [
-        path for path, a, b in zip(reference.paths, reference.weights, state.weights)
+        path
+        for path, a, b in zip(reference.paths, reference.weights, state.weights)
         if not _identical(compat.to_numpy(a), compat.to_numpy(b))
     ]
     outcome.batchnorm = [
-        path for (path, (mean, variance)), (mean2, variance2) in zip(reference.batchnorm.items(), state.batchnorm.values())
+        path
+        for (path, (mean, variance)), (mean2, variance2) in zip(reference.batchnorm.items(), state.batchnorm.values())
         if not (_identical(mean, mean2) and _identical(variance, variance2))
     ]
     if outcome.weights:
-        outcome.cause = "the file does not carry these values, or they are loaded into other variables (order of creation)."
+        outcome.cause = (
+            "the file does not carry these values, or they are loaded into other variables (order of creation)."
+        )
         outcome.fix = "create every variable in build() or __init__ in a fixed order, and save after after_fit."
     elif outcome.prediction_difference > 0:
         outcome.cause, outcome.fix = _state_outside_weights(reference.model, loaded)
@@ -244,7 +258,9 @@ def _save(keras, model, folder: str) -> _Saved:
         saved.error = error
         if unzipped and os.path.exists(saved.weights_path):
             os.remove(saved.weights_path)  # maybe half written: save_weights writes its own
-    release_freed_memory(collect=False)  # saving's buffers (a .keras file's archive goes through memory), before a model is loaded
+    release_freed_memory(
+        collect=False
+    )  # saving's buffers (a .keras file's archive goes through memory), before a model is loaded
     return saved
 
 
@@ -409,7 +425,8 @@ def _state_outside_weights(trained, loaded) -> tuple[str, str]:
 def _plain_attributes(layer) -> dict:
     plain = (bool, int, float, str, np.ndarray, np.generic, type(None))
     return {
-        key: value for key, value in vars(layer).items()
+        key: value
+        for key, value in vars(layer).items()
         if not key.startswith("_") and key != "name" and isinstance(value, plain)
     }
 

@@ -56,8 +56,11 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     unchanged = [r for r in trained if change(r, run.initial, run.final) == 0.0]
     first_trainable = stages_of(run)[0].trainable  # the first step is the first stage's
     later = [
-        r for r in trained
-        if r not in unchanged and id(run.weights[r.index]) in first_trainable and change(r, run.initial, first_step) == 0.0
+        r
+        for r in trained
+        if r not in unchanged
+        and id(run.weights[r.index]) in first_trainable
+        and change(r, run.initial, first_step) == 0.0
     ]
     frozen_moved = [r for r in frozen if change(r, run.initial, run.final) != 0.0]
     steps = len(run.batch_losses)
@@ -72,11 +75,15 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     if not unchanged and not frozen_moved:
         if not trained:
             return failed(
-                NAME, pipeline, "the model has no trainable weights: fit trains nothing",
-                f"{notes}\n  Fix: set trainable = True on the layers to train, then compile() again.".lstrip(), **numbers,
+                NAME,
+                pipeline,
+                "the model has no trainable weights: fit trains nothing",
+                f"{notes}\n  Fix: set trainable = True on the layers to train, then compile() again.".lstrip(),
+                **numbers,
             )
         summary = (
-            f"all {len(trained)} trainable weights changed in the custom loop" if run.custom_loop
+            f"all {len(trained)} trainable weights changed in the custom loop"
+            if run.custom_loop
             else f"all {len(trained)} trainable weights changed in fit ({steps} steps)"
         )
         if later:
@@ -85,7 +92,9 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     parts, details = [], []
     if unchanged:
         during = "the custom loop" if run.custom_loop else f"{steps} steps of fit"
-        parts.append(f"{len(unchanged)} of {len(trained)} trainable weights never changed in {during} ({_names(unchanged)})")
+        parts.append(
+            f"{len(unchanged)} of {len(trained)} trainable weights never changed in {during} ({_names(unchanged)})"
+        )
         details.append(_unchanged_cause(run, trained, unchanged))
     if frozen_moved:
         parts.append(f"{len(frozen_moved)} of {len(frozen)} frozen weights changed ({_names(frozen_moved)})")
@@ -94,8 +103,8 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
             "  Likely cause: the loop trains a list of variables other than model.trainable_weights (taken before "
             "freezing, or model.weights).\n"
             "  Fix: train model.trainable_weights, read after setting trainable; check_frozen_layers has the details."
-            if run.custom_loop else
-            "Frozen weights (not in model.trainable_weights when fit started) changed.\n"
+            if run.custom_loop
+            else "Frozen weights (not in model.trainable_weights when fit started) changed.\n"
             "  Likely cause: trainable was set to False after fit's train function was built, without compiling again.\n"
             "  Fix: call compile() again after setting trainable; check_frozen_layers has the details."
         )
@@ -160,7 +169,9 @@ def _unfrozen_in_stage(run: TrainingRun, unchanged: list[VariableRole]):
 def _notes(later, frozen, frozen_moved) -> str:
     notes = []
     if later:
-        notes.append(f"Changed only after the first step (zero gradient on the first batch): {_names(later, limit=2 * SHOWN)}.")
+        notes.append(
+            f"Changed only after the first step (zero gradient on the first batch): {_names(later, limit=2 * SHOWN)}."
+        )
     still = list(dict.fromkeys(r.layer for r in frozen if r not in frozen_moved))
     if still:
         shown = listed(still)

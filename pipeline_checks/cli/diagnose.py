@@ -34,30 +34,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `diagnose` subcommand's arguments to `parser`."""
     from pipeline_checks.model.applications import known_applications
 
-    parser.add_argument("model", type=Path, metavar="MODEL", help="the saved model: a .keras file (loaded with safe_mode=True)")
     parser.add_argument(
-        "images", type=Path, metavar="IMAGES_DIR",
+        "model", type=Path, metavar="MODEL", help="the saved model: a .keras file (loaded with safe_mode=True)"
+    )
+    parser.add_argument(
+        "images",
+        type=Path,
+        metavar="IMAGES_DIR",
         help="one sub-folder of images per class (.bmp .gif .jpeg .jpg .png); sorted folder "
         "names give the label indices, as image_dataset_from_directory does",
     )
     parser.add_argument(
-        "--preprocess", type=_preprocessing_argument, default="none", metavar="NAME",
+        "--preprocess",
+        type=_preprocessing_argument,
+        default="none",
+        metavar="NAME",
         help="what the model was trained on: none (float32 pixels 0..255), rescale (/255), an "
         f"application whose preprocess_input to apply ({', '.join(known_applications())}), or your own "
         "function as package.module:function, imported from the current directory and called with a "
         "float32 batch (N, height, width, channels) of pixels 0..255 (default: none)",
     )
     parser.add_argument(
-        "--image-size", type=_image_size, default=None, metavar="HEIGHT,WIDTH",
+        "--image-size",
+        type=_image_size,
+        default=None,
+        metavar="HEIGHT,WIDTH",
         help="read the images at this size (also HEIGHTxWIDTH); required when the model's input has no "
         "fixed size, e.g. keras.Input((None, None, 3)) (default: the model's input size)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, metavar="N",
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
         help="fit's batch size, for train-mode and recalibration statistics (default: all images as one batch)",
     )
     parser.add_argument(
-        "--write-recalibrated", type=Path, default=None, metavar="OUT.keras",
+        "--write-recalibrated",
+        type=Path,
+        default=None,
+        metavar="OUT.keras",
         help="save the recalibrated model here (never over MODEL)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --write-recalibrated file")
@@ -70,8 +86,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = diagnose_saved_model(
-            args.model, args.images, preprocess=args.preprocess, batch_size=args.batch_size,
-            write_recalibrated=args.write_recalibrated, force=args.force, image_size=args.image_size,
+            args.model,
+            args.images,
+            preprocess=args.preprocess,
+            batch_size=args.batch_size,
+            write_recalibrated=args.write_recalibrated,
+            force=args.force,
+            image_size=args.image_size,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except (DiagnoseError, ImageFolderError, FileNotFoundError, NotADirectoryError) as error:

@@ -16,7 +16,9 @@ def first_report_parser() -> argparse.ArgumentParser:
         "evaluate 33%%), diagnose it, recalibrate BatchNorm and measure again.",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for images and Keras (default: 0)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: until fit's accuracy is 1, at most 20)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: until fit's accuracy is 1, at most 20)"
+    )
     return parser
 
 

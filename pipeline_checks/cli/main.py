@@ -51,7 +51,9 @@ def suite_parser() -> argparse.ArgumentParser:
         f"Other commands: {', '.join(COMMANDS)} (pipeline-checks COMMAND --help).",
     )
     parser.add_argument(
-        "pipelines", nargs="*", metavar="MODULE:FACTORY",
+        "pipelines",
+        nargs="*",
+        metavar="MODULE:FACTORY",
         help="pipelines to check, e.g. my_project.pipelines:make_pipeline (default: those declared in "
         "pyproject.toml's [tool.pipeline_checks], else built-in pipelines for --models)",
     )
@@ -59,14 +61,23 @@ def suite_parser() -> argparse.ArgumentParser:
         if knob.name in POSITIONAL_KNOBS:
             continue
         parser.add_argument(
-            "--" + knob.name.replace("_", "-"), dest=knob.name, type=_checked(knob), metavar=knob.metavar,
+            "--" + knob.name.replace("_", "-"),
+            dest=knob.name,
+            type=_checked(knob),
+            metavar=knob.metavar,
             help=f"{knob.help} Same as pytest's {knob.flag}; left out, the ini file or pyproject.toml decides.",
         )
     parser.add_argument(
-        "--update-baselines", action="store_true",
+        "--update-baselines",
+        action="store_true",
         help="write or refresh each pipeline's baseline file and pass; review and commit them (pytest's --pc-update-baselines)",
     )
-    parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="run only checks matching, as pytest -k (e.g. 'labels or numerics')")
+    parser.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPRESSION",
+        help="run only checks matching, as pytest -k (e.g. 'labels or numerics')",
+    )
     parser.epilog = "Arguments after -- go to pytest as they are, e.g. pipeline-checks -- --junitxml=report.xml -n 2"
     return parser
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,7 @@ def resolve_application_name(name: str) -> str:
     """The canonical spelling of an application name, matched case-insensitively."""
     by_lower = {known.lower(): known for known in APPLICATIONS}
     if not isinstance(name, str) or name.lower() not in by_lower:
-        raise ValueError(
-            f"Unknown application {name!r}; expected one of: {', '.join(APPLICATIONS)}."
-        )
+        raise ValueError(f"Unknown application {name!r}; expected one of: {', '.join(APPLICATIONS)}.")
     return by_lower[name.lower()]
 
 

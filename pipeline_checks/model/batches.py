@@ -58,7 +58,10 @@ def collect_batches(
     elif isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_source(data[0]):
         if len(data[0]) != len(data[1]):
             raise ValueError(f"x and y hold different numbers of samples: {len(data[0])} and {len(data[1])}")
-        inputs, targets = _split(_shuffled(data[0], shuffle, batch_size), batch_size), _split(_shuffled(data[1], shuffle, batch_size), batch_size)
+        inputs, targets = (
+            _split(_shuffled(data[0], shuffle, batch_size), batch_size),
+            _split(_shuffled(data[1], shuffle, batch_size), batch_size),
+        )
         if sum(map(len, inputs)) != sum(map(len, targets)):
             raise ValueError(
                 f"x and y hold different numbers of samples: {sum(map(len, inputs))} and {sum(map(len, targets))}"

@@ -188,7 +188,11 @@ def variables_left_uninitialized():
         from keras.src.backend.common.stateless_scope import StatelessScope
     except ImportError:
         StatelessScope = None  # noqa: N806 - Keras 2
-    if StatelessScope is None or not is_keras3() or "initialize_variables" not in inspect.signature(StatelessScope).parameters:
+    if (
+        StatelessScope is None
+        or not is_keras3()
+        or "initialize_variables" not in inspect.signature(StatelessScope).parameters
+    ):
         yield
         return
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
@@ -276,7 +280,7 @@ def training_steps(model) -> int | None:
     return None if iterations is None else int(iterations.numpy() if hasattr(iterations, "numpy") else iterations)
 
 
-def to_numpy(value) -> "np.ndarray":
+def to_numpy(value) -> np.ndarray:
     """A NumPy copy of a variable or tensor of any backend."""
     import numpy as np
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 Shape = tuple  # one tensor's shape without the batch dimension, e.g. (224, 224, 3)
 
@@ -152,22 +153,69 @@ _RULES: dict[str, Callable[[Any, Shape, Shape], int]] = {
 _FREE = frozenset(
     {
         # normalization and activations
-        "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
-        "Normalization", "Rescaling", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU",
-        "Softmax", "ThresholdedReLU",
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "UnitNormalization",
+        "Normalization",
+        "Rescaling",
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "Softmax",
+        "ThresholdedReLU",
         # pooling
-        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-        "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-        "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
         # merging
-        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "Concatenate",
         # moving data: reshaping, padding, cropping, resizing, lookups
-        "InputLayer", "Identity", "Reshape", "Flatten", "Permute", "RepeatVector", "Masking",
-        "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
-        "UpSampling1D", "UpSampling2D", "UpSampling3D", "Resizing", "CenterCrop", "Embedding",
+        "InputLayer",
+        "Identity",
+        "Reshape",
+        "Flatten",
+        "Permute",
+        "RepeatVector",
+        "Masking",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+        "Resizing",
+        "CenterCrop",
+        "Embedding",
         # regularization: identity or elementwise noise
-        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
-        "GaussianNoise", "AlphaDropout", "ActivityRegularization",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianDropout",
+        "GaussianNoise",
+        "AlphaDropout",
+        "ActivityRegularization",
     }
 )
 

@@ -42,7 +42,14 @@ def _jax_gradients(model, x, y, trainable):
 
     def loss_of(values, non_trainable, metrics, optimizer, x, y):
         loss, _ = model.compute_loss_and_updates(
-            values, non_trainable, metrics, x, y, None, training=True, optimizer_variables=optimizer,
+            values,
+            non_trainable,
+            metrics,
+            x,
+            y,
+            None,
+            training=True,
+            optimizer_variables=optimizer,
         )
         return loss
 

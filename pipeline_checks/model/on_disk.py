@@ -35,7 +35,9 @@ class SpillFile:
         self._file.seek(offset)
         view = out.reshape(-1).view(np.uint8)
         if self._file.readinto(view.data) != view.nbytes:
-            raise OSError(f"the temporary state file {self._file.name!r} ended early: {view.nbytes} bytes expected at {offset}")
+            raise OSError(
+                f"the temporary state file {self._file.name!r} ended early: {view.nbytes} bytes expected at {offset}"
+            )
 
 
 @dataclass(frozen=True)

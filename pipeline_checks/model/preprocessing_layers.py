@@ -193,7 +193,7 @@ def _learned(layer) -> bool:
     return any(name.endswith(_LEARNED) for name in names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _leading_classes(application: str) -> tuple[str, ...]:
     """The class names in front of a fresh build's first learned layer, e.g. ('ZeroPadding2D',).
 
@@ -206,7 +206,9 @@ def _leading_classes(application: str) -> tuple[str, ...]:
     spec = APPLICATIONS[application]
     build = functools.partial(
         getattr(compat.keras().applications, spec.name),
-        weights=None, include_top=False, input_shape=(spec.min_size, spec.min_size, 3),
+        weights=None,
+        include_top=False,
+        input_shape=(spec.min_size, spec.min_size, 3),
     )
     try:
         with compat.variables_left_uninitialized():

@@ -116,4 +116,3 @@ def _torch() -> list:
 
     state = torch.get_rng_state()
     return [lambda: torch.set_rng_state(state)]
-

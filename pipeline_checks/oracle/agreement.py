@@ -175,7 +175,15 @@ def measure_agreement(
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
     findings = diagnose(
-        values, gated, tolerance, PREDICT_TOLERANCE, batches.total, facts, training_only, recalibration, saturated,
+        values,
+        gated,
+        tolerance,
+        PREDICT_TOLERANCE,
+        batches.total,
+        facts,
+        training_only,
+        recalibration,
+        saturated,
         _non_finite_variables(model),
     )
     return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))

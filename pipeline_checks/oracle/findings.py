@@ -34,7 +34,15 @@ class Finding:
 
 
 def diagnose(
-    values, gated, tolerance, predict_tolerance, samples, batchnorm, training_only, recalibration, saturated=False,
+    values,
+    gated,
+    tolerance,
+    predict_tolerance,
+    samples,
+    batchnorm,
+    training_only,
+    recalibration,
+    saturated=False,
     non_finite_variables=(),
 ) -> list[Finding]:
     findings = _non_finite(values, non_finite_variables)
@@ -54,19 +62,23 @@ def diagnose(
         findings.append(_stale_batchnorm(batchnorm, recalibration))
     elif inference_gap and not batchnorm.frozen_moved_in_training:
         held = f" ({listed(training_only)} held in inference mode in both)" if training_only else ""
-        findings.append(Finding(
-            "Cause unknown",
-            "inference differs from a training-mode pass with the same weights, and neither "
-            f"BatchNormalization recalibration nor the known training-only layers{held} explain it.",
-            "look for layers whose call() branches on `training`, or custom train_step logic.",
-        ))
+        findings.append(
+            Finding(
+                "Cause unknown",
+                "inference differs from a training-mode pass with the same weights, and neither "
+                f"BatchNormalization recalibration nor the known training-only layers{held} explain it.",
+                "look for layers whose call() branches on `training`, or custom train_step logic.",
+            )
+        )
     if fit_gap and not inference_gap:
-        findings.append(Finding(
-            "Cause: fit saw other inputs, or the weights moved during the epoch",
-            "evaluate agrees with a training-mode pass on this data, but is below what fit reported.",
-            "give fit and evaluate the same preprocessing (augmentation, rescaling, label encoding); "
-            "fit's numbers are an average over the last epoch, so compare near convergence.",
-        ))
+        findings.append(
+            Finding(
+                "Cause: fit saw other inputs, or the weights moved during the epoch",
+                "evaluate agrees with a training-mode pass on this data, but is below what fit reported.",
+                "give fit and evaluate the same preprocessing (augmentation, rescaling, label encoding); "
+                "fit's numbers are an average over the last epoch, so compare near convergence.",
+            )
+        )
     return findings
 
 
@@ -74,7 +86,10 @@ def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
     """Evaluate above fit's epoch average: no bug; say which mechanisms make fit's numbers lower."""
     if not above:
         return []
-    reasons = [" ".join(gap.detail.rstrip(".") for gap in above), "fit averages its last epoch while the weights still improve"]
+    reasons = [
+        " ".join(gap.detail.rstrip(".") for gap in above),
+        "fit averages its last epoch while the weights still improve",
+    ]
     if training_only:
         active = values.get("train-all", {})
         shown = ", ".join(f"{m} {active[m]:.4f}" for m in gated if m in active)
@@ -87,19 +102,26 @@ def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
 
 def _non_finite(values, variables) -> list[Finding]:
     # A NaN compares as no gap at all: name it, or a diverged model would agree with itself.
-    bad = [f"{mode} {metric} is {value}" for mode, metrics in values.items() for metric, value in metrics.items() if not math.isfinite(value)]
+    bad = [
+        f"{mode} {metric} is {value}"
+        for mode, metrics in values.items()
+        for metric, value in metrics.items()
+        if not math.isfinite(value)
+    ]
     # Inference can hide a NaN in the weights (a max or ReLU that drops it), so name those too.
     if variables:
         bad.append(f"model variables hold NaN or Inf: {listed(variables)}")
     if not bad:
         return []
-    return [Finding(
-        "Not finite",
-        f"{'; '.join(bad)}: the modes cannot be compared.",
-        "the model diverged or its inputs hold NaN/Inf: run pipeline_checks.checks.check_numerics "
-        "on the pipeline to find the first non-finite loss, weight or gradient.",
-        is_failure=True,
-    )]
+    return [
+        Finding(
+            "Not finite",
+            f"{'; '.join(bad)}: the modes cannot be compared.",
+            "the model diverged or its inputs hold NaN/Inf: run pipeline_checks.checks.check_numerics "
+            "on the pipeline to find the first non-finite loss, weight or gradient.",
+            is_failure=True,
+        )
+    ]
 
 
 def _predict_gaps(values, predict_tolerance, saturated: bool) -> list[Finding]:
@@ -109,14 +131,16 @@ def _predict_gaps(values, predict_tolerance, saturated: bool) -> list[Finding]:
         if metric == "loss" and saturated and predicted is not None and predicted < evaluated:
             continue  # a loss from clipped probabilities is only a lower bound of evaluate's
         if predicted is not None and abs(predicted - evaluated) > predict_tolerance * max(1.0, abs(evaluated)):
-            gaps.append(Finding(
-                "Gap: predict vs evaluate",
-                f"{metric} is {predicted:.4f} from predict outputs but {evaluated:.4f} from evaluate; "
-                "both run inference on the same data, so they must agree.",
-                "look for a data pipeline that differs between predict and evaluate, stateful "
-                "layers, or non-deterministic inference.",
-                is_failure=True,
-            ))
+            gaps.append(
+                Finding(
+                    "Gap: predict vs evaluate",
+                    f"{metric} is {predicted:.4f} from predict outputs but {evaluated:.4f} from evaluate; "
+                    "both run inference on the same data, so they must agree.",
+                    "look for a data pipeline that differs between predict and evaluate, stateful "
+                    "layers, or non-deterministic inference.",
+                    is_failure=True,
+                )
+            )
     return gaps
 
 
@@ -140,11 +164,13 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
             # A higher loss is worse: "above" the reference is the failing side for the loss.
             worse = gap > 0 if metric == "loss" else gap < 0
             direction = "below" if gap < 0 else "above"
-            gaps.append(Finding(
-                f"Gap: {mode} vs {reference}",
-                f"{metric} {ours:.4f} is {abs(gap):.4f} {direction} {reference}'s {theirs:.4f}{images}.",
-                is_failure=worse or fail_above,
-            ))
+            gaps.append(
+                Finding(
+                    f"Gap: {mode} vs {reference}",
+                    f"{metric} {ours:.4f} is {abs(gap):.4f} {direction} {reference}'s {theirs:.4f}{images}.",
+                    is_failure=worse or fail_above,
+                )
+            )
     return gaps
 
 
@@ -152,10 +178,9 @@ def _stale_batchnorm(batchnorm, recalibration) -> Finding:
     momentum = max(batchnorm.momenta)
     parts = [f"{batchnorm.count} BatchNormalization layers, momentum {', '.join(f'{m:g}' for m in batchnorm.momenta)}"]
     if batchnorm.updates_seen is not None:
-        remains = momentum ** batchnorm.updates_seen
+        remains = momentum**batchnorm.updates_seen
         parts.append(
-            f"{batchnorm.updates_seen} updates seen, so {remains:.0%} of the initial moving mean 0 / "
-            "variance 1 remains"
+            f"{batchnorm.updates_seen} updates seen, so {remains:.0%} of the initial moving mean 0 / variance 1 remains"
         )
     if 0 < momentum < 1:
         parts.append(f"forgetting 99% takes {math.ceil(math.log(0.01) / math.log(momentum))} updates")

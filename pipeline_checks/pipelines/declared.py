@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline_checks import _imports
 from pipeline_checks.pipelines.pipeline import Pipeline

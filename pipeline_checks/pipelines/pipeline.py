@@ -236,8 +236,11 @@ class Pipeline:
                 "tf.data.Dataset), or let the data yield model inputs"
             )
         reading = Reading(
-            self.image_size, self.batch_size, bool(self.fit_kwargs.get("shuffle", True)),
-            self.fit_kwargs.get("steps_per_epoch"), self.train_dataset,
+            self.image_size,
+            self.batch_size,
+            bool(self.fit_kwargs.get("shuffle", True)),
+            self.fit_kwargs.get("steps_per_epoch"),
+            self.train_dataset,
         )
         with self._step(attribute):
             return load(data, reading)
@@ -263,9 +266,13 @@ class Pipeline:
         except Exception as error:  # the user's code: name the pipeline and the step
             from pipeline_checks.errors import PipelineRunError
 
-            raise PipelineRunError(f"Pipeline {self.name!r}: build_model raised {type(error).__name__}: {error}") from error
+            raise PipelineRunError(
+                f"Pipeline {self.name!r}: build_model raised {type(error).__name__}: {error}"
+            ) from error
         if not hasattr(model, "fit") or not hasattr(model, "evaluate"):
-            raise TypeError(f"Pipeline {self.name!r}: build_model must return a Keras model; received: {type(model).__name__}")
+            raise TypeError(
+                f"Pipeline {self.name!r}: build_model must return a Keras model; received: {type(model).__name__}"
+            )
         if getattr(model, "optimizer", None) is None:
             raise ValueError(
                 f"Pipeline {self.name!r}: build_model returned an uncompiled model; "
@@ -303,7 +310,9 @@ def _checked_image_size(name: str, size: Any) -> tuple[int, int]:
             return int(height), int(width)
     except (TypeError, ValueError):
         pass
-    raise ValueError(f"Pipeline {name!r}: image_size must be (height, width), two positive integers; received: image_size={size!r}")
+    raise ValueError(
+        f"Pipeline {name!r}: image_size must be (height, width), two positive integers; received: image_size={size!r}"
+    )
 
 
 def _check_callable(name: str, attribute: str, value: Any) -> None:

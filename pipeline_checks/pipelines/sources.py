@@ -10,7 +10,6 @@ repository's own input code, not a copy of it. Every read is bounded (`bounded_r
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,8 +130,13 @@ def folder_dataset(path, image_size, batch_size: int | None, shuffle: bool, seed
     read = compat.keras().utils.image_dataset_from_directory
     quiet = {"verbose": False} if "verbose" in inspect.signature(read).parameters else {}
     return read(
-        os.fspath(path), image_size=tuple(image_size), batch_size=batch_size, shuffle=shuffle, seed=seed,
-        label_mode="int", **quiet,
+        os.fspath(path),
+        image_size=tuple(image_size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        label_mode="int",
+        **quiet,
     )
 
 
@@ -356,6 +360,7 @@ def _one_pass(dataset, images: int):
 
 def _same_grouping(out, given) -> bool:
     """Whether two label sequences group the images alike (equal where equal), whatever their encoding."""
+
     def groups(labels):
         labels = np.asarray(labels)
         keys = [row.tobytes() for row in labels.reshape(len(labels), -1)]
@@ -376,11 +381,20 @@ def _generator(iterator, rebuild, rebuilt: bool) -> Source:
         for path in iterator.filepaths:
             check_image_file(path)
         load_img = compat.keras().utils.load_img
-        images = np.stack([
-            np.asarray(load_img(path, color_mode=iterator.color_mode, target_size=iterator.target_size,
-                                interpolation=iterator.interpolation), dtype=np.float32).reshape(iterator.image_shape)
-            for path in iterator.filepaths
-        ])
+        images = np.stack(
+            [
+                np.asarray(
+                    load_img(
+                        path,
+                        color_mode=iterator.color_mode,
+                        target_size=iterator.target_size,
+                        interpolation=iterator.interpolation,
+                    ),
+                    dtype=np.float32,
+                ).reshape(iterator.image_shape)
+                for path in iterator.filepaths
+            ]
+        )
         indices = np.asarray(iterator.classes, dtype=np.int32)
         names = tuple(sorted(iterator.class_indices, key=iterator.class_indices.get))
     else:
@@ -392,7 +406,9 @@ def _generator(iterator, rebuild, rebuilt: bool) -> Source:
     given = np.eye(len(names), dtype=np.float32)[indices] if one_hot else indices.astype(np.float32)
 
     def path(batch, labels=None):
-        x = np.stack([generator.standardize(generator.random_transform(np.array(image, dtype=np.float32))) for image in batch])
+        x = np.stack(
+            [generator.standardize(generator.random_transform(np.array(image, dtype=np.float32))) for image in batch]
+        )
         return x, (given[: len(batch)] if labels is None else labels)
 
     raw = RawData(images, indices, names)

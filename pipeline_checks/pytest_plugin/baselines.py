@@ -37,12 +37,28 @@ from pipeline_checks.run.training import shared_run
 LOCKS_KEY = pytest.StashKey[dict]()
 
 
-def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, directory: Path | None, update: bool,
-                   builtin: bool, overrides: tuple, check_numbers: dict) -> CheckResult:
+def check_baseline(
+    request: pytest.FixtureRequest,
+    pipeline,
+    seed: int,
+    *,
+    directory: Path | None,
+    update: bool,
+    builtin: bool,
+    overrides: tuple,
+    check_numbers: dict,
+) -> CheckResult:
     """The baseline check's result for `pipeline`; writes the file where the rules above say so."""
     run = shared_run(pipeline, seed)
-    now = Baseline(pipeline.name, environment_key(), seed, fingerprint(run, check_numbers), versions(),
-                   devices.machine(), tuple(sorted(check_numbers)))
+    now = Baseline(
+        pipeline.name,
+        environment_key(),
+        seed,
+        fingerprint(run, check_numbers),
+        versions(),
+        devices.machine(),
+        tuple(sorted(check_numbers)),
+    )
     root = request.config.rootpath
     path = baseline_file(root / (directory or DEFAULT_DIRECTORY), pipeline.name, now.key)
     shown = _relative(path, root)
@@ -52,8 +68,18 @@ def check_baseline(request: pytest.FixtureRequest, pipeline, seed: int, *, direc
         raise ValueError(unwritable(shown, error)) from None
 
 
-def _checked(request, pipeline, seed: int, now: Baseline, path: Path, shown: Path, *, builtin: bool, update: bool,
-             overrides: tuple) -> CheckResult:
+def _checked(
+    request,
+    pipeline,
+    seed: int,
+    now: Baseline,
+    path: Path,
+    shown: Path,
+    *,
+    builtin: bool,
+    update: bool,
+    overrides: tuple,
+) -> CheckResult:
     root = request.config.rootpath
     if update:
         _write(request, now, path)
@@ -61,10 +87,21 @@ def _checked(request, pipeline, seed: int, now: Baseline, path: Path, shown: Pat
     shipped = baseline_file(BUILTIN_DIRECTORY, pipeline.name, now.key)
     if builtin and not path.is_file():
         if not shipped.is_file():  # versions the project has not recorded, or a run that differs between processes
-            pytest.skip(f"no baseline of the built-in pipeline {pipeline.name!r} ships for {now.key}; "
-                        f"record one with --pc-update-baselines (docs/baselines.md, 'Built-in pipelines')")
-        return report.verdict(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now.figures, overrides,
-                              now.versions, now.machine, now.checks)
+            pytest.skip(
+                f"no baseline of the built-in pipeline {pipeline.name!r} ships for {now.key}; "
+                f"record one with --pc-update-baselines (docs/baselines.md, 'Built-in pipelines')"
+            )
+        return report.verdict(
+            pipeline,
+            Baseline.read(shipped),
+            _relative(shipped, root),
+            seed,
+            now.figures,
+            overrides,
+            now.versions,
+            now.machine,
+            now.checks,
+        )
     if not path.is_file() and not _regenerating(request):
         _write(request, now, path)
         return report.missing(pipeline, shown)
@@ -79,17 +116,30 @@ def _regression_check(request, pipeline, seed, now: Baseline, path: Path, shown:
 
     def check(obtained: Path, expected: Path) -> None:
         __tracebackhide__ = True
-        result = report.verdict(pipeline, Baseline.read(expected), shown, seed, now.figures, overrides, now.versions,
-                                now.machine, now.checks)
+        result = report.verdict(
+            pipeline,
+            Baseline.read(expected),
+            shown,
+            seed,
+            now.figures,
+            overrides,
+            now.versions,
+            now.machine,
+            now.checks,
+        )
         results.append(result)
         if not result.passed:
             raise AssertionError(str(result))
 
     try:
         perform_regression_check(
-            datadir=scratch, original_datadir=scratch, request=request, check_fn=check,
+            datadir=scratch,
+            original_datadir=scratch,
+            request=request,
+            check_fn=check,
             dump_fn=lambda target: _write(request, now, target) if target == path else now.write(target),
-            extension=path.suffix, fullpath=path,
+            extension=path.suffix,
+            fullpath=path,
             obtained_filename=scratch / f"{path.stem}.obtained{path.suffix}",
         )
     except AssertionError:
@@ -112,8 +162,15 @@ def _write(request, now: Baseline, path: Path) -> None:
 
 
 def _rewritten(result: CheckResult, shown: Path) -> CheckResult:
-    return CheckResult(result.name, False, f"{result.summary}; --force-regen rewrote {shown}", result.details,
-                       result.pipeline, result.numbers, result.headline)
+    return CheckResult(
+        result.name,
+        False,
+        f"{result.summary}; --force-regen rewrote {shown}",
+        result.details,
+        result.pipeline,
+        result.numbers,
+        result.headline,
+    )
 
 
 def _regenerating(request) -> bool:

@@ -27,7 +27,7 @@ FIRST_RUN_FAILURE_KEY = pytest.StashKey[dict]()
 def family_of_nodeid(nodeid: str) -> str:
     """The check a node id names: "labels" for `pipeline-checks::test_labels[p]`, else the test's name."""
     name = nodeid.rsplit("::", 1)[-1].split("[", 1)[0].split("@", 1)[0]
-    return name[len("test_"):] if name.startswith("test_") else name
+    return name[len("test_") :] if name.startswith("test_") else name
 
 
 def error_result(family: str, pipeline: str, message: str) -> CheckResult:

@@ -64,9 +64,7 @@ def _shared_run(pipeline, seed: int):
 
     try:
         return trained_shared_run(pipeline, seed)
-    except (
-        TypeError
-    ):  # not a pipeline a run can be shared for (no weak reference to it)
+    except TypeError:  # not a pipeline a run can be shared for (no weak reference to it)
         return None
 
 
@@ -89,12 +87,7 @@ def collect(config: pytest.Config, position: int, entries: Iterable[dict]) -> No
 
 def session_entries(config: pytest.Config) -> list[dict]:
     """Every entry of the session, in the order of its tests."""
-    return [
-        entry
-        for _order, entry in sorted(
-            config.stash.get(SESSION_KEY, []), key=lambda pair: pair[0]
-        )
-    ]
+    return [entry for _order, entry in sorted(config.stash.get(SESSION_KEY, []), key=lambda pair: pair[0])]
 
 
 @dataclass
@@ -119,12 +112,8 @@ def by_pipeline(entries: Iterable[dict]) -> list[PipelineDurations]:
     """The entries summed per pipeline, in the order the pipelines first appear."""
     pipelines: dict[str, PipelineDurations] = {}
     for entry in entries:
-        durations = pipelines.setdefault(
-            entry["pipeline"], PipelineDurations(entry["pipeline"])
-        )
-        durations.checks[entry["check"]] = (
-            durations.checks.get(entry["check"], 0.0) + entry["seconds"]
-        )
+        durations = pipelines.setdefault(entry["pipeline"], PipelineDurations(entry["pipeline"]))
+        durations.checks[entry["check"]] = durations.checks.get(entry["check"], 0.0) + entry["seconds"]
         run = entry.get("run")
         if run:  # a run trained twice (e.g. dropped between its tests) counts twice
             durations.run_total += run["total"]
@@ -143,9 +132,7 @@ def lines(entries: Iterable[dict]) -> list[str]:
             f"(training run {durations.run_total:.2f}s, checks {durations.checks_total:.2f}s)"
         )
         rows = [("run", phase, seconds) for phase, seconds in durations.phases.items()]
-        rows += [
-            ("check", check, seconds) for check, seconds in durations.checks.items()
-        ]
+        rows += [("check", check, seconds) for check, seconds in durations.checks.items()]
         for kind, name, seconds in rows:
             share = 100 * seconds / durations.total if durations.total > 0 else 0.0
             out.append(f"{seconds:8.2f}s {share:5.1f}%  {kind:<5}  {name}")

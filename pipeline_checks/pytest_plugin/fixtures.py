@@ -33,7 +33,9 @@ def pc_settings(request: pytest.FixtureRequest) -> Settings:
     # iter_markers yields the closest first; apply outermost first so the closest wins.
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         if marker.args:
-            pytest.fail(f"@pytest.mark.{MARKER} takes keywords only, e.g. seed=1; received: {marker.args!r}", pytrace=False)
+            pytest.fail(
+                f"@pytest.mark.{MARKER} takes keywords only, e.g. seed=1; received: {marker.args!r}", pytrace=False
+            )
         try:
             resolved = resolved.with_overrides(marker.kwargs, f"@pytest.mark.{MARKER} on {request.node.nodeid}")
         except InvalidSetting as error:
@@ -146,7 +148,9 @@ def pipeline(request: pytest.FixtureRequest):
     --pc-models. Override this fixture in the rootdir conftest.py to give your own.
     """
     if not hasattr(request, "param"):
-        pytest.fail("the pipeline fixture is parametrized by pipeline-checks; this test was collected without it", pytrace=False)
+        pytest.fail(
+            "the pipeline fixture is parametrized by pipeline-checks; this test was collected without it", pytrace=False
+        )
     return request.param
 
 
@@ -188,7 +192,9 @@ def pc_check(request: pytest.FixtureRequest, _pc_check_seed: int):
         if refused is not None:  # a value from pyproject.toml that the check refuses: name where it came from
             pytest.fail(refused, pytrace=False)
         durations.record(request.node, result.pipeline, family, measured)
-        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, _pc_check_seed), {})[family] = result.to_dict()["numbers"]
+        request.config.stash[CHECK_NUMBERS_KEY].setdefault((pipeline.name, _pc_check_seed), {})[family] = (
+            result.to_dict()["numbers"]
+        )
         _record(request, result)
         return result
 
@@ -217,12 +223,16 @@ def pc_baseline(request: pytest.FixtureRequest, _pc_check_seed: int):
         configured = settings.per_pipeline.get(pipeline.name)
         if configured is not None and settings_module.BASELINE_FAMILY in configured.skip:
             where = settings_module.per_pipeline_table(pipeline.name)
-            pytest.skip(f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})")
+            pytest.skip(
+                f"{configured.skip[settings_module.BASELINE_FAMILY]} ({where} skip.{settings_module.BASELINE_FAMILY})"
+            )
         request.node.stash[check_errors.CHECKING_KEY] = settings_module.BASELINE_FAMILY
         try:
             with _quiet_framework_deprecations(), durations.measured(pipeline, _pc_check_seed) as measured:
                 result = check_baseline(
-                    request, pipeline, _pc_check_seed,
+                    request,
+                    pipeline,
+                    _pc_check_seed,
                     directory=settings.baseline_dir,
                     update=request.config.getoption("pc_update_baselines"),
                     builtin=not settings.pipelines,

@@ -60,7 +60,16 @@ SUITE_NODE_ID = "pipeline-checks"
 # The built-in suite `--pipeline-checks` collects: every check family as a test.
 SUITE_MODULE = Path(__file__).with_name("suite.py")
 OUR_FIXTURES = frozenset(
-    {"tiny_images", "keras_application", "pc_settings", "pc_seed", "train_step_benchmark", "pipeline", "pc_check", "pc_baseline"}
+    {
+        "tiny_images",
+        "keras_application",
+        "pc_settings",
+        "pc_seed",
+        "train_step_benchmark",
+        "pipeline",
+        "pc_check",
+        "pc_baseline",
+    }
 )
 
 
@@ -173,7 +182,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def _pipeline_names(config: pytest.Config) -> list[str]:
     """The declared pipelines' names, where this session checks declared pipelines; else none."""
     settings = config.stash[SETTINGS_KEY]
-    return [p.name for p in _declared_pipelines(config)] if config.getoption("pipeline_checks") or settings.pipelines else []
+    return (
+        [p.name for p in _declared_pipelines(config)]
+        if config.getoption("pipeline_checks") or settings.pipelines
+        else []
+    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -196,7 +209,7 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched) -> 
         return  # a test of no declared pipeline: xdist's own report says it crashed
     order = config.stash[ORDER_KEY]
     result = check_errors.error_result(
-        check_errors.family_of_nodeid(crashitem), group[len(GROUP_PREFIX):], check_errors.failure_message(report)
+        check_errors.family_of_nodeid(crashitem), group[len(GROUP_PREFIX) :], check_errors.failure_message(report)
     )
     check_errors.attach(report, order.get(crashitem, len(order)), result)
 
@@ -411,7 +424,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _is_check(item: pytest.Item) -> bool:
     """A test that runs a check on one of our pipelines (through `pc_check` or `pc_baseline`)."""
-    return _our_pipeline(item) is not None and bool({"pc_check", "pc_baseline"} & set(getattr(item, "fixturenames", ())))
+    return _our_pipeline(item) is not None and bool(
+        {"pc_check", "pc_baseline"} & set(getattr(item, "fixturenames", ()))
+    )
 
 
 def _record_error(item: pytest.Item, report: pytest.TestReport, position: int) -> None:

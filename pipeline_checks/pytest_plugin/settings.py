@@ -135,8 +135,7 @@ KNOBS = (
     ),
     Knob(
         "models",
-        "Comma-separated keras.applications names the built-in pipelines use "
-        f"(default: {','.join(DEFAULT_MODELS)}).",
+        f"Comma-separated keras.applications names the built-in pipelines use (default: {','.join(DEFAULT_MODELS)}).",
         _parse_models,
         DEFAULT_MODELS,
         "NAMES",
@@ -222,12 +221,9 @@ class Settings:
         unknown = sorted(set(overrides) - set(KNOBS_BY_NAME))
         if unknown:
             raise InvalidSetting(
-                f"Unknown setting(s) {', '.join(unknown)} from {source}; "
-                f"known: {', '.join(KNOBS_BY_NAME)}"
+                f"Unknown setting(s) {', '.join(unknown)} from {source}; known: {', '.join(KNOBS_BY_NAME)}"
             )
-        parsed = {
-            name: _parse(KNOBS_BY_NAME[name], value, source) for name, value in overrides.items()
-        }
+        parsed = {name: _parse(KNOBS_BY_NAME[name], value, source) for name, value in overrides.items()}
         return dataclasses.replace(self, **parsed)
 
 
@@ -263,14 +259,18 @@ def parse_per_pipeline(table: Any) -> dict[str, PipelineConfig]:
     """
     from pipeline_checks.checks import FAMILIES  # names only: imports no check
 
-    example = f'e.g. [tool.pipeline_checks.{PER_PIPELINE_KEY}.my-pipeline] with overfit = {{target_accuracy = 0.9}}'
+    example = f"e.g. [tool.pipeline_checks.{PER_PIPELINE_KEY}.my-pipeline] with overfit = {{target_accuracy = 0.9}}"
     if not isinstance(table, dict):
-        raise InvalidSetting(f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY} = {table!r}: expected tables named by pipeline, {example}")
+        raise InvalidSetting(
+            f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY} = {table!r}: expected tables named by pipeline, {example}"
+        )
     configs = {}
     for name, entry in table.items():
         where = per_pipeline_table(name)
         if not isinstance(entry, dict):
-            raise InvalidSetting(f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY}.{name} = {entry!r}: expected a table, {example}")
+            raise InvalidSetting(
+                f"Invalid {TOOL_TABLE} {PER_PIPELINE_KEY}.{name} = {entry!r}: expected a table, {example}"
+            )
         skip, options, tolerances = {}, {}, ()
         for key, value in entry.items():
             if key == SKIP_KEY:
@@ -303,7 +303,9 @@ def _parse_tolerances(table: Any, where: str) -> tuple:
 
 
 def _parse_skip(where: str, value: Any, families) -> dict[str, str]:
-    expected = 'expected a table of check family -> reason, e.g. skip = {determinism = "cuDNN kernels are not deterministic"}'
+    expected = (
+        'expected a table of check family -> reason, e.g. skip = {determinism = "cuDNN kernels are not deterministic"}'
+    )
     if not isinstance(value, dict):
         raise InvalidSetting(f"Invalid {where} {SKIP_KEY} = {value!r}: {expected}")
     for family, reason in value.items():
@@ -313,7 +315,9 @@ def _parse_skip(where: str, value: Any, families) -> dict[str, str]:
                 f"the families are {', '.join(families)}"
             )
         if not isinstance(reason, str) or not reason.strip():
-            raise InvalidSetting(f"Invalid {where} {SKIP_KEY}.{family} = {reason!r}: expected the reason, a non-empty string")
+            raise InvalidSetting(
+                f"Invalid {where} {SKIP_KEY}.{family} = {reason!r}: expected the reason, a non-empty string"
+            )
     return {family: reason.strip() for family, reason in value.items()}
 
 
@@ -335,7 +339,11 @@ def resolve(
     """
     tool_table = dict(tool_table or {})
     per_pipeline = parse_per_pipeline(tool_table.pop(PER_PIPELINE_KEY)) if PER_PIPELINE_KEY in tool_table else {}
-    tolerances = _parse_tolerances(tool_table.pop(TOLERANCES_KEY), f"{TOOL_TABLE} {TOLERANCES_KEY}") if TOLERANCES_KEY in tool_table else ()
+    tolerances = (
+        _parse_tolerances(tool_table.pop(TOLERANCES_KEY), f"{TOOL_TABLE} {TOLERANCES_KEY}")
+        if TOLERANCES_KEY in tool_table
+        else ()
+    )
     _unknown_keys(tool_table, unknown_key)
     values: dict[str, Any] = {"per_pipeline": per_pipeline, "baseline_tolerances": tolerances}
     for knob in KNOBS:
@@ -390,8 +398,10 @@ def read_tool_table(pyproject: Path) -> dict[str, Any]:
     if not isinstance(tool, dict):
         return {}
     for name in tool:
-        if name != TOOL_NAME and (_normalized(name) == _normalized(TOOL_NAME) or difflib.get_close_matches(
-                _normalized(name), [_normalized(TOOL_NAME)], cutoff=0.8)):
+        if name != TOOL_NAME and (
+            _normalized(name) == _normalized(TOOL_NAME)
+            or difflib.get_close_matches(_normalized(name), [_normalized(TOOL_NAME)], cutoff=0.8)
+        ):
             raise InvalidSetting(
                 f"Invalid {pyproject.name} [tool.{name}]: pipeline-checks reads [tool.{TOOL_NAME}] "
                 "(with an underscore); rename the table, or the built-in pipelines are checked in place of yours"

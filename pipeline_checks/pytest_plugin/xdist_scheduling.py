@@ -61,13 +61,17 @@ class PipelineScheduling(LoadGroupScheduling):
         if pipeline is None:
             return super().remove_node(node)
         del self.assigned_work[node]
-        not_run = [nodeid for nodeid, done in workload.pop(self._split_scope(crashed)).items() if not done and nodeid != crashed]
+        not_run = [
+            nodeid
+            for nodeid, done in workload.pop(self._split_scope(crashed)).items()
+            if not done and nodeid != crashed
+        ]
         # The worker's other work units go back to the queue, as xdist puts them back.
         self.workqueue.update((scope, unit) for scope, unit in workload.items() if self._pending_of({scope: unit}))
         for other in self.assigned_work:
             self._reschedule(other)
         for nodeid in not_run:
-            self._report_not_run(nodeid, crashed, pipeline[len(GROUP_PREFIX):], node)
+            self._report_not_run(nodeid, crashed, pipeline[len(GROUP_PREFIX) :], node)
         return crashed
 
     def _report_not_run(self, nodeid: str, crashed: str, name: str, node) -> None:

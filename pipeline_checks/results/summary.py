@@ -20,12 +20,12 @@ def by_pipeline(results: Iterable[CheckResult]) -> dict[str, list[CheckResult]]:
 
 
 def verdict(result: CheckResult) -> str:
-    """"passed", "FAILED", or "ERROR" for a check that raised instead of giving a verdict."""
+    """ "passed", "FAILED", or "ERROR" for a check that raised instead of giving a verdict."""
     return "passed" if result.passed else "ERROR" if result.error else "FAILED"
 
 
 def failures(checks: Iterable[CheckResult]) -> str:
-    """"1 failed"; errors count as failed and are named: "2 failed (2 errors)"."""
+    """ "1 failed"; errors count as failed and are named: "2 failed (2 errors)"."""
     checks = list(checks)
     failed = sum(not r.passed for r in checks)
     errors = sum(r.error and not r.passed for r in checks)
@@ -33,7 +33,7 @@ def failures(checks: Iterable[CheckResult]) -> str:
 
 
 def counts(checks: Iterable[CheckResult]) -> str:
-    """"8 passed, 1 failed", or "0 passed, 2 failed (2 errors)"."""
+    """ "8 passed, 1 failed", or "0 passed, 2 failed (2 errors)"."""
     checks = list(checks)
     return f"{sum(r.passed for r in checks)} passed, {failures(checks)}"
 
@@ -75,7 +75,13 @@ def markdown_lines(results: Iterable[CheckResult], environment: str) -> list[str
     results = list(results)
     grouped = by_pipeline(results)
     totals = "all passed" if all(r.passed for r in results) else failures(results)
-    lines = ["# pipeline-checks", "", f"{len(results)} checks on {len(grouped)} pipelines: {totals}.", "", f"`{environment}`"]
+    lines = [
+        "# pipeline-checks",
+        "",
+        f"{len(results)} checks on {len(grouped)} pipelines: {totals}.",
+        "",
+        f"`{environment}`",
+    ]
     for pipeline, checks in grouped.items():
         lines += ["", f"## {pipeline}: {counts(checks)}", ""]
         lines += ["| check | result | key numbers |", "| --- | --- | --- |"]
@@ -85,7 +91,9 @@ def markdown_lines(results: Iterable[CheckResult], environment: str) -> list[str
     return lines
 
 
-def write_report(results: Iterable[CheckResult], directory: Path, environment: str, extra: dict | None = None) -> list[str]:
+def write_report(
+    results: Iterable[CheckResult], directory: Path, environment: str, extra: dict | None = None
+) -> list[str]:
     """Write report.json, report.md and, with matplotlib, one BN statistics plot per pipeline with BN.
 
     `extra` adds its keys to report.json (e.g. "durations", with --pc-durations).
@@ -101,7 +109,13 @@ def write_report(results: Iterable[CheckResult], directory: Path, environment: s
         "environment": environment,
         "pipelines": {
             name: {
-                r.name: {"passed": r.passed, "error": r.error, "summary": r.summary, "details": r.details, "numbers": r.numbers}
+                r.name: {
+                    "passed": r.passed,
+                    "error": r.error,
+                    "summary": r.summary,
+                    "details": r.details,
+                    "numbers": r.numbers,
+                }
                 for r in checks
             }
             for name, checks in grouped.items()

@@ -31,7 +31,7 @@ import ctypes
 import functools
 import gc
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 _CUSTOM_GRADIENT = "CustomGradient-"  # tf.custom_gradient's registration names in graph mode
 
@@ -82,7 +82,11 @@ def _forget_dead_custom_gradients() -> int:
     registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
     if not isinstance(registry, dict):
         return 0  # TensorFlow not imported, or a version that registers differently
-    dead = [name for name, entry in registry.items() if name.startswith(_CUSTOM_GRADIENT) and _accessed_only_dead_variables(entry)]
+    dead = [
+        name
+        for name, entry in registry.items()
+        if name.startswith(_CUSTOM_GRADIENT) and _accessed_only_dead_variables(entry)
+    ]
     for name in dead:
         del registry[name]
     return len(dead)

@@ -81,8 +81,16 @@ def _recorder_class():
             self._last_fit.ended()
 
         def check(
-            self, data, *, label_encoding: str | None = None, preprocess_train=None, preprocess_infer=None,
-            batch_size: int | None = None, families=None, seed: int = 0, **options,
+            self,
+            data,
+            *,
+            label_encoding: str | None = None,
+            preprocess_train=None,
+            preprocess_infer=None,
+            batch_size: int | None = None,
+            families=None,
+            seed: int = 0,
+            **options,
         ) -> list:
             """Run the checks that judge one recorded fit on the last fit; return their `CheckResult`s.
 
@@ -185,7 +193,8 @@ class _FitRecord:
     def begin(cls, model, params) -> _FitRecord:
         weights = tuple(model.weights)
         return cls(
-            model, weights,
+            model,
+            weights,
             trainable=frozenset(id(v) for v in model.trainable_weights),
             initial=weight_values(weights),
             history=RecordedHistory(dict(params or {})),
@@ -363,7 +372,9 @@ def _run_family(check, name: str, pipeline, seed: int):
             raise
         # CheckResult has no "skipped": a check that could not run is reported as not passed, saying why.
         return failed(
-            name, pipeline, f"cannot run on the recorded fit: {error.__cause__}",
+            name,
+            pipeline,
+            f"cannot run on the recorded fit: {error.__cause__}",
             f"  {name} needs the model as it was before fit: the Recorder rebuilds it with keras.models.clone_model "
             "at the recorded initial weights, compiled as the model is, and that failed.\n"
             "  Fix: give the model get_config() (and from_config) so that it can be cloned, or leave the "
@@ -378,10 +389,13 @@ def _recorded_run(fit: _FitRecord, data, settings: _CheckSettings, seed: int):
     from pipeline_checks.run.training import TrainingRun, read_data
 
     arguments = {"name": fit.model.name, "build_model": functools.partial(_untrained_copy, fit), "data": data}
-    arguments.update(_given(
-        preprocess_train=settings.preprocess_train, preprocess_infer=settings.preprocess_infer,
-        check_options=settings.options,
-    ))
+    arguments.update(
+        _given(
+            preprocess_train=settings.preprocess_train,
+            preprocess_infer=settings.preprocess_infer,
+            check_options=settings.options,
+        )
+    )
     arguments["label_encoding"] = settings.label_encoding or _label_encoding_of(fit.model)
     batch_size = settings.batch_size
     if batch_size is None:  # the images spread over fit's steps: count them first
@@ -391,11 +405,24 @@ def _recorded_run(fit: _FitRecord, data, settings: _CheckSettings, seed: int):
     raw, x_train, y_train = read_data(pipeline, seed)  # as the shared run reads a pipeline's data
     _batch_size(len(raw), fit.steps_per_epoch, settings.batch_size)
     run = TrainingRun(
-        pipeline=pipeline, seed=seed, model=fit.model, history=fit.history, raw=raw, x_train=x_train,
-        y_train=y_train, x_infer=pipeline.infer_inputs(raw.images), weights=fit.weights,
-        trainable=_trainable_as_set(fit), initial=fit.initial, after_first_step=fit.after_first_step,
-        after_first_epoch=fit.after_first_epoch, first_epoch_logs=dict(fit.first_epoch_logs), final=fit.final,
-        batch_losses=list(fit.batch_losses), seconds=fit.seconds, start_state=fit.start_state,
+        pipeline=pipeline,
+        seed=seed,
+        model=fit.model,
+        history=fit.history,
+        raw=raw,
+        x_train=x_train,
+        y_train=y_train,
+        x_infer=pipeline.infer_inputs(raw.images),
+        weights=fit.weights,
+        trainable=_trainable_as_set(fit),
+        initial=fit.initial,
+        after_first_step=fit.after_first_step,
+        after_first_epoch=fit.after_first_epoch,
+        first_epoch_logs=dict(fit.first_epoch_logs),
+        final=fit.final,
+        batch_losses=list(fit.batch_losses),
+        seconds=fit.seconds,
+        start_state=fit.start_state,
     )
     return pipeline, run
 
@@ -480,9 +507,7 @@ def _untrained_copy(fit: _FitRecord):
         copy.set_weights(list(fit.initial))
         copy.compile(**_compile_arguments(model))
     except Exception as error:
-        raise _NotApplicable(
-            f"the model cannot be cloned untrained ({type(error).__name__}: {error})"
-        ) from error
+        raise _NotApplicable(f"the model cannot be cloned untrained ({type(error).__name__}: {error})") from error
     return copy
 
 

@@ -135,9 +135,18 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         model = build(pipeline, seed)
     weights = tuple(model.weights)
     run = TrainingRun(
-        pipeline, seed, model, None, raw, x_train, y_train, x_infer, weights,
+        pipeline,
+        seed,
+        model,
+        None,
+        raw,
+        x_train,
+        y_train,
+        x_infer,
+        weights,
         trainable=frozenset(id(v) for v in model.trainable_weights),
-        initial=weight_values(weights), timings=timings,
+        initial=weight_values(weights),
+        timings=timings,
     )
     before_fit = "the model on the training inputs (a training-mode pass before fit)"
     with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
@@ -196,7 +205,8 @@ def _reproduces(run: TrainingRun, again: TrainingRun, epochs: int | None) -> boo
         reference, logs = run.final, {k: v[-1] for k, v in (run.history.history if run.history else {}).items() if v}
         replay_logs = {k: v[-1] for k, v in (again.history.history if again.history else {}).items() if v}
     return (
-        len(reference) == len(again.final) and all(_same_bytes(a, b) for a, b in zip(reference, again.final))
+        len(reference) == len(again.final)
+        and all(_same_bytes(a, b) for a, b in zip(reference, again.final))
         and logs.keys() == replay_logs.keys()
         and all(_same_bytes(np.float64(logs[k]), np.float64(replay_logs[k])) for k in logs)
     )
@@ -229,8 +239,19 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
     again = TrainingRun(
-        pipeline, seed, model, None, raw, x_train, y_train, run.x_infer, run.weights,
-        trainable=run.trainable, initial=initial, initial_loss=run.initial_loss, replays=run,
+        pipeline,
+        seed,
+        model,
+        None,
+        raw,
+        x_train,
+        y_train,
+        run.x_infer,
+        run.weights,
+        trainable=run.trainable,
+        initial=initial,
+        initial_loss=run.initial_loss,
+        replays=run,
     )
     # The run's end: its weights are the final snapshot's arrays; the optimizer's slots wait on disk.
     end_state = VariableSnapshot.of(run.start_state.variables, like=_by_variable(run.weights, run.final), on_disk=True)
@@ -300,7 +321,8 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or ()), _recorder(run)]
         bound.arguments["verbose"] = 0
         stage = Stage(
-            len(run.stages) + 1, f"fit {len(run.stages) + 1}",
+            len(run.stages) + 1,
+            f"fit {len(run.stages) + 1}",
             frozenset(id(v) for v in model.trainable_weights),
             weight_values(run.weights, run.stages[-1].end if run.stages else run.initial),
         )

@@ -190,14 +190,18 @@ def diagnose_saved_model(
     compiled_here = not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None
     if compiled_here:
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        notes.append("the model was saved uncompiled; compiled here with sparse_categorical_crossentropy "
-                     "and accuracy to measure it (the written model stays uncompiled).")
+        notes.append(
+            "the model was saved uncompiled; compiled here with sparse_categorical_crossentropy "
+            "and accuracy to measure it (the written model stays uncompiled)."
+        )
     from pipeline_checks.model import compat
 
     steps_unknown = compiled_here or not compat.training_steps(model)
     if steps_unknown and not compiled_here:
-        notes.append("the saved optimizer has taken no steps (saved before fit, or without optimizer "
-                     "state), so how many BatchNormalization updates the model saw is unknown.")
+        notes.append(
+            "the saved optimizer has taken no steps (saved before fit, or without optimizer "
+            "state), so how many BatchNormalization updates the model saw is unknown."
+        )
     loss = _loss_name(model.loss)
     one_hot = "categorical" in loss.lower() and "sparse" not in loss.lower()
     targets = folders.one_hot_labels if one_hot else folders.labels
@@ -223,8 +227,17 @@ def diagnose_saved_model(
         say(f"Writing {out}...")
         _save(model if not compiled_here else _uncompiled_copy(model_path, model), out)
     return SavedModelDiagnosis(
-        model_path, _model_summary(model_path, model, channels), folders, preprocessing, labels,
-        batch_size, tuple(notes), before, recalibration, after, out,
+        model_path,
+        _model_summary(model_path, model, channels),
+        folders,
+        preprocessing,
+        labels,
+        batch_size,
+        tuple(notes),
+        before,
+        recalibration,
+        after,
+        out,
     )
 
 
@@ -276,7 +289,9 @@ def check_output_width(model, listing) -> None:
     outputs = list(getattr(model, "outputs", None) or [])
     if len(outputs) != 1 or len(outputs[0].shape) != 2:
         shapes = ", ".join(str(tuple(o.shape)) for o in outputs)
-        raise DiagnoseError(f"model {model.name!r} has outputs {shapes}; diagnose needs one output of shape (batch, classes)")
+        raise DiagnoseError(
+            f"model {model.name!r} has outputs {shapes}; diagnose needs one output of shape (batch, classes)"
+        )
     width, classes = outputs[0].shape[-1], len(listing.class_names)
     if width != classes:
         raise DiagnoseError(
@@ -286,7 +301,7 @@ def check_output_width(model, listing) -> None:
 
 
 def resolve_preprocessing(name: str | Callable[[Any], Any]) -> str | Callable[[Any], Any]:
-    """"none", "rescale", the canonical application name, a well-formed "package.module:function"
+    """ "none", "rescale", the canonical application name, a well-formed "package.module:function"
     (not imported yet), or the callable itself; DiagnoseError otherwise. Imports nothing heavy."""
     from pipeline_checks.model.applications import (
         known_applications,
@@ -304,7 +319,11 @@ def resolve_preprocessing(name: str | Callable[[Any], Any]) -> str | Callable[[A
     except ValueError:
         pass
     dotted = isinstance(name, str) and "." in name and all(part.isidentifier() for part in name.split("."))
-    hint = f"; to name a function, put a colon before it: {name.rpartition('.')[0]}:{name.rpartition('.')[2]}" if dotted else ""
+    hint = (
+        f"; to name a function, put a colon before it: {name.rpartition('.')[0]}:{name.rpartition('.')[2]}"
+        if dotted
+        else ""
+    )
     raise DiagnoseError(
         f"Unknown preprocessing {name!r}; expected none, rescale, or an application name "
         f"({', '.join(known_applications())}), or a function as {FUNCTION_FORM}{hint}"
@@ -370,8 +389,10 @@ def check_model_inputs(model, inputs, count: int, preprocessing: str) -> None:
     """The preprocessed batch must fit the model's one input: one row per image, its fixed sizes."""
     expected = tuple(model.inputs[0].shape)
     shape = tuple(getattr(inputs, "shape", ()))
-    fits = len(shape) == len(expected) and shape[0] == count and all(
-        e is None or e == s for e, s in zip(expected[1:], shape[1:])
+    fits = (
+        len(shape) == len(expected)
+        and shape[0] == count
+        and all(e is None or e == s for e, s in zip(expected[1:], shape[1:]))
     )
     if not fits:
         raise DiagnoseError(
@@ -470,11 +491,14 @@ def _checked_image_size(image_size) -> tuple[int, int] | None:
     if image_size is None:
         return None
     valid = (
-        isinstance(image_size, (tuple, list)) and len(image_size) == 2
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
         and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in image_size)
     )
     if not valid:
-        raise DiagnoseError(f"image_size must be (height, width), two positive integers; received: image_size={image_size!r}")
+        raise DiagnoseError(
+            f"image_size must be (height, width), two positive integers; received: image_size={image_size!r}"
+        )
     return int(image_size[0]), int(image_size[1])
 
 
@@ -521,8 +545,14 @@ def _without_step_count(agreement):
 
     facts = replace(agreement.batchnorm, updates_seen=None)
     findings = diagnose(
-        agreement.values, agreement.gated, agreement.tolerance, PREDICT_TOLERANCE, agreement.samples,
-        facts, agreement.training_only_layers, agreement.recalibration,
+        agreement.values,
+        agreement.gated,
+        agreement.tolerance,
+        PREDICT_TOLERANCE,
+        agreement.samples,
+        facts,
+        agreement.training_only_layers,
+        agreement.recalibration,
     )
     return replace(agreement, batchnorm=facts, findings=tuple(findings))
 
@@ -535,8 +565,7 @@ def _model_summary(path: Path, model, channels: int) -> str:
     size = f"{height}x{width}x{channels}" if None not in (height, width) else f"of any size {shape}"
     count = len(find_batchnorm(model))
     return (
-        f"{path}: {model.name!r}, input {size}, {model.outputs[0].shape[-1]} outputs, "
-        f"{count} BatchNormalization layers"
+        f"{path}: {model.name!r}, input {size}, {model.outputs[0].shape[-1]} outputs, {count} BatchNormalization layers"
     )
 
 
@@ -544,6 +573,8 @@ def _loss_name(loss) -> str:
     if isinstance(loss, str):
         return loss
     function = getattr(loss, "fn", None)
-    return getattr(function, "__name__", None) or getattr(loss, "name", None) or getattr(
-        loss, "__name__", type(loss).__name__
+    return (
+        getattr(function, "__name__", None)
+        or getattr(loss, "name", None)
+        or getattr(loss, "__name__", type(loss).__name__)
     )

@@ -56,13 +56,18 @@ def first_report(seed: int = 0, epochs: int | None = None, data: TinyImageDatase
     keras, callbacks = compat.keras(), []
     if epochs is None:
         epochs = UNTIL_FIT
+
         def stop_once_fit(epoch, logs):
             # fit's accuracy is measured before its step; on torch that step can still undo one image,
             # so also wait until the weights fit ends with classify all three in training mode.
-            model.stop_training = logs["accuracy"] >= 1.0 and _train_mode_classes(model, inputs).tolist() == data.labels.tolist()
+            model.stop_training = (
+                logs["accuracy"] >= 1.0 and _train_mode_classes(model, inputs).tolist() == data.labels.tolist()
+            )
 
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=stop_once_fit))
-    history = model.fit(inputs, labels, epochs=epochs, batch_size=len(data), shuffle=False, verbose=0, callbacks=callbacks)
+    history = model.fit(
+        inputs, labels, epochs=epochs, batch_size=len(data), shuffle=False, verbose=0, callbacks=callbacks
+    )
     _, evaluate_accuracy = model.evaluate(inputs, labels, batch_size=len(data), verbose=0)
     predicted = model.predict(inputs, batch_size=len(data), verbose=0).argmax(axis=-1)
     train_mode = _train_mode_classes(model, inputs)
@@ -173,13 +178,17 @@ def _frozen_inception_fine_tune(data: TinyImageDataset, preprocess, legacy_batch
     if legacy_batchnorm:
         base = _with_batchnorm_class(base, legacy_batchnorm_class())
     features = base.predict(x, batch_size=len(x), verbose=0)
-    top = keras.Sequential([keras.Input(features.shape[1:]), keras.layers.Dense(data.classes, activation="softmax")], name="top")
+    top = keras.Sequential(
+        [keras.Input(features.shape[1:]), keras.layers.Dense(data.classes, activation="softmax")], name="top"
+    )
     top.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy", metrics=["accuracy"])
     top.fit(features, data.one_hot_labels, epochs=100, batch_size=len(x), verbose=0)
     base.trainable = False
     inputs = keras.Input(x.shape[1:])
     model = keras.Model(inputs, top(base(inputs)), name="fine_tune")
-    model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-4, momentum=0.9), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 

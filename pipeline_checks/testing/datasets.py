@@ -203,9 +203,7 @@ def make_tiny_images(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; received: kind={kind!r}")
     rng = np.random.default_rng(seed)
     generate = GENERATORS[kind]
-    images = np.concatenate(
-        [generate(rng, label, classes, per_class, shape, channels) for label in range(classes)]
-    )
+    images = np.concatenate([generate(rng, label, classes, per_class, shape, channels) for label in range(classes)])
     labels = np.repeat(np.arange(classes, dtype=np.int32), per_class)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -214,6 +212,4 @@ def make_tiny_images(
 
 def _check_label_mode(label_mode: str) -> None:
     if label_mode not in LABEL_MODES:
-        raise ValueError(
-            f"label_mode must be one of {', '.join(LABEL_MODES)}; received: label_mode={label_mode!r}"
-        )
+        raise ValueError(f"label_mode must be one of {', '.join(LABEL_MODES)}; received: label_mode={label_mode!r}")

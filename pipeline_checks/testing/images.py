@@ -26,11 +26,7 @@ def image_shape(size) -> tuple[int, int]:
     """
     if is_integer(size) and size >= 1:
         return int(size), int(size)
-    if (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(is_integer(side) and side >= 1 for side in size)
-    ):
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(is_integer(side) and side >= 1 for side in size):
         return int(size[0]), int(size[1])
     raise ValueError(f"size must be {SIZE_EXPECTED}; received: size={size!r}")
 
@@ -78,10 +74,7 @@ def photo_images(rng, label: int, classes: int, count: int, size, channels: int)
     """
     names = photo_names()
     if classes > len(names):
-        raise ValueError(
-            f"kind='photos' has {len(names)} photographs, one per class; "
-            f"received: classes={classes}"
-        )
+        raise ValueError(f"kind='photos' has {len(names)} photographs, one per class; received: classes={classes}")
     height, width = image_shape(size)
     photo = Image.fromarray(load_photo(names[label]))
     # The largest window of the images' aspect ratio (the whole photograph when they match).

@@ -18,8 +18,7 @@ def photo_dir() -> Path:
     if source.is_dir():
         return source
     raise FileNotFoundError(
-        f"pipeline-checks' photographs are missing: looked in {packaged} and {source}. "
-        "Reinstall the package."
+        f"pipeline-checks' photographs are missing: looked in {packaged} and {source}. Reinstall the package."
     )
 
 

@@ -76,7 +76,6 @@ def _checked_input_shape(input_shape: Any) -> tuple[int, int, int]:
         or not all(is_integer(v) and v >= 1 for v in input_shape)
     ):
         raise ValueError(
-            "input_shape must be (height, width, channels) of positive integers; "
-            f"received: input_shape={input_shape!r}"
+            f"input_shape must be (height, width, channels) of positive integers; received: input_shape={input_shape!r}"
         )
     return tuple(int(v) for v in input_shape)

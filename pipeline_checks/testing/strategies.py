@@ -9,8 +9,9 @@ only when a model is built.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -59,8 +60,7 @@ def _fixed(name: str, value: Any) -> SearchStrategy:
         if isinstance(value, (list, tuple, set, frozenset)):
             hint = f" (to choose among several, pass st.sampled_from({list(value)!r}))"
         raise InvalidArgument(
-            f"{name} must be {expected}, or a strategy that generates such values; "
-            f"received: {name}={value!r}{hint}"
+            f"{name} must be {expected}, or a strategy that generates such values; received: {name}={value!r}{hint}"
         )
     return st.just(value)
 
@@ -69,8 +69,7 @@ def _drawn(name: str, strategy: SearchStrategy, value: Any) -> Any:
     expected, ok = _RULES[name]
     if not ok(value):
         raise InvalidArgument(
-            f"{name} generated {value!r}, but each value must be {expected}; "
-            f"received: {name}={strategy!r}"
+            f"{name} generated {value!r}, but each value must be {expected}; received: {name}={strategy!r}"
         )
     return value
 
@@ -110,15 +109,9 @@ def tiny_datasets(
         ... def test_labels_are_ordered(data):
         ...     assert list(data.labels) == sorted(data.labels)
     """
-    if (
-        isinstance(kinds, str)
-        and kinds == "photos"
-        and is_integer(classes)
-        and classes > len(photo_names())
-    ):
+    if isinstance(kinds, str) and kinds == "photos" and is_integer(classes) and classes > len(photo_names()):
         raise InvalidArgument(
-            f"kinds='photos' has {len(photo_names())} photographs, one per class; "
-            f"received: classes={classes!r}"
+            f"kinds='photos' has {len(photo_names())} photographs, one per class; received: classes={classes!r}"
         )
     return st.builds(
         make_tiny_images,
@@ -176,8 +169,7 @@ def scale_images(images, value_range: tuple[float, float]) -> np.ndarray:
         or not value_range[0] < value_range[1]
     ):
         raise ValueError(
-            "value_range must be (low, high) with finite numbers and low < high; "
-            f"received: value_range={value_range!r}"
+            f"value_range must be (low, high) with finite numbers and low < high; received: value_range={value_range!r}"
         )
     low, high = (float(v) for v in value_range)
     pixels = np.asarray(images, dtype=np.float64)

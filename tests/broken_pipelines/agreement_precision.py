@@ -29,7 +29,9 @@ def residual_dropout():
     return Pipeline(
         name="residual-dropout-0.5",
         build_model=functools.partial(families.residual_net, dropout=0.5),
-        data=DATA, preprocess_train=scaled, fit_kwargs={"epochs": 15, "batch_size": 4},
+        data=DATA,
+        preprocess_train=scaled,
+        fit_kwargs={"epochs": 15, "batch_size": 4},
         after_fit=recalibrate_after_fit,
     )
 
@@ -38,7 +40,9 @@ def residual_binary_dropout():
     return Pipeline(
         name="residual-binary-dropout",
         build_model=functools.partial(families.residual_net, classes=2, dropout=0.5),
-        data=BINARY, preprocess_train=scaled, fit_kwargs={"epochs": 15, "batch_size": 4},
+        data=BINARY,
+        preprocess_train=scaled,
+        fit_kwargs={"epochs": 15, "batch_size": 4},
         after_fit=recalibrate_as_one_batch,
     )
 
@@ -49,7 +53,8 @@ def efficientnet_stochastic_depth():
     return Pipeline(
         name="efficientnetb0-stochastic-depth",
         build_model=functools.partial(families.application_with_head, "EfficientNetB0"),
-        data=PHOTOS_32, fit_kwargs={"epochs": 10, "batch_size": 12},
+        data=PHOTOS_32,
+        fit_kwargs={"epochs": 10, "batch_size": 12},
         after_fit=recalibrate_as_one_batch,
     )
 
@@ -59,7 +64,9 @@ def residual_stale_batchnorm():
     return Pipeline(
         name="residual-stale-batchnorm",
         build_model=families.residual_net,
-        data=DATA, preprocess_train=scaled, fit_kwargs={"epochs": 10, "batch_size": 12},
+        data=DATA,
+        preprocess_train=scaled,
+        fit_kwargs={"epochs": 10, "batch_size": 12},
     )
 
 

@@ -29,7 +29,9 @@ def mobilenet_v2_inputs(images):
 
 
 def _conv_head(name, build=families.frozen_conv_base, **kwargs):
-    return Pipeline(name=name, build_model=functools.partial(build, **kwargs), data=DATA, preprocess_train=scaled, fit_kwargs=FIT)
+    return Pipeline(
+        name=name, build_model=functools.partial(build, **kwargs), data=DATA, preprocess_train=scaled, fit_kwargs=FIT
+    )
 
 
 def _dead_head(units=16, learning_rate=1e-3):
@@ -42,10 +44,14 @@ def _dead_head(units=16, learning_rate=1e-3):
     base = frozen.get_layer("conv_base")
     inputs = keras.Input(shape=(16, 16, 3))
     dead = keras.initializers.Constant(-10.0)
-    hidden = keras.layers.Dense(units, activation="relu", bias_initializer=dead, name="hidden")(base(inputs, training=False))
+    hidden = keras.layers.Dense(units, activation="relu", bias_initializer=dead, name="hidden")(
+        base(inputs, training=False)
+    )
     outputs = keras.layers.Dense(3, activation="softmax", name="logits")(hidden)
     model = keras.Model(inputs, outputs, name="dead_head")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -60,7 +66,10 @@ def frozen_mobilenet_v2_binary_head():
     return Pipeline(
         name="frozen-mobilenetv2-binary-head",
         build_model=functools.partial(families.frozen_application_base, "MobileNetV2", classes=2, alpha=0.35),
-        data=PHOTOS_BINARY_32, preprocess_train=mobilenet_v2_inputs, application="MobileNetV2", fit_kwargs=FIT,
+        data=PHOTOS_BINARY_32,
+        preprocess_train=mobilenet_v2_inputs,
+        application="MobileNetV2",
+        fit_kwargs=FIT,
     )
 
 
@@ -82,12 +91,14 @@ CASES = [
         "none: a binary head on a frozen weights=None MobileNetV2, whose features are ~1e-11 for every image",
     ),
     broken(
-        frozen_conv_base_learning_rate_0, "head on a frozen base with learning rate 0",
+        frozen_conv_base_learning_rate_0,
+        "head on a frozen base with learning rate 0",
         overfit=r"the trainable part does not learn: none of the 2 trainable weights moved(.|\n)*learning rate 0",
         variables_change=r"(?s)2 of 2 trainable weights never changed.*learning rate is 0",
     ),
     broken(
-        frozen_conv_base_dead_head, "hidden ReLU layer of the head dead from the start (bias -10)",
+        frozen_conv_base_dead_head,
+        "hidden ReLU layer of the head dead from the start (bias -10)",
         overfit=r"the trainable part does not learn: the model gives all 12 images the same output(.|\n)*dead units",
         variables_change=r"3 of 4 trainable weights never changed in \d+ steps of fit \(hidden/kernel, hidden/bias, logits/kernel\)",
     ),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from pipeline_checks.model import compat
 from pipeline_checks import make_tiny_images, recalibrate_batchnorm
+from pipeline_checks.model import compat
 from pipeline_checks.pipelines.pipeline import Pipeline
 from pipeline_checks.testing.small_models import small_bn_cnn
 
@@ -108,7 +108,9 @@ def where_caught(cases: list[Case], pipeline: Callable[[], Pipeline], check: str
     return pytest.mark.skipif(check not in case.caught_by, reason=reason)
 
 
-def compiled_cnn(input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs):
+def compiled_cnn(
+    input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs
+):
     from pipeline_checks.model import compat
 
     keras = compat.keras()

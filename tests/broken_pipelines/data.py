@@ -75,16 +75,20 @@ def compiled_cnn_without_normalization(learning_rate: float = 0.01):
 
     keras = compat.keras()
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((16, 16, 3)),
-        layers.Conv2D(8, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(8, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(CLASSES, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.Conv2D(8, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(8, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -100,7 +104,9 @@ def mobilenet_v2_inputs_in_unit_range():
 
 
 def mobilenet_v2_inputs_in_tf_range():
-    return small_pipeline("mobilenetv2-tf-scaling", application="MobileNetV2", preprocess_train=scale_to_tf, preprocess_infer=None)
+    return small_pipeline(
+        "mobilenetv2-tf-scaling", application="MobileNetV2", preprocess_train=scale_to_tf, preprocess_infer=None
+    )
 
 
 def augmented_by_half_turns():
@@ -112,7 +118,8 @@ def augmented_by_half_turns():
 
 def one_based_labels():
     return small_pipeline(
-        "labels-1-based", data=(DATA.images, DATA.labels + 1, DATA.class_names),
+        "labels-1-based",
+        data=(DATA.images, DATA.labels + 1, DATA.class_names),
         build_model=functools.partial(compiled_cnn, classes=CLASSES + 1),
     )
 
@@ -122,7 +129,9 @@ def softmax_with_from_logits():
 
 
 def logits_without_from_logits():
-    return small_pipeline("logits-from-logits-false", build_model=functools.partial(compiled_logits_cnn, from_logits=False))
+    return small_pipeline(
+        "logits-from-logits-false", build_model=functools.partial(compiled_logits_cnn, from_logits=False)
+    )
 
 
 def logits_with_from_logits():
@@ -131,7 +140,8 @@ def logits_with_from_logits():
 
 def one_hot_labels():
     return small_pipeline(
-        "one-hot-categorical", label_encoding="one_hot",
+        "one-hot-categorical",
+        label_encoding="one_hot",
         build_model=functools.partial(compiled_cnn, loss="categorical_crossentropy"),
     )
 
@@ -145,13 +155,20 @@ def validation_split_complete():
 
 
 def raw_pixels_without_normalization():
-    return small_pipeline("raw-pixels-no-normalization", build_model=compiled_cnn_without_normalization, preprocess_train=to_float, preprocess_infer=None)
+    return small_pipeline(
+        "raw-pixels-no-normalization",
+        build_model=compiled_cnn_without_normalization,
+        preprocess_train=to_float,
+        preprocess_infer=None,
+    )
 
 
 # Keras 3 raises a shape error at the first fit for these two, so every training check
 # errors on them: they are tested in test_check_labels.py, not rows of the matrix.
 def sparse_labels_with_categorical_crossentropy():
-    return small_pipeline("sparse-categorical-ce", build_model=functools.partial(compiled_cnn, loss="categorical_crossentropy"))
+    return small_pipeline(
+        "sparse-categorical-ce", build_model=functools.partial(compiled_cnn, loss="categorical_crossentropy")
+    )
 
 
 def one_hot_labels_with_sparse_crossentropy():
@@ -186,7 +203,8 @@ CASES = [
         # the loss recomputed from predict outputs applies softmax twice.
         agreement=r"Gap: predict vs evaluate: loss",
     ).on(
-        ("jax", "torch"), "Keras uses the logits beneath a softmax only on TensorFlow: on JAX and torch fit, "
+        ("jax", "torch"),
+        "Keras uses the logits beneath a softmax only on TensorFlow: on JAX and torch fit, "
         "evaluate and predict all apply softmax twice, so the modes agree",
         labels=r"from_logits=True on outputs that are already probabilities",
     ),
@@ -205,13 +223,17 @@ CASES = [
         raw_pixels_without_normalization,
         "raw 0..255 pixels into a model without normalization",
         labels=r"loss at initialization [0-9.e+]+, expected about ln 3",
-    ).on(
-        "jax", "with JAX's initial weights the raw pixels start the loss at 5.37 and Adam does not recover in "
+    )
+    .on(
+        "jax",
+        "with JAX's initial weights the raw pixels start the loss at 5.37 and Adam does not recover in "
         "15 epochs (best accuracy 0.33), so overfit catches it too",
         labels=r"loss at initialization [0-9.e+]+, expected about ln 3",
         overfit=r"below the target 1",
-    ).on(
-        "torch", "with torch's initial weights the raw pixels saturate the softmax: 8 of 12 images start at the "
+    )
+    .on(
+        "torch",
+        "with torch's initial weights the raw pixels saturate the softmax: 8 of 12 images start at the "
         "clipped loss 16.1 (probability 1e-7, mean 10.75) and the other 4 at probability 1, where the clipped "
         "crossentropy has zero gradient, so no weight ever moves",
         labels=r"loss at initialization [0-9.e+]+, expected about ln 3",

@@ -79,8 +79,13 @@ def unit_scale(images):
 def folder_pipeline(name: str, **changes) -> Pipeline:
     """The correct pipeline, read from its folder: `.map(x / 255)` in training, x / 255 at serving."""
     declared = {
-        "build_model": compiled_cnn, "data": folder(), "image_size": SIZE, "train_dataset": scaled,
-        "preprocess_infer": unit_scale, "fit_kwargs": FIT, "after_fit": recalibrate_after_fit,
+        "build_model": compiled_cnn,
+        "data": folder(),
+        "image_size": SIZE,
+        "train_dataset": scaled,
+        "preprocess_infer": unit_scale,
+        "fit_kwargs": FIT,
+        "after_fit": recalibrate_after_fit,
     }
     return Pipeline(name, **{**declared, **changes})
 
@@ -108,8 +113,13 @@ def dataset_shuffled_and_batched():
         return dataset.shuffle(len(DATA), seed=0).map(lambda x, y: (x / 255.0, y)).batch(4)
 
     return Pipeline(
-        "dataset-shuffled-batched", compiled_cnn, read, train_dataset=train_dataset, preprocess_infer=unit_scale,
-        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+        "dataset-shuffled-batched",
+        compiled_cnn,
+        read,
+        train_dataset=train_dataset,
+        preprocess_infer=unit_scale,
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
     )
 
 
@@ -129,10 +139,17 @@ def xception_binary_from_dataset():
 
     def read():
         labels = np.asarray(binary.labels, np.float32)
-        return tf.data.Dataset.from_tensor_slices((np.asarray(binary.images, np.float32), labels)).shuffle(12, seed=0).batch(4)
+        return (
+            tf.data.Dataset.from_tensor_slices((np.asarray(binary.images, np.float32), labels))
+            .shuffle(12, seed=0)
+            .batch(4)
+        )
 
     return Pipeline(
-        "xception-binary-dataset", families.xception_style_binary, read, fit_kwargs={"epochs": 15},
+        "xception-binary-dataset",
+        families.xception_style_binary,
+        read,
+        fit_kwargs={"epochs": 15},
         after_fit=recalibrate_after_fit,
     )
 
@@ -157,7 +174,9 @@ def frozen_conv_base_from_py_dataset():
 
 def folder_map_differs_from_serving():
     """Training maps x / 255; serving uses MobileNet's x / 127.5 - 1."""
-    return folder_pipeline("folder-map-differs-from-serving", preprocess_infer=lambda x: np.asarray(x, np.float32) / 127.5 - 1)
+    return folder_pipeline(
+        "folder-map-differs-from-serving", preprocess_infer=lambda x: np.asarray(x, np.float32) / 127.5 - 1
+    )
 
 
 def folder_validation_missing_a_class():
@@ -175,13 +194,19 @@ def loader_mixes_labels():
         return tf.data.Dataset.from_tensor_slices((images, DATA.labels)).batch(4)
 
     return Pipeline(
-        "loader-mixes-labels", compiled_cnn, read, train_dataset=scaled, preprocess_infer=unit_scale,
-        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+        "loader-mixes-labels",
+        compiled_cnn,
+        read,
+        train_dataset=scaled,
+        preprocess_infer=unit_scale,
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
     )
 
 
 def augmentation_at_serving():
     """Serving reuses the training dataset's augmentation: a random half turn at every call."""
+
     def serve(images):
         x = unit_scale(images)
         turned = np.random.default_rng().random(len(x)) < 0.5
@@ -210,7 +235,8 @@ CASES = [
         preprocessing=PIXELS_UNIT_VS_TF,
         agreement=r"Gap: evaluate vs",
     ).on(
-        "keras2", "Keras 2's model classifies the 12 [-1, 1] inputs as it does the [0, 1] ones, so the modes "
+        "keras2",
+        "Keras 2's model classifies the 12 [-1, 1] inputs as it does the [0, 1] ones, so the modes "
         "agree on them; the paths still differ",
         preprocessing=PIXELS_UNIT_VS_TF,
     ),

@@ -12,9 +12,7 @@ from __future__ import annotations
 from pipeline_checks.model import compat
 
 
-def residual_net(
-    input_shape=(16, 16, 3), classes=3, filters=8, dropout=0.0, l2=0.0, learning_rate=0.01, seed=None
-):
+def residual_net(input_shape=(16, 16, 3), classes=3, filters=8, dropout=0.0, l2=0.0, learning_rate=0.01, seed=None):
     """A functional two-block ResNet (Conv-BN-ReLU, identity shortcuts), softmax or one sigmoid unit."""
     keras = compat.keras()
     layers = keras.layers
@@ -109,9 +107,7 @@ def frozen_application_base(
 def application(application="MobileNetV2", input_shape=(32, 32, 3), classes=3, learning_rate=1e-3, **kwargs):
     """A whole keras.applications model trained from scratch (weights=None), softmax head."""
     keras = compat.keras()
-    model = getattr(keras.applications, application)(
-        weights=None, input_shape=input_shape, classes=classes, **kwargs
-    )
+    model = getattr(keras.applications, application)(weights=None, input_shape=input_shape, classes=classes, **kwargs)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
@@ -143,8 +139,15 @@ def regularized_cnn(input_shape=(16, 16, 3), classes=3, filters=8, l2=1e-2, acti
 
 
 def rescaled_frozen_application_base(
-    application="MobileNetV2", scale=1 / 127.5, offset=-1.0, input_shape=(32, 32, 3), classes=3, dropout=0.2,
-    learning_rate=1e-3, calibration=None, **base_kwargs,
+    application="MobileNetV2",
+    scale=1 / 127.5,
+    offset=-1.0,
+    input_shape=(32, 32, 3),
+    classes=3,
+    dropout=0.2,
+    learning_rate=1e-3,
+    calibration=None,
+    **base_kwargs,
 ):
     """keras.io "Transfer learning & fine-tuning" with its preprocessing inside the model, as the
     guide writes it: raw 0..255 pixels in, Rescaling(scale, offset) (the guide's 1/127.5, -1),
@@ -179,7 +182,9 @@ def rescaled_frozen_application_base(
     return model
 
 
-def rescaled_residual_net(scale=1 / 127.5, offset=-1.0, input_shape=(16, 16, 3), classes=3, learning_rate=0.01, **kwargs):
+def rescaled_residual_net(
+    scale=1 / 127.5, offset=-1.0, input_shape=(16, 16, 3), classes=3, learning_rate=0.01, **kwargs
+):
     """A whole residual_net (nested, as a model called on a tensor) behind the model's own
     Rescaling(scale, offset): raw 0..255 pixels in, the scaling inside the model."""
     keras = compat.keras()

@@ -34,7 +34,10 @@ def _frozen_mobilenet_v2(name, scale, offset):
         build_model=functools.partial(
             families.rescaled_frozen_application_base, "MobileNetV2", scale, offset, calibration=CALIBRATION, alpha=0.35
         ),
-        data=PHOTOS_32, preprocess_train=to_float, application="MobileNetV2", fit_kwargs=FIT,
+        data=PHOTOS_32,
+        preprocess_train=to_float,
+        application="MobileNetV2",
+        fit_kwargs=FIT,
     )
 
 
@@ -52,8 +55,13 @@ def _rescaled_residual_net(name, preprocess):
     its inputs are squeezed into [-1.008, -0.992] and it fits them only in 16 to 30 epochs
     (seeds 0-4), so that the preprocessing check alone tells the twins apart."""
     return Pipeline(
-        name=name, build_model=families.rescaled_residual_net, data=DATA, preprocess_train=preprocess,
-        application="MobileNetV2", fit_kwargs={"epochs": 60, "batch_size": 4}, after_fit=recalibrate_after_fit,
+        name=name,
+        build_model=families.rescaled_residual_net,
+        data=DATA,
+        preprocess_train=preprocess,
+        application="MobileNetV2",
+        fit_kwargs={"epochs": 60, "batch_size": 4},
+        after_fit=recalibrate_after_fit,
     )
 
 
@@ -66,8 +74,14 @@ def preprocessed_twice_residual_net():
 
 
 CASES = [
-    correct(rescaled_frozen_mobilenet_v2, "none: raw pixels, the model's own Rescaling(1/127.5, -1) in front of a frozen MobileNetV2"),
-    correct(rescaled_residual_net, "none: raw pixels, the model's own Rescaling(1/127.5, -1) in front of a whole residual net"),
+    correct(
+        rescaled_frozen_mobilenet_v2,
+        "none: raw pixels, the model's own Rescaling(1/127.5, -1) in front of a frozen MobileNetV2",
+    ),
+    correct(
+        rescaled_residual_net,
+        "none: raw pixels, the model's own Rescaling(1/127.5, -1) in front of a whole residual net",
+    ),
     broken(
         unit_rescaled_frozen_mobilenet_v2,
         "the model's own Rescaling(1/255) gives MobileNetV2 [0, 1], not [-1, 1]",

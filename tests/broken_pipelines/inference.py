@@ -43,7 +43,8 @@ CASES = [
         "learning rate 1e-5: cannot fit 12 images",
         overfit=r"below the target 1",
     ).on(
-        "jax", "on JAX the barely trained model's fit, batch statistics of 4 images, scores 0.50 in its last epoch "
+        "jax",
+        "on JAX the barely trained model's fit, batch statistics of 4 images, scores 0.50 in its last epoch "
         "and evaluate 0.33: 2 of 12 images, which agreement gates",
         overfit=r"below the target 1",
         agreement=r"Gap: evaluate vs fit",
@@ -54,7 +55,8 @@ CASES = [
         overfit=r"evaluate after BatchNorm recalibration gives 0\.5",
         agreement=r"Gap: evaluate vs fit",
     ).on(
-        ("jax", "torch", "keras2"), "on TensorFlow fit memorizes the shuffled labels and evaluate gives 0.5; "
+        ("jax", "torch", "keras2"),
+        "on TensorFlow fit memorizes the shuffled labels and evaluate gives 0.5; "
         "elsewhere fit itself falls short in 15 epochs and evaluate differs from train-mode by one image, within "
         "noise: JAX fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83), Keras 2 0.92 (0.92, 0.83)",
         overfit=r"below the target 1",

@@ -42,8 +42,12 @@ def recompiled(build, loss, learning_rate=0.01, **kwargs):
 
 def _residual(name, data, build=families.residual_net, **kwargs):
     return Pipeline(
-        name=name, build_model=functools.partial(build, **kwargs), data=data,
-        preprocess_train=scaled, fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+        name=name,
+        build_model=functools.partial(build, **kwargs),
+        data=data,
+        preprocess_train=scaled,
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
     )
 
 
@@ -61,8 +65,11 @@ def residual_three_classes_l2():
 def xception_binary_logit():
     """One logit, BinaryCrossentropy(from_logits=True), BinaryAccuracy(threshold=0), Rescaling in the model."""
     return Pipeline(
-        name="xception-binary-logit", build_model=families.xception_style_binary, data=BINARY_32,
-        fit_kwargs=FIT, after_fit=recalibrate_after_fit,
+        name="xception-binary-logit",
+        build_model=families.xception_style_binary,
+        data=BINARY_32,
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
     )
 
 
@@ -89,22 +96,31 @@ def residual_two_of_three_classes():
 
 def binary_crossentropy_on_softmax():
     return small_pipeline(
-        "binary-ce-on-3-unit-softmax", label_encoding="one_hot",
+        "binary-ce-on-3-unit-softmax",
+        label_encoding="one_hot",
         build_model=functools.partial(compiled_cnn, loss="binary_crossentropy"),
     )
 
 
 def categorical_crossentropy_on_one_unit():
     return _residual(
-        "categorical-ce-on-1-sigmoid-unit", BINARY_16,
-        build=functools.partial(recompiled, families.residual_net, "categorical_crossentropy"), classes=2,
+        "categorical-ce-on-1-sigmoid-unit",
+        BINARY_16,
+        build=functools.partial(recompiled, families.residual_net, "categorical_crossentropy"),
+        classes=2,
     )
 
 
 CASES = [
-    correct(residual_binary_l2, "none: one sigmoid unit, binary_crossentropy, L2(10): compiled loss 360 at initialization"),
-    correct(residual_three_classes_l2, "none: residual net, 3-way softmax, L2(10): compiled loss 360 at initialization"),
-    correct(xception_binary_logit, "none: one logit, BinaryCrossentropy(from_logits=True), BinaryAccuracy(threshold=0)"),
+    correct(
+        residual_binary_l2, "none: one sigmoid unit, binary_crossentropy, L2(10): compiled loss 360 at initialization"
+    ),
+    correct(
+        residual_three_classes_l2, "none: residual net, 3-way softmax, L2(10): compiled loss 360 at initialization"
+    ),
+    correct(
+        xception_binary_logit, "none: one logit, BinaryCrossentropy(from_logits=True), BinaryAccuracy(threshold=0)"
+    ),
     correct(small_cnn_l2, "none: the small CNN with L2(10): compiled loss 172 at initialization"),
     broken(
         every_label_zero,
@@ -124,7 +140,8 @@ CASES = [
         # while predict returns the softmax: the loss of predict's outputs is another number.
         agreement=r"Gap: predict vs evaluate: loss",
     ).on(
-        ("jax", "torch"), "only Keras on TensorFlow computes binary cross-entropy from the logits beneath a "
+        ("jax", "torch"),
+        "only Keras on TensorFlow computes binary cross-entropy from the logits beneath a "
         "softmax; on JAX and torch fit, evaluate and predict all score the softmax outputs, so the modes agree",
         labels=r"binary_crossentropy on a 3-unit softmax(.|\n)*binary accuracy(.|\n)*scores 0\.67",
     ),
@@ -135,14 +152,17 @@ CASES = [
         # The loss is 0, but TensorFlow's fused softmax op returns a gradient of 1 - label, which trains
         # the outputs of class 0 down; "accuracy" (categorical, the argmax of one unit) reads 1 in fit.
         overfit=r"evaluate after BatchNorm recalibration gives 0\.\d+",
-    ).on(
-        ("jax", "torch"), "JAX and torch get no gradient from a loss that is 0, so no weight moves and fit's "
-        "accuracy stays at 0.5",
+    )
+    .on(
+        ("jax", "torch"),
+        "JAX and torch get no gradient from a loss that is 0, so no weight moves and fit's accuracy stays at 0.5",
         labels=r"categorical_crossentropy on a single output for 2 classes(.|\n)*the loss is 0 whatever the labels",
         overfit=r"fit reached 0\.5000 accuracy at best, below the target 1",
         variables_change=r"22 of 22 trainable weights never changed",
-    ).on(
-        "keras2", "tf-keras 2.21: fit reaches accuracy 1 on the gradient of 1 - label, and evaluate after "
+    )
+    .on(
+        "keras2",
+        "tf-keras 2.21: fit reaches accuracy 1 on the gradient of 1 - label, and evaluate after "
         "recalibration gives 1.0, but train-mode gives 0.75 (3 of 12 images) against evaluate's 1.0",
         labels=r"categorical_crossentropy on a single output for 2 classes(.|\n)*the loss is 0 whatever the labels",
         agreement=r"Gap: evaluate vs train-mode",

@@ -73,12 +73,16 @@ def unseeded_data_order():
         order = np.stack(by_class, axis=1).ravel()
         return DATA.images[order], DATA.labels[order], DATA.class_names
 
-    return small_pipeline("unseeded-data-order", data=read, fit_kwargs={"epochs": 15, "batch_size": 4, "shuffle": False})
+    return small_pipeline(
+        "unseeded-data-order", data=read, fit_kwargs={"epochs": 15, "batch_size": 4, "shuffle": False}
+    )
 
 
 def clock_seeded_noise_layer():
     """A noise layer in the model whose SeedGenerator is seeded from the clock."""
-    return small_pipeline("clock-seeded-noise-layer", build_model=_model_behind(lambda layers: layers.ClockSeededNoise(0.05)))
+    return small_pipeline(
+        "clock-seeded-noise-layer", build_model=_model_behind(lambda layers: layers.ClockSeededNoise(0.05))
+    )
 
 
 # Save and load ------------------------------------------------------------------------
@@ -116,21 +120,40 @@ def state_outside_variables():
 
 
 CASES = [
-    broken(unseeded_augmentation, "augmentation from an unseeded generator",
-           determinism=r"preprocess_train returned different inputs for the same images"),
+    broken(
+        unseeded_augmentation,
+        "augmentation from an unseeded generator",
+        determinism=r"preprocess_train returned different inputs for the same images",
+    ),
     correct(seeded_augmentation),
-    broken(unseeded_data_order, "loader shuffles with an unseeded generator",
-           determinism=r"`data` returned different images or another order"),
-    broken(clock_seeded_noise_layer, "noise layer seeded from the clock",
-           determinism=r"(?s)from the first training step on.*ClockSeededNoise"),
-    broken(unregistered_custom_layer, "custom layer not registered as serializable",
-           save_load=r"(?s)the custom class 'UnregisteredRescale' is not registered.*register_keras_serializable"),
-    broken(get_config_omits_argument, "get_config omits a constructor argument",
-           save_load=r"get_config\(\) omits 'factor'"),
-    broken(get_config_not_overridden, "custom layer with an array argument and no get_config",
-           save_load=r"(?s)the \.keras (file|folder) does not save.*does not override get_config"),
-    broken(state_outside_variables, "layer state in plain NumPy arrays, not variables",
-           save_load=r"'mean' is a plain attribute, not in a Keras variable"),
+    broken(
+        unseeded_data_order,
+        "loader shuffles with an unseeded generator",
+        determinism=r"`data` returned different images or another order",
+    ),
+    broken(
+        clock_seeded_noise_layer,
+        "noise layer seeded from the clock",
+        determinism=r"(?s)from the first training step on.*ClockSeededNoise",
+    ),
+    broken(
+        unregistered_custom_layer,
+        "custom layer not registered as serializable",
+        save_load=r"(?s)the custom class 'UnregisteredRescale' is not registered.*register_keras_serializable",
+    ),
+    broken(
+        get_config_omits_argument, "get_config omits a constructor argument", save_load=r"get_config\(\) omits 'factor'"
+    ),
+    broken(
+        get_config_not_overridden,
+        "custom layer with an array argument and no get_config",
+        save_load=r"(?s)the \.keras (file|folder) does not save.*does not override get_config",
+    ),
+    broken(
+        state_outside_variables,
+        "layer state in plain NumPy arrays, not variables",
+        save_load=r"'mean' is a plain attribute, not in a Keras variable",
+    ),
     correct(registered_custom_layer),
 ]
 
@@ -147,7 +170,9 @@ def _model_behind(front):
         inputs = keras.Input((16, 16, 3))
         outputs = small_bn_cnn((16, 16, 3), classes=CLASSES)(front(custom_layers())(inputs))
         model = keras.Model(inputs, outputs)
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         return model
 
     return build_model
@@ -214,4 +239,3 @@ def custom_layers():
 
     layers = (Rescale, ForgetfulRescale, ArrayRescale, PlainStandardize, ClockSeededNoise)
     return SimpleNamespace(UnregisteredRescale=UnregisteredRescale, **{cls.__name__: register(cls) for cls in layers})
-

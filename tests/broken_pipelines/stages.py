@@ -63,7 +63,9 @@ def fine_tune_stages():
 
 
 def unfreeze_without_recompile_stages():
-    return small_pipeline("stages-unfreeze-not-recompiled", build_model=pretrained_on_base, train=fine_tune_not_recompiled)
+    return small_pipeline(
+        "stages-unfreeze-not-recompiled", build_model=pretrained_on_base, train=fine_tune_not_recompiled
+    )
 
 
 def freeze_without_recompile_stages():
@@ -169,20 +171,31 @@ JAX_REFUSES_STALE_TRAIN_FUNCTION = (
 )
 
 CASES = [
-    correct(fine_tune_stages, "none: head on a frozen base (fit 1), then the base unfrozen, recompiled and fine-tuned (fit 2)"),
+    correct(
+        fine_tune_stages,
+        "none: head on a frozen base (fit 1), then the base unfrozen, recompiled and fine-tuned (fit 2)",
+    ),
     broken(
-        freeze_without_recompile_stages, "train function: fit 1 trains all, then the base is frozen without compiling again for fit 2",
+        freeze_without_recompile_stages,
+        "train function: fit 1 trains all, then the base is frozen without compiling again for fit 2",
         frozen_layers=r"(?s)in stage 2 of 2 \(fit 2\): frozen weights moved.*call compile\(\) again",
-    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION).on(
-        "torch", "Keras on torch runs fit eagerly, reading the trainable weights at every step: the freeze takes "
+    )
+    .on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION)
+    .on(
+        "torch",
+        "Keras on torch runs fit eagerly, reading the trainable weights at every step: the freeze takes "
         "effect without compiling again, so there is no bug to catch (every check passes)",
     ),
     broken(
-        unfreeze_without_recompile_stages, "train function: the base unfrozen for fit 2 without compiling again (Keras 3 "
+        unfreeze_without_recompile_stages,
+        "train function: the base unfrozen for fit 2 without compiling again (Keras 3 "
         "on TensorFlow keeps fit 1's train function, so the base never trains)",
         variables_change=r"(?s)8 of 10 trainable weights never changed.*frozen in fit 1 and set trainable for fit 2.*without compiling again",
-    ).on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION).on(
-        "torch", "Keras on torch refuses the stale optimizer: it was built for the head's weights in fit 1, and "
+    )
+    .on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION)
+    .on(
+        "torch",
+        "Keras on torch refuses the stale optimizer: it was built for the head's weights in fit 1, and "
         "fit 2 passes the base's too",
         raises=r"train raised ValueError: Unknown variable",
     ),
@@ -193,7 +206,8 @@ if _tensorflow():  # GradientTape: the TensorFlow backend's own training API
         correct(custom_train_step, "none: a subclassed model with its own train_step, fit by the train function"),
         correct(gradient_tape, "none: a GradientTape loop, no fit (a custom loop stage)"),
         broken(
-            gradient_tape_stale_variables, "GradientTape loop training a variable list taken before freezing the first block",
+            gradient_tape_stale_variables,
+            "GradientTape loop training a variable list taken before freezing the first block",
             frozen_layers=r"(?s)in stage 1 of 1 \(custom loop\): frozen weights moved.*applies gradients to",
             variables_change=r"frozen weights changed",
         ),

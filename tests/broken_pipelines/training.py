@@ -25,7 +25,9 @@ def _ops():
         return keras.ops
     import tensorflow as tf
 
-    return SimpleNamespace(moments=tf.nn.moments, rsqrt=tf.math.rsqrt, stop_gradient=tf.stop_gradient, log=tf.math.log, sum=tf.reduce_sum)
+    return SimpleNamespace(
+        moments=tf.nn.moments, rsqrt=tf.math.rsqrt, stop_gradient=tf.stop_gradient, log=tf.math.log, sum=tf.reduce_sum
+    )
 
 
 @functools.cache
@@ -48,7 +50,9 @@ def _custom():
             self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
             self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
             self.moving_mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="moving_mean")
-            self.moving_variance = self.add_weight(shape=shape, initializer="ones", trainable=False, name="moving_variance")
+            self.moving_variance = self.add_weight(
+                shape=shape, initializer="ones", trainable=False, name="moving_variance"
+            )
 
         def call(self, inputs, training=False):
             if training:
@@ -132,12 +136,16 @@ def _frozen_after_warm_up(batchnorm=None, compile_again=True):
     model = _warmed_up(_on_base(base))
     base.trainable = False
     if compile_again:  # without it, fit keeps the train function it traced with the base trainable
-        model.compile(optimizer=_keras().optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=_keras().optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
     return model
 
 
 def frozen_base_not_recompiled():
-    return small_pipeline("frozen-base-not-recompiled", build_model=functools.partial(_frozen_after_warm_up, compile_again=False))
+    return small_pipeline(
+        "frozen-base-not-recompiled", build_model=functools.partial(_frozen_after_warm_up, compile_again=False)
+    )
 
 
 def frozen_base():
@@ -145,7 +153,9 @@ def frozen_base():
 
 
 def frozen_ported_batchnorm():
-    return small_pipeline("frozen-ported-batchnorm", build_model=lambda: _frozen_after_warm_up(_custom().PortedBatchNorm))
+    return small_pipeline(
+        "frozen-ported-batchnorm", build_model=lambda: _frozen_after_warm_up(_custom().PortedBatchNorm)
+    )
 
 
 def zero_learning_rate():
@@ -184,7 +194,9 @@ def _sgd_cnn(learning_rate):
     from pipeline_checks.testing.small_models import small_bn_cnn
 
     model = small_bn_cnn((16, 16, 3), classes=CLASSES)
-    model.compile(optimizer=_keras().optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=_keras().optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -202,63 +214,77 @@ def loss_arguments_swapped():
 
 CASES = [
     broken(
-        frozen_base_not_recompiled, "base frozen after a warm-up fit, without compiling again",
+        frozen_base_not_recompiled,
+        "base frozen after a warm-up fit, without compiling again",
         frozen_layers=r"(?s)frozen weights moved.*frozen BN moving statistics moved.*call compile\(\) again",
         variables_change=r"frozen weights changed",
-    ).on(
-        "jax", "Keras on JAX refuses the stale train function: the optimizer was built for the 10 weights "
+    )
+    .on(
+        "jax",
+        "Keras on JAX refuses the stale train function: the optimizer was built for the 10 weights "
         "trainable at the warm-up, and fit now passes 2",
         raises=r"fit raised ValueError: Argument `optimizer_variables` must be a list of tensors corresponding 1:1",
-    ).on(
-        "torch", "Keras on torch runs fit eagerly, reading the trainable weights and the BN mode at every step: "
+    )
+    .on(
+        "torch",
+        "Keras on torch runs fit eagerly, reading the trainable weights and the BN mode at every step: "
         "the freeze takes effect without compiling again, so there is no bug to catch (every check passes)",
     ),
     correct(frozen_base, "none: base frozen after a warm-up fit, then compiled again"),
     broken(
-        frozen_ported_batchnorm, "frozen base with a ported BatchNormalization that updates in training mode",
+        frozen_ported_batchnorm,
+        "frozen base with a ported BatchNormalization that updates in training mode",
         frozen_layers=r"(?s)frozen BN moving statistics moved.*PortedBatchNorm updates its statistics",
         agreement=r"Gap: evaluate vs train-mode",
         overfit=r"evaluate after BatchNorm recalibration gives",
     ).on(
-        "jax", "on JAX the warm-up epoch already fits the 12 images (loss 0.35 before fit), so accuracy stays 1.0 "
+        "jax",
+        "on JAX the warm-up epoch already fits the 12 images (loss 0.35 before fit), so accuracy stays 1.0 "
         "in every mode; the mismatch shows only in the loss (train-mode 0.14, evaluate 0.77), which agreement "
         "does not gate when accuracy is compiled",
         frozen_layers=r"(?s)frozen BN moving statistics moved.*PortedBatchNorm updates its statistics",
     ),
     broken(
-        zero_learning_rate, "learning rate 0 (BN statistics still move)",
+        zero_learning_rate,
+        "learning rate 0 (BN statistics still move)",
         variables_change=r"(?s)10 of 10 trainable weights never changed.*learning rate is 0",
         overfit=r"below the target",
     ).on(
-        "jax", "on JAX the untrained model's fit, batch statistics of 4 images, scores 0.50 in its last epoch and "
+        "jax",
+        "on JAX the untrained model's fit, batch statistics of 4 images, scores 0.50 in its last epoch and "
         "evaluate 0.33: 2 of 12 images, which agreement gates",
         variables_change=r"(?s)10 of 10 trainable weights never changed.*learning rate is 0",
         overfit=r"below the target",
         agreement=r"Gap: evaluate vs fit",
     ),
     broken(
-        disconnected_aux_head, "auxiliary head added to the logits with weight 0",
+        disconnected_aux_head,
+        "auxiliary head added to the logits with weight 0",
         variables_change=r"(?s)2 of 12 trainable weights never changed.*\(aux_head/kernel, aux_head/bias\).*disconnected from the loss",
     ),
     broken(
-        stop_gradient_in_path, "stop_gradient after the first Conv-BN block",
+        stop_gradient_in_path,
+        "stop_gradient after the first Conv-BN block",
         variables_change=r"(?s)4 of 10 trainable weights never changed.*stop_gradient",
     ),
     broken(
-        huge_learning_rate, "SGD learning rate 1e6",
+        huge_learning_rate,
+        "SGD learning rate 1e6",
         numerics=r"(?s)weights went non-finite first, after the first epoch.*learning rate is far too high",
         overfit=r"below the target",
         # Whether evaluate's loss is NaN too varies by TF version and CPU (a ReLU or max may drop a NaN).
         agreement=r"Not finite: .*model variables hold NaN or Inf: .*batch_normalization",
     ).on(
-        ("jax", "torch"), "JAX's and torch's SGD keep every weight finite (JAX: ~1e5 after the first step, BN moving "
+        ("jax", "torch"),
+        "JAX's and torch's SGD keep every weight finite (JAX: ~1e5 after the first step, BN moving "
         "variance 2e21 at the end, loss ~10; torch: 1.3e6 after the first step, 1.3e23 at the end, loss 10.7): "
         "no NaN for agreement to see, the weights explode instead",
         numerics=r"(?s)weights exploded first, after the first step.*learning rate is far too high",
         overfit=r"below the target",
     ),
     broken(
-        loss_arguments_swapped, "hand-written crossentropy with (y_pred, y_true) swapped: log(0)",
+        loss_arguments_swapped,
+        "hand-written crossentropy with (y_pred, y_true) swapped: log(0)",
         numerics=r"(?s)loss went non-finite first, at initialization.*log\(0\)",
         overfit=r"below the target",
         agreement=r"Not finite: .*evaluate loss is",
