@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline_checks.checks.family import family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement
 from pipeline_checks.results.check_result import CheckResult, failed, passed
@@ -11,6 +12,7 @@ from pipeline_checks.run.training import shared_run, stages_of
 NAME = "agreement"
 
 
+@family(NAME)
 def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANCE) -> CheckResult:
     """Fit the pipeline and compare its metrics in five modes on the same images.
 

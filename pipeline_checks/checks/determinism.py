@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline_checks._validation import check_number
+from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
@@ -32,6 +33,7 @@ NO_FIT_METRICS = "fit's metrics do not exist for a custom loop"
 KERNEL_NOISE = 1e-5  # relative first-step loss difference that float reordering can explain
 
 
+@family(NAME, OWN_FIT)
 def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_kernel_noise: bool = True) -> CheckResult:
     """Check that training twice from the same seed gives the same weights and metrics.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline_checks._text import listed
+from pipeline_checks.checks.family import family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import (
@@ -33,6 +34,7 @@ from pipeline_checks.run.variables import (
 NAME = "frozen_layers"
 
 
+@family(NAME)
 def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
     """Fail when fit moves the weights or the statistics of layers frozen before fit.
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
+from pipeline_checks.checks.family import family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model.forward import forward
 from pipeline_checks.model.losses import LossFacts, loss_facts, snake_case
@@ -35,6 +36,7 @@ PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "hard_sigmoid")
 SHOWN_CLASSES = 3  # missing classes named in a message; the rest counted
 
 
+@family(NAME)
 def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_INITIAL_LOSS_FACTOR) -> CheckResult:
     """Fail when labels, class names, the compiled loss and the model's outputs disagree.
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline_checks._text import listed
+from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
 from pipeline_checks.model.gradients import loss_gradients, supports_gradients
@@ -34,6 +35,7 @@ class _Finding:
     what: str = "went non-finite"
 
 
+@family(NAME, SHARED_RUN, INITIAL_LOSS)
 def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     """Fail when the inputs, the loss, the gradients or the weights hold NaN or Inf, or explode.
 

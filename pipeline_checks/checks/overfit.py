@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
+from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
 from pipeline_checks.model.forward import forward
@@ -52,6 +53,7 @@ NO_FIT_HISTORY = "Fit's per-epoch numbers do not exist for a custom loop: the cu
 FIX_OPTION = "check_options={'overfit': {'target_accuracy': ...}} on the Pipeline"
 
 
+@family(NAME, SHARED_RUN, INITIAL_LOSS)
 def check_overfit(
     pipeline, seed: int = 0, target_accuracy: float | None = None, tolerance: float | None = None
 ) -> CheckResult:

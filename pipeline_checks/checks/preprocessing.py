@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline_checks._validation import check_integer, check_number
+from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.builds import fresh_build
@@ -33,6 +34,7 @@ MODES = {
 }
 
 
+@family(NAME, OWN_FIT)
 def check_preprocessing(
     pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANCE, samples: int = DEFAULT_SAMPLES
 ) -> CheckResult:

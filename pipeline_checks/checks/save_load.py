@@ -31,6 +31,7 @@ import numpy as np
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.statistics import moving_statistics
+from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
 from pipeline_checks.model.forward import forward, share_compiled
@@ -49,6 +50,7 @@ REGISTER_FIX = (
 )
 
 
+@family(NAME, OWN_FIT)
 def check_save_load(
     pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANCE, directory=None, custom_objects=None
 ) -> CheckResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from pipeline_checks._text import SHOWN, listed
+from pipeline_checks.checks.family import family
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.results.check_result import CheckResult, failed, passed
 from pipeline_checks.run.training import TrainingRun, shared_run, stages_of
@@ -20,6 +21,7 @@ from pipeline_checks.run.variables import (
 NAME = "variables_change"
 
 
+@family(NAME)
 def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     """Fail when a trainable weight never changes in fit, or a frozen one changes.
 

@@ -1,0 +1,116 @@
+"""What every check family declares once: its name, what it needs from a fit, and its options.
+
+A family is a function `check_<name>(pipeline, seed=0, **options) -> CheckResult` decorated
+with `@family(name, needs)`. The decorator checks `pipeline` and `seed` and resolves each
+option the same way for every caller (a direct call, `pc_check`, the console script, a
+`Recorder`, the baseline fingerprint, the detection matrix):
+
+    the argument  >  [tool.pipeline_checks.pipeline.NAME] (passed as an argument by the plugin)
+                  >  Pipeline(check_options={name: {...}})  >  the check's default
+
+A `Recorder` reads `needs` to know which families can judge a fit it recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+
+# What a family needs from training; a family names every one it needs.
+SHARED_RUN = "shared_run"  # judges the one training run all checks share (or a recorded fit)
+INITIAL_LOSS = "initial_loss"  # reads the loss of a training-mode pass before the first step
+OWN_FIT = "own_fit"  # builds and trains the model itself, so it cannot judge a recorded fit
+NEEDS = (SHARED_RUN, INITIAL_LOSS, OWN_FIT)
+
+OURS = ("pipeline", "seed")  # the arguments every check takes; the others are its options
+
+
+@dataclass(frozen=True)
+class Family:
+    """A check family as the runners see it.
+
+    Attributes:
+        name: e.g. "labels"; the check is `check_<name>`.
+        needs: among SHARED_RUN, INITIAL_LOSS and OWN_FIT.
+        options: the keyword arguments it takes besides `pipeline` and `seed`, with their defaults.
+    """
+
+    name: str
+    needs: frozenset[str]
+    options: dict[str, Any]
+
+    @property
+    def judges_a_recorded_fit(self) -> bool:
+        return OWN_FIT not in self.needs
+
+
+def family(name: str, *needs: str) -> Callable:
+    """Declare `check_<name>` a family that needs `needs` (default: the shared run)."""
+    unknown = sorted(set(needs) - set(NEEDS))
+    if unknown:
+        raise ValueError(f"family {name!r} needs {unknown}; a family needs among {', '.join(NEEDS)}")
+
+    def declare(check: Callable) -> Callable:
+        signature = inspect.signature(check)
+        options = {p.name: p.default for p in signature.parameters.values() if p.name not in OURS}
+        declared = Family(name, frozenset(needs or (SHARED_RUN,)), options)
+
+        @functools.wraps(check)
+        def run(pipeline, *args, **kwargs):
+            __tracebackhide__ = True
+            pipeline = checked_pipeline(pipeline)
+            bound = signature.bind(pipeline, *args, **kwargs)  # TypeError names an unknown keyword
+            seed = checked_seed(bound.arguments.get("seed", 0))
+            given = {key: value for key, value in bound.arguments.items() if key not in OURS}
+            from_pipeline = {k: v for k, v in pipeline_options(declared, pipeline).items() if k not in given}
+            try:
+                return check(pipeline, seed, **given, **from_pipeline)
+            except ValueError as error:
+                refused = _refused_option(error, from_pipeline)
+                if refused is None:
+                    raise
+                raise ValueError(f"Pipeline {pipeline.name!r}: check_options[{name!r}]: {error}") from None
+
+        run.family = declared
+        return run
+
+    return declare
+
+
+def family_of(check: Callable) -> Family:
+    """The declaration of a check function; TypeError for a function that is no family."""
+    declared = getattr(check, "family", None)
+    if not isinstance(declared, Family):
+        raise TypeError(f"{getattr(check, '__name__', check)!r} is not a check family (no @family declaration)")
+    return declared
+
+
+def pipeline_options(declared: Family, pipeline) -> dict[str, Any]:
+    """`pipeline.check_options[name]`, its keywords checked against the family's options."""
+    options = dict(pipeline.check_options.get(declared.name, {}))
+    unknown = sorted(set(options) - set(declared.options))
+    if unknown:
+        takes = f"it takes {', '.join(declared.options)}" if declared.options else "it takes no options"
+        raise ValueError(
+            f"Pipeline {pipeline.name!r}: check_options[{declared.name!r}] sets {', '.join(unknown)}, which "
+            f"check_{declared.name} does not take; {takes}; received: check_options[{declared.name!r}]={options!r}"
+        )
+    return options
+
+
+def resolved_options(check: Callable, pipeline, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of `check` as a run on `pipeline` with the arguments `given` uses it."""
+    declared = family_of(check)
+    return {**declared.options, **pipeline_options(declared, pipeline), **(given or {})}
+
+
+def _refused_option(error: ValueError, from_pipeline: dict[str, Any]) -> str | None:
+    """The option from check_options that `error` refuses, by the message shape of `_validation`
+    ("NAME must be ...; received: NAME=VALUE"); None where the error is about something else."""
+    text = str(error)
+    return next((key for key in from_pipeline if text.startswith(f"{key} must be")), None)
