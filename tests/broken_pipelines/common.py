@@ -1,4 +1,8 @@
-"""The correct small pipeline every broken one is a variation of, and the Case record."""
+"""The Case record of the detection matrix, and the small correct pipeline its rows vary.
+
+The pipeline, its model and data live in `helpers.pipelines` (plain test helpers, no rows);
+they are imported here too, as the rows and older tests import them from this module.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,24 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline_checks import make_tiny_images, recalibrate_batchnorm
+from helpers.pipelines import CLASSES, DATA, compiled_cnn, recalibrate_after_fit, small_pipeline
+
 from pipeline_checks.model import compat
 from pipeline_checks.pipelines.pipeline import Pipeline
-from pipeline_checks.testing.small_models import small_bn_cnn
 
-CLASSES = 3
-DATA = make_tiny_images(classes=CLASSES, per_class=4, size=16, seed=0)
+__all__ = [
+    "CLASSES",
+    "DATA",
+    "Case",
+    "Expectation",
+    "broken",
+    "compiled_cnn",
+    "correct",
+    "recalibrate_after_fit",
+    "small_pipeline",
+    "where_caught",
+    "where_fit_runs",
+]
 
 
 @dataclass(frozen=True)
@@ -106,34 +121,3 @@ def where_caught(cases: list[Case], pipeline: Callable[[], Pipeline], check: str
     case = next(case for case in cases if case.pipeline is pipeline)
     reason = f"{check} does not catch {pipeline.__name__} on {compat.backend()}: {case.why}"
     return pytest.mark.skipif(check not in case.caught_by, reason=reason)
-
-
-def compiled_cnn(
-    input_shape=(16, 16, 3), classes=CLASSES, learning_rate=0.01, loss="sparse_categorical_crossentropy", **kwargs
-):
-    from pipeline_checks.model import compat
-
-    keras = compat.keras()
-    model = small_bn_cnn(input_shape, classes=classes, **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
-    return model
-
-
-def recalibrate_after_fit(model, x):
-    """Precise BN as the pipeline's last step: the correct pipelines do it before deployment."""
-    recalibrate_batchnorm(model, x, batch_size=4)
-
-
-def small_pipeline(name: str = "small-cnn", **changes) -> Pipeline:
-    """The correct pipeline: a Conv-BN CNN on 12 pattern images, pixels scaled to [0, 1]."""
-    pipeline = Pipeline(
-        name=name,
-        build_model=compiled_cnn,
-        data=DATA,
-        preprocess_train=lambda images: images.astype("float32") / 255.0,
-        fit_kwargs={"epochs": 15, "batch_size": 4},
-        after_fit=recalibrate_after_fit,
-    )
-    if "preprocess_train" in changes:
-        changes.setdefault("preprocess_infer", None)  # None: the inference path follows the new training one
-    return dataclasses.replace(pipeline, **changes) if changes else pipeline
