@@ -97,7 +97,8 @@ def test_a_local_weights_file_is_loaded(tmp_path):
             ("ResNet50",),
             {"weights": "imagenet"},
             ValueError,
-            "weights='imagenet' would download weights at run time, *pass its path: build_application(name, weights='path/to/weights.h5').",
+            "weights='imagenet' would download weights at run time, *pass its path: build_application(name, "
+            "weights='path/to/weights.h5').",
         ),
         (("ResNet50",), {"weights": "missing.h5"}, FileNotFoundError, "No weights file at weights='missing.h5'"),
         (("ResNet50",), {"channels": 2}, ValueError, "channels must be 1 or 3; received: channels=2"),

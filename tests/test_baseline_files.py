@@ -18,11 +18,18 @@ PIPELINES = """
 
             keras = compat.keras()
             model = small_bn_cnn((16, 16, 3), classes=3)
-            model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.compile(
+                optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            )
             return model
 
-        return Pipeline(name=name, build_model=compiled, data=PHOTOS, preprocess_train=lambda images: images / np.float32(255),
-                        fit_kwargs={"epochs": 6, "batch_size": 12})
+        return Pipeline(
+            name=name,
+            build_model=compiled,
+            data=PHOTOS,
+            preprocess_train=lambda images: images / np.float32(255),
+            fit_kwargs={"epochs": 6, "batch_size": 12},
+        )
 
 
     def good():
@@ -111,7 +118,11 @@ def test_the_directory_tolerances_and_skip_come_from_pyproject(project, key):
     declare(project, "good", extra='baseline_dir = "ci/baselines"\n')
     project.runpytest(*ONLY_BASELINE).assert_outcomes(failed=1, deselected=9)
     assert (project.path / f"ci/baselines/good.{key}.yml").is_file()
-    tolerant = '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = 10}, "*.loss" = {relative = 10}, "evaluate.*" = {absolute = 1}, "predictions.*" = {absolute = 10}, "target_epoch" = {absolute = 10}}\n'
+    tolerant = (
+        "[tool.pipeline_checks.pipeline.good]\n"
+        'baseline = {"loss.*" = {relative = 10}, "*.loss" = {relative = 10}, "evaluate.*" = {absolute = 1}, '
+        '"predictions.*" = {absolute = 10}, "target_epoch" = {absolute = 10}}\n'
+    )
     declare(project, "good_with_rate_doubled", extra='baseline_dir = "ci/baselines"\n' + tolerant)
     project.runpytest(*ONLY_BASELINE).assert_outcomes(passed=1, deselected=9)
     declare(
@@ -129,7 +140,8 @@ def test_the_directory_tolerances_and_skip_come_from_pyproject(project, key):
     [
         (
             'baseline_tolerances = {"loss.*" = 0.1}\n',
-            "*Invalid pyproject.toml [[]tool.pipeline_checks[]] baseline_tolerances 'loss.*' = 0.1: expected a table with 'absolute' and/or 'relative'*",
+            "*Invalid pyproject.toml [[]tool.pipeline_checks[]] baseline_tolerances 'loss.*' = 0.1: expected a table "
+            "with 'absolute' and/or 'relative'*",
         ),
         (
             '[tool.pipeline_checks.pipeline.good]\nbaseline = {"loss.*" = {relative = -1}}\n',
@@ -194,7 +206,8 @@ def test_a_built_in_pipeline_without_a_baseline_for_this_environment_is_skipped_
     result.assert_outcomes(skipped=1, deselected=9)
     result.stdout.fnmatch_lines(
         [
-            "*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with --pc-update-baselines*"
+            "*no baseline of the built-in pipeline 'mobilenetv2' ships for *-keras*; record one with "
+            "--pc-update-baselines*"
         ]
     )
 

@@ -41,8 +41,8 @@ def test_first_report_is_caught_and_recalibration_fixes_it(capsys):
     assert "Modes disagree on the same 3 samples" in out
     assert "Cause: stale BatchNormalization moving statistics" in out
     assert (
-        "After pipeline_checks.recalibrate_batchnorm(model, x):\nRecalibrated 53 BatchNormalization layers on 3 samples in 1 batches."
-        in out
+        "After pipeline_checks.recalibrate_batchnorm(model, x):\nRecalibrated 53 BatchNormalization layers on 3 "
+        "samples in 1 batches." in out
     )
     assert out.rstrip().endswith("All modes agree.")
 

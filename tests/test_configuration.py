@@ -40,7 +40,8 @@ def project(pytester, monkeypatch):
     [
         (
             '[tool.pipeline-checks]\npipelines = ["mypipes:good"]\n',
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline-checks]: pipeline-checks reads [[]tool.pipeline_checks] (with an underscore)*",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline-checks]: pipeline-checks reads [[]tool.pipeline_checks] "
+            "(with an underscore)*",
         ),
         (
             '[tool]\npipeline_checks = ["mypipes:good"]\n',
@@ -48,7 +49,8 @@ def project(pytester, monkeypatch):
         ),
         (
             '[tool.pipeline_checks]\npipeline = ["mypipes:good"]\n',
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] pipeline = [[]'mypipes:good']: expected tables named by pipeline*",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] pipeline = [[]'mypipes:good']: expected tables "
+            "named by pipeline*",
         ),
         (
             '[tool.pipeline_checks]\npipeline_s = ["mypipes:good"]\n',
@@ -56,7 +58,8 @@ def project(pytester, monkeypatch):
         ),
         (
             "[tool.pipeline_checks]\nmodels = 5\n",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] models = 5: expected a comma-separated list of keras.applications "
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks] models = 5: expected a comma-separated list of "
+            "keras.applications "
             "names, or a list of them; received: 5 of type int",
         ),
     ],

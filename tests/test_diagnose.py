@@ -81,8 +81,8 @@ def test_fixes_the_first_reports_model(first_report_files, first_report_run, tmp
     assert "Modes disagree on the same 3 samples" in before
     updates = len(first_report_run.history.history["loss"])  # one batch per epoch, until fit said 100%
     assert (
-        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen"
-        in before
+        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} "
+        "updates seen" in before
     )
     assert _row(before, "evaluate") == pytest.approx(0.3333, abs=1e-4)
     assert _row(before, "recalibrated") == 1.0
@@ -414,8 +414,8 @@ def test_a_repositorys_function_preprocesses_as_the_built_in_does(tiny, reposito
     by_name = capsys.readouterr().out
 
     assert (
-        "Preprocessing:  repo_pkg.preprocessing:Steps.rescale from repo_pkg/preprocessing.py, called on float32 pixels 0..255"
-        in by_function
+        "Preprocessing:  repo_pkg.preprocessing:Steps.rescale from repo_pkg/preprocessing.py, called on float32 "
+        "pixels 0..255" in by_function
     )
     assert _without_preprocessing_line(by_function) == _without_preprocessing_line(by_name)
     assert sys.path == path_before, (
@@ -475,8 +475,10 @@ PREPROCESSING_ERRORS = {
     "function-raises": (
         "repo_pkg.preprocessing:fails",
         (
-            "preprocessing function repo_pkg.preprocessing:fails raised ValueError: expected uint8 images; it was called "
-            "with one float32 batch of decoded images (N, height, width, channels) of pixels 0..255, of shape (6, 8, 8, 3)"
+            "preprocessing function repo_pkg.preprocessing:fails raised ValueError: expected uint8 images; it was "
+            "called "
+            "with one float32 batch of decoded images (N, height, width, channels) of pixels 0..255, of shape (6, 8, "
+            "8, 3)"
         ),
     ),
     "function-returns-two-values": (

@@ -24,7 +24,9 @@ PIPELINES = """
 
         keras = compat.keras()
         model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         return model
 
 

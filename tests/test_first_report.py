@@ -3,8 +3,8 @@
 This documents why the project exists. ResNet50 (weights=None) on three photographs, one
 per class, one-hot labels, Adam, one batch per epoch until fit says 100% (4 epochs on Keras 3,
 7-8 on Keras 2): BatchNormalization's moving statistics have seen as many updates at momentum
-0.99, so inference normalizes with values that are still >90% their initial mean 0 and variance 1. The agreement oracle names the
-cause, and recalibration fixes it.
+0.99, so inference normalizes with values that are still >90% their initial mean 0 and
+variance 1. The agreement oracle names the cause, and recalibration fixes it.
 """
 
 import pytest
@@ -41,8 +41,8 @@ def test_the_assertion_fails_naming_stale_batchnorm_and_changes_nothing(report):
     # 0.99 leave the moving statistics over 90% (0.99**10) their initial values.
     assert updates <= 10, f"fit needed {updates} epochs to say 100%: the statistics are no longer stale"
     assert (
-        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} updates seen"
-        in message
+        f"Cause: stale BatchNormalization moving statistics: 53 BatchNormalization layers, momentum 0.99; {updates} "
+        "updates seen" in message
     )
     assert "Fix: recalibrate with pipeline_checks.recalibrate_batchnorm(model, data)" in message
     assert everything.changed() == []

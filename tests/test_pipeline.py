@@ -72,25 +72,29 @@ def declared(**changes):
         pytest.param(
             declared(check_options=[("overfit", {})]),
             TypeError,
-            "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]",
+            "Pipeline 'p': check_options must be a mapping of check name -> keyword arguments, e.g. {'overfit': "
+            "{'target_accuracy': 0.9}}; received: check_options=[('overfit', {})]",
             id="check-options-list",
         ),
         pytest.param(
             declared(check_options={"overfitting": {}}),
             ValueError,
-            "Pipeline 'p': check_options names 'overfitting', which is no check; the checks are agreement, frozen_layers, preprocessing, labels, overfit,",
+            "Pipeline 'p': check_options names 'overfitting', which is no check; the checks are agreement, "
+            "frozen_layers, preprocessing, labels, overfit,",
             id="check-options-unknown-check",
         ),
         pytest.param(
             declared(check_options={"overfit": 0.9}),
             TypeError,
-            "Pipeline 'p': check_options['overfit'] must be a mapping of keyword argument names to values, e.g. {'overfit': {'target_accuracy': 0.9}}; received: check_options['overfit']=0.9",
+            "Pipeline 'p': check_options['overfit'] must be a mapping of keyword argument names to values, e.g. "
+            "{'overfit': {'target_accuracy': 0.9}}; received: check_options['overfit']=0.9",
             id="check-options-not-keywords",
         ),
         pytest.param(
             declared(check_options={"overfit": {"seed": 3}}),
             ValueError,
-            "Pipeline 'p': check_options['overfit'] must not set seed: the check is run on this pipeline, from the suite's seed",
+            "Pipeline 'p': check_options['overfit'] must not set seed: the check is run on this pipeline, from the "
+            "suite's seed",
             id="check-options-seed",
         ),
     ],
@@ -105,7 +109,8 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
     [
         pytest.param(
             DATA.images,
-            "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class folders, a tf.data.Dataset",
+            "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of "
+            "class folders, a tf.data.Dataset",
             id="images-only",
         ),
         pytest.param(
@@ -121,17 +126,20 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
         pytest.param(lambda: (DATA.images[:0], DATA.labels[:0], DATA.class_names), "data holds no images", id="empty"),
         pytest.param(
             (DATA.images[0], DATA.labels, DATA.class_names),
-            "Pipeline 'p': data images must be uint8 of shape (N, height, width, channels); received: dtype uint8, shape (16, 16, 3)",
+            "Pipeline 'p': data images must be uint8 of shape (N, height, width, channels); received: dtype uint8, "
+            "shape (16, 16, 3)",
             id="one-3d-image",
         ),
         pytest.param(
             (DATA.images, DATA.labels, None),
-            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names=None",
+            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: "
+            "class_names=None",
             id="no-class-names",
         ),
         pytest.param(
             (DATA.images, DATA.labels, "abc"),
-            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: class_names='abc'",
+            "Pipeline 'p': data class_names must be a list of names, one per class, e.g. ['cat', 'dog']; received: "
+            "class_names='abc'",
             id="class-names-string",
         ),
     ],

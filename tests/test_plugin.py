@@ -138,7 +138,8 @@ def test_marker_beats_command_line_and_closest_marker_wins(pytester):
         (
             "",
             ("--pc-models=ResNet",),
-            "ERROR: Invalid pc_models 'ResNet' from command line --pc-models: Unknown application 'ResNet'; expected one of: *",
+            "ERROR: Invalid pc_models 'ResNet' from command line --pc-models: Unknown application 'ResNet'; expected "
+            "one of: *",
         ),
     ],
     ids=["ini-seed", "cli-size", "cli-model"],
@@ -165,7 +166,8 @@ def test_invalid_marker_value_fails_that_test_naming_it(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*Invalid pc_image_size 'huge' from @pytest.mark.pipeline_checks on test_invalid_marker_value_fails_that_test_naming_it.py::test_show: expected a positive integer or 'min'"
+            "*Invalid pc_image_size 'huge' from @pytest.mark.pipeline_checks on "
+            "test_invalid_marker_value_fails_that_test_naming_it.py::test_show: expected a positive integer or 'min'"
         ]
     )
 

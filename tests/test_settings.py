@@ -53,7 +53,8 @@ def test_marker_overrides_take_python_values():
         (
             {"models": "ResNet51"},
             {},
-            "Invalid pc_models 'ResNet51' from command line --pc-models: Unknown application 'ResNet51'; expected one of: DenseNet121,",
+            "Invalid pc_models 'ResNet51' from command line --pc-models: Unknown application 'ResNet51'; expected one "
+            "of: DenseNet121,",
         ),
         ({}, {"models": " , "}, "Invalid pc_models ' , ' from ini file: expected a comma-separated list"),
     ],
@@ -115,11 +116,13 @@ def test_per_pipeline_tables_parse_beside_the_knobs():
         ),
         (
             {"pipeline": {"a": {"overfit": 0.9}}},
-            "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] overfit = 0.9: expected a table of overfit's keyword arguments",
+            "Invalid pyproject.toml [tool.pipeline_checks.pipeline.a] overfit = 0.9: expected a table of overfit's "
+            "keyword arguments",
         ),
         (
             {"pipelin": {}},
-            "Unknown setting pipelin in pyproject.toml [tool.pipeline_checks]; did you mean pipelines or pipeline? known: seed, models, image_size, pipelines, report, shard, baseline_dir, pipeline, baseline_tolerances",
+            "Unknown setting pipelin in pyproject.toml [tool.pipeline_checks]; did you mean pipelines or pipeline? "
+            "known: seed, models, image_size, pipelines, report, shard, baseline_dir, pipeline, baseline_tolerances",
         ),
     ],
     ids=["not-tables", "entry-not-a-table", "skip-unknown-family", "options-not-a-table", "misspelt-table"],
@@ -142,7 +145,8 @@ def from_pyproject(table, unknown_key=None):
     [
         (
             {"models": 5},
-            "Invalid pyproject.toml [tool.pipeline_checks] models = 5: expected a comma-separated list of keras.applications names, or a list of them; received: 5 of type int",
+            "Invalid pyproject.toml [tool.pipeline_checks] models = 5: expected a comma-separated list of "
+            "keras.applications names, or a list of them; received: 5 of type int",
         ),
         (
             {"models": ["ResNet50", 5]},
@@ -150,43 +154,53 @@ def from_pyproject(table, unknown_key=None):
         ),
         (
             {"report": 5},
-            "Invalid pyproject.toml [tool.pipeline_checks] report = 5: expected a directory path, a string; received: 5 of type int",
+            "Invalid pyproject.toml [tool.pipeline_checks] report = 5: expected a directory path, a string; received: "
+            "5 of type int",
         ),
         (
             {"baseline_dir": []},
-            "Invalid pyproject.toml [tool.pipeline_checks] baseline_dir = []: expected a directory path, a string; received: [] of type list",
+            "Invalid pyproject.toml [tool.pipeline_checks] baseline_dir = []: expected a directory path, a string; "
+            "received: [] of type list",
         ),
         (
             {"baseline_dir": {"a": 1}},
-            "Invalid pyproject.toml [tool.pipeline_checks] baseline_dir = {'a': 1}: expected a directory path, a string; received: {'a': 1} of type dict",
+            "Invalid pyproject.toml [tool.pipeline_checks] baseline_dir = {'a': 1}: expected a directory path, a "
+            "string; received: {'a': 1} of type dict",
         ),
         (
             {"report": True},
-            "Invalid pyproject.toml [tool.pipeline_checks] report = True: expected a directory path, a string; received: True of type bool",
+            "Invalid pyproject.toml [tool.pipeline_checks] report = True: expected a directory path, a string; "
+            "received: True of type bool",
         ),
         (
             {"seed": [1]},
-            "Invalid pyproject.toml [tool.pipeline_checks] seed = [1]: expected a non-negative integer; received: [1] of type list",
+            "Invalid pyproject.toml [tool.pipeline_checks] seed = [1]: expected a non-negative integer; received: [1] "
+            "of type list",
         ),
         (
             {"seed": True},
-            "Invalid pyproject.toml [tool.pipeline_checks] seed = True: expected a non-negative integer; received: True of type bool",
+            "Invalid pyproject.toml [tool.pipeline_checks] seed = True: expected a non-negative integer; received: "
+            "True of type bool",
         ),
         (
             {"image_size": 1.5},
-            "Invalid pyproject.toml [tool.pipeline_checks] image_size = 1.5: expected a positive integer or 'min'; received: 1.5 of type float",
+            "Invalid pyproject.toml [tool.pipeline_checks] image_size = 1.5: expected a positive integer or 'min'; "
+            "received: 1.5 of type float",
         ),
         (
             {"pipelines": 3},
-            "Invalid pyproject.toml [tool.pipeline_checks] pipelines = 3: expected 'package.module:factory' names, in a list or one string",
+            "Invalid pyproject.toml [tool.pipeline_checks] pipelines = 3: expected 'package.module:factory' names, in "
+            "a list or one string",
         ),
         (
             {"pipelines": [{"a": "b"}]},
-            "Invalid pyproject.toml [tool.pipeline_checks] pipelines = [{'a': 'b'}]: expected 'package.module:factory' names",
+            "Invalid pyproject.toml [tool.pipeline_checks] pipelines = [{'a': 'b'}]: expected "
+            "'package.module:factory' names",
         ),
         (
             {"shard": 2},
-            "Invalid pyproject.toml [tool.pipeline_checks] shard = 2: expected a string, INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3; received: 2 of type int",
+            "Invalid pyproject.toml [tool.pipeline_checks] shard = 2: expected a string, INDEX/COUNT with 1 <= INDEX "
+            "<= COUNT, e.g. 1/3; received: 2 of type int",
         ),
         ({"report": " "}, "Invalid pyproject.toml [tool.pipeline_checks] report = ' ': expected a directory path"),
     ],
@@ -259,7 +273,8 @@ def test_a_key_unlike_any_known_one_goes_to_the_unknown_key_rule():
     [
         (
             '[tool.pipeline-checks]\npipelines = ["my:good"]\n',
-            "Invalid pyproject.toml [tool.pipeline-checks]: pipeline-checks reads [tool.pipeline_checks] (with an underscore)",
+            "Invalid pyproject.toml [tool.pipeline-checks]: pipeline-checks reads [tool.pipeline_checks] (with an "
+            "underscore)",
         ),
         (
             "[tool.pipeline_check]\nseed = 1\n",

@@ -18,7 +18,9 @@ PIPELINES = """
 
         keras = compat.keras()
         model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         return model
 
 
@@ -46,7 +48,9 @@ PIPELINES = """
 
         def preprocess(images):
             warnings.warn("the user's own deprecation", DeprecationWarning)
-            warnings.warn_explicit("a framework's deprecation", DeprecationWarning, "keras/src/fake.py", 1, module="keras.src.fake")
+            warnings.warn_explicit(
+                "a framework's deprecation", DeprecationWarning, "keras/src/fake.py", 1, module="keras.src.fake"
+            )
             return images / np.float32(255)
 
         return Pipeline(name="warning", build_model=compiled, data=PHOTOS, preprocess_train=preprocess)
@@ -152,7 +156,8 @@ def test_a_conftest_pipeline_fixture_replaces_the_declared_ones(project):
     [
         pytest.param(
             "no_such_module:make",
-            "ERROR: declared pipeline 'no_such_module:make': no module named 'no_such_module' (looked in the current directory *",
+            "ERROR: declared pipeline 'no_such_module:make': no module named 'no_such_module' (looked in the current "
+            "directory *",
             id="no-module",
         ),
         pytest.param(
@@ -162,12 +167,14 @@ def test_a_conftest_pipeline_fixture_replaces_the_declared_ones(project):
         ),
         pytest.param(
             "my_pipelines:PHOTOS",
-            "ERROR: declared pipeline 'my_pipelines:PHOTOS' must be a pipeline_checks.Pipeline, a list of them, or a function returning either; received: *TinyImageDataset*",
+            "ERROR: declared pipeline 'my_pipelines:PHOTOS' must be a pipeline_checks.Pipeline, a list of them, or a "
+            "function returning either; received: *TinyImageDataset*",
             id="not-a-pipeline",
         ),
         pytest.param(
             "my_pipelines",
-            "ERROR: Invalid pc_pipelines 'my_pipelines' from command line --pc-pipelines: expected 'package.module:factory' names; 'my_pipelines' given",
+            "ERROR: Invalid pc_pipelines 'my_pipelines' from command line --pc-pipelines: expected "
+            "'package.module:factory' names; 'my_pipelines' given",
             id="no-colon",
         ),
     ],
@@ -241,8 +248,10 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
     result.assert_outcomes(skipped=1, failed=1, deselected=8)
     result.stdout.fnmatch_lines(
         [
-            "Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit = {'target_accuracy': 2}: target_accuracy must be *",
-            "SKIPPED*cuDNN kernels are not deterministic on our runners (pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism)",
+            "Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit = {'target_accuracy': 2}: "
+            "target_accuracy must be *",
+            "SKIPPED*cuDNN kernels are not deterministic on our runners (pyproject.toml "
+            "[[]tool.pipeline_checks.pipeline.good[]] skip.determinism)",
         ]
     )
 
@@ -252,32 +261,38 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
     [
         pytest.param(
             "[tool.pipeline_checks.pipeline.other]\noverfit = {tolerance = 0.1}",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.other[]]: no declared pipeline is named 'other'; the pipelines are 'good'",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.other[]]: no declared pipeline is named "
+            "'other'; the pipelines are 'good'",
             id="unknown-pipeline",
         ),
         pytest.param(
             "[tool.pipeline_checks.pipeline.good]\noverfit = {target = 0.9}",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit.target = 0.9: check_overfit takes no 'target'; it takes target_accuracy, tolerance",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit.target = 0.9: "
+            "check_overfit takes no 'target'; it takes target_accuracy, tolerance",
             id="unknown-keyword",
         ),
         pytest.param(
             "[tool.pipeline_checks.pipeline.good]\noverfitting = {tolerance = 0.1}",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfitting = {'tolerance': 0.1}: unknown key 'overfitting'; expected 'skip', 'baseline' (its tolerances) or a check family: agreement, *",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfitting = {'tolerance': 0.1}: "
+            "unknown key 'overfitting'; expected 'skip', 'baseline' (its tolerances) or a check family: agreement, *",
             id="unknown-family",
         ),
         pytest.param(
             '[tool.pipeline_checks.pipeline.good]\nskip = ["determinism"]',
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip = [[]'determinism'[]]: expected a table of check family -> reason*",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip = [[]'determinism'[]]: "
+            "expected a table of check family -> reason*",
             id="skip-without-reasons",
         ),
         pytest.param(
             '[tool.pipeline_checks.pipeline.good]\nskip = {determinism = ""}',
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism = '': expected the reason, a non-empty string",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] skip.determinism = '': expected "
+            "the reason, a non-empty string",
             id="empty-reason",
         ),
         pytest.param(
             "[tool.pipeline_checks.pipeline.good]\nlabels = 3",
-            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] labels = 3: expected a table of labels's keyword arguments*",
+            "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] labels = 3: expected a table of "
+            "labels's keyword arguments*",
             id="options-not-a-table",
         ),
     ],
@@ -342,7 +357,10 @@ def test_a_run_that_fails_after_fit_is_trained_once_and_each_later_check_reports
     result.assert_outcomes(failed=4, deselected=6)
     assert (project.path / "fits.log").read_text() == "fit\n"  # not once per check
     # The first check's message is the pipeline's error; each later one's says it is the same failure.
-    same = "(the same failure as pipeline-checks::test_agreement[failing]: a failed run is remembered for the session, not trained again)"
+    same = (
+        "(the same failure as pipeline-checks::test_agreement[failing]: "
+        "a failed run is remembered for the session, not trained again)"
+    )
     # Counted in the failures' sections: under CI=true pytest's short summary repeats whole messages.
     sections = result.stdout.str().split("short test summary info")[0]
     assert sections.count(same) == 3
@@ -353,6 +371,7 @@ def test_a_run_that_fails_after_fit_is_trained_once_and_each_later_check_reports
             same.replace("[", "[[]"),
             "(caused by: ValueError; run the check directly for the traceback)",
             "failing: 0 passed, 4 failed (4 errors)",
-            "  agreement         ERROR   Pipeline 'failing': after_fit raised ValueError: no labels.txt beside the model",
+            "  agreement         ERROR   Pipeline 'failing': after_fit raised ValueError: no labels.txt beside the "
+            "model",
         ]
     )

@@ -27,7 +27,9 @@ PIPELINES = """
 
         keras = compat.keras()
         model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         return model
 
 
@@ -229,6 +231,7 @@ def test_an_invalid_shard_is_a_usage_error_naming_it(project, value):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"ERROR: Invalid pc_shard '{value}' from command line --pc-shard: expected INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. 1/3"
+            f"ERROR: Invalid pc_shard '{value}' from command line --pc-shard: expected INDEX/COUNT with 1 <= INDEX <= "
+            "COUNT, e.g. 1/3"
         ]
     )

@@ -33,7 +33,8 @@ def verdict(
     machine: str | None = None,
     checks: Iterable[str] | None = None,
 ) -> CheckResult:
-    """Compare this run's `figures` (trained from `seed`, on `versions` and `machine`) with `baseline`, read from `path`.
+    """Compare this run's `figures` (trained from `seed`, on `versions` and `machine`) with `baseline`,
+    read from `path`.
 
     Where `baseline` was recorded on another machine than `machine`, trained figures that moved
     are reported and do not fail; `machine=None` compares every figure as from this machine.
@@ -47,7 +48,8 @@ def verdict(
             pipeline,
             f"the baseline was recorded from seed {baseline.seed}, this run trained from seed {seed}",
             f"Figures from different seeds differ by design. Run with --pc-seed {baseline.seed} (or pc_seed in the ini "
-            f"file; pytest-randomly draws a new seed each run otherwise), or record this seed's baseline:\n    {refresh}",
+            f"file; pytest-randomly draws a new seed each run otherwise), or record this seed's baseline:\n    "
+            f"{refresh}",
             baseline=str(path),
             baseline_seed=baseline.seed,
             seed=seed,

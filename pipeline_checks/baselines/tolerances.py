@@ -3,14 +3,14 @@
 A figure passes when `|now - baseline| <= absolute + relative * |baseline|` (numpy.isclose's
 rule), element by element for lists. Defaults, by the first pattern that matches the figure:
 
-| figures                                                   | tolerance               |
-|-----------------------------------------------------------|-------------------------|
-| `seed`, `data.*`, `params.*`, `flops`, `target_epoch`,    | exact                   |
-| `predictions.class`                                       |                         |
-| `loss.*`, `fit.loss`, `evaluate.loss`                     | relative 0.01           |
-| `fit.*`, `evaluate.*` (accuracy-like metrics)             | absolute 0.02           |
-| `predictions.output`                                      | absolute 0.02           |
-| `checks.*`                                                | absolute 0.01 + relative 0.05 (whole numbers and booleans exact) |
+| figures                                                | tolerance                                         |
+|--------------------------------------------------------|---------------------------------------------------|
+| `seed`, `data.*`, `params.*`, `flops`, `target_epoch`, | exact                                             |
+| `predictions.class`                                    |                                                   |
+| `loss.*`, `fit.loss`, `evaluate.loss`                  | relative 0.01                                     |
+| `fit.*`, `evaluate.*` (accuracy-like metrics)          | absolute 0.02                                     |
+| `predictions.output`                                   | absolute 0.02                                     |
+| `checks.*`                                             | absolute 0.01 + relative 0.05 (ints, bools exact) |
 
 A figure one side lacks fails where both sides ran what measures it: the fingerprint's own
 figures, and the numbers of a check family that ran before both the recording and this run (a
@@ -82,7 +82,8 @@ def parse_tolerances(table: Any, where: str) -> tuple[tuple[str, Tolerance], ...
     for pattern, value in table.items():
         if not isinstance(value, dict) or not value or set(value) - {"absolute", "relative"}:
             raise ValueError(
-                f"Invalid {where} {pattern!r} = {value!r}: expected a table with 'absolute' and/or 'relative', {example}"
+                f"Invalid {where} {pattern!r} = {value!r}: expected a table with 'absolute' and/or 'relative', "
+                f"{example}"
             )
         numbers = {
             key: check_number(f"{where} {pattern}.{key}", number, "a number >= 0", 0, math.inf)

@@ -70,7 +70,8 @@ def suite_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--update-baselines",
         action="store_true",
-        help="write or refresh each pipeline's baseline file and pass; review and commit them (pytest's --pc-update-baselines)",
+        help="write or refresh each pipeline's baseline file and pass; review and commit them (pytest's "
+        "--pc-update-baselines)",
     )
     parser.add_argument(
         "-k",

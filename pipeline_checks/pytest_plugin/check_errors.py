@@ -74,6 +74,7 @@ def run_error_message(request: pytest.FixtureRequest, error: Exception, pipeline
     if failure is not None and (error is failure or error.__cause__ is failure.__cause__):
         first = first_test_meeting(request.config, pipeline.name, seed, request.node.nodeid)
         if first != request.node.nodeid:
-            text = f"{failure}\n(the same failure as {first}: a failed run is remembered for the session, not trained again)"
+            remembered = "a failed run is remembered for the session, not trained again"
+            text = f"{failure}\n(the same failure as {first}: {remembered})"
     cause = type(error.__cause__).__name__
     return f"{text}\n(caused by: {cause}; run the check directly for the traceback)"

@@ -24,5 +24,8 @@ REPORT_ATTRIBUTE = "pipeline_checks_results"
 GPU_MARKER = "pipeline_checks_gpu"
 # Framework modules whose DeprecationWarnings, raised inside a check's own Keras calls, are
 # not findings about the pipeline (a small run raised ~1,100 of them into the warning summary).
-FRAMEWORK_MODULES = r"(keras|tf_keras|tensorflow|jax|jaxlib|torch|numpy|h5py|absl|google\.protobuf|ml_dtypes|optree|flatbuffers)(\..*)?$"
+FRAMEWORK_MODULES = (
+    r"(keras|tf_keras|tensorflow|jax|jaxlib|torch|numpy|h5py|absl|google\.protobuf|ml_dtypes|optree|flatbuffers)"
+    r"(\..*)?$"
+)
 MARKER = "pipeline_checks"

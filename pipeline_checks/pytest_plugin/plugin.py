@@ -226,9 +226,8 @@ def _validate_per_pipeline(settings: Settings, pipelines: list) -> None:
     """Names and keywords of `[tool.pipeline_checks.pipeline.NAME]`; a usage error names key and value."""
     if not settings.per_pipeline:
         return
-    import inspect
-
     from pipeline_checks.checks import all_checks
+    from pipeline_checks.checks.family import family_of
 
     names = [p.name for p in pipelines]
     checks = all_checks()
@@ -236,10 +235,11 @@ def _validate_per_pipeline(settings: Settings, pipelines: list) -> None:
         where = settings_module.per_pipeline_table(name)
         if name not in names:
             raise pytest.UsageError(
-                f"Invalid {where}: no declared pipeline is named {name!r}; the pipelines are {', '.join(map(repr, names))}"
+                f"Invalid {where}: no declared pipeline is named {name!r}; the pipelines are "
+                f"{', '.join(map(repr, names))}"
             )
         for family, options in entry.options.items():
-            parameters = [n for n in inspect.signature(checks[family]).parameters if n not in ("pipeline", "seed")]
+            parameters = list(family_of(checks[family]).options)
             for key, value in options.items():
                 if key not in parameters:
                     raise pytest.UsageError(

@@ -1,27 +1,16 @@
 """Give memory that the checks freed back to the operating system, before a step that needs much.
 
-A Keras application's weights are arrays of up to a few MB each. Once glibc's malloc has
-freed one such mapping it raises its mmap threshold, serves later arrays of that size from
-its heap and keeps their pages when they are freed. Every snapshot of ResNet50's weights
-(94 MB) then stays in the process: after the determinism replay the gate held 1 GB it no
-longer used, and save_load's loaded models came on top (peak 3.18 GB; 2.78 GB with the
-freed pages returned). `malloc_trim(0)` returns free heap pages; where the C library has no
-such call (macOS, musl, Windows) this only collects garbage.
+Two things keep freed memory in the process. glibc's malloc, once it has freed a mapping the
+size of a weight array, serves later arrays of that size from its heap and keeps their pages:
+`malloc_trim(0)` returns them (where the C library has no such call, macOS, musl or Windows,
+this only collects garbage). And TensorFlow registers the gradient function of every traced
+training step in a process-wide registry that never shrinks (keras-team/keras#17458): a
+registration is dropped here once every variable its graph accessed has died, when the graph
+can no longer run.
 
-TensorFlow keeps more than pages. Each traced Keras training step on TensorFlow registers a
-gradient function under a fresh name in a process-wide registry (the default replica
-context's `all_reduce` is a `tf.custom_gradient`) and never removes it; the function holds
-the step's graph and everything the graph captured, so every model ever fitted stays about
-190 MB resident for MobileNetV2 after it died (keras-team/keras#17458). A registration is
-dropped here once every variable its graph accessed has died: such a graph can no longer
-run ("calling the function after a variable it accesses has been deleted is an error"),
-let alone be differentiated again.
-
-A full collection walks every object of the process: 0.2 to 0.4 s once TensorFlow, JAX or
-torch is imported, four times per pipeline. What the checks free was created after the
-pipeline's run started, so `older_objects_left_out` keeps what existed before out of the
-collections for the pipeline's span (the plugin's first check to its last): each then walks
-only what the span created, 0.01 s on torch, 0.1 to 0.2 s where traced steps left many objects.
+A full collection walks every object of the process; `older_objects_left_out` keeps what
+existed before a pipeline's checks began out of the collections for that span. What each step
+saves is measured in docs/benchmarks.md, under memory.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline_checks import _imports
 from pipeline_checks._text import listed
 from pipeline_checks.errors import DiagnoseError
+from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.saved_model.loading import load_saved_model
 
 BASIC_PREPROCESSING = {"none": "none (float32 pixels 0..255)", "rescale": "rescale (pixels / 255, in 0..1)"}
@@ -86,7 +87,8 @@ class SavedModelDiagnosis:
             f"Model:          {self.model_summary}",
             (
                 f"Images:         {len(folders)} images in {len(folders.class_names)} class folders of "
-                f"{folders.listing.root}: {names}; read as {folders.images.shape[1]}x{folders.images.shape[2]} {channels}"
+                f"{folders.listing.root}: {names}; read as {folders.images.shape[1]}x{folders.images.shape[2]} "
+                f"{channels}"
             ),
         ]
         skipped = folders.listing.skipped
@@ -202,8 +204,8 @@ def diagnose_saved_model(
             "the saved optimizer has taken no steps (saved before fit, or without optimizer "
             "state), so how many BatchNormalization updates the model saw is unknown."
         )
-    loss = _loss_name(model.loss)
-    one_hot = "categorical" in loss.lower() and "sparse" not in loss.lower()
+    compiled = loss_facts(model.loss)
+    loss, one_hot = compiled.name, compiled.kind == "one_hot"
     targets = folders.one_hot_labels if one_hot else folders.labels
     labels = f"{'one-hot' if one_hot else 'integer'}, for the compiled loss {loss}"
     preprocess_input, preprocessing = custom_preprocessing or preprocessing_function(preprocess, channels)
@@ -359,7 +361,8 @@ def import_preprocessing(spec: str) -> tuple[Callable[[Any], Any], str]:
     if not callable(function):
         raise DiagnoseError(
             f"preprocessing {spec!r} is not callable; expected a function that takes {CALLED_WITH} and "
-            f"returns the model's inputs; received: {spec.partition(':')[2]}={_short_repr(function)} of type {type(function).__name__}"
+            f"returns the model's inputs; received: {spec.partition(':')[2]}={_short_repr(function)} of type "
+            f"{type(function).__name__}"
         )
     return function, _source_file(module)
 
@@ -415,7 +418,8 @@ def _callable_name(function) -> str:
 
 
 def _checked_preprocessing(function: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
-    """`function`, called on a float32 batch, its result converted with np.asarray; DiagnoseError naming it if it fails."""
+    """`function`, called on a float32 batch, its result converted with np.asarray; DiagnoseError naming it
+    if it fails."""
     import numpy as np
 
     def preprocess(images):
@@ -566,15 +570,4 @@ def _model_summary(path: Path, model, channels: int) -> str:
     count = len(find_batchnorm(model))
     return (
         f"{path}: {model.name!r}, input {size}, {model.outputs[0].shape[-1]} outputs, {count} BatchNormalization layers"
-    )
-
-
-def _loss_name(loss) -> str:
-    if isinstance(loss, str):
-        return loss
-    function = getattr(loss, "fn", None)
-    return (
-        getattr(function, "__name__", None)
-        or getattr(loss, "name", None)
-        or getattr(loss, "__name__", type(loss).__name__)
     )

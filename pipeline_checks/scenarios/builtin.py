@@ -45,7 +45,8 @@ def application_pipeline(name: str, image_size: int | None = None, seed: int = 0
     size = spec.min_size if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < spec.min_size:
         raise ValueError(
-            f"image_size for {spec.name} must be an integer of at least {spec.min_size}; received: image_size={image_size!r}"
+            f"image_size for {spec.name} must be an integer of at least {spec.min_size}; received: "
+            f"image_size={image_size!r}"
         )
     data = make_tiny_images(classes=CLASSES, per_class=PER_CLASS, size=size, seed=seed, kind="photos")
     return Pipeline(
