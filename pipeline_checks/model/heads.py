@@ -1,0 +1,149 @@
+"""A classifier's head as a fresh model shows it: its outputs on one batch and what kind of
+scores they are, the layer that produces them, how large its weights start, the layers that
+rescale what reaches it, and the loss before the first step.
+
+Probes only: each reads a built model and reports what it sees; the labels check judges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline_checks.model import compat
+from pipeline_checks.model.forward import forward
+from pipeline_checks.model.layers import walk_layers
+from pipeline_checks.model.losses import snake_case
+from pipeline_checks.model.passes import initial_loss
+
+SUMS_TO_ONE = 1e-3  # softmax rows sum to 1 within float32 rounding; logits almost never do
+IN_UNIT_RANGE = 1e-6  # sigmoid outputs lie in [0, 1] within float32 rounding
+PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "hard_sigmoid")
+RESCALING_LAYERS = ("Rescaling", "Lambda", "TFOpLambda")  # besides any *Normalization layer
+
+
+@dataclass(frozen=True)
+class HeadOutputs:
+    """A model's outputs on one batch, and what kind of scores they are.
+
+    Attributes:
+        values: the outputs, as float64.
+        activation: the activation of the layer that produces the model's output (see
+            `output_activation`); None when that layer is not known.
+    """
+
+    values: np.ndarray
+    activation: str | None
+
+    @classmethod
+    def of(cls, model, x) -> HeadOutputs:
+        """The outputs of an inference-mode pass of `model` on the batch `x`."""
+        values = compat.to_numpy(forward(model, x, training=False))
+        return cls(np.asarray(values, dtype=np.float64), output_activation(model))
+
+    @property
+    def width(self) -> int | None:
+        """Scores per image; None when the outputs are not shaped (batch, scores)."""
+        return self.values.shape[1] if self.values.ndim == 2 else None
+
+    @property
+    def row_sums(self) -> np.ndarray:
+        return self.values.sum(axis=1)
+
+    @property
+    def softmax_rows(self) -> bool:
+        """Non-negative rows summing to 1: a softmax, or a probability distribution like one."""
+        return bool(
+            self.width
+            and self.width > 1
+            and self.values.min() >= -IN_UNIT_RANGE
+            and np.abs(self.row_sums - 1).max() <= SUMS_TO_ONE
+        )
+
+    @property
+    def sigmoid_probabilities(self) -> bool | None:
+        """Whether each output is a probability of its own: True, False, or None when undecided.
+
+        Outside [0, 1] they are logits. Inside, a fresh model's logits can lie there by
+        chance (a Dense unit after ReLU features often starts small and of one sign), so
+        the layer that produces them decides; a subclassed model's stays undecided.
+        """
+        if self.values.min() < -IN_UNIT_RANGE or self.values.max() > 1 + IN_UNIT_RANGE:
+            return False
+        if self.activation in PROBABILITY_ACTIVATIONS:
+            return True
+        return False if self.activation == "linear" else None
+
+    def described(self) -> str:
+        """What the outputs look like, e.g. 'outputs in [0.1, 0.6], row sums 1.0000..1.0000, last layer
+        activation softmax'."""
+        text = f"outputs in [{self.values.min():.3g}, {self.values.max():.3g}]"
+        if self.width and self.width > 1:
+            text += f", row sums {self.row_sums.min():.4f}..{self.row_sums.max():.4f}"
+        return text + (f", last layer activation {self.activation}" if self.activation else "")
+
+
+def output_activation(model) -> str | None:
+    """The activation of the layer that produces `model`'s output, e.g. "softmax" or "linear".
+
+    A nested model as the last layer is looked into; an activation layer (`Softmax`) gives its
+    own name in snake case. None when that layer is not known: a subclassed model, or a
+    functional one with an op such as `keras.ops.sigmoid` after its last layer.
+    """
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    last = layers[-1]
+    if type(model).__name__ != "Sequential" and not produces_output(last, model):
+        return None
+    if getattr(last, "layers", None):
+        return output_activation(last)
+    activation = getattr(last, "activation", None)
+    if activation is not None:
+        return getattr(activation, "__name__", type(activation).__name__)
+    return snake_case(type(last).__name__)
+
+
+def produces_output(layer, model) -> bool:
+    """Whether `layer`'s output is `model`'s one output; False for a layer called never or
+    more than once, and for a model with several outputs."""
+    try:
+        outputs = model.outputs
+        return len(outputs) == 1 and layer.output is outputs[0]
+    except (AttributeError, ValueError, TypeError):
+        return False
+
+
+def rescaling_layers(model) -> list[str]:
+    """Names of the layers, nested ones included, that may rescale or normalize what reaches
+    them: every `*Normalization` layer, `Rescaling`, and `Lambda` (which may call
+    `preprocess_input`)."""
+    kinds = [(f.layer.name, type(f.layer).__name__) for f in walk_layers(model)]
+    return [name for name, kind in kinds if "Normalization" in kind or kind in RESCALING_LAYERS]
+
+
+def head_gain(model) -> float | None:
+    """std(kernel) * sqrt(fan_in) of the last layer: how much it amplifies unit-scale features
+    (Glorot's initialization gives at most sqrt(2)); None when the last layer has no 2-D kernel."""
+    layers = getattr(model, "layers", None)
+    kernel = getattr(layers[-1], "kernel", None) if layers else None
+    if kernel is None or len(kernel.shape) != 2:
+        return None
+    values = compat.to_numpy(kernel)
+    return float(values.std() * math.sqrt(values.shape[0]))
+
+
+def regularization_loss(model) -> float:
+    """The sum of `model.losses`: weight regularizers, and the activity regularizers and
+    `add_loss` terms of the last forward pass, as Keras 2 and 3 add them to the compiled loss."""
+    return float(sum(float(np.sum(compat.to_numpy(term))) for term in getattr(model, "losses", None) or ()))
+
+
+def initial_losses(model, x, y, batch_size: int) -> tuple[float, float]:
+    """The compiled loss of a training-mode pass on (x, y) before any step, as the shared run
+    measures it (`model.passes.initial_loss`), and the regularization in it (`regularization_loss`
+    right after that pass, so activity terms are its own)."""
+    total = initial_loss(model, x, y, batch_size)
+    return total, regularization_loss(model)
