@@ -104,7 +104,8 @@ def test_evaluate_above_fit_is_a_note_that_names_dropout(pc_seed):
     assert agreement.values["fit"]["accuracy"] < 0.8 and agreement.values["evaluate"]["accuracy"] == 1.0
     assert agreement.agrees, str(agreement)
     assert re.search(
-        r"Note: evaluate is above fit's epoch average: accuracy 1.0000 is 0\.\d+ above fit's 0\.\d+ \(\d+ of 30 samples\); "
+        r"Note: evaluate is above fit's epoch average: "
+        r"accuracy 1.0000 is 0\.\d+ above fit's 0\.\d+ \(\d+ of 30 samples\); "
         r"fit averages its last epoch while the weights still improve; training-only layers \((classifier/)?dropout\) "
         r"are active in fit \(a training pass with them active gives accuracy 0\.\d+\): not a bug\.",
         agreement.diagnosis,
@@ -133,6 +134,19 @@ def test_a_training_branch_no_known_layer_explains_is_a_gap_of_unknown_cause(pc_
         in agreement.diagnosis
     )
     assert "Cause unknown" in agreement.diagnosis
+
+
+def test_findings_are_the_verdict_findings_and_only_gaps_fail(pc_seed):
+    """The oracle describes what it finds as every check does: a gap fails, a cause beside it does not."""
+    from pipeline_checks.results.verdict import Finding
+
+    agreement = measure_agreement(classifier(FlipsInTraining(name="flips")), (X, Y))
+    assert all(isinstance(finding, Finding) for finding in agreement.findings)
+    assert [(f.summary.partition(":")[0], f.failure) for f in agreement.findings] == [
+        ("Gap", True),
+        ("Cause unknown", False),
+    ]
+    assert not agreement.agrees
 
 
 def test_predict_and_evaluate_disagreeing_is_its_own_finding(pc_seed):

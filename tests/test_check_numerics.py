@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from broken_pipelines.common import DATA, small_pipeline
-from broken_pipelines.training import CASES, huge_learning_rate, loss_arguments_swapped
+from broken_pipelines.training import huge_learning_rate, loss_arguments_swapped
 
 from pipeline_checks.checks import check_numerics
 from pipeline_checks.checks import numerics as module
@@ -16,74 +16,55 @@ from pipeline_checks.model import compat
 from pipeline_checks.run.training import shared_run
 from pipeline_checks.testing.small_models import small_bn_cnn
 
-CAUGHT = [case for case in CASES if "numerics" in case.causes]
 IMAGES = DATA.images.copy()
-
-
-@pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)
-def test_catches_broken_pipeline(pipeline_of, case):
-    result = check_numerics(pipeline_of(case.pipeline))
-    assert not result.passed
-    assert re.search(case.causes["numerics"], str(result)), str(result)
 
 
 def test_huge_learning_rate_diverges_from_finite_gradients(pipeline_of):
     result = check_numerics(pipeline_of(huge_learning_rate))
-    assert (
-        "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
-    )
+    cause = "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization"
+    assert cause in result.details
     assert np.isfinite(result.numbers["largest_gradient"])
-    if compat.backend() in (
-        "jax",
-        "torch",
-    ):  # the weights stay finite there and explode (see the row in broken_pipelines)
+    lines = result.details.splitlines()
+    if compat.backend() in ("jax", "torch"):  # the weights stay finite there and explode (see the row)
         assert result.summary == "weights exploded first, after the first step"
         assert re.match(
-            r"Weights after the first step: 8 of 10 trainable weights grew over 10000-fold .*: conv2d(_\d+)?/kernel 0.245 -> ",
-            result.details,
-        )
-        assert "weights exploded" in result.details and result.numbers["largest_weight"] > 1e6
-        return
-    assert result.summary == "weights went non-finite first, after the first epoch (step 3)"
-    lines = result.details.splitlines()
-    if compat.is_keras3():
-        assert re.match(
-            r"Weights after the first epoch \(step 3\): 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0]
-        )
-        assert lines[1].startswith(
-            "Loss at batch 1 of epoch 2 (step 4): nan reported by fit; before it the loss went from 1.91 to "
-        )
-    else:  # Keras 2's initial weights differ: only a BN variance overflows in the first epoch
-        assert re.match(
-            r"Weights after the first epoch \(step 3\): 1 of 14 variables .* first batch_normalization(_\d+)?/moving_variance",
+            r"  weights exploded first, after the first step: 8 of 10 trainable weights grew over 10000-fold .*: "
+            r"conv2d(_\d+)?/kernel 0.245 -> ",
             lines[0],
         )
-        assert lines[1].startswith(
-            "  Likely cause: the learning rate is far too high (learning rate 1e+06)"
-        )  # the loss stays finite
+        assert "weights exploded" in lines[1] and result.numbers["largest_weight"] > 1e6
         return
-    assert (
-        "learning rate is far too high (learning rate 1e+06): gradients were finite at initialization" in result.details
+    summary = "weights went non-finite first, after the first epoch (step 3)"
+    assert result.summary == summary
+    # The first thing seen fails, with the cause and the fix; what came after is listed below them.
+    assert lines[1].startswith("    Likely cause: the learning rate is far too high (learning rate 1e+06)")
+    assert lines[2].startswith("    Fix: lower the learning rate")
+    if not compat.is_keras3():  # Keras 2's initial weights differ: only a BN variance overflows, the loss stays finite
+        assert re.match(rf"  {re.escape(summary)}: 1 of 14 variables .* first batch_normalization(_\d+)?/mov", lines[0])
+        return
+    assert re.match(rf"  {re.escape(summary)}: 8 of 14 variables .* first conv2d(_\d+)?/kernel", lines[0])
+    assert lines[3].startswith(
+        "  Loss at batch 1 of epoch 2 (step 4): nan reported by fit; before it the loss went from 1.91 to "
     )
-    assert np.isfinite(result.numbers["largest_gradient"]) and np.isnan(result.numbers["last_loss"])
+    assert np.isnan(result.numbers["last_loss"])
 
 
 def test_log_of_zero_is_non_finite_at_initialization(pipeline_of):
     result = check_numerics(pipeline_of(loss_arguments_swapped))
     assert result.summary == "loss went non-finite first, at initialization"
     lines = result.details.splitlines()
-    assert lines[0] == "Loss at initialization: inf in a training-mode pass before any step"
+    assert lines[0] == ("  loss went non-finite first, at initialization: inf in a training-mode pass before any step")
+    assert "loss(y_true, y_pred) arguments swapped" in lines[1]
     assert re.match(
-        r"Gradients at initialization: 10 of 10 on a training batch hold NaN or Inf, first conv2d(_\d+)?/kernel",
-        lines[1],
+        r"  Gradients at initialization: 10 of 10 on a training batch hold NaN or Inf, first conv2d(_\d+)?/kernel",
+        lines[3],
     )
-    assert "loss(y_true, y_pred) arguments swapped" in result.details
     assert result.numbers["initial_loss"] == np.inf
 
 
 def test_passes_correct_pipeline_without_a_gradient_pass(pipeline_of, monkeypatch):
     monkeypatch.setattr(
-        module, "_initial_gradients", lambda run: pytest.fail("the first step already shows the gradients")
+        module, "initial_gradients", lambda *run: pytest.fail("the first step already shows the gradients")
     )
     result = check_numerics(pipeline_of(small_pipeline))
     assert result.passed, str(result)
@@ -140,7 +121,8 @@ def test_nan_gradient_of_a_finite_loss_is_found_at_initialization(pipeline_of):
     result = check_numerics(pipeline_of(_norm_regularized_pipeline))
     assert result.summary == "gradients went non-finite first, at initialization", str(result)
     assert re.match(
-        r"Gradients at initialization: 1 of 2 on a training batch hold NaN or Inf, first (sequential(_\d+)?/)?dense(_\d+)?/bias",
+        r"  gradients went non-finite first, at initialization: 1 of 2 on a training batch hold NaN or Inf, "
+        r"first (sequential(_\d+)?/)?dense(_\d+)?/bias",
         result.details,
     )
     assert math.isfinite(result.numbers["initial_loss"])
@@ -172,12 +154,14 @@ def test_unsupported_backend_skips_gradients_and_says_so(pipeline_of, monkeypatc
         (
             "weights",
             "weights exploded first, by the end of fit (step 45)",
-            r"Weights by the end of fit \(step 45\): 1 of 10 trainable weights grew over 10000-fold .*: dense(_\d+)?/kernel(:0)? [\d.]+ -> [\d.]+e\+0[45]",
+            r"^  weights exploded first, by the end of fit \(step 45\): 1 of 10 trainable weights grew over "
+            r"10000-fold .*: dense(_\d+)?/kernel(:0)? [\d.]+ -> [\d.]+e\+0[45]",
         ),
         (
             "loss",
             "loss rose first, by the end of fit (step 45)",
-            r"Loss by the end of fit \(step 45\): 5 on average over the last epoch, 3.33 times the 1.5 at initialization \(largest 5\)",
+            r"^  loss rose first, by the end of fit \(step 45\): 5 on average over the last epoch, 3.33 times "
+            r"the 1.5 at initialization \(largest 5\)",
         ),
     ],
     ids=["weights-grow-1e4-fold", "loss-ends-3x-initial"],
@@ -227,24 +211,3 @@ def test_leaves_the_pipeline_unchanged(pipeline_of):
     check_numerics(pipeline)
     assert np.array_equal(pipeline.raw_data().images, IMAGES)
     assert pipeline.fit_kwargs == {"epochs": 15, "batch_size": 4} and pipeline.label_encoding == "one_hot"
-
-
-@pytest.mark.parametrize(
-    "given, seed, error, message",
-    [
-        (
-            "small-cnn",
-            0,
-            TypeError,
-            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
-        ),
-        (small_pipeline(), "x", ValueError, "seed must be a non-negative integer; received: seed='x'"),
-        (small_pipeline(), -1, ValueError, "seed must be a non-negative integer; received: seed=-1"),
-        (small_pipeline(), None, ValueError, "seed must be a non-negative integer; received: seed=None"),
-    ],
-    ids=["pipeline-name", "seed-string", "seed-negative", "seed-none"],
-)
-def test_invalid_arguments(given, seed, error, message):
-    with pytest.raises(error) as raised:
-        check_numerics(given, seed=seed)
-    assert str(raised.value) == message

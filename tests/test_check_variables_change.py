@@ -23,15 +23,7 @@ from pipeline_checks.run.training import shared_run
 # The stop_gradient pipeline's own warning, as Keras gives it to users.
 pytestmark = pytest.mark.filterwarnings("ignore:Gradients do not exist for variables:UserWarning")
 
-CAUGHT = [case for case in CASES if "variables_change" in case.causes]
 IMAGES = DATA.images.copy()
-
-
-@pytest.mark.parametrize("case", CAUGHT, ids=lambda case: case.pipeline().name)
-def test_catches_broken_pipeline(pipeline_of, case):
-    result = check_variables_change(pipeline_of(case.pipeline))
-    assert not result.passed
-    assert re.search(case.causes["variables_change"], str(result)), str(result)
 
 
 def test_zero_learning_rate_names_the_weights_not_the_statistics(pipeline_of):
@@ -53,7 +45,8 @@ def test_stop_gradient_stops_everything_before_it(pipeline_of):
     result = check_variables_change(pipeline_of(stop_gradient_in_path))
     unchanged = result.details.splitlines()[0]
     assert re.search(
-        r"conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias, batch_normalization(_\d+)?/gamma, batch_normalization(_\d+)?/beta\.$",
+        r"conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias, batch_normalization(_\d+)?/gamma, "
+        r"batch_normalization(_\d+)?/beta\.$",
         unchanged,
     )
     assert re.search(
@@ -108,24 +101,3 @@ def test_leaves_the_pipeline_unchanged(pipeline_of):
     check_variables_change(pipeline)
     assert np.array_equal(pipeline.raw_data().images, IMAGES)
     assert pipeline.fit_kwargs == {"epochs": 15, "batch_size": 4}
-
-
-@pytest.mark.parametrize(
-    "given, seed, error, message",
-    [
-        (
-            "small-cnn",
-            0,
-            TypeError,
-            "checks take a pipeline_checks.Pipeline (name, build_model, data, ...); received: pipeline='small-cnn' of type str",
-        ),
-        (small_pipeline(), "x", ValueError, "seed must be a non-negative integer; received: seed='x'"),
-        (small_pipeline(), -1, ValueError, "seed must be a non-negative integer; received: seed=-1"),
-        (small_pipeline(), 1.0, ValueError, "seed must be a non-negative integer; received: seed=1.0"),
-    ],
-    ids=["pipeline-name", "seed-string", "seed-negative", "seed-float"],
-)
-def test_invalid_arguments(given, seed, error, message):
-    with pytest.raises(error) as raised:
-        check_variables_change(given, seed=seed)
-    assert str(raised.value) == message

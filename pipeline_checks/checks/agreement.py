@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pipeline_checks.checks.family import family
-from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult
+from pipeline_checks.results.verdict import verdict
 from pipeline_checks.run.shared import agreement_of
 from pipeline_checks.run.training import shared_run, stages_of
 
@@ -26,7 +26,8 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
         tolerance: allowed absolute gap on each compiled metric (see `Agreement`).
 
     Returns:
-        A `CheckResult`; its details hold the table of modes and the diagnosis.
+        A `CheckResult`, failed when any gap fails (see `Agreement`): its summary names the
+        gaps, its details list the gaps and their likely causes, then the table of modes.
 
     With the pipeline's own `train` function, the fit mode is the last stage's last epoch;
     after a custom loop (no fit) there is no fit mode, and the summary says so: the other
@@ -35,21 +36,16 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     Example:
         >>> check_agreement(pipeline).raise_if_failed()
     """
-    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     run = shared_run(pipeline, seed)
     agreement = agreement_of(run, tolerance)
     numbers = key_numbers(agreement)
-    headline = _headline(numbers)
-    note = _stages_note(run)
-    details = f"{agreement}\n{note}" if note else str(agreement)
-    if agreement.agrees:
-        summary = f"the modes agree within {tolerance:g} on {agreement.samples} images"
-        if run.custom_loop:
-            summary += f"; {NO_FIT_MODE}"
-        return passed(NAME, pipeline, summary, details, headline=headline, **numbers)
-    failures = [f for f in agreement.findings if f.is_failure]
-    summary = f"{failures[0].title}: {failures[0].detail}"
-    return failed(NAME, pipeline, summary, details, headline=headline, **numbers)
+    agreed = f"the modes agree within {tolerance:g} on {agreement.samples} images"
+    if run.custom_loop:
+        agreed += f"; {NO_FIT_MODE}"
+    table = f"{agreement.header}\n{agreement.table()}"
+    notes = [table, _stages_note(run)]
+    # Each gap's summary is a sentence of its own, so they join with a space.
+    return verdict(NAME, pipeline, agreement.findings, agreed, notes, _headline(numbers), join=" ", **numbers)
 
 
 NO_FIT_MODE = (

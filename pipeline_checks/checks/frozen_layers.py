@@ -8,14 +8,15 @@ frozen layers, from its start to its end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks.checks.family import family
-from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.model.frozen_normalization import on_batch_statistics
+from pipeline_checks.results.check_result import CheckResult, passed
+from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import (
     Stage,
     TrainingRun,
@@ -45,8 +46,8 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
     moving mean and variance, or a custom layer's running statistics, updated in training
     mode although the layer is frozen); and frozen BatchNormalization layers that normalize
     with batch statistics in training mode (Keras 2's V1 layer, whose statistics stay put
-    while fit's accuracy collapses: the second report). Statistics of layers that are not
-    frozen may move: that is how they learn.
+    while fit's accuracy collapses). Statistics of layers that are not frozen may move:
+    that is how they learn.
 
     With the pipeline's own `train` function, each fit it calls is a stage with its own
     frozen set (model.trainable_weights when that fit starts), judged from the stage's start
@@ -58,101 +59,72 @@ def check_frozen_layers(pipeline, seed: int = 0) -> CheckResult:
         seed: the seed of the shared training run.
 
     Returns:
-        A `CheckResult`; its details list what moved, by how much, the cause and the fix.
+        A `CheckResult`; its details list what moved, by how much, the cause and the fix,
+        then the frozen layers.
 
     Example:
         >>> check_frozen_layers(pipeline).raise_if_failed()
     """
-    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     run = shared_run(pipeline, seed)
     stages = stages_of(run)
     probed: dict[str, tuple | None] = {}  # layer path -> (path, class) where it runs on batch statistics
-    judged = [_judge_stage(run, stage, len(stages), probed) for stage in stages]
+    judged = [_frozen_in_stage(run, stage, len(stages), probed) for stage in stages]
     judged = [j for j in judged if j.layers]
     if not judged:
         return passed(NAME, pipeline, "no layer is frozen: nothing to keep still", frozen_layers=0)
     numbers = _numbers(judged)
     if len(stages) > 1:
         numbers["stages"] = len(stages)
-    failing = [j for j in judged if not j.ok]
-    if not failing:
-        layers = list(dict.fromkeys(layer for j in judged for layer in j.layers))
-        if len(stages) == 1:
-            summary = f"{'the custom loop' if stages[0].custom else 'fit'} kept all {judged[0].kept} unchanged"
-        else:
-            summary = "every stage kept its frozen layers unchanged: " + "; ".join(
-                f"{j.name}: {j.kept}" for j in judged
-            )
-        return passed(NAME, pipeline, summary, f"Frozen layers: {listed(layers)}.", **numbers)
-    parts = [part for j in failing for part in j.parts]
-    details = [detail for j in failing for detail in j.details]
-    return failed(NAME, pipeline, "; ".join(parts), "\n".join(details), **numbers)
+    if len(stages) == 1:
+        kept = f"{'the custom loop' if stages[0].custom else 'fit'} kept all {judged[0].kept} unchanged"
+    else:
+        kept = "every stage kept its frozen layers unchanged: " + "; ".join(f"{j.name}: {j.kept}" for j in judged)
+    layers = list(dict.fromkeys(layer for j in judged for layer in j.layers))
+    findings = [finding for j in judged for finding in j.findings]
+    return verdict(NAME, pipeline, findings, kept, f"Frozen layers: {listed(layers)}.", **numbers)
 
 
-@dataclass
-class _Judged:
-    """What one stage did to the layers frozen in it."""
+@dataclass(frozen=True)
+class FrozenInStage:
+    """What one stage did to the layers frozen in it: (role, change) pairs of what moved."""
 
     name: str  # "" for a run of one fit, else e.g. "stage 1 of 2 (fit 1)"
     layers: list
     weights: list
     statistics: list
-    moved_weights: list = field(default_factory=list)
-    moved_statistics: list = field(default_factory=list)
-    batch_statistics: list = field(default_factory=list)
-    parts: list = field(default_factory=list)
-    details: list = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.parts
+    moved_weights: list
+    moved_statistics: list
+    batch_statistics: list  # (path, class) of frozen layers that normalize with batch statistics
+    findings: list[Finding]
 
     @property
     def kept(self) -> str:
         return f"{len(self.weights)} weights and {len(self.statistics)} statistics of {len(self.layers)} frozen layers"
 
 
-def _judge_stage(run: TrainingRun, stage: Stage, of: int, probed: dict) -> _Judged:
+def _frozen_in_stage(run: TrainingRun, stage: Stage, of: int, probed: dict) -> FrozenInStage:
     roles = variable_roles(run, stage.trainable)
     weights = [r for r in roles if r.kind == FROZEN]
     statistics = [r for r in roles if r.kind == FROZEN_STATISTIC]
     layers = list(dict.fromkeys(r.layer for r in roles if r.kind in (FROZEN, FROZEN_STATISTIC)))
-    judged = _Judged(stage_name(stage, of), layers, weights, statistics)
+    name = stage_name(stage, of)
     if not layers:
-        return judged
-    judged.moved_weights = moved_weights = _moved(stage, weights)
-    judged.moved_statistics = moved_statistics = _moved(stage, statistics)
-    judged.batch_statistics = batch_statistics = _using_batch_statistics(run, layers, probed)
-    where = f"in {judged.name}: " if judged.name else ""
-    where_details = f"In {judged.name}: " if judged.name else ""
+        return FrozenInStage(name, layers, weights, statistics, [], [], [], [])
+    moved_weights, moved_statistics = _moved(stage, weights), _moved(stage, statistics)
+    batch_statistics = on_batch_statistics(run.model, layers, run.seed, probed)
+    where = f"in {name}: " if name else ""
+    findings = []
     if moved_weights:
-        judged.parts.append(f"{where}frozen weights moved: {_count(moved_weights, weights)}")
-        judged.details.append(where_details + _weights_moved(run, stage, moved_weights, weights))
+        findings.append(_weights_moved(run, stage, where, moved_weights, weights))
     if moved_statistics:
-        label = (
-            "frozen BN moving statistics moved"
-            if any(r.batchnorm for r, _ in moved_statistics)
-            else "frozen layers' statistics moved"
-        )
-        judged.parts.append(f"{where if not moved_weights else ''}{label}: {_count(moved_statistics, statistics)}")
-        judged.details.append(
-            (where_details if not moved_weights else "")
-            + _statistics_moved(moved_statistics, statistics, with_weights=bool(moved_weights))
-        )
+        findings.append(_statistics_moved(where, moved_statistics, statistics, with_weights=bool(moved_weights)))
     if batch_statistics and not moved_weights:
-        normalizing = sum(1 for r in roles if r.kind == FROZEN_STATISTIC and r.path.endswith("moving_mean"))
-        judged.parts.append(
-            f"{where if not moved_statistics else ''}frozen BN layers normalize with batch statistics in training mode: "
-            f"{len(batch_statistics)} of {normalizing} (e.g. {batch_statistics[0][0]})"
-        )
-        judged.details.append(
-            (where_details if not moved_statistics else "")
-            + _on_batch_statistics(batch_statistics, explained=bool(moved_statistics))
-        )
-    return judged
+        normalizing = sum(1 for r in statistics if r.path.endswith("moving_mean"))
+        findings.append(_on_batch_statistics(where, batch_statistics, normalizing, bool(moved_statistics)))
+    return FrozenInStage(name, layers, weights, statistics, moved_weights, moved_statistics, batch_statistics, findings)
 
 
-def _numbers(judged: list[_Judged]) -> dict:
+def _numbers(judged: list[FrozenInStage]) -> dict:
     """The key numbers: a run of one fit's own; over several stages, layers frozen in any stage
     and the sums of the stages' counts."""
     numbers = {
@@ -172,49 +144,79 @@ def _numbers(judged: list[_Judged]) -> dict:
     return numbers
 
 
-def _using_batch_statistics(run: TrainingRun, frozen: list[str], probed: dict) -> list[tuple[str, str]]:
-    """(path, class name) of the frozen layers with moving statistics that fit runs on batch statistics.
+def _weights_moved(run: TrainingRun, stage: Stage, where: str, moved, weights) -> Finding:
+    from pipeline_checks.model import compat
 
-    A layer frozen in an earlier stage and trainable now is probed frozen, as that stage ran it;
-    `probed` keeps each layer's answer across stages."""
-    from pipeline_checks.batchnorm.frozen_probe import uses_batch_statistics_when_frozen
-    from pipeline_checks.model.layers import walk_layers
+    summary = f"{where}frozen weights moved: {_count(moved, weights)}"
+    if stage.custom:
+        return Finding(
+            summary,
+            f"not in model.trainable_weights once the custom loop had set it up, yet it changed {_changes(moved)}.",
+            cause="the loop applies gradients to (or assigns) more than model.trainable_weights, e.g. model.weights "
+            "or model.variables, or a list of variables taken before the layers were frozen",
+            fix="take the gradients of model.trainable_weights (read after setting trainable) and apply them to "
+            "the same list.",
+        )
+    steps, ours = compat.training_steps(run.model), len(run.batch_losses)
+    before = ""
+    if len(run.stages) <= 1 and steps is not None and steps > ours:
+        before = (
+            f" The optimizer had taken {steps - ours} steps before this run's fit, so build_model "
+            "trained the model and then froze layers without compiling again."
+        )
+    elif stage.index > 1:
+        before = f" Here an earlier stage's fit traced it: {stage.label} reuses it."
+    return Finding(
+        summary,
+        f"not in model.trainable_weights when fit started, yet fit changed {_changes(moved)}.",
+        cause="trainable changed after the train function was built: fit traced its train step with the "
+        f"trainable weights of that moment and keeps updating them.{before} Else a custom train_step, "
+        "callback or layer assigns to them",
+        fix="call compile() again after setting trainable (model.compile(optimizer=..., loss=..., "
+        "metrics=[...])), before the next fit.",
+    )
 
-    frozen = set(frozen)
-    for found in walk_layers(run.model):
-        if found.path not in frozen or found.path in probed:
-            continue
-        layer, trainable = found.layer, found.layer.trainable
-        try:
-            if trainable:
-                layer.trainable = False
-            uses = uses_batch_statistics_when_frozen(layer, run.seed)
-        finally:
-            if trainable:
-                layer.trainable = True
-        probed[found.path] = (found.path, f"{type(layer).__name__} of {type(layer).__module__}") if uses else None
-    return [
-        probed[path]
-        for path in dict.fromkeys(f.path for f in walk_layers(run.model))
-        if path in frozen and probed.get(path)
-    ]
+
+def _statistics_moved(where: str, moved, statistics, with_weights: bool) -> Finding:
+    batchnorm = any(r.batchnorm for r, _ in moved)
+    label = "frozen BN moving statistics moved" if batchnorm else "frozen layers' statistics moved"
+    what = "BatchNormalization moving statistics" if batchnorm else "statistics (non-trainable variables)"
+    summary, detail = f"{where}{label}: {_count(moved, statistics)}", f"{what} changed in fit: {_changes(moved)}."
+    if with_weights:
+        cause = "the same stale train function trained the frozen layers in training mode; the fix above fixes both"
+        return Finding(summary, detail, cause=cause)
+    classes = ", ".join(sorted({r.layer_class for r, _ in moved}))
+    return Finding(
+        summary,
+        detail,
+        cause=f"{classes} updates its statistics in call(training=True) even when trainable=False "
+        "(keras.layers.BatchNormalization stops; tf.compat.v1 and ported or custom normalization layers do not), "
+        "so fit also normalizes with batch statistics that inference never uses",
+        fix="use keras.layers.BatchNormalization, or have the layer skip the update and use its moving statistics "
+        "when not self.trainable; call a frozen base with training=False (x = base(inputs, training=False)).",
+    )
 
 
-def _on_batch_statistics(layers: list[tuple[str, str]], explained: bool) -> str:
-    classes = sorted({cls for _, cls in layers})
-    shown = listed(path for path, _ in layers)
-    text = (
-        f"Frozen layers normalize with their batch statistics in fit (training mode) but with their moving "
-        f"statistics in evaluate and predict: {shown} ({', '.join(classes)}). Fit trains the layers above on "
+def _on_batch_statistics(where: str, layers: list[tuple[str, str]], normalizing: int, explained: bool) -> Finding:
+    classes = ", ".join(sorted({cls for _, cls in layers}))
+    summary = (
+        f"{where}frozen BN layers normalize with batch statistics in training mode: "
+        f"{len(layers)} of {normalizing} (e.g. {layers[0][0]})"
+    )
+    detail = (
+        f"{listed(path for path, _ in layers)} ({classes}) normalize with their batch statistics in fit (training "
+        "mode) but with their moving statistics in evaluate and predict, so fit trains the layers above on "
         "activations inference never produces: fit accuracy falls while evaluate stays high."
     )
     if explained:
-        return text + " Same cause and fix as above."
-    return text + (
-        f"\n  Likely cause: {', '.join(classes)} ignores trainable=False in training mode "
-        "(tf.compat.v1.keras.layers.BatchNormalization, or a layer ported from it).\n"
-        "  Fix: use keras.layers.BatchNormalization, which runs in inference mode when frozen, or have the layer use "
-        "its moving statistics when not self.trainable."
+        return Finding(summary, detail + " Same cause and fix as above.")
+    return Finding(
+        summary,
+        detail,
+        cause=f"{classes} ignores trainable=False in training mode (tf.compat.v1.keras.layers.BatchNormalization, "
+        "or a layer ported from it)",
+        fix="use keras.layers.BatchNormalization, which runs in inference mode when frozen, or have the layer use "
+        "its moving statistics when not self.trainable.",
     )
 
 
@@ -231,61 +233,8 @@ def _order(move) -> float:
 def _count(moved, of) -> str:
     layers = len({r.layer for r, _ in moved})
     largest, amount = moved[0]
-    return f"{len(moved)} of {len(of)} in {layers} layer{'s' if layers != 1 else ''} (largest change {amount:.3g} in {largest.path})"
-
-
-def _weights_moved(run: TrainingRun, stage: Stage, moved, weights) -> str:
-    from pipeline_checks.model import compat
-
-    if stage.custom:
-        return (
-            f"Frozen weights moved in the custom loop ({len(moved)} of {len(weights)}, not in "
-            f"model.trainable_weights once the loop had set it up): {_changes(moved)}.\n"
-            "  Likely cause: the loop applies gradients to (or assigns) more than model.trainable_weights, "
-            "e.g. model.weights or model.variables, or a list of variables taken before the layers were frozen.\n"
-            "  Fix: take the gradients of model.trainable_weights (read after setting trainable) and apply them to "
-            "the same list."
-        )
-    steps, ours = compat.training_steps(run.model), len(run.batch_losses)
-    before = ""
-    if len(run.stages) <= 1 and steps is not None and steps > ours:
-        before = (
-            f" The optimizer had taken {steps - ours} steps before this run's fit, so build_model "
-            "trained the model and then froze layers without compiling again."
-        )
-    elif stage.index > 1:
-        before = f" Here an earlier stage's fit traced it: {stage.label} reuses it."
-    return (
-        f"Frozen weights moved in fit ({len(moved)} of {len(weights)}, not in model.trainable_weights "
-        f"when fit started): {_changes(moved)}.\n"
-        "  Likely cause: trainable changed after the train function was built: fit traced its train step "
-        f"with the trainable weights of that moment and keeps updating them.{before} Else a custom "
-        "train_step, callback or layer assigns to them.\n"
-        "  Fix: call compile() again after setting trainable (model.compile(optimizer=..., loss=..., "
-        "metrics=[...])), before the next fit."
-    )
-
-
-def _statistics_moved(moved, statistics, with_weights: bool) -> str:
-    what = (
-        "BatchNormalization moving statistics"
-        if any(r.batchnorm for r, _ in moved)
-        else "statistics (non-trainable variables)"
-    )
-    text = f"Frozen layers' {what} moved in fit ({len(moved)} of {len(statistics)}): {_changes(moved)}.\n"
-    if with_weights:
-        return (
-            text
-            + "  Likely cause: the same stale train function trained the frozen layers in training mode; the fix above fixes both."
-        )
-    classes = sorted({r.layer_class for r, _ in moved})
-    return text + (
-        f"  Likely cause: {', '.join(classes)} updates its statistics in call(training=True) even when "
-        "trainable=False (keras.layers.BatchNormalization stops; tf.compat.v1 and ported or custom "
-        "normalization layers do not), so fit also normalizes with batch statistics that inference never uses.\n"
-        "  Fix: use keras.layers.BatchNormalization, or have the layer skip the update and use its moving "
-        "statistics when not self.trainable; call a frozen base with training=False (x = base(inputs, training=False))."
-    )
+    in_layers = f"{layers} layer{'s' if layers != 1 else ''}"
+    return f"{len(moved)} of {len(of)} in {in_layers} (largest change {amount:.3g} in {largest.path})"
 
 
 def _changes(moved) -> str:

@@ -9,29 +9,33 @@ import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
-from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat
-from pipeline_checks.model.gradients import loss_gradients, supports_gradients
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.model.initial_gradients import first_step_shows_gradients, initial_gradients
+from pipeline_checks.results.check_result import CheckResult
+from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import TrainingRun, shared_run
 from pipeline_checks.run.variables import current_learning_rate
 
 NAME = "numerics"
 # Finite but exploded: a trainable weight this many times larger than at initialization (at
-# least 1), or a last epoch's loss this many times the initial one. Training on a tiny
-# dataset never does either; a learning rate far too high does, before (or instead of)
-# overflowing: JAX's SGD at lr 1e6 leaves the weights finite at ~1e5-1e6 and the loss at ~10.
+# least 1), or a last epoch's loss this many times the initial one (docs/checks.md has the
+# figures behind them).
 EXPLODED_GROWTH = 1e4
-NO_BATCH_LOSSES = "fit's per-batch losses do not exist for a custom loop: the loss was checked at initialization, the weights at its end"
+NO_BATCH_LOSSES = (
+    "fit's per-batch losses do not exist for a custom loop: the loss was checked at initialization, "
+    "the weights at its end"
+)
 RISEN_LOSS_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
-class _Finding:
+class Seen:
+    """A quantity seen non-finite (or exploded), where and when; the first seen fails the check."""
+
     quantity: str  # "inputs", "loss", "gradients", "weights"
     where: str  # e.g. "at batch 1 of epoch 2 (step 4)"
     detail: str
-    time: float  # steps taken when it was seen: orders the findings
+    time: float  # steps taken when it was seen: orders what was seen
     what: str = "went non-finite"
 
 
@@ -71,14 +75,15 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     Example:
         >>> check_numerics(pipeline).raise_if_failed()
     """
-    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     run = shared_run(pipeline, seed)
     gradients, skipped = None, ""
-    findings = _findings(run, None)
-    shown_by_first_step = _first_update_shows_gradients(run)
-    if findings or not shown_by_first_step:
-        gradients, skipped = _initial_gradients(run)
-        findings = _findings(run, gradients)
+    seen = _seen(run, None)
+    shown_by_first_step = "" if run.custom_loop else first_step_shows_gradients(run.model, run.after_first_step)
+    if seen or not shown_by_first_step:
+        gradients, skipped = initial_gradients(
+            run.model, run.weights, run.initial, run.x_train, run.y_train, run.pipeline.batch_size
+        )
+        seen = _seen(run, gradients)
     numbers = {
         "initial_loss": run.initial_loss,
         "last_loss": run.batch_losses[-1] if run.batch_losses else math.nan,
@@ -87,7 +92,7 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
     if gradients is not None:
         numbers["largest_gradient"] = _largest([g for _, g in gradients if g is not None])
     note = f"Gradients not checked: {skipped}." if skipped else ""
-    if not findings:
+    if not seen:
         checked = "inputs, loss, weights" + (
             " and initial gradients" if gradients is not None or shown_by_first_step else ""
         )
@@ -101,52 +106,24 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
             if run.custom_loop
             else f"over {len(run.batch_losses)} steps of fit"
         )
-        return passed(
-            NAME,
-            pipeline,
-            f"{checked} finite {over}",
-            "\n".join([largest, *([note] if note else [])]),
-            **numbers,
-        )
-    cause, fix = _cause(run, findings, gradients is not None)
-    lines = [f"{f.quantity.capitalize()} {f.where}: {f.detail}" for f in findings]
-    details = "\n".join([*lines, f"  Likely cause: {cause}", f"  Fix: {fix}", *([note] if note else [])])
-    first = findings[0]
-    return failed(NAME, pipeline, f"{first.quantity} {first.what} first, {first.where}", details, **numbers)
+        return verdict(NAME, pipeline, [], f"{checked} finite {over}", [largest, note], **numbers)
+    cause, fix = _cause(run, seen, gradients is not None)
+    first, *then = seen
+    findings = [Finding(f"{first.quantity} {first.what} first, {first.where}", first.detail, fix, cause)]
+    findings += [Finding(f"{s.quantity.capitalize()} {s.where}", s.detail, failure=False) for s in then]
+    return verdict(NAME, pipeline, findings, "", note, **numbers)
 
 
-def _findings(run: TrainingRun, gradients) -> list[_Finding]:
+def _seen(run: TrainingRun, gradients) -> list[Seen]:
     """What went non-finite, in order; where nothing did, what exploded."""
     found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
-    findings = sorted((f for f in found if f), key=lambda f: f.time)
-    if not findings:  # non-finite values say more; else look for finite values that exploded
-        findings = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
-    return findings
+    seen = sorted((f for f in found if f), key=lambda f: f.time)
+    if not seen:  # non-finite values say more; else look for finite values that exploded
+        seen = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
+    return seen
 
 
-def _first_update_shows_gradients(run: TrainingRun) -> str:
-    """Why the weights after fit's first step prove its gradients finite, or "" where they do not.
-
-    A Keras optimizer's update carries a NaN or Inf gradient into the weight it updates
-    (SGD, Adam, clipnorm and weight decay all do), so finite weights after the first step
-    mean finite gradients at the initial weights: computing them again (a compile of the
-    backward pass on JAX, seconds for an application) would find nothing. Not so where
-    the step is not Keras' own, where `clipvalue` turns Inf into a finite value, or where a
-    loss-scale optimizer skips a non-finite step by design.
-    """
-    optimizer = getattr(run.model, "optimizer", None)
-    if run.custom_loop or run.after_first_step is None or optimizer is None:
-        return ""
-    if not compat.from_keras(type(run.model).train_step) or "LossScale" in type(optimizer).__name__:
-        return ""
-    if getattr(optimizer, "clipvalue", None) is not None:
-        return ""
-    if not all(np.isfinite(value).all() for value in run.after_first_step):
-        return ""
-    return "fit's first step updated every weight to a finite value, so it computed no NaN or Inf gradient"
-
-
-def _inputs(run: TrainingRun) -> _Finding | None:
+def _inputs(run: TrainingRun) -> Seen | None:
     x = np.asarray(run.x_train)
     if not np.issubdtype(x.dtype, np.floating):
         return None
@@ -155,16 +132,16 @@ def _inputs(run: TrainingRun) -> _Finding | None:
         return None
     images = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
     detail = f"{len(images)} of {len(x)} preprocessed images hold NaN or Inf (first: image {images[0]})"
-    return _Finding("inputs", "before training", detail, -2)
+    return Seen("inputs", "before training", detail, -2)
 
 
-def _initial_loss(run: TrainingRun) -> _Finding | None:
+def _initial_loss(run: TrainingRun) -> Seen | None:
     if math.isfinite(run.initial_loss):
         return None
-    return _Finding("loss", "at initialization", f"{run.initial_loss} in a training-mode pass before any step", -1)
+    return Seen("loss", "at initialization", f"{run.initial_loss} in a training-mode pass before any step", -1)
 
 
-def _batch_losses(run: TrainingRun) -> _Finding | None:
+def _batch_losses(run: TrainingRun) -> Seen | None:
     losses = np.asarray(run.batch_losses, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(losses))
     if not len(bad):
@@ -176,12 +153,12 @@ def _batch_losses(run: TrainingRun) -> _Finding | None:
         if len(finite)
         else ""
     )
-    return _Finding(
+    return Seen(
         "loss", _at_step(run, step), f"{losses[step]} reported by fit{trend}", step + 0.5
     )  # before update step + 1
 
 
-def _weights(run: TrainingRun) -> _Finding | None:
+def _weights(run: TrainingRun) -> Seen | None:
     for step, when, values in _snapshots(run):
         bad = [v for v, value in zip(run.weights, values) if not np.isfinite(value).all()]
         if bad:
@@ -189,11 +166,11 @@ def _weights(run: TrainingRun) -> _Finding | None:
             detail = (
                 f"{len(bad)} of {len(run.weights)} variables (weights and statistics) hold NaN or Inf, first {names}"
             )
-            return _Finding("weights", when, detail, step)
+            return Seen("weights", when, detail, step)
     return None
 
 
-def _exploded_weights(run: TrainingRun) -> _Finding | None:
+def _exploded_weights(run: TrainingRun) -> Seen | None:
     trainable = [(i, v) for i, v in enumerate(run.weights) if id(v) in run.trainable]
     start = {i: max(_magnitude(run.initial[i]), 1.0) for i, _ in trainable}
     for step, when, values in _snapshots(run):
@@ -207,11 +184,11 @@ def _exploded_weights(run: TrainingRun) -> _Finding | None:
                 f"{len(grown)} of {len(trainable)} trainable weights grew over {EXPLODED_GROWTH:g}-fold "
                 f"(largest |value| at initialization -> now): {shown}"
             )
-            return _Finding("weights", when, detail, step, "exploded")
+            return Seen("weights", when, detail, step, "exploded")
     return None
 
 
-def _risen_loss(run: TrainingRun) -> _Finding | None:
+def _risen_loss(run: TrainingRun) -> Seen | None:
     per_epoch, losses = _steps_per_epoch(run), run.batch_losses
     if not losses or not run.initial_loss > 0:
         return None
@@ -222,7 +199,7 @@ def _risen_loss(run: TrainingRun) -> _Finding | None:
         f"{last_epoch:.3g} on average over the last epoch, {last_epoch / run.initial_loss:.3g} times "
         f"the {run.initial_loss:.3g} at initialization (largest {max(losses):.3g})"
     )
-    return _Finding("loss", f"by the end of fit (step {len(losses)})", detail, len(losses), "rose")
+    return Seen("loss", f"by the end of fit (step {len(losses)})", detail, len(losses), "rose")
 
 
 def _snapshots(run: TrainingRun) -> list[tuple[int, str, tuple]]:
@@ -242,19 +219,19 @@ def _magnitude(array) -> float:
     return float(np.max(np.abs(array))) if np.size(array) else 0.0
 
 
-def _gradients(run: TrainingRun, gradients) -> _Finding | None:
+def _gradients(run: TrainingRun, gradients) -> Seen | None:
     if gradients is None:
         return None
     bad = [path for path, g in gradients if g is not None and not np.isfinite(g).all()]
     if not bad:
         return None
     detail = f"{len(bad)} of {len(gradients)} on a training batch hold NaN or Inf, first {listed(bad)}"
-    return _Finding("gradients", "at initialization", detail, -1)
+    return Seen("gradients", "at initialization", detail, -1)
 
 
-def _cause(run: TrainingRun, findings: list[_Finding], gradients_checked: bool) -> tuple[str, str]:
-    quantities = {f.quantity for f in findings}
-    initial = findings[0].time < 0
+def _cause(run: TrainingRun, seen: list[Seen], gradients_checked: bool) -> tuple[str, str]:
+    quantities = {f.quantity for f in seen}
+    initial = seen[0].time < 0
     if "inputs" in quantities:
         return (
             "the preprocessed inputs hold NaN or Inf (a division by zero, e.g. by a per-image std of a blank image, "
@@ -272,7 +249,7 @@ def _cause(run: TrainingRun, findings: list[_Finding], gradients_checked: bool) 
     rate = current_learning_rate(run.model)
     losses = np.asarray(run.batch_losses, dtype=np.float64)
     finite = losses[: np.argmin(np.isfinite(losses))] if not np.isfinite(losses).all() else losses
-    exploded = all(f.what != "went non-finite" for f in findings)  # finite values that grew out of range
+    exploded = all(f.what != "went non-finite" for f in seen)  # finite values that grew out of range
     diverged = (
         exploded
         or len(finite) > 1
@@ -310,29 +287,3 @@ def _at_step(run: TrainingRun, step: int) -> str:
 def _largest(arrays) -> float:
     values = [_magnitude(a) for a in arrays if np.size(a) and np.isfinite(a).all()]
     return max(values, default=math.nan)
-
-
-def _initial_gradients(run: TrainingRun) -> tuple[list | None, str]:
-    """Gradients of the compiled loss on one training batch at the run's initial weights.
-
-    The run's model is put back to its initial weights for the computation, then restored
-    bit for bit: no second build (an application model takes seconds to build).
-    Returns (path, gradient or None) pairs, or None and why the gradients were skipped.
-    """
-    from pipeline_checks.model.batches import collect_batches
-    from pipeline_checks.model.state import VariableSnapshot
-
-    if not supports_gradients():
-        return None, f"computing gradients is not supported on the {compat.backend()} backend"
-    model = run.model
-    batches = collect_batches((run.x_train, run.y_train), run.pipeline.batch_size, need_targets=True, shuffle=True)
-    variables = {id(v): v for v in [*model.weights, *getattr(model, "variables", []), *compat.metric_variables(model)]}
-    state = VariableSnapshot.of(variables.values())
-    try:
-        for variable, value in zip(run.weights, run.initial):
-            variable.assign(value)
-        trainable = list(model.trainable_weights)
-        gradients = loss_gradients(model, batches.inputs[0], batches.targets[0], trainable)
-    finally:
-        state.restore()
-    return [(compat.variable_path(v), g) for v, g in zip(trainable, gradients)], ""

@@ -6,8 +6,8 @@ import itertools
 
 from pipeline_checks._text import SHOWN, listed
 from pipeline_checks.checks.family import family
-from pipeline_checks.checks.validation import checked_pipeline, checked_seed
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult
+from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import TrainingRun, shared_run, stages_of
 from pipeline_checks.run.variables import (
     FROZEN,
@@ -49,7 +49,6 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
     Example:
         >>> check_variables_change(pipeline).raise_if_failed()
     """
-    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     run = shared_run(pipeline, seed)
     roles = variable_roles(run)
     trained = [r for r in roles if r.kind == TRAINED]
@@ -73,47 +72,28 @@ def check_variables_change(pipeline, seed: int = 0) -> CheckResult:
         "frozen_weights": len(frozen),
         "frozen_moved": len(frozen_moved),
     }
-    notes = _notes(later, frozen, frozen_moved)
-    if not unchanged and not frozen_moved:
-        if not trained:
-            return failed(
-                NAME,
-                pipeline,
+    findings = []
+    if not trained:
+        findings.append(
+            Finding(
                 "the model has no trainable weights: fit trains nothing",
-                f"{notes}\n  Fix: set trainable = True on the layers to train, then compile() again.".lstrip(),
-                **numbers,
+                fix="set trainable = True on the layers to train, then compile() again.",
             )
-        summary = (
-            f"all {len(trained)} trainable weights changed in the custom loop"
-            if run.custom_loop
-            else f"all {len(trained)} trainable weights changed in fit ({steps} steps)"
         )
-        if later:
-            summary += f", {len(later)} only after the first step"
-        return passed(NAME, pipeline, summary, notes, **numbers)
-    parts, details = [], []
     if unchanged:
-        during = "the custom loop" if run.custom_loop else f"{steps} steps of fit"
-        parts.append(
-            f"{len(unchanged)} of {len(trained)} trainable weights never changed in {during} ({_names(unchanged)})"
-        )
-        details.append(_unchanged_cause(run, trained, unchanged))
+        findings.append(_unchanged(run, trained, unchanged))
     if frozen_moved:
-        parts.append(f"{len(frozen_moved)} of {len(frozen)} frozen weights changed ({_names(frozen_moved)})")
-        details.append(
-            "Frozen weights (not in model.trainable_weights once the custom loop had set it up) changed.\n"
-            "  Likely cause: the loop trains a list of variables other than model.trainable_weights (taken before "
-            "freezing, or model.weights).\n"
-            "  Fix: train model.trainable_weights, read after setting trainable; check_frozen_layers has the details."
-            if run.custom_loop
-            else "Frozen weights (not in model.trainable_weights when fit started) changed.\n"
-            "  Likely cause: trainable was set to False after fit's train function was built, without compiling again.\n"
-            "  Fix: call compile() again after setting trainable; check_frozen_layers has the details."
-        )
-    return failed(NAME, pipeline, "; ".join(parts), "\n".join(details + ([notes] if notes else [])), **numbers)
+        findings.append(_frozen_moved(run, frozen, frozen_moved))
+    during = "in the custom loop" if run.custom_loop else f"in fit ({steps} steps)"
+    changed = f"all {len(trained)} trainable weights changed {during}"
+    if later:
+        changed += f", {len(later)} only after the first step"
+    return verdict(NAME, pipeline, findings, changed, _notes(later, frozen, frozen_moved), **numbers)
 
 
-def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: list[VariableRole]) -> str:
+def _unchanged(run: TrainingRun, trained: list[VariableRole], unchanged: list[VariableRole]) -> Finding:
+    during = "the custom loop" if run.custom_loop else f"{len(run.batch_losses)} steps of fit"
+    summary = f"{len(unchanged)} of {len(trained)} trainable weights never changed in {during} ({_names(unchanged)})"
     rate = current_learning_rate(run.model)
     unfrozen = _unfrozen_in_stage(run, unchanged)
     if unfrozen is not None:
@@ -123,7 +103,10 @@ def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: l
             f"{len(run.stages)}), without compiling again: {stage.label} reused the train function {before.label} "
             "traced with the trainable weights of that moment, which left them out"
         )
-        fix = "call compile() again after setting trainable = True, before the next fit (the keras.io fine-tuning recipe)."
+        fix = (
+            "call compile() again after setting trainable = True, before the next fit "
+            "(the keras.io fine-tuning recipe)."
+        )
     elif rate == 0.0:
         cause = (
             "the optimizer's learning rate is 0, so no step moves any weight "
@@ -142,18 +125,39 @@ def _unchanged_cause(run: TrainingRun, trained: list[VariableRole], unchanged: l
             f"every weight up to {unchanged[-1].layer} stopped, and all after it train: a stop_gradient "
             "(or a non-differentiable op: argmax, round, a cast to int) right after it cuts the path to the loss"
         )
-        fix = "remove the stop_gradient; to freeze those layers on purpose, set trainable = False on them and compile() again."
+        fix = (
+            "remove the stop_gradient; to freeze those layers on purpose, set trainable = False on them "
+            "and compile() again."
+        )
     else:
         cause = (
             "these weights are disconnected from the loss: a branch whose output is multiplied by 0, "
             "passed through stop_gradient or never used, or ReLU units that no image activates (dead)"
         )
-        fix = "connect the branch to the output (or remove it); for dead units, lower the learning rate or use another initializer."
+        fix = (
+            "connect the branch to the output (or remove it); for dead units, lower the learning rate "
+            "or use another initializer."
+        )
     rate_text = "" if rate is None else f" (learning rate {rate:g})"
-    return (
-        f"Weights unchanged from initialization to the end of fit{rate_text}: {_names(unchanged, limit=2 * SHOWN)}.\n"
-        f"  Likely cause: {cause}.\n"
-        f"  Fix: {fix}"
+    detail = f"unchanged from initialization to the end of fit{rate_text}: {_names(unchanged, limit=2 * SHOWN)}."
+    return Finding(summary, detail, fix, cause)
+
+
+def _frozen_moved(run: TrainingRun, frozen: list[VariableRole], moved: list[VariableRole]) -> Finding:
+    summary = f"{len(moved)} of {len(frozen)} frozen weights changed ({_names(moved)})"
+    if run.custom_loop:
+        return Finding(
+            summary,
+            "they were not in model.trainable_weights once the custom loop had set it up.",
+            cause="the loop trains a list of variables other than model.trainable_weights (taken before "
+            "freezing, or model.weights)",
+            fix="train model.trainable_weights, read after setting trainable; check_frozen_layers has the details.",
+        )
+    return Finding(
+        summary,
+        "they were not in model.trainable_weights when fit started.",
+        cause="trainable was set to False after fit's train function was built, without compiling again",
+        fix="call compile() again after setting trainable; check_frozen_layers has the details.",
     )
 
 

@@ -32,7 +32,8 @@ from pipeline_checks.model.passes import (
     train_mode_metrics,
 )
 from pipeline_checks.model.state import non_trainable_state
-from pipeline_checks.oracle.findings import Finding, diagnose
+from pipeline_checks.oracle.findings import findings_of
+from pipeline_checks.results.verdict import Finding
 
 MODES = ("fit", "train-all", "train-mode", "evaluate", "predict", "recalibrated")
 DEFAULT_TOLERANCE = 0.05
@@ -82,7 +83,7 @@ class Agreement:
 
     @property
     def agrees(self) -> bool:
-        return not any(finding.is_failure for finding in self.findings)
+        return not any(finding.failure for finding in self.findings)
 
     def gap(self, mode: str, other: str, metric: str) -> float | None:
         """`mode` minus `other` on `metric`, or None where a mode was not measured."""
@@ -98,16 +99,20 @@ class Agreement:
         return "\n".join(rows)
 
     @property
+    def header(self) -> str:
+        """Whether the modes agree, on how many samples, within what: the line above the table."""
+        verdict = "Modes agree" if self.agrees else "Modes disagree"
+        return (
+            f"{verdict} on the same {self.samples} samples "
+            f"(tolerance {self.tolerance:g} absolute on {', '.join(self.gated)}):"
+        )
+
+    @property
     def diagnosis(self) -> str:
         return "\n".join(str(finding) for finding in self.findings) or "All modes agree."
 
     def __str__(self) -> str:
-        verdict = "Modes agree" if self.agrees else "Modes disagree"
-        header = (
-            f"{verdict} on the same {self.samples} samples "
-            f"(tolerance {self.tolerance:g} absolute on {', '.join(self.gated)}):"
-        )
-        return f"{header}\n\n{self.table()}\n\n{self.diagnosis}"
+        return f"{self.header}\n\n{self.table()}\n\n{self.diagnosis}"
 
 
 def measure_agreement(
@@ -174,7 +179,7 @@ def measure_agreement(
         frozen_moved_in_training=tuple(f.path for f in found_bn if not f.layer.trainable and id(f.layer) in moved),
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
-    findings = diagnose(
+    findings = findings_of(
         values,
         gated,
         tolerance,

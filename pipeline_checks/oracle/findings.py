@@ -1,11 +1,14 @@
-"""From the five modes' numbers to findings: which gaps are open, their likely cause, the fix."""
+"""From the five modes' numbers to findings: which gaps are open, their likely cause, the fix.
+
+Gaps that fail are `Finding`s with failure=True; causes and notes beside them do not fail.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from pipeline_checks._text import listed
+from pipeline_checks.results.verdict import Finding
 
 # A gap on an accuracy-like metric counts only when at least this many samples changed: in a
 # correct pipeline one sample near the decision boundary can flip between batch and population
@@ -19,21 +22,7 @@ def significant(gap: float, samples: int, tolerance: float) -> bool:
     return abs(gap) > tolerance and round(abs(gap) * samples) >= MIN_SAMPLES
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One gap or one cause; `is_failure` marks the gaps that fail the assertion."""
-
-    title: str
-    detail: str
-    fix: str = ""
-    is_failure: bool = False
-
-    def __str__(self) -> str:
-        text = f"{self.title}: {self.detail}"
-        return f"{text}\n  Fix: {self.fix}" if self.fix else text
-
-
-def diagnose(
+def findings_of(
     values,
     gated,
     tolerance,
@@ -45,11 +34,28 @@ def diagnose(
     saturated=False,
     non_finite_variables=(),
 ) -> list[Finding]:
+    """What the modes' `values` show: the failing gaps, then the causes that explain them.
+
+    Args:
+        values: mode -> metric -> value, as `measure_agreement` measured them.
+        gated: the metrics whose gaps count.
+        tolerance: allowed absolute gap on a gated metric (relative on the loss).
+        predict_tolerance: allowed relative gap between predict and evaluate.
+        samples: how many samples the modes saw (a gap on a fraction must be `MIN_SAMPLES` of them).
+        batchnorm: the model's `BatchNormFacts`.
+        training_only: paths of the layers held in inference mode in train-mode.
+        recalibration: the `Recalibration` measured, or None.
+        saturated: whether predicted probabilities reach 0, where predict's loss is only a lower bound.
+        non_finite_variables: paths of model variables that hold NaN or Inf.
+
+    Returns:
+        The findings in reading order; the gaps fail, causes and notes do not.
+    """
     findings = _non_finite(values, non_finite_variables)
     findings += _predict_gaps(values, predict_tolerance, saturated)
     inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
     fit_gaps = _gaps(values, "evaluate", "fit", gated, tolerance, samples, fail_above=False)
-    fit_gap = [gap for gap in fit_gaps if gap.is_failure]
+    fit_gap = [gap for gap in fit_gaps if gap.failure]
     findings += inference_gap + fit_gap
     if not (inference_gap or fit_gap):
         return findings + _above_fit_note(fit_gaps, values, gated, training_only)
@@ -68,6 +74,7 @@ def diagnose(
                 "inference differs from a training-mode pass with the same weights, and neither "
                 f"BatchNormalization recalibration nor the known training-only layers{held} explain it.",
                 "look for layers whose call() branches on `training`, or custom train_step logic.",
+                failure=False,
             )
         )
     if fit_gap and not inference_gap:
@@ -77,6 +84,7 @@ def diagnose(
                 "evaluate agrees with a training-mode pass on this data, but is below what fit reported.",
                 "give fit and evaluate the same preprocessing (augmentation, rescaling, label encoding); "
                 "fit's numbers are an average over the last epoch, so compare near convergence.",
+                failure=False,
             )
         )
     return findings
@@ -87,7 +95,7 @@ def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
     if not above:
         return []
     reasons = [
-        " ".join(gap.detail.rstrip(".") for gap in above),
+        " ".join(gap.summary.removeprefix(_gap("evaluate", "fit")).rstrip(".") for gap in above),
         "fit averages its last epoch while the weights still improve",
     ]
     if training_only:
@@ -97,7 +105,7 @@ def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
             f"training-only layers ({listed(training_only)}) are active in fit"
             + (f" (a training pass with them active gives {shown})" if shown else "")
         )
-    return [Finding("Note: evaluate is above fit's epoch average", "; ".join(reasons) + ": not a bug.")]
+    return [Finding("Note: evaluate is above fit's epoch average", "; ".join(reasons) + ": not a bug.", failure=False)]
 
 
 def _non_finite(values, variables) -> list[Finding]:
@@ -115,11 +123,9 @@ def _non_finite(values, variables) -> list[Finding]:
         return []
     return [
         Finding(
-            "Not finite",
-            f"{'; '.join(bad)}: the modes cannot be compared.",
-            "the model diverged or its inputs hold NaN/Inf: run pipeline_checks.checks.check_numerics "
+            f"Not finite: {'; '.join(bad)}: the modes cannot be compared.",
+            fix="the model diverged or its inputs hold NaN/Inf: run pipeline_checks.checks.check_numerics "
             "on the pipeline to find the first non-finite loss, weight or gradient.",
-            is_failure=True,
         )
     ]
 
@@ -133,12 +139,12 @@ def _predict_gaps(values, predict_tolerance, saturated: bool) -> list[Finding]:
         if predicted is not None and abs(predicted - evaluated) > predict_tolerance * max(1.0, abs(evaluated)):
             gaps.append(
                 Finding(
-                    "Gap: predict vs evaluate",
-                    f"{metric} is {predicted:.4f} from predict outputs but {evaluated:.4f} from evaluate; "
-                    "both run inference on the same data, so they must agree.",
-                    "look for a data pipeline that differs between predict and evaluate, stateful "
-                    "layers, or non-deterministic inference.",
-                    is_failure=True,
+                    f"Gap: predict vs evaluate: {metric} is {predicted:.4f} from predict outputs but "
+                    f"{evaluated:.4f} from evaluate.",
+                    cause="a data pipeline that differs between predict and evaluate, stateful layers, or "
+                    "non-deterministic inference: both run inference on the same data, so they must agree",
+                    fix="give predict and evaluate the same inputs, and keep inference deterministic (no layer "
+                    "that draws random numbers or keeps state between calls at inference).",
                 )
             )
     return gaps
@@ -166,12 +172,17 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
             direction = "below" if gap < 0 else "above"
             gaps.append(
                 Finding(
-                    f"Gap: {mode} vs {reference}",
-                    f"{metric} {ours:.4f} is {abs(gap):.4f} {direction} {reference}'s {theirs:.4f}{images}.",
-                    is_failure=worse or fail_above,
+                    f"{_gap(mode, reference)}{metric} {ours:.4f} is {abs(gap):.4f} {direction} "
+                    f"{reference}'s {theirs:.4f}{images}.",
+                    failure=worse or fail_above,
                 )
             )
     return gaps
+
+
+def _gap(mode: str, reference: str) -> str:
+    """How a gap's summary begins; the rest says on which metric, by how much and in how many samples."""
+    return f"Gap: {mode} vs {reference}: "
 
 
 def _stale_batchnorm(batchnorm, recalibration) -> Finding:
@@ -193,6 +204,7 @@ def _stale_batchnorm(batchnorm, recalibration) -> Finding:
         detail,
         "recalibrate with pipeline_checks.recalibrate_batchnorm(model, data) after training "
         "(with fit's batch size); or lower BN momentum (e.g. 0.9); or train longer.",
+        failure=False,
     )
 
 
@@ -204,4 +216,9 @@ def _frozen_batchnorm_in_training(batchnorm) -> Finding:
         "normalizes with batch statistics that inference never uses.",
         "call the frozen base with training=False (x = base(inputs, training=False)) and use "
         "keras.layers.BatchNormalization, not tf.compat.v1's.",
+        failure=False,
     )
+
+
+# The old name, kept while saved_model/diagnose.py imports it; remove once it imports findings_of.
+diagnose = findings_of
