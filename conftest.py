@@ -77,7 +77,7 @@ def first_report_run():
 
     Tests may measure, recalibrate (restored) or save it; none may train it further.
     """
-    from pipeline_checks.scenarios.reports import first_report
+    from pipeline_checks.scenarios.bug_reports import first_report
 
     # Until fit says 100%: 4 epochs on Keras 3, 7-8 on Keras 2 (other initial weights).
     return first_report(seed=0)

@@ -34,7 +34,7 @@ def run_first_report(argv: list[str]) -> int:
     print(f"Training ResNet50 (weights=None) on three photographs, one per class, {epochs}...", flush=True)
     from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
     from pipeline_checks.oracle.agreement import measure_agreement
-    from pipeline_checks.scenarios.reports import first_report
+    from pipeline_checks.scenarios.bug_reports import first_report
 
     report = first_report(seed=args.seed, epochs=args.epochs)
     data = (report.inputs, report.data.one_hot_labels)
