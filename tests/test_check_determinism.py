@@ -77,20 +77,12 @@ def test_leaves_the_shared_run_and_the_data_as_they_were(checked, factory):
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        ({"pipeline": "small-cnn"}, TypeError, r"take a pipeline_checks.Pipeline.*received: pipeline='small-cnn'"),
-        ({"seed": -1}, ValueError, r"seed must be a non-negative integer; received: seed=-1"),
-        ({"seed": 1.5}, ValueError, r"received: seed=1.5"),
-        ({"seed": True}, ValueError, r"received: seed=True"),
         ({"tolerance": -1e-6}, ValueError, r"tolerance must be a non-negative number; received: tolerance=-1e-06"),
         ({"tolerance": float("nan")}, ValueError, r"received: tolerance=nan"),
         ({"tolerance": float("inf")}, ValueError, r"received: tolerance=inf"),
         ({"tolerance": "0"}, ValueError, r"received: tolerance='0'"),
     ],
     ids=[
-        "pipeline-a-string",
-        "seed-negative",
-        "seed-float",
-        "seed-bool",
         "tolerance-negative",
         "tolerance-nan",
         "tolerance-inf",

@@ -1,8 +1,7 @@
 """Check: two training runs from the same seed give the same weights and metrics.
 
 Only the first epoch is replayed and compared with the shared run's snapshot after its
-first epoch: one extra epoch, not a second full run. On CPU TensorFlow, same-seed runs
-of the small pipeline are bitwise identical, so by default any difference fails.
+first epoch: one extra epoch, not a second full run. By default any difference fails.
 """
 
 from __future__ import annotations
@@ -12,12 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
 from pipeline_checks.checks.family import OWN_FIT, family
-from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
-from pipeline_checks.results.check_result import CheckResult, failed, passed
+from pipeline_checks.results.check_result import CheckResult, passed
+from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import TrainingRun, shared_run
 from pipeline_checks.run.training import replay as replay_of
 
@@ -75,7 +75,6 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     Example:
         >>> check_determinism(pipeline, seed=0).raise_if_failed()
     """
-    pipeline, seed = checked_pipeline(pipeline), checked_seed(seed)
     check_number("tolerance", tolerance, "a non-negative number", low=0)
     source = pipeline.source()
     if source is not None and not source.same_on_every_pass(seed):
@@ -124,17 +123,26 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
             **numbers,
         )
     summary = _summary(seed, when, comparison, tolerance)
-    if allow_kernel_noise and comparison.structure is None and _only_kernel_noise(pipeline, run, replay):
-        return passed(
-            NAME,
-            pipeline,
-            f"two runs from seed {seed} read the same data and compute the same first-step loss; their weights "
-            f"differ {when} by up to {comparison.largest:.3g} relative only through non-deterministic kernels",
-            f"{summary}\n  Not a seeding bug: for bitwise-identical runs, "
-            f"{DETERMINISTIC_KERNELS.get(compat.backend(), 'enable deterministic kernels')}.",
-            **{**numbers, "kernel_noise": True},
+    numbers["kernel_noise"] = bool(
+        allow_kernel_noise and comparison.structure is None and _only_kernel_noise(pipeline, run, replay)
+    )
+    if numbers["kernel_noise"]:
+        finding = Finding(
+            summary,
+            "Not a seeding bug: the two runs read the same data, make the same inputs and initial weights and "
+            "compute the same first-step loss",
+            cause="kernels that sum in another order from run to run, after the backward passes.",
+            fix=f"for bitwise-identical runs, {_deterministic_kernels('enable deterministic kernels')}.",
+            failure=False,
         )
-    return failed(NAME, pipeline, summary, _details(pipeline, run, replay, comparison), **numbers)
+    else:
+        cause, fix = _where_randomness_enters(pipeline, run, replay)
+        finding = Finding(summary, _differing_variables(run, comparison), fix=fix, cause=cause)
+    kernels_only = (
+        f"two runs from seed {seed} read the same data and compute the same first-step loss; their weights "
+        f"differ {when} by up to {comparison.largest:.3g} relative only through non-deterministic kernels"
+    )
+    return verdict(NAME, pipeline, [finding], kernels_only, **numbers)
 
 
 def _last_logs(run: TrainingRun) -> dict:
@@ -155,14 +163,13 @@ class _Comparison:
 
 def _compare(run: TrainingRun, reference, replayed, logs, replay_logs) -> _Comparison:
     if len(reference) != len(replayed) or any(a.shape != b.shape for a, b in zip(reference, replayed)):
-        shapes = lambda values: ", ".join(str(v.shape) for v in values[:4])  # noqa: E731
         return _Comparison(
             [],
             [],
             math.inf,
             "",
             f"build_model returned models with different variables "
-            f"({len(reference)}: {shapes(reference)}... vs {len(replayed)}: {shapes(replayed)}...)",
+            f"({len(reference)}: {_shapes(reference)}... vs {len(replayed)}: {_shapes(replayed)}...)",
         )
     variables = [
         (compat.variable_path(variable), difference)
@@ -207,19 +214,17 @@ def _summary(seed: int, when: str, comparison: _Comparison, tolerance: float) ->
     return f"two runs from seed {seed} differ {when}: " + "; ".join(parts) + f" (tolerance {tolerance:g})"
 
 
-def _details(pipeline, run: TrainingRun, replay: TrainingRun, comparison: _Comparison) -> str:
-    lines = []
-    if comparison.variables:
-        worst = sorted(comparison.variables, key=lambda item: item[1], reverse=True)[:3]
-        lines.append(
-            f"Differing variables: {len(comparison.variables)} of {len(run.weights)}; largest: "
-            + ", ".join(f"{path} ({difference:.3g})" for path, difference in worst)
-            + "."
-        )
-    cause, fix = _where_randomness_enters(pipeline, run, replay)
-    lines.append(f"  Likely cause: {cause}")
-    lines.append(f"  Fix: {fix}")
-    return "\n".join(lines)
+def _shapes(values) -> str:
+    return ", ".join(str(v.shape) for v in values[:4])
+
+
+def _differing_variables(run: TrainingRun, comparison: _Comparison) -> str:
+    if not comparison.variables:
+        return ""
+    worst = sorted(comparison.variables, key=lambda item: item[1], reverse=True)[:3]
+    return f"differing variables: {len(comparison.variables)} of {len(run.weights)}; largest: " + ", ".join(
+        f"{path} ({difference:.3g})" for path, difference in worst
+    )
 
 
 NOT_REPLAYABLE = (
@@ -257,7 +262,8 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
             f"({_inputs_changed(first, second)}): augmentation drawing from a generator the seed does not reach, "
             "e.g. np.random.default_rng() without a seed.",
             "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
-            "into the model as Keras random layers (keras.layers.RandomFlip, ...), which keras.utils.set_random_seed seeds.",
+            "into the model as Keras random layers (keras.layers.RandomFlip, ...), "
+            "which keras.utils.set_random_seed seeds.",
         )
     initial = [
         compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)
@@ -265,7 +271,8 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
     if initial:
         return (
             f"build_model gave different initial weights from the same seed ({len(initial)} variables, e.g. "
-            f"{', '.join(initial[:3])}): an initializer or weight source draws from a generator the seed does not reach.",
+            f"{', '.join(initial[:3])}): an initializer or weight source draws from a generator "
+            "the seed does not reach.",
             "use Keras initializers, which keras.utils.set_random_seed seeds, or give them seed=...; load any "
             "weights from files, not from a random source.",
         )
@@ -280,7 +287,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
         and not all(_same_arrays(a, b) for a, b in zip(run.after_first_step, replay.after_first_step))
     )
     step = "from the first training step on" if first_step_differs else "from a later step on (the first step agrees)"
-    suspects = f" Custom layers, the likely place: {', '.join(custom[:3])}." if custom else ""
+    suspects = f" Custom layers, the likely place: {listed(custom)}." if custom else ""
     kernels = " On GPU, non-deterministic kernels also give small differences." if devices.gpu_available() else ""
     return (
         f"same raw data, same inputs and same initial weights, yet the runs differ {step}: a random op in the "
@@ -288,8 +295,13 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
         f"clock, tf.random.Generator.from_non_deterministic_state(), NumPy in a callback).{suspects}{kernels}",
         "make the layer's keras.random.SeedGenerator in __init__ with a fixed seed, or with none: then "
         "keras.utils.set_random_seed's seed picks it, as for keras.layers.GaussianNoise"
-        + (f"; for GPU kernels, {DETERMINISTIC_KERNELS.get(compat.backend(), 'raise tolerance')}." if kernels else "."),
+        + (f"; for GPU kernels, {_deterministic_kernels('raise tolerance')}." if kernels else "."),
     )
+
+
+def _deterministic_kernels(otherwise: str) -> str:
+    """How to make the backend's kernels deterministic."""
+    return DETERMINISTIC_KERNELS.get(compat.backend(), otherwise)
 
 
 def _only_kernel_noise(pipeline, run: TrainingRun, replay: TrainingRun) -> bool:
