@@ -120,27 +120,30 @@ def test_the_same_head_fails_a_target_it_is_given(pipeline_of):
 
 
 @pytest.mark.parametrize(
-    "factory, summary, detail",
+    "factory, summary, cause, fix",
     [
         pytest.param(
             frozen_conv_base_learning_rate_0,
             "none of the 2 trainable weights moved in 30 steps",
-            "(learning rate 0): a learning rate of 0, or no gradient reaches them",
+            "a learning rate of 0, or no gradient reaches them",
+            "set a learning rate above 0",
             id="learning-rate-0",
         ),
         pytest.param(
             frozen_conv_base_dead_head,
             "the model gives all 12 images the same output",
             "dead units (ReLUs that no image activates)",
+            "look for ReLU layers with large negative biases",
             id="dead-units",
         ),
     ],
 )
-def test_a_head_that_cannot_learn_fails_with_the_mechanism(pipeline_of, factory, summary, detail):
+def test_a_head_that_cannot_learn_fails_with_the_mechanism_its_cause_and_fix(pipeline_of, factory, summary, cause, fix):
     result = check_overfit(pipeline_of(factory))
     assert not result.passed
     assert result.summary == f"the trainable part does not learn: {summary}"
-    assert detail in result.details
+    assert f"\n  {summary}: " in result.details  # the mechanism is a finding of its own, with its evidence
+    assert f"\n    Likely cause: {cause}" in result.details and f"\n    Fix: {fix}" in result.details
 
 
 def test_a_binary_head_is_judged_on_its_own_metric_against_the_majority_share(pipeline_of):
@@ -156,7 +159,8 @@ def test_a_model_short_of_its_target_names_steps_too_small(pipeline_of):
     assert re.search(
         r"below the target 1, in 15 epochs: the trainable weights moved by 0\.\d+% of their size$", result.summary
     )
-    assert "(learning rate 1e-05): steps far too small to fit in these epochs" in result.details
+    assert "in 45 steps with learning rate 1e-05, against their size at initialization" in result.details
+    assert "\n    Likely cause: steps far too small to fit in these epochs" in result.details
 
 
 # --- the second half: evaluate keeps what fit reached, but for one sample --------------------

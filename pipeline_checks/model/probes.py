@@ -1,0 +1,71 @@
+"""Inference-mode probes of a model on a few samples: how far apart the samples are in what
+given layers receive and in the outputs, and the compiled loss.
+
+Every probe runs `training=False` (deterministic: no dropout, no batch statistics), batch by
+batch, and changes no variable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from pipeline_checks.model import compat
+from pipeline_checks.model.forward import forward
+
+
+def spread(values: np.ndarray) -> float:
+    """The largest difference between two samples (first axis) in any one value; 0.0 for no
+    values, NaN where some are not finite."""
+    flat = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    if not np.isfinite(flat).all():
+        return math.nan
+    return float(np.ptp(flat, axis=0).max()) if flat.size else 0.0
+
+
+def largest_spread(arrays: list) -> float:
+    """The largest `spread` of several arrays; NaN where any is NaN."""
+    spreads = [spread(values) for values in arrays]
+    return math.nan if any(math.isnan(s) for s in spreads) else max(spreads)
+
+
+def output_spread(model, x: np.ndarray, batch_size: int) -> float:
+    """The `spread` of the model's outputs on `x` (the largest, for a model with several)."""
+    outputs = in_batches(lambda batch: forward(model, batch, training=False), x, batch_size)
+    return largest_spread(outputs) if isinstance(outputs, list) else spread(outputs)
+
+
+def inference_loss(model, x: np.ndarray, y, batch_size: int) -> float:
+    """The compiled loss of the model's inference-mode outputs on `x` against `y`."""
+    outputs = in_batches(lambda batch: forward(model, batch, training=False), x, batch_size)
+    return compat.compute_loss(model, x, y, outputs)
+
+
+def inputs_of_layers_holding(model, variable_ids: frozenset, x: np.ndarray, batch_size: int) -> list | None:
+    """What the model's layers (outermost first, nested models as one) that hold any of the
+    variables `variable_ids` (ids of the variables) receive on `x`, one array a layer.
+
+    None where that cannot be probed: a model with several inputs, a layer with several
+    inputs, or no functional graph (a subclassed model, a layer called twice, a nested mixed
+    model)."""
+    keras = compat.keras()
+    layers = [layer for layer in compat.sublayers(model) if any(id(v) in variable_ids for v in layer.weights)]
+    try:
+        tensors = [layer.input for layer in layers]
+        if len(model.inputs) != 1 or any(isinstance(t, (list, tuple, dict)) for t in tensors):
+            return None
+        probe = keras.Model(model.inputs[0], tensors)
+        outputs = in_batches(lambda batch: probe(batch, training=False), x, batch_size)
+    except Exception:  # no functional graph: Keras raises one of several types
+        return None
+    return outputs if isinstance(outputs, list) else [outputs]
+
+
+def in_batches(call: Callable, x: np.ndarray, batch_size: int):
+    """`call` on `x` batch by batch, as NumPy: one array, or a list where `call` returns several."""
+    parts = [call(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+    if isinstance(parts[0], (list, tuple)):
+        return [np.concatenate([compat.to_numpy(p[i]) for p in parts]) for i in range(len(parts[0]))]
+    return np.concatenate([compat.to_numpy(p) for p in parts])

@@ -1,0 +1,137 @@
+"""What fit reported of a run: its accuracy and loss by epoch, across stages, and chance.
+
+The overfit check judges these curves and the baseline fingerprint records the epoch they
+reach the target; both pick the accuracy curve with `accuracy_metric`, so they read the same
+one. A custom loop has no fit history: one training-mode pass on its final weights (the
+agreement's train-mode) stands for its numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline_checks.run.shared import agreement_of
+from pipeline_checks.run.training import TrainingRun, stages_of
+
+NO_FIT_HISTORY = "Fit's per-epoch numbers do not exist for a custom loop: the curve is this one pass."
+
+
+def accuracy_metric(names: Iterable[str]) -> str | None:
+    """The first of `names` (fit's logged metrics) that is an accuracy on the training data:
+    "acc" in its name ("accuracy", "acc", "binary_accuracy"), not a "val_" one; None if none is."""
+    return next((name for name in names if not name.startswith("val_") and "acc" in name), None)
+
+
+@dataclass(frozen=True)
+class FitCurves:
+    """Fit's accuracy and loss by epoch, the loss before the first step, and chance.
+
+    Attributes:
+        metric: the accuracy's name, e.g. "accuracy".
+        curve: the accuracy after each epoch, numbered across stages.
+        losses: the loss after each epoch (NaN for epochs of a stage that logged none).
+        initial_loss: the loss of a training-mode pass before the first step.
+        samples: the images trained on.
+        chance: the majority share of the labels: what predicting one class for every image reaches.
+        stages: (label, epochs) of each stage of a run in stages; () for one fit.
+        custom: a custom loop: `curve` and `losses` are one training-mode pass after it.
+    """
+
+    metric: str
+    curve: list
+    losses: list
+    initial_loss: float
+    samples: int
+    chance: float
+    stages: tuple = ()
+    custom: bool = False
+
+    @property
+    def who(self) -> str:
+        return "the custom loop" if self.custom else "fit"
+
+    def at(self, epoch: int) -> str:
+        """When the target was reached: "at epoch 3 of 10", with the stage where there are several."""
+        if self.custom:
+            return "by its end"
+        where = f"at epoch {epoch} of {len(self.curve)}"
+        for index, (label, epochs) in enumerate(self.stages, 1):
+            if epoch <= epochs:
+                return f"{where} (stage {index} of {len(self.stages)}, {label})"
+            epoch -= epochs
+        return where
+
+    @property
+    def span(self) -> str:
+        return "by its end" if self.custom else f"in {len(self.curve)} epochs"
+
+    @property
+    def best(self) -> float:
+        finite = [v for v in self.curve if math.isfinite(v)]
+        return max(finite) if finite else math.nan
+
+    def reached(self, target: float) -> int | None:
+        """The first epoch whose accuracy is at least `target`; None if none is."""
+        return next((epoch for epoch, value in enumerate(self.curve, 1) if value >= target), None)
+
+    def describe(self) -> str:
+        if self.custom:
+            return (
+                f"{self.metric} of a training-mode pass on the custom loop's final weights: {self.curve[0]:.2f} "
+                f"(chance, the majority share: {self.chance:.2f}); loss {self.initial_loss:.3g} before training, "
+                f"{self.losses[0]:.3g} after. {NO_FIT_HISTORY}"
+            )
+        accuracies = ", ".join(f"{v:.2f}" for v in self.curve)
+        losses = ", ".join(f"{v:.3g}" for v in self.losses)
+        stages = ", ".join(f"{label} ({epochs} epochs)" for label, epochs in self.stages)
+        return (
+            f"{self.metric} by epoch: {accuracies} (chance, the majority share: {self.chance:.2f}); "
+            f"loss {self.initial_loss:.3g} before the first step, then by epoch: {losses}."
+            + (f" Stages: {stages}." if stages else "")
+        )
+
+    def numbers(self) -> dict:
+        return {"best_accuracy": self.best, "epochs": len(self.curve), "chance": self.chance}
+
+
+def fit_curves(run: TrainingRun, tolerance: float) -> FitCurves | None:
+    """Fit's curves over every stage of `run`; None where fit (or the model) reports no accuracy.
+
+    `tolerance` picks the agreement whose train-mode stands for a custom loop's numbers."""
+    _, counts = np.unique(run.raw.labels, return_counts=True)  # any labels, even out of range
+    chance = float(counts.max() / counts.sum())
+    if run.custom_loop:
+        values = agreement_of(run, tolerance).values["train-mode"]
+        metric = accuracy_metric(values)
+        if metric is None:
+            return None
+        loss = float(values.get("loss", math.nan))
+        return FitCurves(
+            metric, [float(values[metric])], [loss], float(run.initial_loss), len(run.raw), chance, custom=True
+        )
+    history = run.history.history
+    metric = accuracy_metric(history)
+    if metric is None:
+        return None
+    stages = [stage for stage in stages_of(run) if stage.history is not None]
+    if len(stages) <= 1:
+        curve, losses, labels = history[metric], history.get("loss", []), ()
+    else:
+        logs = [stage.history.history for stage in stages]
+        sizes = [max((len(v) for v in log.values()), default=0) for log in logs]
+        curve = [v for log, size in zip(logs, sizes) for v in log.get(metric, [math.nan] * size)]
+        losses = [v for log, size in zip(logs, sizes) for v in log.get("loss", [math.nan] * size)]
+        labels = tuple((stage.label, size) for stage, size in zip(stages, sizes))
+    return FitCurves(
+        metric,
+        [float(v) for v in curve],
+        [float(v) for v in losses],
+        float(run.initial_loss),
+        len(run.raw),
+        chance,
+        labels,
+    )
