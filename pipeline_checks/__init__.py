@@ -23,7 +23,7 @@ _PUBLIC = {
     "measure_agreement": "pipeline_checks.oracle.agreement",
     "assert_fit_evaluate_agree": "pipeline_checks.oracle.agreement",
     "Pipeline": "pipeline_checks.pipelines.pipeline",
-    "Recorder": "pipeline_checks.run.recorder",
+    "Recorder": "pipeline_checks.attach.recorder",
     "CheckResult": "pipeline_checks.results.check_result",
     "diagnose_saved_model": "pipeline_checks.saved_model.diagnose",
     "FlopCount": "pipeline_checks.model.flops",

@@ -74,6 +74,35 @@ def test_no_check_module_imports_another():
     assert crossing == {}
 
 
+def modules_under(graph: dict[str, set[str]], folder: str) -> set[str]:
+    package = f"pipeline_checks.{folder}"
+    return {name for name in graph if name == package or name.startswith(package + ".")}
+
+
+# run/recorder.py only keeps the Recorder's old import path: it hands `Recorder` on from attach/.
+MOVED = {"pipeline_checks.run.recorder": {"pipeline_checks.attach", "pipeline_checks.attach.recorder"}}
+
+
+def test_the_run_comes_before_the_checks_and_the_recorder_after_them():
+    """run -> checks -> attach: a training run knows no check; the Recorder, which runs checks, is above them."""
+    graph = import_graph()
+    checks, attach = modules_under(graph, "checks"), modules_under(graph, "attach")
+    upward = {
+        name: sorted(graph[name] & (checks | attach) - MOVED.get(name, set()))
+        for name in modules_under(graph, "run")
+        if graph[name] & (checks | attach) - MOVED.get(name, set())
+    }
+    upward.update({name: sorted(graph[name] & attach) for name in checks if graph[name] & attach})
+    assert upward == {}
+
+
+def test_the_suite_has_one_test_per_family_in_order():
+    from pipeline_checks.pytest_plugin import suite
+
+    tests = [name for name in vars(suite) if name.startswith("test_")]
+    assert tests == [*(f"test_{name}" for name in pipeline_checks.checks.FAMILIES), "test_baseline"]
+
+
 def test_the_top_level_holds_only_the_package_face_and_cross_cutting_modules():
     modules = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert modules == ["__init__.py", "__main__.py", "_imports.py", "_text.py", "_validation.py", "errors.py"]

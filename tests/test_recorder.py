@@ -16,11 +16,15 @@ import pytest
 from broken_pipelines import data, inference, training
 from broken_pipelines.common import DATA, small_pipeline
 
+from pipeline_checks.attach.recorder import Recorder
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
-from pipeline_checks.run.recorder import RECORDED_FAMILIES, Recorder
+from pipeline_checks.run.training import train
 from pipeline_checks.testing.datasets import make_tiny_images
 from pipeline_checks.testing.small_models import small_bn_cnn
+
+# The families that can judge one recorded fit: those whose @family declares no OWN_FIT.
+RECORDED = ["agreement", "frozen_layers", "labels", "overfit", "numerics", "variables_change"]
 
 BROKEN = {
     inference.stale_batchnorm: inference.CASES,  # agreement: the first report, fit without recalibrating BN
@@ -101,9 +105,49 @@ def test_recorder_is_a_callback_of_the_installed_keras():
 
 
 def test_importing_the_module_imports_no_keras():
-    code = "import sys, pipeline_checks.run.recorder; print(sorted(m for m in ('keras', 'tensorflow', 'tf_keras') if m in sys.modules))"
+    code = (
+        "import sys, pipeline_checks.attach.recorder, pipeline_checks.run.recording; "
+        "print(sorted(m for m in ('keras', 'tensorflow', 'tf_keras') if m in sys.modules))"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_the_recorder_keeps_its_old_import_paths():
+    import pipeline_checks
+    from pipeline_checks.run import recorder as moved
+
+    assert pipeline_checks.Recorder is Recorder and moved.Recorder is Recorder
+    assert Recorder.__module__ == "pipeline_checks.attach.recorder" and Recorder.__qualname__ == "Recorder"
+
+
+def _per_class_logger():
+    """A callback of the repository's that adds one value per class to each epoch's logs (a
+    per-class recall, say), for the callbacks after it: the recording callback among them."""
+    keras = compat.keras()
+
+    class PerClassLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["recall_per_class"] = np.array([0.5, 0.25, 1.0])
+            logs["note"] = "per class"
+
+    return PerClassLogger()
+
+
+def test_the_shared_run_and_the_recorder_keep_the_scalar_logs_of_a_fit_that_logs_a_vector():
+    """One recording callback, one rule: a log that is no number is left out, and fit never fails."""
+    pipeline = small_pipeline(
+        "per-class-logs", fit_kwargs={"epochs": 2, "batch_size": 6, "callbacks": [_per_class_logger()]}
+    )
+    run = train(pipeline)
+    assert set(run.first_epoch_logs) == {"loss", "accuracy"}
+    assert len(run.batch_losses) == 4 and len(run.after_first_epoch) == len(run.weights)
+
+    model, recorder = _tiny_model(), Recorder()
+    x = pipeline.train_inputs(DATA.images)
+    model.fit(x, DATA.labels, epochs=2, batch_size=6, callbacks=[_per_class_logger(), recorder], verbose=0)
+    assert set(recorder.record.first_epoch_logs) == set(recorder.record.logged.history) == {"loss", "accuracy"}
+    assert recorder.record.logged.epoch == [0, 1] and len(recorder.record.batch_losses) == 4
 
 
 # --- a correct fit -------------------------------------------------------------------------------
@@ -111,7 +155,7 @@ def test_importing_the_module_imports_no_keras():
 
 def test_all_six_pass_on_a_correct_fit(recorded):
     results = recorded(small_pipeline).results
-    assert [r.name for r in results] == list(RECORDED_FAMILIES)
+    assert [r.name for r in results] == RECORDED
     assert all(r.passed for r in results), verdicts(results)
 
 
@@ -178,7 +222,7 @@ def test_a_broken_fit_fails_the_families_its_row_expects(recorded, factory):
     if case.raises:
         pytest.skip(f"fit raises on {compat.backend()}: {case.why}")
     found = recorded(factory)
-    expected = {name: cause for name, cause in case.causes.items() if name in RECORDED_FAMILIES}
+    expected = {name: cause for name, cause in case.causes.items() if name in RECORDED}
     failing = {r.name for r in found.results if not r.passed}
     assert failing == set(expected), f"{case.bug}: expected failures {sorted(expected)}\n{verdicts(found.results)}"
     for name, cause in expected.items():
@@ -221,7 +265,8 @@ def test_check_before_fit_says_to_fit_first():
     [
         (
             ["labels", "lables"],
-            r"'lables' is no check; a Recorder runs agreement, frozen_layers, .*received: families=\['labels', 'lables'\]",
+            r"'lables' is no check; a Recorder runs agreement, frozen_layers, .*"
+            r"received: families=\['labels', 'lables'\]",
         ),
         (["determinism"], r"determinism cannot judge a recorded fit: determinism fits twice"),
         ([], r"families must be check names among"),
@@ -241,6 +286,15 @@ def test_options_for_no_family_are_refused(recorded):
         recorder.check(DATA, preprocess=lambda images: images)
     with pytest.raises(ValueError, match=r"options given for overfit, which this check does not run"):
         recorder.check(DATA, families=["labels"], overfit={"target_accuracy": 0.9})
+
+
+def test_options_are_the_pipelines_check_options(recorded):
+    """Recorder.check's options become the recorded pipeline's check_options, resolved by @family."""
+    correct = recorded(small_pipeline)
+    with pytest.raises(ValueError, match=r"check_options\['overfit'\]: target_accuracy must be a number in \(0, 1\]"):
+        correct.recorder.check(
+            DATA, families=["overfit"], overfit={"target_accuracy": 5}, **check_arguments(correct.pipeline)
+        )
 
 
 @pytest.mark.parametrize(

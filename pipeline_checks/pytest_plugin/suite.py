@@ -3,45 +3,26 @@
 Collected by `pytest --pipeline-checks`; the `pipeline` fixture gives each declared
 pipeline in turn (or the built-in ones), and `pc_check` runs a check on it, records the
 result for the terminal summary and the report, and fails the test when the check fails.
-All checks of one pipeline share one training run; test_baseline comes last, as its
+There is one test per name in `pipeline_checks.checks.FAMILIES`, `test_<family>`, in that
+order. All checks of one pipeline share one training run; test_baseline comes last, as its
 fingerprint includes the other checks' numbers.
 """
 
-
-def test_agreement(pipeline, pc_check):
-    pc_check("agreement", pipeline)
+from pipeline_checks.checks import FAMILIES
 
 
-def test_frozen_layers(pipeline, pc_check):
-    pc_check("frozen_layers", pipeline)
+def _family_test(family: str):
+    """`test_<family>`: `pc_check(family, pipeline)`."""
+
+    def test(pipeline, pc_check):
+        pc_check(family, pipeline)
+
+    test.__name__ = test.__qualname__ = f"test_{family}"
+    return test
 
 
-def test_preprocessing(pipeline, pc_check):
-    pc_check("preprocessing", pipeline)
-
-
-def test_labels(pipeline, pc_check):
-    pc_check("labels", pipeline)
-
-
-def test_overfit(pipeline, pc_check):
-    pc_check("overfit", pipeline)
-
-
-def test_numerics(pipeline, pc_check):
-    pc_check("numerics", pipeline)
-
-
-def test_variables_change(pipeline, pc_check):
-    pc_check("variables_change", pipeline)
-
-
-def test_determinism(pipeline, pc_check):
-    pc_check("determinism", pipeline)
-
-
-def test_save_load(pipeline, pc_check):
-    pc_check("save_load", pipeline)
+# Defined in FAMILIES order, which is the order pytest collects them in.
+globals().update({f"test_{family}": _family_test(family) for family in FAMILIES})
 
 
 def test_baseline(pipeline, pc_baseline):

@@ -28,6 +28,7 @@ from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
 from pipeline_checks.run.builds import build, forget_fresh_build, forget_fresh_builds, fresh_build, rebuild_fresh_build
 from pipeline_checks.run.memory import release_freed_memory
+from pipeline_checks.run.recording import FitRecord, recording_callback
 from pipeline_checks.run.timings import Timings
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class Stage:
         start: the run's weights when the stage started (aligned with `run.weights`).
         end: the run's weights when it ended.
         history: the `History` its fit returned; None for a custom loop.
-        steps: the training steps (batches) the checks' recorder saw in it; 0 for a custom loop.
+        steps: the training steps (batches) the recording callback saw in it; 0 for a custom loop.
     """
 
     index: int
@@ -66,36 +67,25 @@ class Stage:
         return self.label == CUSTOM_LOOP
 
 
-@dataclass
-class TrainingRun:
+@dataclass(kw_only=True)
+class TrainingRun(FitRecord):
     """A pipeline's model after `fit` (and `after_fit`), with what happened on the way.
 
-    Snapshots are tuples of arrays aligned with `weights` (the model's weights, in order).
+    The snapshots, losses and logs are the `FitRecord` the recording callback kept; for a run in
+    stages, `trainable` holds the ids of the weights any stage trained.
     """
 
     pipeline: Pipeline
     seed: int
-    model: Any
     history: Any
     raw: RawData
     x_train: np.ndarray
     y_train: np.ndarray
     x_infer: np.ndarray
-    weights: tuple
-    trainable: frozenset  # ids of the weights fit was to train (model.trainable_weights); any stage's, for stages
-    initial: tuple
-    after_first_step: tuple | None = None
-    after_first_epoch: tuple | None = None
-    first_epoch_logs: dict = field(default_factory=dict)
-    final: tuple = ()
-    batch_losses: list = field(default_factory=list)
     initial_loss: float = math.nan
     seconds: float = 0.0
-    start_state: Any = field(default=None, repr=False)  # every variable as fit found it, for `replay`
-    replays: TrainingRun | None = field(default=None, repr=False)  # the run a replay repeats, whose snapshots it shares
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
     stages: list = field(default_factory=list)  # the `Stage`s, in order; empty for a run recorded elsewhere
-    timings: Timings = field(default_factory=Timings, repr=False)  # where `train`'s seconds went, by phase
 
     @property
     def custom_loop(self) -> bool:
@@ -135,15 +125,15 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         model = build(pipeline, seed)
     weights = tuple(model.weights)
     run = TrainingRun(
-        pipeline,
-        seed,
-        model,
-        None,
-        raw,
-        x_train,
-        y_train,
-        x_infer,
-        weights,
+        pipeline=pipeline,
+        seed=seed,
+        model=model,
+        history=None,
+        raw=raw,
+        x_train=x_train,
+        y_train=y_train,
+        x_infer=x_infer,
+        weights=weights,
         trainable=frozenset(id(v) for v in model.trainable_weights),
         initial=weight_values(weights),
         timings=timings,
@@ -168,9 +158,9 @@ def replay(run: TrainingRun, epochs: int | None = None) -> TrainingRun:
     The data is read and preprocessed again and the model built again (the checks' shared
     untrained build, `builds.fresh_build`), but `fit` runs on the run's own model, given the
     new build's variables (weights, BN statistics, random-generator states) and the optimizer
-    state fit started from: tracing a training step costs more than the steps of a tiny dataset. The model gets its end state back
-    afterwards. Where that cannot be done (an optimizer that builds only inside fit, a new
-    build with other variables), this is a fresh `train`.
+    state fit started from: tracing a training step costs more than the steps of a tiny dataset.
+    The model gets its end state back afterwards. Where that cannot be done (an optimizer that
+    builds only inside fit, a new build with other variables), this is a fresh `train`.
 
     On Keras 3 with TensorFlow the replay first seeds without clearing TensorFlow's kernel
     cache (`compat.set_random_seed(keep_compiled=True)`): `tf.random.set_seed` would drop the
@@ -239,15 +229,15 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
     again = TrainingRun(
-        pipeline,
-        seed,
-        model,
-        None,
-        raw,
-        x_train,
-        y_train,
-        run.x_infer,
-        run.weights,
+        pipeline=pipeline,
+        seed=seed,
+        model=model,
+        history=None,
+        raw=raw,
+        x_train=x_train,
+        y_train=y_train,
+        x_infer=run.x_infer,
+        weights=run.weights,
         trainable=run.trainable,
         initial=initial,
         initial_loss=run.initial_loss,
@@ -281,7 +271,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     """Fit the run's model from the seed, recording into the run; `epochs` overrides the pipeline's.
 
     The data is the pipeline's own (arrays, or the dataset its source builds from the seed);
-    the pipeline's callbacks run before the recorder. With the pipeline's own `train`
+    the pipeline's callbacks run before the recording callback. With the pipeline's own `train`
     function, that function trains instead, in stages (`_train_in_stages`). `keep_compiled`: as for `read_data`.
     """
     compat.set_random_seed(run.seed, keep_compiled=keep_compiled)
@@ -291,11 +281,10 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
         return
     if epochs is not None:
         arguments["epochs"] = epochs
-    arguments["callbacks"] = [*arguments.get("callbacks", ()), _recorder(run)]
+    arguments["callbacks"] = [*arguments.get("callbacks", ()), recording_callback(run)]
     stage = Stage(1, "fit 1", run.trainable, run.initial)
     with pipeline_step(run.pipeline, "fit"):
         run.history = run.model.fit(verbose=0, **arguments)
-    run.final = weight_values(run.weights, _latest_snapshot(run))
     stage.end, stage.history, stage.steps = run.final, run.history, len(run.batch_losses)
     run.stages = [stage]
 
@@ -304,7 +293,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
     """Call the pipeline's `train(model, data)`, recording each `model.fit` it makes as a stage.
 
     `model.fit` is replaced on the model instance while `train` runs, and put back after,
-    also when it raises: each call gets the recorder after its own callbacks, runs silent,
+    also when it raises: each call gets the recording callback after its own callbacks, runs silent,
     and is recorded with the trainable weights and the weights at its start and end. A
     `train` that calls no fit is one "custom loop" stage, whose trainable weights are the
     model's when it returns (a loop freezes layers before it trains). The run's `history` is the last
@@ -318,7 +307,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
 
     def fit(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
-        bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or ()), _recorder(run)]
+        bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or ()), recording_callback(run)]
         bound.arguments["verbose"] = 0
         stage = Stage(
             len(run.stages) + 1,
@@ -329,7 +318,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         steps = len(run.batch_losses)
         run.stages.append(stage)
         history = original(*bound.args, **bound.kwargs)
-        stage.end = weight_values(run.weights, stage.start)
+        stage.end = run.final  # the recording callback's snapshot at the fit's end
         stage.history, stage.steps = history, len(run.batch_losses) - steps
         return history
 
@@ -353,7 +342,8 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
 
 
 def _state_before_fit(model, like: tuple):
-    """Every variable of the model, its optimizer and its random generators, optimizer built first; None if it cannot be.
+    """Every variable of the model, its optimizer and its random generators, optimizer built first;
+    None if it cannot be.
 
     `like`: the run's initial weights, whose arrays the snapshot shares where a weight did not move since.
     """
@@ -433,34 +423,3 @@ def forget_shared_runs(pipeline: Pipeline | None = None) -> None:
 def _by_variable(variables, values) -> dict:
     """`id(variable)` -> its value in a snapshot taken of `variables`."""
     return {id(v): value for v, value in zip(variables, values)}
-
-
-def _latest_snapshot(run: TrainingRun) -> tuple:
-    """The run's last snapshot so far, which a new one shares the arrays of unchanged weights with."""
-    return next(s for s in (run.after_first_epoch, run.after_first_step, run.initial) if s is not None)
-
-
-def _recorder(run: TrainingRun):
-    keras = compat.keras()
-
-    class Recorder(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            run.batch_losses.append(float((logs or {}).get("loss", math.nan)))  # the step has finished
-            run.timings.step_ended()  # before the snapshot below, which is no part of the step
-            if run.after_first_step is None:
-                run.after_first_step = self._weights("after_first_step")
-
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0 and run.after_first_epoch is None:  # the first stage's first epoch
-                run.after_first_epoch = self._weights("after_first_epoch")
-                run.first_epoch_logs = {k: float(v) for k, v in (logs or {}).items()}
-
-        def _weights(self, moment: str):
-            """The weights now, sharing arrays with the replayed run's at the same moment, else with the last snapshot."""
-            # JAX's fit keeps the state outside the variables until synchronized.
-            if hasattr(self.model, "jax_state_sync"):
-                self.model.jax_state_sync()
-            replayed = getattr(run.replays, moment) if run.replays is not None else None
-            return weight_values(run.weights, replayed, _latest_snapshot(run))
-
-    return Recorder()
