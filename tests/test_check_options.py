@@ -9,9 +9,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-import numpy as np
 import pytest
 from broken_pipelines.data import raw_pixels_without_normalization
+from helpers.kernel_noise import nudge_replays
 from helpers.pipelines import small_pipeline
 
 from pipeline_checks.checks import (
@@ -98,16 +98,7 @@ def test_determinism_tolerance(optioned):
 
 
 def test_determinism_allow_kernel_noise(optioned, monkeypatch):
-    """Kernels that sum in another order each run: simulated by nudging the replay's final weights."""
-    from pipeline_checks.checks import determinism
-
-    def replay_with_kernel_noise(run, epochs=None):
-        again = real_replay(run, epochs)
-        again.final = tuple(w * np.float32(1 + 1e-6) if w.dtype.kind == "f" else w for w in again.final)
-        return again
-
-    real_replay = determinism.replay_of
-    monkeypatch.setattr(determinism, "replay_of", replay_with_kernel_noise)
+    nudge_replays(monkeypatch)
     refused = check_determinism(optioned, SEED, tolerance=0.0)  # allow_kernel_noise=False from check_options
     allowed = check_determinism(optioned, SEED, tolerance=0.0, allow_kernel_noise=True)
     assert not refused.passed and refused.numbers["kernel_noise"] is False, str(refused)
