@@ -91,21 +91,18 @@ def _checked(
                 f"no baseline of the built-in pipeline {pipeline.name!r} ships for {now.key}; "
                 f"record one with --pc-update-baselines (docs/baselines.md, 'Built-in pipelines')"
             )
-        return report.verdict(
-            pipeline,
-            Baseline.read(shipped),
-            _relative(shipped, root),
-            seed,
-            now.figures,
-            overrides,
-            now.versions,
-            now.machine,
-            now.checks,
-        )
+        return _compared(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now, overrides)
     if not path.is_file() and not _regenerating(request):
         _write(request, now, path)
         return report.missing(pipeline, shown)
     return _regression_check(request, pipeline, seed, now, path, shown, overrides)
+
+
+def _compared(pipeline, baseline: Baseline, shown: Path, seed: int, now: Baseline, overrides) -> CheckResult:
+    """The verdict of this run (`now`) against `baseline`, read from the file shown as `shown`."""
+    return report.verdict(
+        pipeline, baseline, shown, seed, now.figures, overrides, now.versions, now.machine, now.checks
+    )
 
 
 def _regression_check(request, pipeline, seed, now: Baseline, path: Path, shown: Path, overrides) -> CheckResult:
@@ -116,17 +113,7 @@ def _regression_check(request, pipeline, seed, now: Baseline, path: Path, shown:
 
     def check(obtained: Path, expected: Path) -> None:
         __tracebackhide__ = True
-        result = report.verdict(
-            pipeline,
-            Baseline.read(expected),
-            shown,
-            seed,
-            now.figures,
-            overrides,
-            now.versions,
-            now.machine,
-            now.checks,
-        )
+        result = _compared(pipeline, Baseline.read(expected), shown, seed, now, overrides)
         results.append(result)
         if not result.passed:
             raise AssertionError(str(result))
