@@ -323,13 +323,14 @@ class _Report:
             Finding(
                 f"loss at initialization {data:.4g}, expected about ln {uniform} = {expected:.3g}",
                 f"{data:.4g}{share} is {ratio}, above {factor:g}x: a freshly initialized classifier predicts about "
-                f"uniformly, so its loss starts near ln {uniform}. This model starts confidently wrong: {cause}",
+                f"uniformly, so its loss starts near ln {uniform}. This model starts confidently wrong",
                 fix,
+                cause=cause,
             )
         )
 
     def _confident_cause(self, model, x_train, measure, bound: float) -> tuple[str, str] | None:
-        """What makes a fresh model confidently wrong, where one shows; None where none does."""
+        """What makes a fresh model confidently wrong, as (likely cause, fix), where one shows; None where none does."""
         if any("from_logits" in f.summary for f in self.findings):
             self.numbers["initial_loss_cause"] = "from_logits"
             return "the from_logits mismatch above", "fix from_logits as above"

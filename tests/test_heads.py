@@ -1,0 +1,107 @@
+"""model.heads: what a fresh classifier's head shows, read from tiny models (no training)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline_checks.model import compat
+from pipeline_checks.model.heads import (
+    HeadOutputs,
+    head_gain,
+    output_activation,
+    regularization_loss,
+    rescaling_layers,
+)
+
+SHAPE = (4, 4, 3)
+
+
+def functional(*layers, op=None):
+    keras = compat.keras()
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.Flatten()(inputs)
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, op(x) if op else x)
+
+
+def nested_head():
+    keras = compat.keras()
+    head = keras.Sequential([keras.Input((48,)), keras.layers.Dense(3, activation="sigmoid")])
+    return functional(head)
+
+
+def subclassed():
+    keras = compat.keras()
+
+    class Head(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.dense(keras.ops.reshape(x, (-1, 48)))
+
+    model = Head()
+    model(np.zeros((1, *SHAPE), np.float32))
+    return model
+
+
+@pytest.mark.parametrize(
+    "build, activation",
+    [
+        (lambda: functional(compat.keras().layers.Dense(3, activation="softmax")), "softmax"),
+        (lambda: functional(compat.keras().layers.Dense(3), compat.keras().layers.Softmax()), "softmax"),
+        (lambda: functional(compat.keras().layers.Dense(3)), "linear"),
+        (nested_head, "sigmoid"),
+        (lambda: functional(compat.keras().layers.Dense(3), op=compat.keras().ops.sigmoid), None),
+        (subclassed, None),
+    ],
+    ids=["dense-softmax", "softmax-layer", "logits", "nested-model", "op-after-last-layer", "subclassed"],
+)
+def test_output_activation(build, activation):
+    assert output_activation(build()) == activation
+
+
+def test_head_outputs_tell_softmax_rows_from_logits():
+    x = np.random.default_rng(0).normal(size=(5, *SHAPE)).astype(np.float32)
+    softmax = HeadOutputs.of(functional(compat.keras().layers.Dense(3, activation="softmax")), x)
+    logits = HeadOutputs.of(functional(compat.keras().layers.Dense(3)), x)
+    assert softmax.width == 3 and softmax.softmax_rows and not logits.softmax_rows
+    assert softmax.described().endswith(", last layer activation softmax")
+
+
+@pytest.mark.parametrize(
+    "values, activation, probabilities",
+    [
+        ([[0.2], [0.7]], "sigmoid", True),
+        ([[0.2], [0.7]], "linear", False),  # logits may start inside [0, 1]: the layer decides
+        ([[0.2], [0.7]], None, None),  # an unknown layer: undecided
+        ([[-0.5], [0.7]], "sigmoid", False),  # outside [0, 1] they are logits whatever the layer
+    ],
+)
+def test_sigmoid_probabilities(values, activation, probabilities):
+    assert HeadOutputs(np.asarray(values, dtype=np.float64), activation).sigmoid_probabilities is probabilities
+
+
+def test_head_gain_is_std_times_sqrt_fan_in():
+    keras = compat.keras()
+    model = functional(keras.layers.Dense(3, kernel_initializer=keras.initializers.Constant(2.0)))
+    assert head_gain(model) == 0.0  # a constant kernel has no spread
+    model = functional(keras.layers.Dense(3, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0)))
+    assert head_gain(model) == pytest.approx(math.sqrt(48), rel=0.2)
+    assert head_gain(functional(keras.layers.Dense(3), keras.layers.Softmax())) is None  # no kernel in the last layer
+
+
+def test_rescaling_layers_and_regularization_loss():
+    keras = compat.keras()
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.layers.Flatten()(keras.layers.BatchNormalization(name="bn")(x))
+    outputs = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(1.0), name="head")(x)
+    model = keras.Model(inputs, outputs)
+    assert rescaling_layers(model) == ["rescale", "bn"]
+    kernel = compat.to_numpy(model.get_layer("head").kernel)
+    assert regularization_loss(model) == pytest.approx(float(np.sum(kernel**2)), rel=1e-5)
+    assert rescaling_layers(functional(keras.layers.Dense(3))) == []
