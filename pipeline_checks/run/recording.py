@@ -91,7 +91,7 @@ class FitRecord:
         self.batch_losses.append(_scalars({"loss": (logs or {}).get("loss")}).get("loss", math.nan))
         self.timings.step_ended()  # before the snapshot below, which is no part of the step
         if self.after_first_step is None:
-            self.after_first_step = self._snapshot("after_first_step")
+            self.after_first_step = self._snapshot(replayed_at="after_first_step")
 
     def epoch_ended(self, epoch: int, logs) -> None:
         logs = _scalars(logs)
@@ -101,26 +101,26 @@ class FitRecord:
         if self.steps_in_first_epoch is None:
             self.steps_in_first_epoch = len(self.batch_losses)
         if epoch == 0 and self.after_first_epoch is None:  # the first fit's first epoch
-            self.after_first_epoch = self._snapshot("after_first_epoch")
+            self.after_first_epoch = self._snapshot(replayed_at="after_first_epoch")
             self.first_epoch_logs = logs
 
     def fit_ended(self) -> None:
-        self.final = self._snapshot("", self.final or None)  # a later fit starts where the last one ended
+        self.final = self._snapshot(self.final or None)  # a later fit starts where the last one ended
         self.fit_seconds = time.perf_counter() - self._began
         self.finished = True
 
-    def latest_snapshot(self) -> tuple:
+    def _latest_snapshot(self) -> tuple:
         """The last snapshot taken during the first fit, which a new one shares the arrays of unchanged weights with."""
         return next(s for s in (self.after_first_epoch, self.after_first_step, self.initial) if s is not None)
 
-    def _snapshot(self, moment: str, *like: tuple | None) -> tuple:
-        """The weights now, sharing arrays with the replayed record's at the same `moment`, with `like`, else
-        with the latest snapshot."""
+    def _snapshot(self, *like: tuple | None, replayed_at: str = "") -> tuple:
+        """The weights now, sharing arrays with the replayed record's snapshot `replayed_at`, with `like`,
+        else with the latest snapshot."""
         # JAX's fit keeps the state outside the variables until synchronized.
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()
-        replayed = getattr(self.replays, moment, None) if moment and self.replays is not None else None
-        return weight_values(self.weights, replayed, *like, self.latest_snapshot())
+        replayed = getattr(self.replays, replayed_at, None) if replayed_at and self.replays is not None else None
+        return weight_values(self.weights, replayed, *like, self._latest_snapshot())
 
 
 def _scalars(logs) -> dict:

@@ -77,11 +77,11 @@ class TrainingRun(FitRecord):
 
     pipeline: Pipeline
     seed: int
-    history: Any
     raw: RawData
     x_train: np.ndarray
     y_train: np.ndarray
     x_infer: np.ndarray
+    history: Any = None  # the History the last fit returned; None for a custom loop
     initial_loss: float = math.nan
     seconds: float = 0.0
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
@@ -119,19 +119,16 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     start = time.perf_counter()
     timings = Timings()
     with timings.timed(phases.READ_DATA):
-        raw, x_train, y_train = read_data(pipeline, seed)
-        x_infer = pipeline.infer_inputs(raw.images)
+        data = read_data(pipeline, seed)
+        x_infer = pipeline.infer_inputs(data[0].images)
     with timings.timed(phases.BUILD_MODEL):
         model = build(pipeline, seed)
     weights = tuple(model.weights)
-    run = TrainingRun(
-        pipeline=pipeline,
-        seed=seed,
-        model=model,
-        history=None,
-        raw=raw,
-        x_train=x_train,
-        y_train=y_train,
+    run = _run_before_fit(
+        pipeline,
+        seed,
+        model,
+        data,
         x_infer=x_infer,
         weights=weights,
         trainable=frozenset(id(v) for v in model.trainable_weights),
@@ -140,14 +137,14 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     )
     before_fit = "the model on the training inputs (a training-mode pass before fit)"
     with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
-        run.initial_loss = initial_loss(model, x_train, y_train, pipeline.batch_size)
+        run.initial_loss = initial_loss(model, run.x_train, run.y_train, pipeline.batch_size)
     # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
     run.start_state = None if pipeline.train is not None else _state_before_fit(model, like=run.initial)
     with timings.timed_fit():
         _fit(run, epochs)
     if pipeline.after_fit is not None:
         with timings.timed(phases.AFTER_FIT), pipeline_step(pipeline, "after_fit"):
-            pipeline.after_fit(model, x_train)
+            pipeline.after_fit(model, run.x_train)
     run.seconds = timings.total = time.perf_counter() - start
     return run
 
@@ -220,7 +217,7 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
         forget_fresh_build(pipeline, seed)
     release_freed_memory()  # before snapshotting every variable and replaying
     start = time.perf_counter()
-    raw, x_train, y_train = read_data(pipeline, seed, keep_compiled=keep_compiled)
+    data = read_data(pipeline, seed, keep_compiled=keep_compiled)
     rebuilt = rebuild_fresh_build(pipeline, seed) if second_try else fresh_build(pipeline, seed)
     initial_of = _by_variable(run.weights, run.initial)
     rebuilt_state = weight_values(rebuilt.variables, tuple(initial_of.get(id(v)) for v in model.variables))
@@ -228,14 +225,11 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
     initial = tuple(by_id[id(w)] if id(w) in by_id else compat.to_numpy(w) for w in rebuilt.weights)
     if [v.shape for v in rebuilt_state] != [tuple(v.shape) for v in model.variables]:
         return None
-    again = TrainingRun(
-        pipeline=pipeline,
-        seed=seed,
-        model=model,
-        history=None,
-        raw=raw,
-        x_train=x_train,
-        y_train=y_train,
+    again = _run_before_fit(
+        pipeline,
+        seed,
+        model,
+        data,
         x_infer=run.x_infer,
         weights=run.weights,
         trainable=run.trainable,
@@ -255,6 +249,12 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
         model.history = run.history
     again.seconds = time.perf_counter() - start
     return again
+
+
+def _run_before_fit(pipeline: Pipeline, seed: int, model, data: tuple, **recorded) -> TrainingRun:
+    """A run of `model` on the raw data, training inputs and targets `read_data` gave, before its fit."""
+    raw, x_train, y_train = data
+    return TrainingRun(pipeline=pipeline, seed=seed, model=model, raw=raw, x_train=x_train, y_train=y_train, **recorded)
 
 
 def read_data(pipeline: Pipeline, seed: int, keep_compiled: bool = False) -> tuple:
