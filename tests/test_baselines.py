@@ -170,6 +170,26 @@ def test_another_seed_is_named_with_the_way_to_pin_it(recorded):
     assert "--pc-seed 0" in result.details
 
 
+def build_with_acc():
+    """The CNN, its accuracy logged as "acc" (as Keras 2 logs metrics=["acc"])."""
+    keras = compat.keras()
+    model = build()
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="acc")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=[accuracy])
+    return model
+
+
+def test_the_target_epoch_is_the_one_check_overfit_reports_on_the_curve_and_target_it_reads():
+    made = dataclasses.replace(
+        pipeline("cnn-acc"), build_model=build_with_acc, check_options={"overfit": {"target_accuracy": 0.5}}
+    )
+    result = all_checks()["overfit"](made, seed=0)
+    figures = fingerprint(shared_run(made, 0))
+    forget_shared_runs(made)
+    assert result.numbers["target"] == 0.5 and "fit reached acc 0.5 at epoch" in result.summary, str(result)
+    assert figures.get("target_epoch") == result.numbers["reached_at_epoch"]
+
+
 def test_tolerances_absorb_noise_and_catch_changes():
     baseline = {
         "loss.epoch_1": 1.0,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_checks.model import compat
+from pipeline_checks.run.fit_curves import accuracy_metric
 from pipeline_checks.run.training import TrainingRun, stages_of
 
 # Check numbers that measure the machine, not the pipeline: never part of a fingerprint.
@@ -73,23 +74,23 @@ def _evaluate(run: TrainingRun) -> dict[str, float]:
 
 
 def _target_epoch(run: TrainingRun):
-    """The first epoch whose fit accuracy reached the overfit target; None if none did; False without accuracy."""
-    from pipeline_checks.checks.overfit import DEFAULT_TARGET
+    """The first epoch whose fit accuracy reached the overfit target; None if none did; False without accuracy.
+
+    The accuracy is the metric check_overfit reads (`accuracy_metric`), in `run.history` (the
+    last stage's, for a run in stages); the target is check_overfit's as the pipeline's
+    check_options resolve it (a pyproject table reaches the check only as an argument),
+    DEFAULT_TARGET where it is automatic."""
+    from pipeline_checks.checks.family import resolved_options
+    from pipeline_checks.checks.overfit import DEFAULT_TARGET, check_overfit
 
     if run.history is None:
         return False
-    curve = next(
-        (
-            values
-            for name, values in run.history.history.items()
-            if name.endswith("accuracy") and not name.startswith("val_")
-        ),
-        None,
-    )
-    if curve is None:
+    metric = accuracy_metric(run.history.history)
+    if metric is None:
         return False
-    target = run.pipeline.check_options.get("overfit", {}).get("target_accuracy", DEFAULT_TARGET)
-    return next((epoch for epoch, value in enumerate(curve, 1) if value >= target), None)
+    target = resolved_options(check_overfit, run.pipeline)["target_accuracy"]
+    target = DEFAULT_TARGET if target is None else target
+    return next((epoch for epoch, value in enumerate(run.history.history[metric], 1) if value >= target), None)
 
 
 def _flops(model) -> int | None:
