@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from broken_pipelines import reproducibility
 from broken_pipelines.common import DATA, small_pipeline
+from helpers.kernel_noise import nudge_replays
 
 from pipeline_checks import PipelineCheckFailure
 from pipeline_checks.checks import check_determinism
@@ -97,15 +98,7 @@ def test_bad_arguments_are_rejected_before_training(arguments, error, message):
 
 def test_differences_only_after_the_forward_pass_pass_as_kernel_noise_unless_refused(monkeypatch):
     """Kernels that sum in another order each run: simulated by nudging the replay's final weights."""
-    from pipeline_checks.checks import determinism
-
-    def replay_with_kernel_noise(run, epochs=None):
-        again = real_replay(run, epochs)
-        again.final = tuple(w * np.float32(1 + 1e-6) if w.dtype.kind == "f" else w for w in again.final)
-        return again
-
-    real_replay = determinism.replay_of
-    monkeypatch.setattr(determinism, "replay_of", replay_with_kernel_noise)
+    nudge_replays(monkeypatch)
     pipeline = small_pipeline("kernel-noise")
     try:
         allowed = check_determinism(pipeline, SEED)
