@@ -1,31 +1,19 @@
 """The suite's test_baseline as a project meets it: written once, compared, refreshed, configured."""
 
 import pytest
+from helpers.projects import pipelines_module
 
 from pipeline_checks.cli.main import pytest_arguments
 
-PIPELINES = """
-    import numpy as np
-    from pipeline_checks import Pipeline, make_tiny_images
-    from pipeline_checks.testing.small_models import small_bn_cnn
-
-    PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
+PIPELINES = pipelines_module(
+    """
+    import functools
 
 
     def pipeline(name, rate):
-        def compiled():
-            from pipeline_checks.model import compat
-
-            keras = compat.keras()
-            model = small_bn_cnn((16, 16, 3), classes=3)
-            model.compile(
-                optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-            )
-            return model
-
         return Pipeline(
             name=name,
-            build_model=compiled,
+            build_model=functools.partial(compiled, rate),
             data=PHOTOS,
             preprocess_train=lambda images: images / np.float32(255),
             fit_kwargs={"epochs": 6, "batch_size": 12},
@@ -43,6 +31,7 @@ PIPELINES = """
     def other():
         return pipeline("other", 0.005)
 """
+)
 BASELINE = ".pipeline-checks/baselines/good.{key}.yml"
 ONLY_BASELINE = ("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly", "-k", "baseline")
 

@@ -5,39 +5,23 @@ import re
 import time
 
 import pytest
+from helpers.projects import pipelines_module
 
 from pipeline_checks.checks import FAMILIES as CHECK_FAMILIES
 from pipeline_checks.pytest_plugin import durations
 from pipeline_checks.run import timings as phases
 from pipeline_checks.run.timings import Timings
 
-PIPELINES = """
-    import numpy as np
-    from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-    from pipeline_checks.testing.small_models import small_bn_cnn
-
-    PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
-
-
-    def compiled():
-        from pipeline_checks.model import compat
-
-        keras = compat.keras()
-        model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(
-            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        return model
-
-
+PIPELINES = pipelines_module(
+    """
     def pipeline(name):
         return Pipeline(
             name=name,
             build_model=compiled,
             data=PHOTOS,
-            preprocess_train=lambda images: images / np.float32(255),
+            preprocess_train=scaled,
             fit_kwargs={"epochs": 2, "batch_size": 12},
-            after_fit=lambda model, x: recalibrate_batchnorm(model, x, batch_size=12),
+            after_fit=recalibrated,
         )
 
 
@@ -48,6 +32,7 @@ PIPELINES = """
     def two():
         return [pipeline("first"), pipeline("second")]
 """
+)
 
 FAMILIES = list(CHECK_FAMILIES)
 RUN_PHASES = [

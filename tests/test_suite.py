@@ -4,32 +4,16 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from helpers.projects import pipelines_module
 
-PIPELINES = """
-    import numpy as np
-    from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-    from pipeline_checks.testing.small_models import small_bn_cnn
-
-    PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
-
-
-    def compiled():
-        from pipeline_checks.model import compat
-
-        keras = compat.keras()
-        model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(
-            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        return model
-
-
+PIPELINES = pipelines_module(
+    """
     def pipeline(name, after_fit):
         return Pipeline(
             name=name,
             build_model=compiled,
             data=PHOTOS,
-            preprocess_train=lambda images: images / np.float32(255),
+            preprocess_train=scaled,
             fit_kwargs={"epochs": 10, "batch_size": 12},
             after_fit=after_fit,
         )
@@ -81,6 +65,7 @@ PIPELINES = """
             fit_kwargs={"epochs": 2, "batch_size": 12, "callbacks": [LogFit()]}, after_fit=after_fit,
         )
 """
+)
 
 
 @pytest.fixture

@@ -9,28 +9,14 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from helpers.projects import pipelines_module
 
-PIPELINES = """
+PIPELINES = pipelines_module(
+    """
     import os
     from pathlib import Path
 
-    import numpy as np
-    from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
-    from pipeline_checks.testing.small_models import small_bn_cnn
-
-    PHOTOS = make_tiny_images(classes=3, per_class=4, size=16, kind="photos")
     FITS = Path(__file__).with_name("fits.log")
-
-
-    def compiled():
-        from pipeline_checks.model import compat
-
-        keras = compat.keras()
-        model = small_bn_cnn((16, 16, 3), classes=3)
-        model.compile(
-            optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        return model
 
 
     def logged(name, crash=False):
@@ -51,9 +37,9 @@ PIPELINES = """
             name=name,
             build_model=compiled,
             data=PHOTOS,
-            preprocess_train=lambda images: images / np.float32(255),
+            preprocess_train=scaled,
             fit_kwargs={"epochs": 2, "batch_size": 12, "callbacks": [logged(name, crash)]},
-            after_fit=lambda model, x: recalibrate_batchnorm(model, x, batch_size=12),
+            after_fit=recalibrated,
         )
 
 
@@ -64,6 +50,7 @@ PIPELINES = """
     def first_crashes():
         return [pipeline("first", crash=True), pipeline("second")]
 """
+)
 
 CHECKS = "agreement or labels or numerics or variables_change"
 
