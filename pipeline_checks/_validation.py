@@ -46,3 +46,10 @@ def check_number(
     if not inside:
         raise ValueError(f"{name} must be {described}; received: {name}={value!r}")
     return float(value)
+
+
+def check_boolean(name: str, value: Any) -> bool:
+    """`value`, or ValueError when it is not True or False (1 and "yes" are not)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; received: {name}={value!r}")
+    return value

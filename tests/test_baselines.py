@@ -15,7 +15,7 @@ import pytest
 from pipeline_checks import Pipeline, make_tiny_images, recalibrate_batchnorm
 from pipeline_checks.baselines.files import Baseline, baseline_file, environment_key
 from pipeline_checks.baselines.fingerprint import fingerprint
-from pipeline_checks.baselines.report import verdict
+from pipeline_checks.baselines.outcome import compared
 from pipeline_checks.baselines.tolerances import Tolerance, compare, parse_tolerances, tolerance_for
 from pipeline_checks.checks import all_checks
 from pipeline_checks.model import compat, devices
@@ -108,7 +108,7 @@ def test_an_unchanged_pipeline_reproduces_its_baseline_bit_for_bit(recorded):
     baseline = Baseline.read(recorded)
     again = checked_fingerprint(pipeline())
     assert again == baseline.figures  # the YAML round trip keeps every float exactly
-    result = verdict(pipeline(), baseline, recorded, 0, again)
+    result = compared(pipeline(), baseline, recorded, 0, again)
     assert result.passed, str(result)
     assert result.numbers["moved"] == 0 and result.numbers["figures"] == len(again) > 40
 
@@ -117,7 +117,7 @@ def test_an_unchanged_pipeline_reproduces_its_baseline_bit_for_bit(recorded):
 def test_a_change_the_nine_checks_accept_moves_a_named_figure(recorded, change):
     make, figure = CHANGES[change]
     changed = make()
-    result = verdict(changed, Baseline.read(recorded), recorded, 0, checked_fingerprint(changed))
+    result = compared(changed, Baseline.read(recorded), recorded, 0, checked_fingerprint(changed))
     assert not result.passed
     assert figure in result.summary or figure in result.details
     assert f'--pc-update-baselines -k "[{changed.name}]"' in result.details
@@ -133,7 +133,7 @@ def test_a_refactor_with_the_same_computation_passes(recorded):
         fit_kwargs={"batch_size": 6, "epochs": 15},
         after_fit=lambda m, x: recalibrate_batchnorm(m, x, batch_size=6),
     )
-    result = verdict(refactored, Baseline.read(recorded), recorded, 0, checked_fingerprint(refactored))
+    result = compared(refactored, Baseline.read(recorded), recorded, 0, checked_fingerprint(refactored))
     assert result.passed, str(result)
 
 
@@ -144,15 +144,15 @@ def test_from_another_machine_only_what_training_grows_is_excused(recorded):
     elsewhere = dataclasses.replace(Baseline.read(recorded), machine="Another CPU, avx2, 8 CPUs")
     faster = pipeline(optimizer=("Adam", 0.02))
     figures = checked_fingerprint(faster)
-    assert not verdict(faster, dataclasses.replace(elsewhere, machine=here), recorded, 0, figures, machine=here).passed
-    result = verdict(faster, elsewhere, recorded, 0, figures, machine=here)
+    assert not compared(faster, dataclasses.replace(elsewhere, machine=here), recorded, 0, figures, machine=here).passed
+    result = compared(faster, elsewhere, recorded, 0, figures, machine=here)
     assert result.passed, str(result)
     assert result.numbers["moved_on_another_machine"] > 0 and result.numbers["moved"] == 0
     assert "recorded on another machine (Another CPU, avx2, 8 CPUs; this one: " in result.details
     assert "loss.epoch_" in result.details and '--pc-update-baselines -k "[cnn]"' in result.details
 
     reordered = pipeline(data=reversed_classes(PHOTOS))
-    result = verdict(reordered, elsewhere, recorded, 0, checked_fingerprint(reordered), machine=here)
+    result = compared(reordered, elsewhere, recorded, 0, checked_fingerprint(reordered), machine=here)
     assert not result.passed and "data.classes" in result.summary
 
 
@@ -164,7 +164,7 @@ def test_the_machine_travels_with_the_file(recorded, tmp_path):
 
 
 def test_another_seed_is_named_with_the_way_to_pin_it(recorded):
-    result = verdict(pipeline(), Baseline.read(recorded), recorded, 3, {"loss.initial": 1.0})
+    result = compared(pipeline(), Baseline.read(recorded), recorded, 3, {"loss.initial": 1.0})
     assert not result.passed
     assert "recorded from seed 0, this run trained from seed 3" in result.summary
     assert "--pc-seed 0" in result.details
@@ -310,7 +310,7 @@ def test_an_emptied_or_cut_short_baseline_fails_naming_what_it_lacks(tmp_path, d
     """It passed, as '-7 figures as in the baseline', listing the lost figures as new."""
     path = tmp_path / "cnn.k.yml"
     path.write_text(damage(FILE_BEFORE_CHECKS_WERE_NAMED))
-    result = verdict(pipeline(), Baseline.read(path), path, 0, FIGURES)
+    result = compared(pipeline(), Baseline.read(path), path, 0, FIGURES)
     assert not result.passed
     assert f"figures missing from the baseline: {lacking}" in result.summary
     assert "missing from the baseline  -" in result.details  # a row of the table: no tolerance to show
@@ -324,12 +324,12 @@ def test_a_file_that_names_its_checks_fails_where_a_cut_lost_a_whole_check_s_fig
     text = path.read_text()
     assert "\nchecks: [labels, numerics]\nfigures:\n" in text
     path.write_text(text[: text.index("  checks.labels.")])
-    result = verdict(pipeline(), Baseline.read(path), path, 0, FIGURES, checks=("labels", "numerics"))
+    result = compared(pipeline(), Baseline.read(path), path, 0, FIGURES, checks=("labels", "numerics"))
     assert not result.passed
     lost = "2 of 9 figures missing from the baseline: checks.labels.classes, checks.numerics.last_loss"
     assert lost in result.summary
     # A file from before files named their checks has only its figures to go by: the lost families look new.
-    legacy = verdict(pipeline(), dataclasses.replace(Baseline.read(path), checks=None), path, 0, FIGURES)
+    legacy = compared(pipeline(), dataclasses.replace(Baseline.read(path), checks=None), path, 0, FIGURES)
     assert legacy.passed and "checks.labels (new)" in legacy.details
 
 
@@ -338,7 +338,7 @@ def test_a_check_the_baseline_was_recorded_without_is_new_and_counts_stay_positi
     failed, and the count is of the figures compared (it was -2: 3 figures less 5 listed)."""
     recorded = {name: value for name, value in FIGURES.items() if name.startswith(("data.", "loss.initial"))}
     now = {**recorded, **{f"checks.labels.figure_{i}": i for i in range(5)}}
-    result = verdict(pipeline(), Baseline("cnn", "k", 0, recorded, {}), Path("cnn.k.yml"), 0, now)
+    result = compared(pipeline(), Baseline("cnn", "k", 0, recorded, {}), Path("cnn.k.yml"), 0, now)
     assert result.passed, str(result)
     assert result.headline == "3 figures as in the baseline"
     assert result.numbers["not_compared"] == 5 and "checks.labels (5 figures, new)" in result.details

@@ -16,8 +16,8 @@ from pipeline_checks.checks import check_frozen_layers
 from pipeline_checks.model import compat
 from pipeline_checks.model.state import VariableSnapshot
 from pipeline_checks.run.training import forget_shared_runs
-from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class
 from pipeline_checks.scenarios.bug_reports import second_report
+from pipeline_checks.scenarios.legacy_batchnorm import legacy_batchnorm_class
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline_checks._validation import check_number
 from pipeline_checks.checks.family import family
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement
 from pipeline_checks.results.check_result import CheckResult
@@ -36,6 +37,7 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     Example:
         >>> check_agreement(pipeline).raise_if_failed()
     """
+    check_number("tolerance", tolerance, "a number in [0, 1)", 0, 1)  # before training, as measure_agreement does
     run = shared_run(pipeline, seed)
     agreement = agreement_of(run, tolerance)
     numbers = key_numbers(agreement)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline_checks._text import listed
-from pipeline_checks._validation import check_number
+from pipeline_checks._validation import check_boolean, check_number
 from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
@@ -76,6 +76,7 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
         >>> check_determinism(pipeline, seed=0).raise_if_failed()
     """
     check_number("tolerance", tolerance, "a non-negative number", low=0)
+    check_boolean("allow_kernel_noise", allow_kernel_noise)
     source = pipeline.source()
     if source is not None and not source.same_on_every_pass(seed):
         return passed(NAME, pipeline, NOT_REPLAYABLE.format(kind=source.kind), measured=False)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_checks._validation import is_integer
+
 
 @dataclass(frozen=True)
 class ApplicationSpec:
@@ -124,7 +126,7 @@ def _input_shape(spec: ApplicationSpec, input_shape, channels: int) -> tuple[int
         raise ValueError(f"channels must be 1 or 3; received: channels={channels!r}")
     if input_shape is None:
         shape = (spec.min_size, spec.min_size, channels)
-    elif isinstance(input_shape, int) and not isinstance(input_shape, bool):
+    elif is_integer(input_shape):
         shape = (input_shape, input_shape, channels)
     elif isinstance(input_shape, (tuple, list)) and len(input_shape) in (2, 3):
         shape = (*input_shape, channels) if len(input_shape) == 2 else tuple(input_shape)
@@ -133,7 +135,7 @@ def _input_shape(spec: ApplicationSpec, input_shape, channels: int) -> tuple[int
             "input_shape must be an int side, (height, width) or (height, width, channels); "
             f"received: input_shape={input_shape!r}"
         )
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+    if not all(is_integer(v) for v in shape):
         raise ValueError(f"input_shape must hold integers; received: input_shape={input_shape!r}")
     if shape[2] not in (1, 3):
         raise ValueError(f"channels must be 1 or 3; received: input_shape={input_shape!r}")
@@ -146,7 +148,7 @@ def _input_shape(spec: ApplicationSpec, input_shape, channels: int) -> tuple[int
 
 
 def _check_classes(classes: int) -> None:
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+    if not is_integer(classes) or classes < 2:
         raise ValueError(f"classes must be an integer of at least 2; received: classes={classes!r}")
 
 

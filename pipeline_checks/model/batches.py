@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline_checks._validation import is_integer
+
 DEFAULT_BATCH_SIZE = 32  # Keras' own default for fit, evaluate and predict.
 
 
@@ -46,7 +48,7 @@ def collect_batches(
     """
     from pipeline_checks.testing.datasets import TinyImageDataset
 
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; received: batch_size={batch_size!r}")
     if isinstance(data, TinyImageDataset):
         raise TypeError(

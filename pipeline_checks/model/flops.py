@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline_checks._validation import is_integer
+
 Shape = tuple  # one tensor's shape without the batch dimension, e.g. (224, 224, 3)
 
 
@@ -311,7 +313,7 @@ def _input_shapes(model, input_shape) -> list[Shape]:
 
 def _parse_input_shape(input_shape) -> list[Shape]:
     def is_size(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return is_integer(value) and value > 0
 
     if isinstance(input_shape, (tuple, list)) and input_shape:
         if all(is_size(d) for d in input_shape):

@@ -218,7 +218,3 @@ def _frozen_batchnorm_in_training(batchnorm) -> Finding:
         "keras.layers.BatchNormalization, not tf.compat.v1's.",
         failure=False,
     )
-
-
-# The old name, kept while saved_model/diagnose.py imports it; remove once it imports findings_of.
-diagnose = findings_of

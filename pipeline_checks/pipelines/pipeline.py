@@ -306,7 +306,7 @@ def _given_like(source: Source, raw: RawData) -> np.ndarray:
 def _checked_image_size(name: str, size: Any) -> tuple[int, int]:
     try:
         height, width = size
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+        if all(is_integer(v) and v > 0 for v in (height, width)):
             return int(height), int(width)
     except (TypeError, ValueError):
         pass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_checks.baselines import report
+from pipeline_checks.baselines import outcome
 from pipeline_checks.baselines.files import (
     BUILTIN_DIRECTORY,
     DEFAULT_DIRECTORY,
@@ -83,7 +83,7 @@ def _checked(
     root = request.config.rootpath
     if update:
         _write(request, now, path)
-        return report.written(pipeline, shown, len(now.figures))
+        return outcome.written(pipeline, shown, len(now.figures))
     shipped = baseline_file(BUILTIN_DIRECTORY, pipeline.name, now.key)
     if builtin and not path.is_file():
         if not shipped.is_file():  # versions the project has not recorded, or a run that differs between processes
@@ -94,13 +94,13 @@ def _checked(
         return _compared(pipeline, Baseline.read(shipped), _relative(shipped, root), seed, now, overrides)
     if not path.is_file() and not _regenerating(request):
         _write(request, now, path)
-        return report.missing(pipeline, shown)
+        return outcome.missing(pipeline, shown)
     return _regression_check(request, pipeline, seed, now, path, shown, overrides)
 
 
 def _compared(pipeline, baseline: Baseline, shown: Path, seed: int, now: Baseline, overrides) -> CheckResult:
     """The verdict of this run (`now`) against `baseline`, read from the file shown as `shown`."""
-    return report.verdict(
+    return outcome.compared(
         pipeline, baseline, shown, seed, now.figures, overrides, now.versions, now.machine, now.checks
     )
 
@@ -132,8 +132,8 @@ def _regression_check(request, pipeline, seed, now: Baseline, path: Path, shown:
     except AssertionError:
         pass  # the verdict below says it
     except pytest.fail.Exception:  # --force-regen rewrote a baseline that differed
-        return report.missing(pipeline, shown) if not results else _rewritten(results[-1], shown)
-    return results[-1] if results else report.written(pipeline, shown, len(now.figures))
+        return outcome.missing(pipeline, shown) if not results else _rewritten(results[-1], shown)
+    return results[-1] if results else outcome.written(pipeline, shown, len(now.figures))
 
 
 def _write(request, now: Baseline, path: Path) -> None:

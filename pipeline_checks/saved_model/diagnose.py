@@ -13,7 +13,6 @@ imported until `diagnose_saved_model` is called.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from typing import Any
 
 from pipeline_checks import _imports
 from pipeline_checks._text import listed
+from pipeline_checks._validation import is_integer
 from pipeline_checks.errors import DiagnoseError
 from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.saved_model.loading import load_saved_model
@@ -497,7 +497,7 @@ def _checked_image_size(image_size) -> tuple[int, int] | None:
     valid = (
         isinstance(image_size, (tuple, list))
         and len(image_size) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in image_size)
+        and all(is_integer(v) and v >= 1 for v in image_size)
     )
     if not valid:
         raise DiagnoseError(
@@ -545,10 +545,10 @@ def _uncompiled_copy(model_path: Path, recalibrated):
 def _without_step_count(agreement):
     """The agreement re-diagnosed without the optimizer's step count, which says nothing here."""
     from pipeline_checks.oracle.agreement import PREDICT_TOLERANCE
-    from pipeline_checks.oracle.findings import diagnose
+    from pipeline_checks.oracle.findings import findings_of
 
     facts = replace(agreement.batchnorm, updates_seen=None)
-    findings = diagnose(
+    findings = findings_of(
         agreement.values,
         agreement.gated,
         agreement.tolerance,

@@ -100,6 +100,7 @@ CASES = [
         frozen_conv_base_dead_head,
         "hidden ReLU layer of the head dead from the start (bias -10)",
         overfit=r"the trainable part does not learn: the model gives all 12 images the same output(.|\n)*dead units",
-        variables_change=r"3 of 4 trainable weights never changed in \d+ steps of fit \(hidden/kernel, hidden/bias, logits/kernel\)",
+        variables_change=r"3 of 4 trainable weights never changed in \d+ steps of fit \(hidden/kernel, hidden/bias, "
+        r"logits/kernel\)",
     ),
 ]

@@ -183,12 +183,14 @@ CASES = [
     broken(
         inference_skips_rescaling,
         "inference feeds raw 0..255 pixels, training / 255",
-        preprocessing=r"preprocess_train and preprocess_infer give different inputs(.|\n)*training feeds pixels / 255(.|\n)*inference feeds raw pixels 0\.\.255",
+        preprocessing=r"preprocess_train and preprocess_infer give different inputs(.|\n)*training feeds pixels / "
+        r"255(.|\n)*inference feeds raw pixels 0\.\.255",
     ),
     broken(
         mobilenet_v2_inputs_in_unit_range,
         "MobileNetV2 fed [0, 1] inputs instead of [-1, 1]",
-        preprocessing=r"inputs do not follow MobileNetV2's preprocess_input: range \[0, 1\], where MobileNetV2 expects \[-1, 1\]",
+        preprocessing=r"inputs do not follow MobileNetV2's preprocess_input: range \[0, 1\], where MobileNetV2 "
+        r"expects \[-1, 1\]",
     ),
     broken(
         one_based_labels,
@@ -217,7 +219,8 @@ CASES = [
     broken(
         validation_split_missing_a_class,
         "validation split missing a class: indices shift",
-        labels=r"class 'patterns_01' is missing from validation_data(.|\n)*'patterns_02' is 2 in training but 1 in validation",
+        labels=r"class 'patterns_01' is missing from validation_data(.|\n)*'patterns_02' is 2 in training but 1 in "
+        r"validation",
     ),
     broken(
         raw_pixels_without_normalization,

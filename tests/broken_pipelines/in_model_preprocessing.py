@@ -93,6 +93,7 @@ CASES = [
     broken(
         preprocessed_twice_residual_net,
         "preprocess_input outside the model and Rescaling(1/127.5, -1) inside: preprocessed twice",
-        preprocessing=r"after the model's own Rescaling\(scale=0\.00784, offset=-1\)(.|\n)*the inputs are preprocessed twice",
+        preprocessing=r"after the model's own Rescaling\(scale=0\.00784, offset=-1\)(.|\n)*the inputs are "
+        r"preprocessed twice",
     ),
 ]

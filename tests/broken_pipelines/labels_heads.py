@@ -1,4 +1,5 @@
-"""Label encodings and heads: binary, multi-label, one class present, a loss that does not fit the head, regularization in the loss.
+"""Label encodings and heads: binary, multi-label, one class present, a loss that does not fit the head,
+regularization in the loss.
 
 The correct twins span families (a functional residual net with a softmax or one sigmoid
 unit, a keras.io-style Xception with one logit, the small CNN). Three carry L2(10), which
@@ -125,12 +126,14 @@ CASES = [
     broken(
         every_label_zero,
         "a loader labels every file 0: fit, evaluate and overfit reach accuracy 1",
-        labels=r"training labels cover 1 of 3 classes \(0\): A loader that labels every file 0\? No training image is labelled 1 \('patterns_01'\) or 2",
+        labels=r"training labels cover 1 of 3 classes \(0\): A loader that labels every file 0\? No training image is "
+        r"labelled 1 \('patterns_01'\) or 2",
     ),
     broken(
         residual_two_of_three_classes,
         "a loader merges two classes: labels cover 2 of 3 classes (residual net)",
-        labels=r"training labels cover 2 of 3 classes \(0, 1\): A loader that drops or merges classes\? No training image is labelled 2 \('patterns_02'\)",
+        labels=r"training labels cover 2 of 3 classes \(0, 1\): A loader that drops or merges classes\? No training "
+        r"image is labelled 2 \('patterns_02'\)",
     ),
     broken(
         binary_crossentropy_on_softmax,

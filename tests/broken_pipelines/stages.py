@@ -190,7 +190,8 @@ CASES = [
         unfreeze_without_recompile_stages,
         "train function: the base unfrozen for fit 2 without compiling again (Keras 3 "
         "on TensorFlow keeps fit 1's train function, so the base never trains)",
-        variables_change=r"(?s)8 of 10 trainable weights never changed.*frozen in fit 1 and set trainable for fit 2.*without compiling again",
+        variables_change=r"(?s)8 of 10 trainable weights never changed.*frozen in fit 1 and set trainable for fit "
+        r"2.*without compiling again",
     )
     .on("jax", *JAX_REFUSES_STALE_TRAIN_FUNCTION)
     .on(

@@ -260,7 +260,8 @@ CASES = [
     broken(
         disconnected_aux_head,
         "auxiliary head added to the logits with weight 0",
-        variables_change=r"(?s)2 of 12 trainable weights never changed.*\(aux_head/kernel, aux_head/bias\).*disconnected from the loss",
+        variables_change=r"(?s)2 of 12 trainable weights never changed.*\(aux_head/kernel, "
+        r"aux_head/bias\).*disconnected from the loss",
     ),
     broken(
         stop_gradient_in_path,

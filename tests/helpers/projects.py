@@ -1,4 +1,4 @@
-'''The pipelines module of a small project, as the pytester runs of the plugin write it.'''
+"""The pipelines module of a small project, as the pytester runs of the plugin write it."""
 
 import textwrap
 

@@ -1,4 +1,4 @@
-"""The baseline check's verdict: which figures moved, as a table, and how to refresh the baseline."""
+"""The baseline test's outcome: which figures moved, as a table, and how to refresh the baseline."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ BEFORE_TRAINING = ("data.", "loss.initial", "params.", "flops")
 SIDES = (("now", "missing from the baseline"), ("baseline", "not measured now"))
 
 
-def verdict(
+def compared(
     pipeline,
     baseline: Baseline,
     path: Path,
