@@ -12,3 +12,8 @@ def listed(items: Iterable, shown: int = SHOWN) -> str:
     items = [str(item) for item in items]
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
     return ", ".join(items[:shown]) + more
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with "..." where it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from helpers.projects import pipelines_module
+from helpers.projects import SUITE_ONLY, pipelines_module
 
 from pipeline_checks.checks import FAMILIES as CHECK_FAMILIES
 from pipeline_checks.pytest_plugin import durations
@@ -133,10 +133,7 @@ def test_the_section_lists_each_run_phase_and_each_check_and_adds_up(project):
 def test_without_the_flag_there_is_no_section_and_no_durations_in_the_report(project):
     declare(project, "good")
     result = project.runpytest(
-        "--pipeline-checks",
-        "--pc-suite-only",
-        "-p",
-        "no:randomly",
+        *SUITE_ONLY,
         "-k",
         "labels",
         "--pc-report",

@@ -4,7 +4,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers.projects import pipelines_module
+from helpers.projects import SUITE_ONLY, pipelines_module
 
 PIPELINES = pipelines_module(
     """
@@ -173,10 +173,7 @@ def test_a_declared_name_that_does_not_give_pipelines_is_named(project, declared
 def test_pc_report_writes_json_markdown_and_a_batchnorm_plot_and_junit_carries_the_numbers(project):
     declare(project, "stale")
     result = project.runpytest(
-        "--pipeline-checks",
-        "--pc-suite-only",
-        "-p",
-        "no:randomly",
+        *SUITE_ONLY,
         "-k",
         "agreement",
         "--pc-report",
@@ -300,10 +297,7 @@ def test_a_pipeline_whose_own_code_raises_fails_each_check_naming_the_step(proje
 def test_a_check_that_raises_is_an_error_that_counts_as_failed_in_the_summary_the_reports_and_junit(project):
     declare(project, "good", "crashing")
     result = project.runpytest(
-        "--pipeline-checks",
-        "--pc-suite-only",
-        "-p",
-        "no:randomly",
+        *SUITE_ONLY,
         "-k",
         "labels",
         "--pc-report",

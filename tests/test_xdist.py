@@ -9,7 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers.projects import pipelines_module
+from helpers.projects import SUITE_ONLY, pipelines_module
 
 PIPELINES = pipelines_module(
     """
@@ -73,10 +73,7 @@ def test_two_workers_train_each_pipeline_once_and_the_controller_reports(project
         "-n",
         "2",
         "-v",
-        "--pipeline-checks",
-        "--pc-suite-only",
-        "-p",
-        "no:randomly",
+        *SUITE_ONLY,
         "-k",
         CHECKS,
         "--pc-report",
@@ -128,10 +125,7 @@ def test_a_worker_that_dies_in_a_pipeline_s_fit_errors_that_pipeline_s_other_tes
         "-n",
         "2",
         "--max-worker-restart=2",
-        "--pipeline-checks",
-        "--pc-suite-only",
-        "-p",
-        "no:randomly",
+        *SUITE_ONLY,
         "-k",
         CHECKS,
         "--pc-report",

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline_checks._text import listed
+from pipeline_checks._text import listed, shortened
 from pipeline_checks.baselines.files import UPDATE_COMMAND, Baseline
 from pipeline_checks.baselines.tolerances import Departure, Tolerance, compare
 from pipeline_checks.results.check_result import CheckResult, failed, passed
@@ -167,7 +167,7 @@ def _short(value: Any, limit: int = 28) -> str:
         text = f"[{inner}{', ...' if len(value) > 6 else ''}]"
     else:
         text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shortened(text, limit)
 
 
 def _another_machine(grown: list[Departure], then: str, now: str | None, refresh: str) -> str:

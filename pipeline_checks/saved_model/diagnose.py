@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_checks import _imports
-from pipeline_checks._text import listed
+from pipeline_checks._text import listed, shortened
 from pipeline_checks._validation import is_integer
 from pipeline_checks.errors import DiagnoseError
 from pipeline_checks.model.losses import loss_facts
@@ -474,8 +474,7 @@ def _error_text(error: BaseException) -> str:
 
 
 def _short_repr(value) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    return shortened(repr(value), 60)
 
 
 def _source_file(module) -> str:

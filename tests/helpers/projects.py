@@ -2,6 +2,9 @@
 
 import textwrap
 
+# The built-in suite alone, in test order, as most pytester runs of it start.
+SUITE_ONLY = ("--pipeline-checks", "--pc-suite-only", "-p", "no:randomly")
+
 # A small Conv-BN CNN on 12 photographs; each test module adds its own pipelines below it.
 SMALL_CNN = """
 import numpy as np
