@@ -18,6 +18,7 @@ from broken_pipelines.in_model_preprocessing import (
     mobilenet_v2_preprocess_input,
     rescaled_frozen_mobilenet_v2,
 )
+from broken_pipelines.program_faults import WITH_A_BLANK_IMAGE, standardize_each_image
 
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import check_preprocessing
@@ -185,6 +186,42 @@ def test_random_training_path_is_compared_on_both_draws(pipeline_of):
     result = check_preprocessing(pipeline_of(random_half_turns))
     assert result.numbers["train_random"] is True
     assert result.numbers["statistics_gap"] < 1e-6
+
+
+def test_nan_inputs_in_both_paths_are_no_augmentation_and_are_counted():
+    """A division by a blank image's zero std gives NaN in both paths: NaN != NaN made the check call
+    the inference path random ("augmentation runs at serving"); numerics owns non-finite inputs."""
+    result = check_preprocessing(
+        small_pipeline("zscore-no-epsilon", data=WITH_A_BLANK_IMAGE, preprocess_train=standardize_each_image)
+    )
+    assert result.passed, result
+    assert result.numbers["train_random"] is False and result.numbers["infer_random"] is False
+    assert result.numbers["non_finite_inputs"] == 16 * 16 * 3
+    assert "random" not in str(result) and "augmentation runs" not in str(result)
+    assert result.summary.endswith(
+        "; both hold 768 values NaN or Inf, in 1 of 12 images, not compared as a difference "
+        "(check_numerics reports where they come from)"
+    )
+
+
+def test_nan_in_one_path_only_is_a_difference_named_as_such():
+    pipeline = small_pipeline(
+        "zscore-no-epsilon-in-training",
+        data=WITH_A_BLANK_IMAGE,
+        preprocess_train=standardize_each_image,
+        preprocess_infer=lambda images: standardize_each_image(images, epsilon=1e-7),
+    )
+    result = check_preprocessing(pipeline)
+    assert not result.passed
+    assert result.numbers["max_abs_difference"] == float("inf")
+    assert result.summary == (
+        "preprocess_train and preprocess_infer give different inputs for the same 12 images: max abs difference "
+        "inf (1 of 12 images, 768 of 9,216 values, 8.3%)"
+    )
+    assert (
+        "Likely cause: one path gives NaN or Inf where the other does not (preprocess_train gives 768 such values, "
+        "preprocess_infer 0): e.g. a division by a zero standard deviation or a log of 0 in one path only"
+    ) in str(result)
 
 
 def test_samples_picks_that_many_images_from_the_seed():

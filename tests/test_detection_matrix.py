@@ -19,6 +19,7 @@ from broken_pipelines import (
     in_model_preprocessing,
     inference,
     labels_heads,
+    program_faults,
     reproducibility,
     stages,
     training,
@@ -40,6 +41,7 @@ CASES = [
     *labels_heads.CASES,
     *dataset_code.CASES,
     *stages.CASES,
+    *program_faults.CASES,
 ]
 
 

@@ -4,10 +4,16 @@ The preprocessing check compares its paths' inputs value by value first; where t
 it compares what augmentation keeps: the per-channel mean and standard deviation over all
 images and each image's channel balance, as fractions of the reference's value range. The
 same statistics name a path's convention ("pixels / 255, in [0, 1]") when they match one.
+
+NaN and Inf are no difference between two paths that both give them at the same places
+(NaN != NaN would make a deterministic path look random): values compare with NaN equal
+to NaN, and the statistics are those of the finite values, with the non-finite ones counted.
+Where they come from is the numerics check's finding.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +37,14 @@ class InputStatistics:
     balance: np.ndarray | None  # (images, channels)
     low: float
     high: float
+    non_finite: int = 0  # values that are NaN or Inf, left out of the statistics
+    images_non_finite: int = 0  # images holding any
 
     @property
     def scale(self) -> float:
         width = self.high - self.low
+        if not np.isfinite(width):  # no finite value at all
+            return 1.0
         return width if width > 0 else max(abs(self.low), abs(self.high), 1.0)
 
     @property
@@ -48,18 +58,61 @@ class InputStatistics:
 
     def reversed_channels(self) -> InputStatistics:
         balance = None if self.balance is None else self.balance[:, ::-1]
-        return InputStatistics(self.shape, self.mean[::-1], self.std[::-1], balance, self.low, self.high)
+        return InputStatistics(
+            self.shape,
+            self.mean[::-1],
+            self.std[::-1],
+            balance,
+            self.low,
+            self.high,
+            self.non_finite,
+            self.images_non_finite,
+        )
+
+    def non_finite_text(self) -> str:
+        """'768 values NaN or Inf, in 1 of 12 images' ('' where all are finite)."""
+        if not self.non_finite:
+            return ""
+        return f"{self.non_finite:,} values NaN or Inf, in {self.images_non_finite} of {self.shape[0]} images"
 
 
 def statistics(inputs) -> InputStatistics:
     x = np.asarray(inputs, dtype=np.float64)
-    if x.ndim < 3:
-        flat = x.reshape(-1, 1)
-        return InputStatistics(x.shape, flat.mean(axis=0), flat.std(axis=0), None, float(x.min()), float(x.max()))
-    means = x.reshape(len(x), -1, x.shape[-1]).mean(axis=1)
-    flat = x.reshape(-1, x.shape[-1])
-    balance = means - means.mean(axis=1, keepdims=True)
-    return InputStatistics(x.shape, flat.mean(axis=0), flat.std(axis=0), balance, float(x.min()), float(x.max()))
+    finite = np.isfinite(x)
+    counts = {}
+    if not finite.all():
+        counts = {
+            "non_finite": int((~finite).sum()),
+            "images_non_finite": int((~finite).reshape(len(x), -1).any(axis=1).sum()) if x.ndim else 1,
+        }
+        x = np.where(finite, x, np.nan)
+    with warnings.catch_warnings():  # a channel with no finite value has NaN statistics, said by `non_finite`
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = float(np.nanmin(x)) if finite.any() else np.nan, float(np.nanmax(x)) if finite.any() else np.nan
+        if x.ndim < 3:
+            flat = x.reshape(-1, 1)
+            return InputStatistics(
+                x.shape, np.nanmean(flat, axis=0), np.nanstd(flat, axis=0), None, low, high, **counts
+            )
+        means = np.nanmean(x.reshape(len(x), -1, x.shape[-1]), axis=1)
+        flat = x.reshape(-1, x.shape[-1])
+        balance = means - np.nanmean(means, axis=1, keepdims=True)
+        return InputStatistics(x.shape, np.nanmean(flat, axis=0), np.nanstd(flat, axis=0), balance, low, high, **counts)
+
+
+def equal_values(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Element by element: equal, NaN equal to NaN (and Inf to an Inf of its sign)."""
+    first, second = np.asarray(first), np.asarray(second)
+    same = first == second
+    if first.dtype.kind in "fc" and second.dtype.kind in "fc":
+        same |= np.isnan(first) & np.isnan(second)
+    return same
+
+
+def same_values(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two batches hold the same values, NaN equal to NaN."""
+    first, second = np.asarray(first), np.asarray(second)
+    return first.shape == second.shape and bool(equal_values(first, second).all())
 
 
 def gaps(ours: InputStatistics, reference: InputStatistics) -> tuple[float, float, float]:
@@ -99,6 +152,7 @@ class Comparison:
     shape_mismatch: bool
     tolerance: float
     allowance: float = 0.0
+    non_finite_in_one: bool = False  # a value NaN or Inf in one batch where the other's is finite
 
     @property
     def identical(self) -> bool:
@@ -110,7 +164,12 @@ class Comparison:
 
     @property
     def agrees(self) -> bool:
-        return self.identical or (not self.shape_mismatch and self.statistics_gap <= self.tolerance + self.allowance)
+        if self.identical:
+            return True
+        return (
+            not (self.shape_mismatch or self.non_finite_in_one)
+            and self.statistics_gap <= self.tolerance + self.allowance
+        )
 
     @property
     def channels_reversed(self) -> bool:
@@ -146,10 +205,16 @@ def compare(draws, reference, tolerance: float, same_shape: bool) -> Comparison:
     ours = statistics(np.concatenate(draws) if len({np.shape(d) for d in draws}) == 1 else first)
     expected = statistics(reference)
     max_abs = images = values = None
+    unbounded = False
     if first.shape == reference.shape:
-        difference = np.abs(first.astype(np.float64) - reference)
-        differs = difference > SAME * expected.scale
-        max_abs, values = float(difference.max()), int(differs.sum())
+        with np.errstate(invalid="ignore"):  # inf - inf: a NaN that equal_values accounts for
+            difference = np.abs(first.astype(np.float64) - reference)
+        differs = ~((difference <= SAME * expected.scale) | equal_values(first, reference))
+        finite = difference[np.isfinite(difference)]
+        # A value non-finite in one path only differs without bound.
+        unbounded = bool((differs & ~np.isfinite(difference)).any())
+        max_abs = np.inf if unbounded else float(finite.max()) if finite.size else 0.0
+        values = int(differs.sum())
         images = int(differs.reshape(len(differs), -1).any(axis=1).sum())
     allowance = 0.0
     if len(draws) == 2 and np.shape(draws[0]) == np.shape(draws[1]):
@@ -165,6 +230,7 @@ def compare(draws, reference, tolerance: float, same_shape: bool) -> Comparison:
         shape_mismatch=(same_shape and first.shape[1:] != reference.shape[1:]) or first.ndim != reference.ndim,
         tolerance=tolerance,
         allowance=allowance,
+        non_finite_in_one=unbounded,
     )
 
 
@@ -213,4 +279,5 @@ def described(label: str, inputs: InputStatistics, known: dict[str, InputStatist
     mean = ""
     if inputs.balance is not None and len(inputs.mean) <= 4:
         mean = ", per-channel mean " + " ".join(f"{m:.3g}" for m in inputs.mean)
-    return f"{label}: range {inputs.value_range}{mean}{f'; looks like {looks}' if looks else ''}"
+    non_finite = f"; {inputs.non_finite_text()}" if inputs.non_finite else ""
+    return f"{label}: range {inputs.value_range}{mean}{non_finite}{f'; looks like {looks}' if looks else ''}"

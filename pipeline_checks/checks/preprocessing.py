@@ -16,7 +16,16 @@ from pipeline_checks.checks.application_inputs import (
     judged_inputs,
 )
 from pipeline_checks.checks.family import OWN_FIT, family
-from pipeline_checks.checks.input_statistics import Comparison, compare, conventions, described, looks_like, statistics
+from pipeline_checks.checks.input_statistics import (
+    Comparison,
+    compare,
+    conventions,
+    described,
+    equal_values,
+    looks_like,
+    same_values,
+    statistics,
+)
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 
@@ -41,6 +50,11 @@ def check_preprocessing(
     range. Augmentation that changes them (hue or strong contrast jitter) needs a larger
     `tolerance`. `preprocess_train` is called twice; when the calls differ it is random and
     both draws are compared.
+
+    NaN and Inf compare equal where both paths give them (a division by a zero standard
+    deviation in the shared preprocessing is no augmentation): the check then passes and says
+    how many inputs are non-finite, which `check_numerics` fails, naming where they first
+    appear. A value non-finite in one path only is a difference between the paths.
 
     With `pipeline.application` set, the inputs the application's layers receive are compared
     in the same way with that application's `preprocess_input` applied to the raw images: e.g.
@@ -98,6 +112,7 @@ def check_preprocessing(
             findings.append(application_mismatch(application, expected, known, judged, tolerance))
 
     notes = []
+    numbers["non_finite_inputs"] = paths.reference.non_finite
     if not findings:
         notes = [f"  {described(names[0], paths.ours, known)}", f"  {described(names[1], paths.reference, known)}"]
         if judged is not None and judged.start is not None:
@@ -108,7 +123,7 @@ def check_preprocessing(
 
 
 def _differ(first: np.ndarray, second: np.ndarray) -> bool:
-    return first.shape != second.shape or not np.array_equal(first, second)
+    return not same_values(first, second)  # NaN equal to NaN: NaN inputs are not random ones
 
 
 def _chosen(images: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -146,7 +161,14 @@ def _path_mismatch(paths: Comparison, known, random: bool, names: tuple[str, str
         )
     else:
         summary = f"{train} and {infer} give different inputs for the same {n} images: {paths.differences()}"
-        if paths.channels_reversed:
+        per_draw = paths.ours.non_finite // (2 if random else 1)  # `ours` holds both draws of a random path
+        if per_draw != paths.reference.non_finite:
+            cause = (
+                f"one path gives NaN or Inf where the other does not ({train} gives {per_draw:,} such values, "
+                f"{infer} {paths.reference.non_finite:,}): e.g. a division by a zero standard deviation "
+                "or a log of 0 in one path only"
+            )
+        elif paths.channels_reversed:
             cause = (
                 "the channel order is reversed between the paths (RGB in one, BGR in the other, e.g. cv2.imread in one)"
             )
@@ -171,7 +193,7 @@ def _random_serving(first, second, infer: str) -> Finding:
     """Inference inputs that differ between two calls on the same images: augmentation at serving."""
     summary = f"{infer} is random: two calls on the same images give different inputs"
     if first.shape == second.shape:
-        differing = int(np.any((first != second).reshape(len(first), -1), axis=1).sum())
+        differing = int(np.any(~equal_values(first, second).reshape(len(first), -1), axis=1).sum())
         summary += f" ({differing} of {len(first)} images differ)"
     return Finding(
         summary,
@@ -192,6 +214,11 @@ def _agreement_summary(paths: Comparison, random: bool, application, judged) -> 
             f"training and inference inputs differ only as {'random ' if random else ''}augmentation does "
             f"({paths.images_differing} of {n} images differ; "
             f"the statistics it keeps agree: largest gap {gap} of the range)"
+        )
+    if paths.reference.non_finite:
+        text += (
+            f"; both hold {paths.reference.non_finite_text()}, not compared as a difference "
+            "(check_numerics reports where they come from)"
         )
     if application is None:
         return text

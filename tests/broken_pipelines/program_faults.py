@@ -1,0 +1,81 @@
+"""Programs that break beneath the checks: inputs made NaN by the preprocessing, a Keras 2 call.
+
+Each row is the bug as published, on the small CNN and on the residual net of `families`,
+with the published fix as its correct twin.
+"""
+
+import functools
+
+import numpy as np
+
+from broken_pipelines import families
+from broken_pipelines.common import DATA, broken, correct, small_pipeline
+
+# One blank frame among the images: a constant image has a standard deviation of 0.
+_IMAGES = DATA.images.copy()
+_IMAGES[0] = 128
+WITH_A_BLANK_IMAGE = (_IMAGES, DATA.labels, DATA.class_names)
+
+
+def standardize_each_image(images, epsilon: float = 0.0):
+    """Z-score each channel of each image, as deepcell-toolbox's `processing.normalize` did.
+
+    Without an epsilon a constant channel divides 0 by 0: NaN (vanvalenlab/deepcell-toolbox#71,
+    "normalize has no epsilon in the denominator"; the same bug in MONAI's NormalizeIntensity,
+    Project-MONAI/MONAI#1092). The published fix (deepcell-toolbox#72) adds keras' epsilon, 1e-7.
+    """
+    x = images.astype("float32")
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    std = x.std(axis=(1, 2), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the bug: 0 / 0 on the blank image
+        return (x - mean) / (std + epsilon)
+
+
+_STANDARDIZED_WITH_EPSILON = functools.partial(standardize_each_image, epsilon=1e-7)
+
+
+def standardized_without_epsilon():
+    return small_pipeline("zscore-no-epsilon", data=WITH_A_BLANK_IMAGE, preprocess_train=standardize_each_image)
+
+
+def standardized_with_epsilon():
+    return small_pipeline("zscore-epsilon", data=WITH_A_BLANK_IMAGE, preprocess_train=_STANDARDIZED_WITH_EPSILON)
+
+
+def residual_standardized_without_epsilon():
+    return small_pipeline(
+        "residual-zscore-no-epsilon",
+        build_model=families.residual_net,
+        data=WITH_A_BLANK_IMAGE,
+        preprocess_train=standardize_each_image,
+    )
+
+
+def residual_standardized_with_epsilon():
+    return small_pipeline(
+        "residual-zscore-epsilon",
+        build_model=families.residual_net,
+        data=WITH_A_BLANK_IMAGE,
+        preprocess_train=_STANDARDIZED_WITH_EPSILON,
+    )
+
+
+# What each check says of inputs that hold NaN: numerics names the cause, the checks that train see
+# its symptoms, and preprocessing, whose two paths agree NaN for NaN, passes saying how many.
+_NAN_INPUTS = {
+    "numerics": r"inputs went non-finite first, before training(.|\n)*a division by zero, e\.g\. by a per-image std",
+    "labels": r"loss at initialization nan",
+    "overfit": r"the loss is nan after fit",
+    "agreement": r"Not finite: fit loss is nan",
+}
+
+CASES = [
+    correct(standardized_with_epsilon),
+    correct(residual_standardized_with_epsilon),
+    broken(standardized_without_epsilon, "per-image z-score without an epsilon: NaN on a blank image", **_NAN_INPUTS),
+    broken(
+        residual_standardized_without_epsilon,
+        "per-image z-score without an epsilon: NaN on a blank image (residual net)",
+        **_NAN_INPUTS,
+    ),
+]
