@@ -38,10 +38,11 @@ def subclassed():
     class Head(keras.Model):
         def __init__(self):
             super().__init__()
+            self.flatten = keras.layers.Flatten()
             self.dense = keras.layers.Dense(3, activation="softmax")
 
         def call(self, x):
-            return self.dense(keras.ops.reshape(x, (-1, 48)))
+            return self.dense(self.flatten(x))
 
     model = Head()
     model(np.zeros((1, *SHAPE), np.float32))
@@ -55,7 +56,7 @@ def subclassed():
         (lambda: functional(compat.keras().layers.Dense(3), compat.keras().layers.Softmax()), "softmax"),
         (lambda: functional(compat.keras().layers.Dense(3)), "linear"),
         (nested_head, "sigmoid"),
-        (lambda: functional(compat.keras().layers.Dense(3), op=compat.keras().ops.sigmoid), None),
+        (lambda: functional(compat.keras().layers.Dense(3), op=compat.keras().activations.sigmoid), None),
         (subclassed, None),
     ],
     ids=["dense-softmax", "softmax-layer", "logits", "nested-model", "op-after-last-layer", "subclassed"],

@@ -21,6 +21,7 @@ from pipeline_checks.model.passes import initial_loss
 SUMS_TO_ONE = 1e-3  # softmax rows sum to 1 within float32 rounding; logits almost never do
 IN_UNIT_RANGE = 1e-6  # sigmoid outputs lie in [0, 1] within float32 rounding
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "hard_sigmoid")
+OPAQUE_LAYERS = ("TFOpLambda", "Lambda")  # wrap a function whose activation no attribute names
 RESCALING_LAYERS = ("Rescaling", "Lambda", "TFOpLambda")  # besides any *Normalization layer
 
 
@@ -90,7 +91,8 @@ def output_activation(model) -> str | None:
 
     A nested model as the last layer is looked into; an activation layer (`Softmax`) gives its
     own name in snake case. None when that layer is not known: a subclassed model, or a
-    functional one with an op such as `keras.ops.sigmoid` after its last layer.
+    functional one with an op such as `keras.ops.sigmoid` (Keras 2: a `TFOpLambda`) or a
+    `Lambda` after its last layer.
     """
     layers = getattr(model, "layers", None)
     if not layers:
@@ -100,6 +102,8 @@ def output_activation(model) -> str | None:
         return None
     if getattr(last, "layers", None):
         return output_activation(last)
+    if type(last).__name__ in OPAQUE_LAYERS:
+        return None
     activation = getattr(last, "activation", None)
     if activation is not None:
         return getattr(activation, "__name__", type(activation).__name__)
@@ -107,12 +111,12 @@ def output_activation(model) -> str | None:
 
 
 def produces_output(layer, model) -> bool:
-    """Whether `layer`'s output is `model`'s one output; False for a layer called never or
-    more than once, and for a model with several outputs."""
+    """Whether `layer` made `model`'s one output, read from the output's Keras history (a nested
+    model's own `.output` is its inner tensor in Keras 2); False for a model with several outputs."""
     try:
         outputs = model.outputs
-        return len(outputs) == 1 and layer.output is outputs[0]
-    except (AttributeError, ValueError, TypeError):
+        return len(outputs) == 1 and outputs[0]._keras_history[0] is layer
+    except (AttributeError, ValueError, TypeError, IndexError):
         return False
 
 
