@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sysconfig
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
+from pipeline_checks.errors import PipelineCheckFailure, PipelineRunError
+
+PACKAGE = Path(__file__).resolve().parents[1]  # pipeline_checks/
+STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+MODEL_PACKAGES = frozenset({"keras", "tf_keras", "tensorflow", "jax", "torch"})  # what runs a model
 
 # What a family needs from training; a family names every one it needs.
 SHARED_RUN = "shared_run"  # judges the one training run all checks share (or a recorded fit)
@@ -70,8 +78,13 @@ def family(name: str, *needs: str) -> Callable:
             from_pipeline = {k: v for k, v in pipeline_options(declared, pipeline).items() if k not in given}
             try:
                 return check(pipeline, seed, **given, **from_pipeline)
-            except ValueError as error:
-                refused = _refused_option(error, from_pipeline)
+            except (PipelineCheckFailure, PipelineRunError):
+                raise
+            except Exception as error:
+                if raised_by_the_model(error):  # the user's model or Keras beneath it
+                    step = f"the model in check_{name}'s own passes"
+                    raise PipelineRunError(f"Pipeline {pipeline.name!r}: {step} raised {_named(error)}") from error
+                refused = _refused_option(error, from_pipeline) if isinstance(error, ValueError) else None
                 if refused is None:
                     raise
                 raise ValueError(f"Pipeline {pipeline.name!r}: check_options[{name!r}]: {error}") from None
@@ -114,3 +127,19 @@ def _refused_option(error: ValueError, from_pipeline: dict[str, Any]) -> str | N
     ("NAME must be ...; received: NAME=VALUE"); None where the error is about something else."""
     text = str(error)
     return next((key for key in from_pipeline if text.startswith(f"{key} must be")), None)
+
+
+def raised_by_the_model(error: BaseException) -> bool:
+    """Whether the user's model raised `error` while a check ran it: its traceback passes through
+    Keras or a backend, or ends in the user's own code (outside installed packages); not where it
+    ends in pipeline_checks (a refused value, or a bug of the checks)."""
+    files = [Path(frame.filename) for frame in traceback.extract_tb(error.__traceback__)]
+    if not files or files[-1].resolve().is_relative_to(PACKAGE):
+        return False
+    through_keras = any(MODEL_PACKAGES.intersection(file.parts) for file in files)
+    installed = {"site-packages", "dist-packages"}.intersection(files[-1].parts)
+    return through_keras or not (installed or files[-1].resolve().is_relative_to(STDLIB))
+
+
+def _named(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

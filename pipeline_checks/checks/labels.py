@@ -18,6 +18,8 @@ import numpy as np
 from pipeline_checks._validation import check_number
 from pipeline_checks.checks import label_findings
 from pipeline_checks.checks.family import family
+from pipeline_checks.errors import pipeline_step
+from pipeline_checks.model.compile_arguments import compile_mistake_of
 from pipeline_checks.model.heads import HeadOutputs, head_gain, initial_losses, rescaling_layers
 from pipeline_checks.model.losses import LossFacts, loss_facts
 from pipeline_checks.results.check_result import CheckResult
@@ -98,11 +100,14 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         report.class_order(raw.class_names, validation.class_names)
     loss = loss_facts(getattr(model, "loss", None))
     report.numbers.update(loss=loss.name, from_logits=loss.from_logits)
-    outputs = HeadOutputs.of(model, x_infer)
-    report.head(outputs, loss, encoding, raw, y_train)
-    report.from_logits(outputs, loss)
-    measure = functools.partial(initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
-    report.initial_loss(loss, measure, factor, x_train, model)
+    # The check's own passes run the user's model: what it raises names the pipeline (and, where
+    # the compile arguments show one, the likely cause), as fit's errors do.
+    with pipeline_step(pipeline, "the model on a training batch (check_labels' passes)", compile_mistake_of(model)):
+        outputs = HeadOutputs.of(model, x_infer)
+        report.head(outputs, loss, encoding, raw, y_train)
+        report.from_logits(outputs, loss)
+        measure = functools.partial(initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
+        report.initial_loss(loss, measure, factor, x_train, model)
 
     return verdict(
         NAME,

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline_checks.errors import PipelineRunError, pipeline_step
 from pipeline_checks.model import compat
+from pipeline_checks.model.compile_arguments import compile_mistake_of
 from pipeline_checks.model.passes import initial_loss
 from pipeline_checks.model.state import weight_values
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
@@ -136,7 +137,7 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         timings=timings,
     )
     before_fit = "the model on the training inputs (a training-mode pass before fit)"
-    with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit):
+    with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit, compile_mistake_of(model)):
         run.initial_loss = initial_loss(model, run.x_train, run.y_train, pipeline.batch_size)
     # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
     run.start_state = None if pipeline.train is not None else _state_before_fit(model, like=run.initial)
@@ -283,7 +284,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
         arguments["epochs"] = epochs
     arguments["callbacks"] = [*arguments.get("callbacks", ()), recording_callback(run)]
     stage = Stage(1, "fit 1", run.trainable, run.initial)
-    with pipeline_step(run.pipeline, "fit"):
+    with pipeline_step(run.pipeline, "fit", compile_mistake_of(run.model)):
         run.history = run.model.fit(verbose=0, **arguments)
     stage.end, stage.history, stage.steps = run.final, run.history, len(run.batch_losses)
     run.stages = [stage]
@@ -326,7 +327,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
     had_own_fit = "fit" in vars(model)
     model.fit = fit
     try:
-        with pipeline_step(pipeline, "train"):
+        with pipeline_step(pipeline, "train", compile_mistake_of(model)):
             pipeline.train(model, data)
     finally:
         if had_own_fit:

@@ -9,7 +9,8 @@ import functools
 import numpy as np
 
 from broken_pipelines import families
-from broken_pipelines.common import DATA, broken, correct, small_pipeline
+from broken_pipelines.common import DATA, broken, compiled_cnn, correct, small_pipeline
+from pipeline_checks.model import compat
 
 # One blank frame among the images: a constant image has a standard deviation of 0.
 _IMAGES = DATA.images.copy()
@@ -60,6 +61,48 @@ def residual_standardized_with_epsilon():
     )
 
 
+def compiled_as_keras2_wrote_it(build, metrics_by_position: bool):
+    """`build()` compiled again the way broadinstitute/keras-resnet's docstrings compile it,
+    `model.compile("adam", "categorical_crossentropy", ["accuracy"])`: Keras 2's third positional
+    argument is `metrics`, Keras 3's is `loss_weights`, so on Keras 3 the metrics become loss weights
+    and fit raises "dtype='string' is not a valid dtype for Keras type promotion". The published
+    fix passes them by keyword (Keras 3's compile signature; the migration guide's advice)."""
+    keras = compat.keras()
+    model = build()
+    optimizer, loss = keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy"
+    if metrics_by_position:
+        model.compile(optimizer, loss, ["accuracy"])
+    else:
+        model.compile(optimizer, loss, metrics=["accuracy"])
+    return model
+
+
+def metrics_by_position():
+    build = functools.partial(compiled_as_keras2_wrote_it, compiled_cnn, True)
+    return small_pipeline("keras2-metrics-by-position", build_model=build)
+
+
+def metrics_by_keyword():
+    build = functools.partial(compiled_as_keras2_wrote_it, compiled_cnn, False)
+    return small_pipeline("keras2-metrics-by-keyword", build_model=build)
+
+
+def residual_metrics_by_position():
+    build = functools.partial(compiled_as_keras2_wrote_it, families.residual_net, True)
+    return small_pipeline("residual-keras2-metrics-by-position", build_model=build)
+
+
+def residual_metrics_by_keyword():
+    build = functools.partial(compiled_as_keras2_wrote_it, families.residual_net, False)
+    return small_pipeline("residual-keras2-metrics-by-keyword", build_model=build)
+
+
+# On Keras 3 every check that runs the model raises, naming the argument Keras' message does not.
+_METRICS_AS_LOSS_WEIGHTS = r"likely cause: compile's third positional argument is loss_weights in Keras 3"
+_KERAS3 = ("tensorflow", "jax", "torch")
+_KERAS2_CALL = "Keras 2's compile(optimizer, loss, metrics) read by Keras 3: the metrics are loss weights"
+
+
 # What each check says of inputs that hold NaN: numerics names the cause, the checks that train see
 # its symptoms, and preprocessing, whose two paths agree NaN for NaN, passes saying how many.
 _NAN_INPUTS = {
@@ -77,5 +120,13 @@ CASES = [
         residual_standardized_without_epsilon,
         "per-image z-score without an epsilon: NaN on a blank image (residual net)",
         **_NAN_INPUTS,
+    ),
+    correct(metrics_by_keyword),
+    correct(residual_metrics_by_keyword),
+    correct(metrics_by_position, "none on Keras 2 (its third argument is metrics)").on(
+        _KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS
+    ),
+    correct(residual_metrics_by_position, "none on Keras 2 (its third argument is metrics)").on(
+        _KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS
     ),
 ]
