@@ -28,6 +28,7 @@ from broken_pipelines import (
 from pipeline_checks.checks import all_checks
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat
+from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers
 from pipeline_checks.run.training import forget_shared_runs
 
 CASES = [
@@ -101,3 +102,30 @@ def test_the_pipeline_fails_exactly_the_checks_that_catch_its_bug(case):
     assert failing == case.caught_by, f"{case.bug}: expected failures {sorted(case.caught_by)}\n{verdicts(results)}"
     for name, cause in case.causes.items():
         assert re.search(cause, str(results[name])), f"{name} does not name the cause {cause!r}:\n{results[name]}"
+    failures = {name: str(result) for name, result in results.items() if name in failing}
+    absent = mechanisms_absent_from(pipeline, failures)
+    assert not absent, f"{case.bug}: messages name mechanisms its model lacks: {absent}\n{verdicts(results)}"
+
+
+# A failure message may name only a mechanism the model has: a mechanism's words, and what shows it.
+MECHANISMS = {
+    "BatchNormalization": (re.compile(r"BatchNorm|\bBN\b"), find_batchnorm),
+    "a training-only layer (Dropout, noise, augmentation)": (
+        re.compile(r"\b(Dropout|GaussianNoise|RandomFlip|RandomRotation)\b"),
+        find_training_only_layers,
+    ),
+}
+
+
+def mechanisms_absent_from(pipeline, messages: dict) -> dict:
+    """Check name -> the mechanisms its failure message names that a fresh build of the pipeline's model lacks."""
+    if not messages:
+        return {}
+    model = pipeline.fresh_model()
+    lacking = [name for name, (_, found_in) in MECHANISMS.items() if not found_in(model)]
+    absent = {}
+    for check, message in messages.items():
+        named = [name for name in lacking if MECHANISMS[name][0].search(message)]
+        if named:
+            absent[check] = named
+    return absent

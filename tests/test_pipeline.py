@@ -259,3 +259,32 @@ def test_raise_if_failed_raises_the_message_and_returns_a_passed_result():
         match=re.escape("check labels FAILED on pipeline 'p': label 3 out of range\nFix: use 0-based labels."),
     ):
         bad.raise_if_failed()
+
+
+def test_validation_split_holds_out_the_last_images_as_fit_does():
+    images, labels, names = DATA.images, DATA.labels, DATA.class_names
+    pipeline = small_pipeline(fit_kwargs={"epochs": 1, "batch_size": 4, "validation_split": 0.25})
+    raw, held_out = pipeline.raw_data(), pipeline.raw_validation_data()
+    assert (len(raw), len(held_out)) == (9, 3)  # Keras: floor(12 * (1 - 0.25)) images train
+    np.testing.assert_array_equal(held_out.images, images[9:])
+    x, y = pipeline.training_pairs(raw)
+    arguments = pipeline.fit_arguments(x, y, seed=0)
+    assert "validation_split" not in arguments and len(arguments["x"]) == 9
+    validation_x, validation_y = arguments["validation_data"]
+    np.testing.assert_array_equal(validation_y, labels[9:])
+    np.testing.assert_array_equal(validation_x, pipeline.train_inputs(images[9:]))
+    given = small_pipeline(fit_kwargs={"validation_split": 0.25, "validation_data": (images, labels)})
+    assert len(given.raw_data()) == 12  # validation_data wins, as in fit
+    assert names == raw.class_names
+
+
+@pytest.mark.parametrize("split", [1.0, -0.1, "0.1", True])
+def test_a_validation_split_outside_0_1_is_refused(split):
+    with pytest.raises(ValueError, match=r"fit_kwargs\['validation_split'\] must be a number in \[0, 1\)"):
+        small_pipeline(fit_kwargs={"validation_split": split})
+
+
+def test_a_validation_split_that_leaves_no_training_image_is_refused():
+    pipeline = small_pipeline(fit_kwargs={"validation_split": 0.95})
+    with pytest.raises(ValueError, match=r"validation_split'\]=0.95 leaves 0 of the 12 images for training"):
+        pipeline.raw_data()

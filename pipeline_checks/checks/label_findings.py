@@ -34,8 +34,9 @@ def labels_out_of_range(split: str, raw, low: int, high: int) -> Finding:
     )
 
 
-def classes_missing(raw, present: list[int]) -> Finding:
-    """The training labels name only the classes `present`: fewer than class_names has, or than two."""
+def classes_missing(raw, present: list[int], held_out: int = 0) -> Finding:
+    """The training labels name only the classes `present`: fewer than class_names has, or than two.
+    `held_out`: how many last images fit's `validation_split` keeps out of training."""
     missing = [i for i in range(raw.classes) if i not in present]
     if len(present) == 1:
         effect = (
@@ -50,6 +51,11 @@ def classes_missing(raw, present: list[int]) -> Finding:
             if len(present) == 1
             else "A loader that drops or merges classes?"
         )
+        if held_out:
+            guess = (
+                f"fit_kwargs validation_split holds out the last {held_out} images, before fit shuffles: "
+                "on arrays sorted by class, whole classes"
+            )
         why = f"{guess} No training image is labelled {_listed_or(f'{i} ({raw.class_names[i]!r})' for i in missing)}"
     else:
         why = (
@@ -59,8 +65,13 @@ def classes_missing(raw, present: list[int]) -> Finding:
     return Finding(
         f"training labels cover {len(present)} of {raw.classes} classes ({listed(present)})",
         f"{why}. {effect}",
-        "label each image with the index of its class in class_names (image_dataset_from_directory "
-        "does, from one folder per class), and give the training data images of every class",
+        (
+            "shuffle the arrays once before fit (validation_split takes the last images as they are), or pass "
+            "validation_data"
+            if held_out
+            else "label each image with the index of its class in class_names (image_dataset_from_directory "
+            "does, from one folder per class), and give the training data images of every class"
+        ),
     )
 
 

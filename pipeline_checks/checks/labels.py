@@ -93,6 +93,8 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     model = fresh_build(pipeline, seed)  # the training run's initial model, shared with other checks
 
     report = _Report(raw.classes)
+    if validation is not None and pipeline.validation_data is None:  # held out of the arrays by validation_split
+        report.held_out = len(validation)
     if report.label_range("data", raw):
         report.classes_covered(raw)
     if validation is not None:
@@ -131,6 +133,7 @@ class _Report:
     head_text: str = ""  # how the outputs are read, for the summary, where not one softmax score per class
     loss_computable: bool = True  # False where Keras raises on these labels, or the loss means nothing
     loss_unmeasured: str = "Keras cannot compute the loss of these labels"
+    held_out: int = 0  # the last images fit's validation_split keeps out of training
 
     def __post_init__(self):
         self.numbers["classes"] = self.classes
@@ -152,7 +155,7 @@ class _Report:
         self.numbers["data_classes_present"] = len(present)
         if len(present) >= max(raw.classes, 2):
             return
-        self.findings.append(label_findings.classes_missing(raw, present))
+        self.findings.append(label_findings.classes_missing(raw, present, self.held_out))
 
     def class_order(self, train_names, validation_names) -> None:
         self.numbers["validation_classes"] = len(validation_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,11 +142,39 @@ class Pipeline:
         return int(self.fit_kwargs.get("epochs", 1))
 
     def raw_data(self) -> RawData:
-        """The training data, read and checked."""
-        return self._read("data", self.data)
+        """The training data, read and checked: for arrays with fit's `validation_split`, the images
+        fit trains on (Keras holds out the last ones, before shuffling)."""
+        raw = self._read("data", self.data)
+        split_at = self._split_at(raw)
+        return raw if split_at is None else raw.part(0, split_at)
 
     def raw_validation_data(self) -> RawData | None:
-        return None if self.validation_data is None else self._read("validation_data", self.validation_data)
+        """The validation data, read and checked: `validation_data`, or the images fit's
+        `validation_split` holds out of arrays; None where there is none."""
+        if self.validation_data is not None:
+            return self._read("validation_data", self.validation_data)
+        if not self._splits_arrays():
+            return None
+        raw = self._read("data", self.data)
+        return raw.part(self._split_at(raw), len(raw))
+
+    def _splits_arrays(self) -> bool:
+        """Whether fit splits the arrays it gets: `validation_split` without `validation_data`."""
+        given = self.fit_kwargs
+        return bool(given.get("validation_split")) and given.get("validation_data") is None and self.source() is None
+
+    def _split_at(self, raw: RawData) -> int | None:
+        """Where Keras' `validation_split` cuts the arrays (the first image it holds out), as fit computes it."""
+        if not self._splits_arrays():
+            return None
+        split_at = math.floor(len(raw) * (1.0 - float(self.fit_kwargs["validation_split"])))
+        if not 0 < split_at < len(raw):
+            raise ValueError(
+                f"Pipeline {self.name!r}: fit_kwargs['validation_split']={self.fit_kwargs['validation_split']!r} "
+                f"leaves {split_at} of the {len(raw)} images for training and {len(raw) - split_at} for validation; "
+                "expected a share that leaves images for both"
+            )
+        return split_at
 
     def source(self) -> Source | None:
         """The training data read by its loader; None for arrays, which the pipeline reads itself.
@@ -221,7 +250,12 @@ class Pipeline:
         """The arguments of `fit`, data included: the arrays, or the object the source trains on."""
         source = self.source()
         if source is None:
-            return {"x": x_train, "y": y_train, **self.fit_kwargs}
+            arguments = {"x": x_train, "y": y_train, **self.fit_kwargs}
+            held_out = self.raw_validation_data() if self._splits_arrays() else None
+            if held_out is not None:  # the split Keras would make, given as the data it holds out
+                del arguments["validation_split"]
+                arguments["validation_data"] = (self.train_inputs(held_out.images), self.targets(held_out))
+            return arguments
         arguments = {k: v for k, v in self.fit_kwargs.items() if k != "batch_size"}
         if source.kind in ("folder", "dataset"):
             arguments["shuffle"] = False  # a dataset shuffles itself; fit warns on shuffle=True
@@ -328,6 +362,12 @@ def _checked_fit_kwargs(name: str, fit_kwargs: Any) -> dict[str, Any]:
         raise ValueError(
             f"Pipeline {name!r}: fit_kwargs must not set {', '.join(ours)}: the data comes from `data` and the "
             f"checks set verbosity and callbacks; received: fit_kwargs={dict(fit_kwargs)!r}"
+        )
+    split = fit_kwargs.get("validation_split", 0.0)
+    if not isinstance(split, (int, float)) or isinstance(split, bool) or not 0 <= split < 1:
+        raise ValueError(
+            f"Pipeline {name!r}: fit_kwargs['validation_split'] must be a number in [0, 1), the share of the last "
+            f"images fit holds out; received: {split!r}"
         )
     for key in ("epochs", "batch_size", "steps_per_epoch"):  # steps_per_epoch bounds each read of endless data
         value = fit_kwargs.get(key, 1)

@@ -43,6 +43,10 @@ class RawData:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def part(self, start: int, stop: int) -> RawData:
+        """The images and labels from `start` to `stop`, with the same class names."""
+        return RawData(self.images[start:stop], self.labels[start:stop], self.class_names)
+
 
 @dataclass(frozen=True, eq=False)
 class Source:

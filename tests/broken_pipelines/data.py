@@ -175,6 +175,37 @@ def one_hot_labels_with_sparse_crossentropy():
     return small_pipeline("one-hot-sparse-ce", label_encoding="one_hot")
 
 
+# The images in a shuffled order, as mnist_convnet's x_train arrives from mnist.load_data().
+_SHUFFLED = np.random.default_rng(3).permutation(len(DATA))
+SHUFFLED_DATA = (DATA.images[_SHUFFLED], DATA.labels[_SHUFFLED], DATA.class_names)
+VALIDATION_SPLIT_FIT = {"epochs": 15, "batch_size": 4, "validation_split": 1 / 3}  # 8 images: two whole batches
+
+
+def validation_split_shuffled():
+    """keras.io's mnist_convnet, `model.fit(x_train, y_train, ..., validation_split=0.1)`: fit trains on
+    the first images and validates on the last. The checks judge the 8 images fit trained on."""
+    return small_pipeline("validation-split", data=SHUFFLED_DATA, fit_kwargs=VALIDATION_SPLIT_FIT)
+
+
+def residual_validation_split_shuffled():
+    from broken_pipelines import families
+
+    return small_pipeline(
+        "residual-validation-split",
+        build_model=families.residual_net,
+        data=SHUFFLED_DATA,
+        fit_kwargs=VALIDATION_SPLIT_FIT,
+    )
+
+
+def validation_split_class_sorted():
+    """`validation_split` on arrays sorted by class: Keras holds out the last images before shuffling
+    (its FAQ, "How is the validation split computed?"), here the whole of the last class, so fit never
+    trains on it and val_accuracy stays 0 (the Stack Overflow question "Keras validation accuracy is
+    0 with validation_split", answered by shuffling the arrays first)."""
+    return small_pipeline("validation-split-class-sorted", fit_kwargs=VALIDATION_SPLIT_FIT)
+
+
 CASES = [
     correct(mobilenet_v2_inputs_in_tf_range),
     correct(augmented_by_half_turns),
@@ -242,5 +273,12 @@ CASES = [
         labels=r"loss at initialization [0-9.e+]+, expected about ln 3",
         overfit=r"below the target 1",
         variables_change=r"6 of 6 trainable weights never changed",
+    ),
+    correct(validation_split_shuffled, "none: fit_kwargs validation_split=1/3 on shuffled arrays (mnist_convnet)"),
+    correct(residual_validation_split_shuffled, "none: the same on the residual net"),
+    broken(
+        validation_split_class_sorted,
+        "validation_split=1/3 on class-sorted arrays: the last class is held out of training",
+        labels=r"training labels cover 2 of 3 classes(.|\n)*validation_split",
     ),
 ]
