@@ -262,8 +262,21 @@ def optimizer_variables(optimizer) -> list:
     return list(found() if callable(found) else found)
 
 
-def build_optimizer(optimizer, variables) -> None:
-    """Create the optimizer's state (step count, slots) now, as its first step would."""
+def build_optimizer(optimizer, variables, model=None) -> None:
+    """Create the optimizer's state (step count, slots) now, as its first step would: inside the
+    distribution strategy `model` was built under, as fit builds it (Adam's slots created outside
+    a MirroredStrategy are not the ones its replicas read: fit raised "no attribute '_momentums'")."""
+    with distribution_scope(model):
+        _build_optimizer(optimizer, variables)
+
+
+def distribution_scope(model):
+    """The scope of the `tf.distribute` strategy `model` was built under; a no-op without one."""
+    strategy = getattr(model, "distribute_strategy", None) if model is not None else None
+    return strategy.scope() if hasattr(strategy, "scope") else contextlib.nullcontext()
+
+
+def _build_optimizer(optimizer, variables) -> None:
     if is_keras3():
         if not optimizer.built:
             optimizer.build(variables)

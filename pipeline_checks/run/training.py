@@ -352,7 +352,7 @@ def _state_before_fit(model, like: tuple):
 
     optimizer = model.optimizer
     try:
-        compat.build_optimizer(optimizer, model.trainable_variables)
+        compat.build_optimizer(optimizer, model.trainable_variables, model)
     except Exception:  # an optimizer that builds only inside fit: replays train afresh
         return None
     # Keras 2's augmentation layers draw from generators outside model.variables: a replay that

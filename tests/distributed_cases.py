@@ -1,0 +1,41 @@
+"""Child-process cases for test_distribution.py: logical devices must be set before TensorFlow starts.
+
+`python -c "import distributed_cases; distributed_cases.main(2)"` splits the CPU into that many
+logical devices, builds the small CNN under `tf.distribute.MirroredStrategy` over them (model and
+optimizer in `strategy.scope()`, as Keras' distributed training guide writes it) and prints one
+`RESULT: check: passed|FAILED|RAISED: ...` line per check.
+"""
+
+from __future__ import annotations
+
+
+def main(devices: int) -> None:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    from helpers.pipelines import small_pipeline
+
+    from pipeline_checks.checks import all_checks
+    from pipeline_checks.errors import PipelineRunError
+    from pipeline_checks.model import compat
+    from pipeline_checks.testing.small_models import small_bn_cnn
+
+    keras = compat.keras()
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
+
+    def build():
+        with strategy.scope():
+            model = small_bn_cnn((16, 16, 3), classes=3)
+            model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    # A global batch of 4: 4 / devices images per replica.
+    pipeline = small_pipeline("mirrored", build_model=build)
+    for name, check in all_checks().items():
+        try:
+            result = check(pipeline)
+            outcome = "passed" if result.passed else f"FAILED: {result.summary}"
+        except PipelineRunError as error:
+            outcome = f"RAISED: {error}"
+        print(f"RESULT: {name}: {outcome}", flush=True)

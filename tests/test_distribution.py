@@ -1,0 +1,41 @@
+"""A pipeline built under a distribution strategy trains and is checked inside it.
+
+TensorFlow's logical devices are fixed when it starts, so the case runs in a child process
+(`distributed_cases.py`) over two logical CPU devices: no GPU is needed.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_checks.checks import FAMILIES
+from pipeline_checks.model import compat
+
+TIMEOUT = 600  # seconds; the nine checks on the small CNN take about a minute here
+
+pytestmark = [
+    pytest.mark.skipif(compat.backend() != "tensorflow", reason="tf.distribute is TensorFlow's"),
+    # tf.keras updates its compiled metrics only in a replica context, and the checks' own passes run
+    # in the cross-replica one ("SyncOnReadVariable does not support assign_add"): not supported yet.
+    pytest.mark.skipif(not compat.is_keras3(), reason="the checks run under a strategy on Keras 3 only"),
+]
+
+
+def test_every_check_passes_a_correct_pipeline_under_mirrored_strategy():
+    tests = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), tests) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", "import distributed_cases; distributed_cases.main(2)"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    lines = [line.removeprefix("RESULT: ") for line in done.stdout.splitlines() if line.startswith("RESULT: ")]
+    outcomes = dict(line.split(": ", 1) for line in lines)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(outcomes) == sorted(FAMILIES), done.stderr[-3000:]
+    assert all(outcome == "passed" for outcome in outcomes.values()), "\n".join(lines)
