@@ -16,6 +16,7 @@ from pipeline_checks._validation import check_boolean, check_number
 from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
+from pipeline_checks.model.random_layers import random_layers_reached_by
 from pipeline_checks.results.check_result import CheckResult, passed
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import TrainingRun, shared_run
@@ -258,14 +259,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
         )
     first, second = pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images)
     if not _same_arrays(first, second):
-        return (
-            "preprocess_train returned different inputs for the same images on two calls "
-            f"({_inputs_changed(first, second)}): augmentation drawing from a generator the seed does not reach, "
-            "e.g. np.random.default_rng() without a seed.",
-            "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
-            "into the model as Keras random layers (keras.layers.RandomFlip, ...), "
-            "which keras.utils.set_random_seed seeds.",
-        )
+        return _training_path_differs(pipeline, _inputs_changed(first, second))
     initial = [
         compat.variable_path(v) for v, a, b in zip(run.weights, run.initial, replay.initial) if not _same_arrays(a, b)
     ]
@@ -338,3 +332,28 @@ def _inputs_changed(a: np.ndarray, b: np.ndarray) -> str:
     changed = int(np.sum(np.any((a != b).reshape(len(a), -1), axis=1)))
     largest = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
     return f"{changed} of {len(a)} images differ, by up to {largest:.3g}"
+
+
+def _training_path_differs(pipeline, changed: str) -> tuple[str, str]:
+    """The training path gave other inputs on a second call: Keras random layers it reaches but does
+    not build (their state carries over between runs), else a generator the seed does not reach."""
+    path = pipeline.path_names()[0]
+    function = pipeline.train_dataset if pipeline.train_dataset is not None else pipeline.preprocess_train
+    kept = random_layers_reached_by(function)
+    differs = f"{path} returned different inputs for the same images on two calls ({changed})"
+    if kept:
+        return (
+            f"{differs}: it calls Keras random layers built once, outside it ({listed(kept)}). A layer's "
+            "seed generator is seeded when the layer is made and advances with each call, so a second run in "
+            "this process draws other numbers whatever keras.utils.set_random_seed says; a parallel map "
+            "(num_parallel_calls) may also hand the draws to the images in another order.",
+            f"build the layers inside {path} (or in the model), so each run makes them anew from the seed, and "
+            "keep a parallel map's order with .map(..., deterministic=True) or tf.data.Options().deterministic.",
+        )
+    return (
+        f"{differs}: augmentation drawing from a generator the seed does not reach, e.g. "
+        "np.random.default_rng() without a seed.",
+        "draw augmentation from np.random.default_rng(seed) with a seed fixed in the pipeline, or move it "
+        "into the model as Keras random layers (keras.layers.RandomFlip, ...), which keras.utils.set_random_seed "
+        "seeds.",
+    )

@@ -203,6 +203,11 @@ def variables_left_uninitialized():
         global_state.set_global_attribute("uninitialized_variables", pending)
 
 
+def draws_random_numbers(layer) -> bool:
+    """Whether a layer draws random numbers: a Keras 3 SeedGenerator of its own, or Keras 2's generator."""
+    return bool(getattr(layer, "_seed_generators", None)) or getattr(layer, "_random_generator", None) is not None
+
+
 def random_generator_states(model) -> list:
     """The state variables of Keras 2's `tf.random.Generator`s in the model's layers (e.g.
     RandomFlip's), which `model.variables` leaves out; Keras 3 tracks its SeedGenerator states

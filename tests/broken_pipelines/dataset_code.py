@@ -221,6 +221,52 @@ PIXELS_UNIT_VS_TF = (
     r"inference feeds pixels / 127\.5 - 1"
 )
 
+# keras.io's image_classification_from_scratch builds its augmentation once, at module level:
+#     data_augmentation_layers = [layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)]
+#     def data_augmentation(images): for layer in data_augmentation_layers: images = layer(images) ...
+#     train_ds = train_ds.map(lambda img, label: (data_augmentation(img), label), ...)
+# A flip of both axes keeps these gratings learnable; the layers are made on first use.
+_MODULE_LEVEL_AUGMENTATION: list = []
+
+
+def _augmentation_layers():
+    from pipeline_checks.model import compat
+
+    return [compat.keras().layers.RandomFlip("horizontal_and_vertical")]
+
+
+def augmented_by_module_level_layers(dataset):
+    if not _MODULE_LEVEL_AUGMENTATION:
+        _MODULE_LEVEL_AUGMENTATION.extend(_augmentation_layers())
+
+    def augment(images, labels):
+        for layer in _MODULE_LEVEL_AUGMENTATION:
+            images = layer(images)
+        return images / 255.0, labels
+
+    return dataset.map(augment)
+
+
+def augmented_by_layers_built_here(dataset):
+    """The fix: the layers made inside the dataset function, so each run makes them from the seed."""
+    layers = _augmentation_layers()
+
+    def augment(images, labels):
+        for layer in layers:
+            images = layer(images)
+        return images / 255.0, labels
+
+    return dataset.map(augment)
+
+
+def module_level_augmentation():
+    return folder_pipeline("module-level-augmentation", train_dataset=augmented_by_module_level_layers)
+
+
+def augmentation_built_in_dataset_function():
+    return folder_pipeline("augmentation-built-in-dataset", train_dataset=augmented_by_layers_built_here)
+
+
 CASES = [
     correct(folder_scaled_alike),
     correct(folder_augmented_in_dataset),
@@ -257,5 +303,11 @@ CASES = [
         augmentation_at_serving,
         "the training augmentation applied at serving",
         preprocessing=r"preprocess_infer is random: two calls on the same images give different inputs",
+    ),
+    correct(augmentation_built_in_dataset_function, "none: RandomFlip made inside train_dataset"),
+    broken(
+        module_level_augmentation,
+        "keras.io's module-level RandomFlip mapped over the dataset: its state carries over to a second run",
+        determinism=r"calls Keras random layers built once, outside it \(RandomFlip",
     ),
 ]
