@@ -42,6 +42,26 @@ def test_a_folder_is_read_at_a_non_square_image_size():
     assert raw.images.shape == (len(DATA), 12, 20, 3)
 
 
+def test_a_folder_without_image_size_is_read_at_the_models_input_size():
+    pipeline = folder_pipeline(
+        "model-sized", build_model=lambda: compiled_cnn(input_shape=(24, 20, 3)), image_size=None, fit_kwargs=FIT
+    )
+    assert pipeline.raw_data().images.shape == (len(DATA), 24, 20, 3)
+    run = train(pipeline)  # fit and the checks' passes agree on the size
+    assert len(run.batch_losses) == 2 * 3
+
+    def any_size():
+        keras = compat.keras()
+        model = keras.Sequential(
+            [keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+        )
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    variable_size = folder_pipeline("any-size", build_model=any_size, image_size=None)
+    assert variable_size.folder_image_size() == (256, 256)  # image_dataset_from_directory's default
+
+
 def test_fit_trains_on_the_dataset_the_repository_builds():
     seen = []
 

@@ -189,9 +189,9 @@ def test_the_pipelines_own_errors_name_the_pipeline_and_the_step():
     ) as raised:
         check_overfit(Pipeline("p", broken_build, DATA))
     assert str(raised.value.__cause__) == "weights file missing"  # chained, for the traceback
-    # validation_split on one image per class leaves fit nothing to train on: fit itself raises
+    # validation_split on one image leaves fit nothing to train on: refused before fit, naming the value
     tiny = (DATA.images[:1], DATA.labels[:1], DATA.class_names)
-    with pytest.raises(PipelineRunError, match=r"^Pipeline 'q': fit raised \w+: "):
+    with pytest.raises(ValueError, match=r"^Pipeline 'q': fit_kwargs\['validation_split'\]=0.5 leaves 0 of the 1"):
         check_overfit(Pipeline("q", compiled_cnn, tiny, fit_kwargs={"validation_split": 0.5}))
 
 

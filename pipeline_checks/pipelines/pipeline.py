@@ -41,7 +41,7 @@ class Pipeline:
             (called once per training run, so a dataset it builds is built anew):
             arrays (a `TinyImageDataset`, or `(images, labels, class_names)` with uint8
             images (N, H, W, C) and integer labels); a folder of class folders (str or Path,
-            read by `keras.utils.image_dataset_from_directory` at `image_size`); a
+            read by `keras.utils.image_dataset_from_directory` at `folder_image_size()`); a
             `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`, batched or not, with
             integer, one-hot or string labels; a `keras.utils.PyDataset`; an
             `ImageDataGenerator` iterator (`flow`, `flow_from_directory`); or a list of
@@ -61,8 +61,8 @@ class Pipeline:
             `.prefetch`. `fit` trains on its result; the checks also run it on the raw images
             to compare the training path with `preprocess_infer`. It gets batches for a
             folder and a batched dataset, single examples otherwise. Default: none.
-        image_size: (height, width) at which a folder is read. Default: (256, 256), as
-            `image_dataset_from_directory`.
+        image_size: (height, width) at which a folder is read. Default: the model's input
+            size where `build_model` fixes it, else (256, 256), as `image_dataset_from_directory`.
         application: a `keras.applications` name whose `preprocess_input` conventions the
             inputs must follow (e.g. when loading that application's pretrained weights).
         validation_data: raw validation data as for `data` (e.g. another directory split),
@@ -106,7 +106,7 @@ class Pipeline:
     after_fit: Callable[[Any, Any], Any] | None = None
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     train_dataset: Callable[[Any], Any] | None = None
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+    image_size: tuple[int, int] | None = None
     train: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self):
@@ -119,7 +119,8 @@ class Pipeline:
                 _check_callable(self.name, attribute, getattr(self, attribute))
         if self.preprocess_infer is None and self.train_dataset is None:
             object.__setattr__(self, "preprocess_infer", self.preprocess_train)
-        object.__setattr__(self, "image_size", _checked_image_size(self.name, self.image_size))
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", _checked_image_size(self.name, self.image_size))
         object.__setattr__(self, "_sources", {})
         if self.label_encoding not in LABEL_ENCODINGS:
             raise ValueError(
@@ -269,8 +270,9 @@ class Pipeline:
                 "declare the training preprocessing as train_dataset=lambda ds: ds.map(...) (a folder or a "
                 "tf.data.Dataset), or let the data yield model inputs"
             )
+        size = self.folder_image_size() if self._kind(attribute, data) == "folder" else DEFAULT_IMAGE_SIZE
         reading = Reading(
-            self.image_size,
+            size,
             self.batch_size,
             bool(self.fit_kwargs.get("shuffle", True)),
             self.fit_kwargs.get("steps_per_epoch"),
@@ -278,6 +280,18 @@ class Pipeline:
         )
         with self._step(attribute):
             return load(data, reading)
+
+    def folder_image_size(self) -> tuple[int, int]:
+        """(height, width) at which a folder is read: `image_size`, else the model's input size where
+        `build_model` fixes it, else image_dataset_from_directory's default (256, 256)."""
+        if self.image_size is not None:
+            return self.image_size
+        if "model image size" not in self._sources:
+            from pipeline_checks.model.random_state import random_state_kept
+
+            with random_state_kept():  # this build draws nothing the training run's build would draw
+                self._sources["model image size"] = _input_size(self.fresh_model()) or DEFAULT_IMAGE_SIZE
+        return self._sources["model image size"]
 
     def _read(self, attribute: str, data: Any) -> RawData:
         if self._kind(attribute, data) == "arrays":
@@ -335,6 +349,18 @@ def _given_like(source: Source, raw: RawData) -> np.ndarray:
     if source.label_encoding == "one_hot":
         return np.eye(source.raw.classes, dtype=np.float32)[raw.labels]
     return raw.labels
+
+
+def _input_size(model) -> tuple[int, int] | None:
+    """The (height, width) of a model's one image input, where both are fixed; None otherwise."""
+    try:
+        inputs = model.inputs
+        shape = tuple(inputs[0].shape) if inputs and len(inputs) == 1 else ()
+    except (AttributeError, ValueError, TypeError):  # a subclassed model before its first call
+        return None
+    if len(shape) != 4 or not all(is_integer(v) for v in shape[1:3]):
+        return None
+    return int(shape[1]), int(shape[2])
 
 
 def _checked_image_size(name: str, size: Any) -> tuple[int, int]:
