@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from broken_pipelines import reproducibility
+from broken_pipelines import reproducibility, stages
 from broken_pipelines.common import DATA, small_pipeline
 from helpers.kernel_noise import nudge_replays
 
@@ -109,3 +109,50 @@ def test_differences_only_after_the_forward_pass_pass_as_kernel_noise_unless_ref
     assert allowed.numbers["kernel_noise"] is True and allowed.numbers["largest_difference"] > 0
     assert "only through non-deterministic kernels" in allowed.summary and "Not a seeding bug" in allowed.details
     assert not strict.passed and strict.numbers["kernel_noise"] is False
+
+
+def fits_then_fits_other_data(model, data):
+    """Two stages, the second on a copy of the images turned by 180 degrees: data of its own."""
+    x, y = data
+    model.fit(x, y, epochs=2, batch_size=4)
+    return model.fit(np.ascontiguousarray(x[:, ::-1, ::-1]), y, epochs=2, batch_size=4)
+
+
+def test_a_train_function_is_replayed_to_its_first_fits_first_epoch_where_every_stage_fits_the_same_data():
+    fits = []
+
+    def counted(model, data):
+        fits.append("start")
+        return stages.fine_tune(model, data)
+
+    pipeline = small_pipeline("stages-counted", build_model=stages.pretrained_on_base, train=counted)
+    try:
+        result = check_determinism(pipeline)
+    finally:
+        forget_shared_runs(pipeline)
+    assert result.passed, result
+    assert "after the first epoch of fit 1 (of 2 stages, all trained on the same data)" in result.summary
+    assert result.numbers["overrides"] == "stops the train function when its first fit's first epoch ends"
+    assert fits == ["start", "start"]  # the shared run, then the replay's prefix
+
+    other = small_pipeline("stages-other-data", build_model=stages.pretrained_on_base, train=fits_then_fits_other_data)
+    try:
+        result = check_determinism(other)
+    finally:
+        forget_shared_runs(other)
+    assert result.passed and "after the train function (2 stages)" in result.summary  # replayed in full
+
+
+def test_randomness_in_a_train_functions_first_epoch_still_fails():
+    rng = np.random.default_rng()  # the bug: unseeded
+
+    def noisy_then_fine_tuned(model, data):
+        x, y = data
+        return stages.fine_tune(model, (x + rng.normal(0, 0.1, x.shape).astype(x.dtype), y))
+
+    pipeline = small_pipeline("stages-unseeded", build_model=stages.pretrained_on_base, train=noisy_then_fine_tuned)
+    try:
+        result = check_determinism(pipeline)
+    finally:
+        forget_shared_runs(pipeline)
+    assert not result.passed and "differ after the first epoch of fit 1" in result.summary

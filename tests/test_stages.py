@@ -84,7 +84,9 @@ def test_fine_tune_records_two_stages_and_passes_every_check(forget):
     assert all(r.passed for r in results.values()), {n: r.summary for n, r in results.items() if not r.passed}
     assert "stage 1 of 2 (fit 1): 8 weights and 4 statistics of 4 frozen layers" in results["frozen_layers"].summary
     assert "(stage 1 of 2, fit 1)" in results["overfit"].summary
-    assert "after the train function (2 stages)" in results["determinism"].summary
+    assert (
+        "after the first epoch of fit 1 (of 2 stages, all trained on the same data)" in results["determinism"].summary
+    )
     assert "The fit mode is the last stage's (fit 2 of 2 stages) last epoch." in results["agreement"].details
 
 

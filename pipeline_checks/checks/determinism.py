@@ -51,9 +51,11 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     each pass cannot be replayed in one process: the check then says it did not measure
     (`measured=False`) and how to declare the data so that it can.
 
-    A pipeline with its own `train` function is trained again in full from the seed (the
-    function decides its epochs), and the end weights (and the last stage's metrics) are
-    compared; after a custom loop, which logs no metrics, the weights alone.
+    A pipeline with its own `train` function is replayed until the first epoch of its first
+    fit ends, where every stage fits the same data object (what the seed must reach is all in
+    that epoch); otherwise it is trained again in full from the seed and the end weights (and
+    the last stage's metrics) are compared; after a custom loop, which logs no metrics, the
+    weights alone.
 
     Args:
         pipeline: the `Pipeline`.
@@ -82,7 +84,13 @@ def check_determinism(pipeline, seed: int = 0, tolerance: float = 0.0, allow_ker
     if source is not None and not source.same_on_every_pass(seed):
         return passed(NAME, pipeline, NOT_REPLAYABLE.format(kind=source.kind), measured=False)
     run = shared_run(pipeline, seed)
-    if pipeline.train is not None:  # its own train function decides the epochs: replay all of it
+    if pipeline.train is not None and _first_epoch_shows(run):
+        replay = replay_of(run, epochs=1)  # the train function, until its first fit's first epoch ends
+        stages = len(run.stages)
+        later = f" (of {stages} stages, all trained on the same data)" if stages > 1 else ""
+        when, reference, replayed = f"after the first epoch of fit 1{later}", run.after_first_epoch, replay.final
+        logs, replay_logs = run.first_epoch_logs, replay.first_epoch_logs
+    elif pipeline.train is not None:  # its own train function decides the epochs: replay all of it
         replay = replay_of(run)
         stages = len(run.stages)
         when = (
@@ -236,8 +244,21 @@ NOT_REPLAYABLE = (
 )
 
 
+def _first_epoch_shows(run: TrainingRun) -> bool:
+    """Whether the first epoch of a train function's first fit shows what its whole run would: every
+    stage is a fit on the same data object, so what the seed must reach (data order, augmentation,
+    initial weights, the model's random layers) is all in that epoch; else the function is replayed
+    in full."""
+    first = run.stages[0] if run.stages else None
+    if first is None or first.custom or run.after_first_epoch is None:
+        return False
+    return all(stage.inputs is first.inputs for stage in run.stages)
+
+
 def _overrides(pipeline, when: str) -> str:
     """What the replay changes in the pipeline's own fit arguments, to say so."""
+    if when.startswith("after the first epoch of fit 1"):
+        return "stops the train function when its first fit's first epoch ends"
     if when != "after one epoch":
         return ""
     said = f"overrides fit_kwargs epochs={pipeline.epochs} with 1"

@@ -52,6 +52,7 @@ class Stage:
         end: the run's weights when it ended.
         history: the `History` its fit returned; None for a custom loop.
         steps: the training steps (batches) the recording callback saw in it; 0 for a custom loop.
+        inputs: the `x` its fit was given (arrays or a dataset); None for a custom loop.
     """
 
     index: int
@@ -61,6 +62,7 @@ class Stage:
     end: tuple = ()
     history: Any = None
     steps: int = 0
+    inputs: Any = None
 
     @property
     def custom(self) -> bool:
@@ -115,7 +117,8 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
         pipeline: the pipeline.
         seed: passed to `keras.utils.set_random_seed` before building and before fitting.
         epochs: override the pipeline's epochs (the determinism check replays one); a
-            pipeline's own `train` function decides its epochs itself, so it is not overridden.
+            pipeline's own `train` function decides its epochs itself, so it is not overridden,
+            but with `epochs=1` it runs until the first epoch of its first fit ends.
     """
     start = time.perf_counter()
     timings = Timings()
@@ -278,7 +281,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     compat.set_random_seed(run.seed, keep_compiled=keep_compiled)
     arguments = run.pipeline.fit_arguments(run.x_train, run.y_train, run.seed)
     if run.pipeline.train is not None:
-        _train_in_stages(run, arguments)
+        _train_in_stages(run, arguments, first_epoch_only=epochs == 1)
         return
     if epochs is not None:
         arguments["epochs"] = epochs
@@ -290,7 +293,12 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     run.stages = [stage]
 
 
-def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
+class _FirstEpochDone(BaseException):
+    """Ends a train function after its first fit's first epoch; a BaseException, so neither the
+    function's own `except Exception` nor `pipeline_step` takes it for an error."""
+
+
+def _train_in_stages(run: TrainingRun, arguments: dict, first_epoch_only: bool = False) -> None:
     """Call the pipeline's `train(model, data)`, recording each `model.fit` it makes as a stage.
 
     `model.fit` is replaced on the model instance while `train` runs, and put back after,
@@ -310,6 +318,8 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         bound = signature.bind(*args, **kwargs)
         bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or ()), recording_callback(run)]
         bound.arguments["verbose"] = 0
+        if first_epoch_only:  # fit's `epochs` is the index it ends at: one past its initial_epoch
+            bound.arguments["epochs"] = int(bound.arguments.get("initial_epoch") or 0) + 1
         stage = Stage(
             len(run.stages) + 1,
             f"fit {len(run.stages) + 1}",
@@ -321,6 +331,9 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
         history = original(*bound.args, **bound.kwargs)
         stage.end = run.final  # the recording callback's snapshot at the fit's end
         stage.history, stage.steps = history, len(run.batch_losses) - steps
+        stage.inputs = bound.arguments.get("x")
+        if first_epoch_only:
+            raise _FirstEpochDone
         return history
 
     run.stages = []
@@ -329,6 +342,8 @@ def _train_in_stages(run: TrainingRun, arguments: dict) -> None:
     try:
         with pipeline_step(pipeline, "train", compile_mistake_of(model)):
             pipeline.train(model, data)
+    except _FirstEpochDone:
+        pass
     finally:
         if had_own_fit:
             model.fit = original
