@@ -365,9 +365,10 @@ def _training_path_differs(pipeline, changed: str) -> tuple[str, str]:
     if kept:
         return (
             f"{differs}: it calls Keras random layers built once, outside it ({listed(kept)}). A layer's "
-            "seed generator is seeded when the layer is made and advances with each call, so a second run in "
-            "this process draws other numbers whatever keras.utils.set_random_seed says; a parallel map "
-            "(num_parallel_calls) may also hand the draws to the images in another order.",
+            "seed generator is seeded when the layer is made (made at import, before any seed is set, it draws "
+            "another seed in each process) and advances with each call, so a second run draws other numbers "
+            "whatever keras.utils.set_random_seed says; a parallel map (num_parallel_calls) may also hand the "
+            "draws to the images in another order.",
             f"build the layers inside {path} (or in the model), so each run makes them anew from the seed, and "
             "keep a parallel map's order with .map(..., deterministic=True) or tf.data.Options().deterministic.",
         )
