@@ -288,3 +288,31 @@ def test_a_validation_split_that_leaves_no_training_image_is_refused():
     pipeline = small_pipeline(fit_kwargs={"validation_split": 0.95})
     with pytest.raises(ValueError, match=r"validation_split'\]=0.95 leaves 0 of the 12 images for training"):
         pipeline.raw_data()
+
+
+@pytest.mark.parametrize("side", ["inputs", "outputs"])
+def test_a_model_with_several_inputs_or_outputs_is_refused_naming_them(side):
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+
+    def two_headed():
+        image = keras.Input((16, 16, 3), name="image")
+        extra = keras.Input((2,), name="extra")
+        features = keras.layers.Flatten()(image)
+        if side == "inputs":
+            features = keras.layers.Concatenate()([features, extra])
+        classes = keras.layers.Dense(3, activation="softmax", name="classes")(features)
+        box = keras.layers.Dense(4, name="box")(features)
+        model = keras.Model(
+            [image, extra] if side == "inputs" else image, classes if side == "inputs" else [classes, box]
+        )
+        model.compile(
+            "adam",
+            "sparse_categorical_crossentropy" if side == "inputs" else ["sparse_categorical_crossentropy", "mse"],
+        )
+        return model
+
+    names = "'image', 'extra'" if side == "inputs" else "'classes', 'box'"
+    with pytest.raises(ValueError, match=rf"^Pipeline 'p': build_model returned a model with 2 {side} \({names}\)"):
+        Pipeline("p", two_headed, DATA).fresh_model()

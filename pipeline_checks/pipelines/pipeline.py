@@ -326,6 +326,15 @@ class Pipeline:
                 f"Pipeline {self.name!r}: build_model returned an uncompiled model; "
                 "call model.compile(optimizer=..., loss=..., metrics=['accuracy']) before returning it"
             )
+        for side in ("inputs", "outputs"):
+            tensors = _tensors_of(model, side)
+            if len(tensors) > 1:
+                names = ", ".join(repr(_layer_name(t)) for t in tensors[:4])
+                raise ValueError(
+                    f"Pipeline {self.name!r}: build_model returned a model with {len(tensors)} {side} ({names}); "
+                    f"the checks judge models with one input and one output for now (see the docs' 'What each check "
+                    "needs'): declare one pipeline per head, or check a one-output model built from the same layers"
+                )
         return model
 
     def _preprocessed(self, attribute: str, images: np.ndarray) -> np.ndarray:
@@ -349,6 +358,24 @@ def _given_like(source: Source, raw: RawData) -> np.ndarray:
     if source.label_encoding == "one_hot":
         return np.eye(source.raw.classes, dtype=np.float32)[raw.labels]
     return raw.labels
+
+
+def _tensors_of(model, side: str) -> list:
+    """A functional or Sequential model's `inputs` or `outputs`; [] where the model has none yet."""
+    try:
+        tensors = getattr(model, side, None)
+    except (AttributeError, ValueError):  # a subclassed model before its first call
+        return []
+    if isinstance(tensors, dict):
+        return list(tensors.values())
+    return list(tensors) if isinstance(tensors, (list, tuple)) else []
+
+
+def _layer_name(tensor) -> str:
+    """The name of the layer that made (or, for an input, is) a symbolic tensor; else the tensor's own."""
+    history = getattr(tensor, "_keras_history", None)
+    layer = history[0] if history else None
+    return getattr(layer, "name", None) or getattr(tensor, "name", "?")
 
 
 def _input_size(model) -> tuple[int, int] | None:
