@@ -224,3 +224,64 @@ def test_invalid_arguments(make_model, data, kwargs, error, message):
     with pytest.raises(error) as raised:
         measure_agreement(make_model(), data, **kwargs)
     assert str(raised.value) == message
+
+
+# --- Keras reads the logits beneath a sigmoid or softmax head -------------------------------------
+
+
+def head(activation, loss, from_logits=False, units=3):
+    """The one-hot points classified by a Dense head with `activation`, compiled with `loss`."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units, activation=activation)], name="head")
+    model.layers[-1].set_weights([np.eye(3, units, dtype="float32") * 20, np.zeros(units, "float32")])
+    losses = {"categorical": keras.losses.CategoricalCrossentropy, "binary": keras.losses.BinaryCrossentropy}
+    model.compile(optimizer="sgd", loss=losses[loss](from_logits=from_logits), metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.skipif(compat.backend() != "tensorflow", reason="Keras reads the logits beneath on TensorFlow only")
+def test_a_sigmoid_head_under_categorical_crossentropy_is_named_not_blamed_on_the_data_pipeline(pc_seed):
+    """Sigmoid outputs under categorical cross-entropy (keras-team/keras#6421: evaluate's numbers
+    and predict's outputs disagree): evaluate scores softmax(logits), predict returns sigmoid(logits)."""
+    one_hot = np.eye(3, dtype="float32")[Y]
+    agreement = measure_agreement(head("sigmoid", "categorical"), (X, one_hot), recalibrate=False)
+    diagnosis = agreement.diagnosis
+    assert re.search(r"Gap: predict vs evaluate: loss is", diagnosis), diagnosis
+    assert "categorical_crossentropy on a sigmoid output" in diagnosis, diagnosis
+    assert "softmax(logits) while predict returns sigmoid(logits)" in diagnosis, diagnosis
+    assert "accuracy, read from the outputs, agree" in diagnosis, diagnosis
+    assert "activation='softmax'" in diagnosis and "check_labels" in diagnosis, diagnosis
+    assert "data pipeline that differs" not in diagnosis, diagnosis
+
+
+@pytest.mark.parametrize(
+    "activation, loss, from_logits, misfit",
+    [
+        pytest.param("sigmoid", "categorical", False, "categorical_crossentropy on a sigmoid output", id="sigmoid-cce"),
+        pytest.param("softmax", "binary", False, "binary_crossentropy on a softmax output", id="softmax-bce"),
+        pytest.param(
+            "softmax",
+            "categorical",
+            True,
+            "categorical_crossentropy with from_logits=True on a softmax output",
+            id="softmax-from-logits",
+        ),
+        pytest.param("softmax", "categorical", False, None, id="softmax-cce-fits"),
+        pytest.param("sigmoid", "binary", False, None, id="sigmoid-bce-fits"),
+        pytest.param(None, "categorical", True, None, id="logits-fit"),
+    ],
+)
+def test_logits_beneath_names_only_a_loss_that_does_not_fit_its_head(activation, loss, from_logits, misfit):
+    from pipeline_checks.oracle.logits_beneath import logits_beneath
+
+    found = logits_beneath(head(activation, loss, from_logits))
+    expected = misfit if compat.backend() == "tensorflow" else None  # other backends score the outputs
+    assert (found and found.misfit) == expected
+
+
+def test_without_batchnorm_the_table_shows_no_recalibrated_row_and_unknown_causes_name_no_batchnorm(pc_seed):
+    from pipeline_checks.oracle.findings import _cause_unknown
+
+    agreement = measure_agreement(classifier(), (X, Y))
+    assert "recalibrated" not in agreement.table(), agreement.table()
+    unknown = _cause_unknown(agreement.batchnorm, ())
+    assert "BatchNorm" not in f"{unknown.detail} {unknown.fix}", unknown

@@ -47,7 +47,8 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     table = f"{agreement.header}\n{agreement.table()}"
     notes = [table, _stages_note(run)]
     # Each gap's summary is a sentence of its own, so they join with a space.
-    return verdict(NAME, pipeline, agreement.findings, agreed, notes, _headline(numbers), join=" ", **numbers)
+    headline = _headline(numbers, agreement.batchnorm.count > 0)
+    return verdict(NAME, pipeline, agreement.findings, agreed, notes, headline, join=" ", **numbers)
 
 
 NO_FIT_MODE = (
@@ -89,9 +90,11 @@ def _statistics(change) -> dict:
     }
 
 
-def _headline(numbers: dict) -> str:
-    """Accuracy in fit, evaluate and after recalibration, and the worst BN drift: the suite's one line."""
-    modes = [(label, numbers.get(f"{label}_accuracy")) for label in ("fit", "evaluate", "recalibrated")]
+def _headline(numbers: dict, batchnorm: bool) -> str:
+    """Accuracy in fit, evaluate and (with BatchNormalization layers) after recalibration, and the worst
+    BN drift: the suite's one line."""
+    labels = ("fit", "evaluate", "recalibrated") if batchnorm else ("fit", "evaluate")
+    modes = [(label, numbers.get(f"{label}_accuracy")) for label in labels]
     text = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
     if "worst_bn_drift" in numbers:
         text += f"; worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})"

@@ -7,7 +7,9 @@
 - train-all: the same pass with those layers active too, as in fit (measured only where the
   model has them, to name what fit's numbers include);
 - evaluate: `model.evaluate`;
-- predict: the metrics recomputed from `model.predict` outputs (must equal evaluate);
+- predict: the metrics recomputed from `model.predict` outputs (must equal evaluate; where
+  Keras computes the loss from the logits beneath a head the loss does not fit, the cause
+  names that: `logits_beneath.py`);
 - recalibrated: `evaluate` after precise BatchNorm recalibration, then restored.
 
 Which gaps open, and which close after recalibration, is the diagnosis.
@@ -33,6 +35,7 @@ from pipeline_checks.model.passes import (
 )
 from pipeline_checks.model.state import non_trainable_state
 from pipeline_checks.oracle.findings import findings_of
+from pipeline_checks.oracle.logits_beneath import logits_beneath
 from pipeline_checks.results.verdict import Finding
 
 MODES = ("fit", "train-all", "train-mode", "evaluate", "predict", "recalibrated")
@@ -91,10 +94,12 @@ class Agreement:
         return None if a is None or b is None else a - b
 
     def table(self) -> str:
+        """One row per mode measured; without a BatchNormalization layer the recalibrated mode is
+        evaluate itself, so it is not shown."""
         metrics = self.metrics
         rows = [f"{'mode':<13}" + "".join(f"{m:>12}" for m in metrics)]
         for mode in MODES:
-            if mode in self.values:
+            if mode in self.values and (mode != "recalibrated" or self.batchnorm.count):
                 rows.append(f"{mode:<13}" + "".join(f"{self.values[mode].get(m, math.nan):>12.4f}" for m in metrics))
         return "\n".join(rows)
 
@@ -190,6 +195,7 @@ def measure_agreement(
         recalibration,
         saturated,
         _non_finite_variables(model),
+        logits_beneath(model),
     )
     return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
 

@@ -33,6 +33,7 @@ def findings_of(
     recalibration,
     saturated=False,
     non_finite_variables=(),
+    logits_beneath=None,
 ) -> list[Finding]:
     """What the modes' `values` show: the failing gaps, then the causes that explain them.
 
@@ -47,12 +48,13 @@ def findings_of(
         recalibration: the `Recalibration` measured, or None.
         saturated: whether predicted probabilities reach 0, where predict's loss is only a lower bound.
         non_finite_variables: paths of model variables that hold NaN or Inf.
+        logits_beneath: the `LogitsBeneath` misfit of the loss and the head, or None where the loss fits it.
 
     Returns:
         The findings in reading order; the gaps fail, causes and notes do not.
     """
     findings = _non_finite(values, non_finite_variables)
-    findings += _predict_gaps(values, predict_tolerance, saturated)
+    findings += _predict_gaps(values, predict_tolerance, saturated, logits_beneath)
     inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
     fit_gaps = _gaps(values, "evaluate", "fit", gated, tolerance, samples, fail_above=False)
     fit_gap = [gap for gap in fit_gaps if gap.failure]
@@ -67,16 +69,7 @@ def findings_of(
     if inference_gap and closes and batchnorm.count:
         findings.append(_stale_batchnorm(batchnorm, recalibration))
     elif inference_gap and not batchnorm.frozen_moved_in_training:
-        held = f" ({listed(training_only)} held in inference mode in both)" if training_only else ""
-        findings.append(
-            Finding(
-                "Cause unknown",
-                "inference differs from a training-mode pass with the same weights, and neither "
-                f"BatchNormalization recalibration nor the known training-only layers{held} explain it.",
-                "look for layers whose call() branches on `training`, or custom train_step logic.",
-                failure=False,
-            )
-        )
+        findings.append(_cause_unknown(batchnorm, training_only))
     if fit_gap and not inference_gap:
         findings.append(
             Finding(
@@ -88,6 +81,23 @@ def findings_of(
             )
         )
     return findings
+
+
+def _cause_unknown(batchnorm, training_only) -> Finding:
+    """An inference gap nothing known explains, naming only the mechanisms the model has."""
+    ruled_out = ["BatchNormalization recalibration"] if batchnorm.count else []
+    if training_only:
+        ruled_out.append(f"the training-only layers ({listed(training_only)} held in inference mode in both)")
+    if len(ruled_out) == 2:
+        explained = f", and neither {ruled_out[0]} nor {ruled_out[1]} explains it"
+    else:
+        explained = "".join(f", and {ruled} does not explain it" for ruled in ruled_out)
+    return Finding(
+        "Cause unknown",
+        f"inference differs from a training-mode pass with the same weights{explained}.",
+        "look for layers whose call() branches on `training`, or custom train_step logic.",
+        failure=False,
+    )
 
 
 def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
@@ -130,24 +140,41 @@ def _non_finite(values, variables) -> list[Finding]:
     ]
 
 
-def _predict_gaps(values, predict_tolerance, saturated: bool) -> list[Finding]:
-    gaps = []
+def _predict_gaps(values, predict_tolerance, saturated: bool, logits_beneath=None) -> list[Finding]:
+    gaps = {}
     for metric, evaluated in values["evaluate"].items():
         predicted = values["predict"].get(metric)
         if metric == "loss" and saturated and predicted is not None and predicted < evaluated:
             continue  # a loss from clipped probabilities is only a lower bound of evaluate's
         if predicted is not None and abs(predicted - evaluated) > predict_tolerance * max(1.0, abs(evaluated)):
-            gaps.append(
-                Finding(
-                    f"Gap: predict vs evaluate: {metric} is {predicted:.4f} from predict outputs but "
-                    f"{evaluated:.4f} from evaluate.",
-                    cause="a data pipeline that differs between predict and evaluate, stateful layers, or "
-                    "non-deterministic inference: both run inference on the same data, so they must agree",
-                    fix="give predict and evaluate the same inputs, and keep inference deterministic (no layer "
-                    "that draws random numbers or keeps state between calls at inference).",
-                )
+            gaps[metric] = (
+                f"Gap: predict vs evaluate: {metric} is {predicted:.4f} from predict outputs but "
+                f"{evaluated:.4f} from evaluate."
             )
-    return gaps
+    if logits_beneath is not None and list(gaps) == ["loss"]:
+        # The loss alone differs, and Keras is known to compute it from the head's logits.
+        metrics = [m for m in values["evaluate"] if m != "loss"]
+        return [_loss_from_logits_beneath(gaps["loss"], logits_beneath, metrics)]
+    return [
+        Finding(
+            summary,
+            cause="a data pipeline that differs between predict and evaluate, stateful layers, or "
+            "non-deterministic inference: both run inference on the same data, so they must agree",
+            fix="give predict and evaluate the same inputs, and keep inference deterministic (no layer "
+            "that draws random numbers or keeps state between calls at inference).",
+        )
+        for summary in gaps.values()
+    ]
+
+
+def _loss_from_logits_beneath(summary: str, beneath, metrics) -> Finding:
+    agree = f"; {listed(metrics)}, read from the outputs, agree" if metrics else ""
+    return Finding(
+        summary,
+        cause=f"the loss does not fit the head: {beneath.misfit}. Keras on TensorFlow computes a cross-entropy "
+        f"from the logits beneath a sigmoid or softmax output, so fit and evaluate score {beneath.scored}{agree}",
+        fix=f"{beneath.fitting_loss}; pipeline_checks.checks.check_labels names the loss and head that disagree.",
+    )
 
 
 def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -> list[Finding]:
