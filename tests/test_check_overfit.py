@@ -2,6 +2,7 @@
 the target from the argument, the pipeline's check_options or the default, and evaluate kept
 within one sample."""
 
+import functools
 import re
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from broken_pipelines.capacity import (
     frozen_conv_base_head,
     frozen_conv_base_learning_rate_0,
 )
-from broken_pipelines.common import small_pipeline
+from broken_pipelines.common import compiled_cnn, small_pipeline
 from broken_pipelines.inference import learning_rate_too_low
 
 from pipeline_checks import Pipeline, make_tiny_images
@@ -20,6 +21,7 @@ from pipeline_checks.checks import check_overfit
 from pipeline_checks.checks import overfit as module
 from pipeline_checks.model import compat
 from pipeline_checks.run.training import shared_run
+from pipeline_checks.testing.small_models import small_bn_cnn
 
 BINARY = make_tiny_images(classes=2, per_class=6, size=16, seed=0)
 
@@ -199,3 +201,126 @@ def test_probing_the_loss_before_fit_restores_every_weight(pipeline_of):
     before = [compat.to_numpy(v).copy() for v in run.model.weights]
     check_overfit(pipeline)
     assert all((compat.to_numpy(v) == b).all() for v, b in zip(run.model.weights, before))
+
+
+# --- not done yet: the fit continued from its end ---------------------------------------------
+
+
+def slow_learner():
+    """Learning rate 1e-4 for 40 epochs: the loss falls (1.64 to 0.89) and fit reaches 0.67 of the
+    12 images, short of 1; continued from its end it reaches 1 (92 more epochs on TensorFlow)."""
+    build = functools.partial(compiled_cnn, learning_rate=1e-4)
+    return small_pipeline("slow-learner", build_model=build, fit_kwargs={"epochs": 40, "batch_size": 4})
+
+
+def variables_of(model):
+    """Every variable of the model and its optimizer (weights, BN statistics, slots, iterations)."""
+    return [compat.to_numpy(v).copy() for v in [*model.variables, *compat.optimizer_variables(model.optimizer)]]
+
+
+def test_a_model_that_learns_but_is_not_done_is_continued_bounded_and_put_back_bit_for_bit(pipeline_of):
+    from pipeline_checks.run.continued_fit import MORE_EPOCHS
+
+    assert MORE_EPOCHS == 10  # the bound the numbers below are read against
+    pipeline = pipeline_of(slow_learner)
+    model = shared_run(pipeline).model
+    before = variables_of(model)
+    iterations = int(compat.to_numpy(model.optimizer.iterations))
+    result = check_overfit(pipeline)
+    assert result.passed, str(result)
+    assert re.match(r"fit reached accuracy 1 after \d+ more epochs continued from its end; evaluate", result.summary)
+    continued = result.numbers["continued_epochs"]
+    assert 0 < continued <= 10 * 40 and result.numbers["continued_seconds"] > 0
+    assert re.search(rf"\({continued} of at most 400 \(10 times its 40 epochs\), \d+\.\d s\)", result.details)
+    after = variables_of(model)
+    assert len(after) == len(before) and all((a == b).all() for a, b in zip(after, before))
+    assert int(compat.to_numpy(model.optimizer.iterations)) == iterations == 40 * 3
+
+
+def test_a_learning_rate_100_times_too_small_fails_even_when_continued(pipeline_of, monkeypatch):
+    """1e-5 with Adam: its 15 epochs show no learning, so it is not continued; made to continue
+    anyway, the 150 epochs allowed still leave it short."""
+    pipeline = pipeline_of(learning_rate_too_low)
+    not_continued = check_overfit(pipeline)
+    assert not not_continued.passed and "Not continued: its 15 epochs show no learning" in not_continued.details
+    monkeypatch.setattr(module, "_learning_not_shown", lambda fit, signals: "")
+    continued = check_overfit(pipeline)
+    assert not continued.passed, str(continued)
+    assert continued.numbers["continued_epochs"] == 10 * 15
+    assert "in 15 epochs and 150 more continued from its end" in continued.summary
+
+
+def test_a_given_target_is_not_continued(pipeline_of):
+    result = check_overfit(pipeline_of(slow_learner), target_accuracy=1.0)
+    assert not result.passed and "continued_epochs" not in result.numbers
+
+
+# --- a model compiled without metrics: the check's own predictions ------------------------------
+
+
+def cnn_without_metrics(learning_rate):
+    keras = compat.keras()
+    model = small_bn_cnn((16, 16, 3), classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def no_metrics():
+    return small_pipeline("no-metrics", build_model=functools.partial(cnn_without_metrics, 0.01))
+
+
+def no_metrics_learning_rate_too_low():
+    return small_pipeline("no-metrics-lr-1e-5", build_model=functools.partial(cnn_without_metrics, 1e-5))
+
+
+def test_a_model_compiled_without_metrics_is_judged_from_its_predictions(pipeline_of):
+    learns = check_overfit(pipeline_of(no_metrics))
+    assert learns.passed, str(learns)
+    assert learns.summary.startswith(
+        "fit reached accuracy of the predictions 1 by the end of its 15 epochs (the predictions' accuracy: the "
+        "model compiles no accuracy metric)"
+    )
+    assert learns.numbers["reached_at_epoch"] == 15
+    stalls = check_overfit(pipeline_of(no_metrics_learning_rate_too_low))
+    assert not stalls.passed
+    assert "accuracy of the predictions at best, below the target 1" in stalls.summary
+    assert "reports no accuracy" not in str(stalls)
+
+
+# --- messages name only the mechanisms the model has ------------------------------------------
+
+
+def augmented_cnn_without_batchnorm():
+    """A Conv-Dense CNN with no BatchNormalization, RandomFlip in the model."""
+    keras = compat.keras()
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.RandomFlip("horizontal", seed=0),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="no_batchnorm",
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_model_without_batchnorm_is_told_without_batchnorm():
+    model = augmented_cnn_without_batchnorm()
+    shortfall = module._inference_shortfall(model, False, "fit reached accuracy 1 at epoch 9 of 15, but", 0.75, 3, 12)
+    text = f"{shortfall.summary} {shortfall.detail} {shortfall.fix}"
+    assert "BatchNorm" not in text and "recalibrat" not in text, text
+    assert shortfall.summary.endswith("but evaluate gives 0.7500 on the same images (3 of 12 samples)")
+    assert "random_flip active" in shortfall.detail and "random_flip active in fit" in shortfall.fix
+
+
+def test_a_passing_model_without_batchnorm_names_no_recalibration(pipeline_of):
+    pipeline = pipeline_of(
+        lambda: small_pipeline("augmented-no-batchnorm", build_model=augmented_cnn_without_batchnorm, after_fit=None)
+    )
+    result = check_overfit(pipeline)
+    assert result.passed, str(result)
+    assert re.search(r"; evaluate 1\.0000$", result.summary), result.summary

@@ -16,13 +16,23 @@ from dataclasses import dataclass
 
 from pipeline_checks._text import listed
 from pipeline_checks._validation import check_number
+from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
 from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
-from pipeline_checks.model.probes import inputs_of_layers_holding, largest_spread, output_spread, spread
-from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE
-from pipeline_checks.oracle.findings import significant
+from pipeline_checks.model.batches import collect_batches
+from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers
+from pipeline_checks.model.probes import (
+    class_accuracy,
+    inputs_of_layers_holding,
+    largest_spread,
+    output_spread,
+    spread,
+)
+from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement, measure_agreement
+from pipeline_checks.oracle.findings import MIN_SAMPLES, significant
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.capacity import Capacity, capacity_of, loss_before_and_after
+from pipeline_checks.run.continued_fit import MORE_EPOCHS, ContinuedFit, can_continue, continue_fit
 from pipeline_checks.run.fit_curves import FitCurves, fit_curves
 from pipeline_checks.run.shared import agreement_of
 from pipeline_checks.run.training import TrainingRun, shared_run
@@ -46,6 +56,10 @@ ROSE = 0.01
 # A model short of its target whose trained weights moved by less than this fraction of their
 # size took steps far too small: named as the likely cause (never a failure on its own).
 STALLED = 0.01
+# A run short of its automatic target whose budget shows learning (its loss fell by at least this
+# share from before the first step, its accuracy beat chance by 2 images, its outputs depend on
+# the images) is not done yet: its fit is continued (run/continued_fit.py) before it is judged.
+FELL = 0.1
 FIX_OPTION = "check_options={'overfit': {'target_accuracy': ...}} on the Pipeline"
 # What keeps a model from its target when no mechanism shows.
 USUAL_CAUSES = (
@@ -131,7 +145,7 @@ def check_overfit(
     if target is None and signals.blind:
         return _judge_blind(run, fit, capacity, signals, tolerance)
     if goal.target is not None:
-        return _short_of_target(run, fit, goal, capacity, signals)
+        return _short_of_target(run, fit, goal, capacity, signals, tolerance, automatic=target is None)
     return _judge_learning(run, fit, goal, capacity, signals)
 
 
@@ -196,13 +210,24 @@ def _reached_with_training_only_layers_held(run, fit: FitCurves, goal: _Goal, to
 
 
 def _judge_inference(
-    run, fit: FitCurves, goal: _Goal, capacity: Capacity, reached: int, tolerance: float, note: str = ""
+    run,
+    fit: FitCurves,
+    goal: _Goal,
+    capacity: Capacity,
+    reached: int,
+    tolerance: float,
+    note: str = "",
+    continued: ContinuedFit | None = None,
 ) -> CheckResult:
-    """Fit reached the target: evaluate after recalibration must keep it, but for one sample."""
+    """Fit reached the target (or its continuation did): evaluate after recalibration must keep
+    it, but for one sample."""
     reference = goal.target if goal.target is not None else DEFAULT_TARGET
-    agreement = agreement_of(run, tolerance)
-    inference = agreement.values.get("recalibrated", agreement.values["evaluate"])
-    evaluated = inference.get(fit.metric, inference.get("accuracy"))
+    if continued is None:
+        agreement = agreement_of(run, tolerance)
+        evaluated = _evaluated(run, fit, agreement)
+    else:
+        agreement, evaluated = continued.inference
+        note = _continued_note(fit, continued)
     numbers = {
         "reached_at_epoch": reached,
         "fit_accuracy": fit.curve[-1],
@@ -210,40 +235,170 @@ def _judge_inference(
         "target": reference,
         "trainable_share": capacity.share,
         **fit.numbers(),
+        **_continued_numbers(continued),
     }
-    reached_it = f"{fit.who} reached {fit.metric} {reference:g} {fit.at(reached)}"
+    reached_it = _reached_it(fit, reference, reached, continued)
     shortfall = math.nan if evaluated is None else reference - evaluated
     findings = []
+    batchnorm = bool(find_batchnorm(run.model))  # without it, the recalibrated evaluate is evaluate itself
     if shortfall > 0 and significant(shortfall, fit.samples, tolerance):
         lost = round(shortfall * fit.samples)
-        findings.append(
-            Finding(
-                f"{reached_it}, but evaluate after BatchNorm recalibration gives {evaluated:.4f} on the same images "
-                f"({lost} of {fit.samples} samples)",
-                "the gap survives recalibration, so stale BN statistics do not explain it",
-                fix="look at the agreement's diagnosis below (preprocessing or training-only layers).",
-            )
-        )
+        findings.append(_inference_shortfall(run.model, batchnorm, f"{reached_it}, but", evaluated, lost, fit.samples))
     memorized = "" if goal.target is not None else "; it memorized all the same, which evaluate must keep"
     kept = "reports no accuracy" if evaluated is None else f"{evaluated:.4f}"
     notes = [str(agreement)] if findings else [fit.describe(), f"{goal.reason}{memorized}.", note]
-    return verdict(NAME, run.pipeline, findings, f"{reached_it}; evaluate after recalibration {kept}", notes, **numbers)
+    evaluate = "evaluate after recalibration" if batchnorm else "evaluate"
+    return verdict(NAME, run.pipeline, findings, f"{reached_it}; {evaluate} {kept}", notes, **numbers)
 
 
-def _short_of_target(run, fit: FitCurves, goal: _Goal, capacity: Capacity, signals: _Signals) -> CheckResult:
-    """Fit stayed below a target: named with the mechanism when one shows."""
-    cause = _cannot_learn(run, capacity, signals) or _stalled(run, capacity)
+def _inference_shortfall(model, batchnorm: bool, reached_it: str, evaluated: float, lost: int, samples: int):
+    """Inference lost what fit reached, told with the mechanisms `model` has: BatchNorm recalibration
+    only where it has BatchNormalization, its training-only layers only where it has some."""
+    evaluate = "evaluate after BatchNorm recalibration" if batchnorm else "evaluate"
+    summary = f"{reached_it} {evaluate} gives {evaluated:.4f} on the same images ({lost} of {samples} samples)"
+    training_only = listed(layer.path for layer in find_training_only_layers(model))
+    if batchnorm:
+        detail = "the gap survives recalibration, so stale BN statistics do not explain it"
+    elif training_only:
+        detail = f"fit's accuracy counts with {training_only} active, evaluate with the same weights in inference mode"
+    else:
+        detail = "evaluate runs the weights fit ended with, in inference mode"
+    looks = f"preprocessing, or {training_only} active in fit" if training_only else "preprocessing"
+    return Finding(summary, detail, fix=f"look at the agreement's diagnosis below ({looks}).")
+
+
+def _short_of_target(
+    run, fit: FitCurves, goal: _Goal, capacity: Capacity, signals: _Signals, tolerance: float, automatic: bool
+) -> CheckResult:
+    """Fit stayed below a target: where the target is automatic and the budget shows learning,
+    the fit is continued first (not done yet); then named with the mechanism when one shows."""
+    cause = _cannot_learn(run, capacity, signals)
+    continued, not_continued = None, ""
+    if cause is None and automatic:
+        not_continued = _learning_not_shown(fit, signals) or can_continue(run)
+        if not not_continued:
+            continued = _continued(run, fit, goal.target, tolerance)
+            if continued.reached:
+                reached = fit.epochs + continued.epochs
+                return _judge_inference(run, fit, goal, capacity, reached, tolerance, continued=continued)
+    cause = cause or _stalled(run, capacity)
     state_it = f"if the trainable part truly cannot reach {goal.target:g}, state what it reaches: {FIX_OPTION}."
     checks = "run the labels, numerics and variables_change checks; then tune the learning rate or epochs; "
+    best, span, more = fit.best, fit.span, ""
+    if continued is not None:
+        best = max(fit.best, continued.best)
+        span = f"{fit.span} and {continued.epochs} more continued from its end"
+        more = f" {_continued_note(fit, continued)}"
+    elif not_continued:
+        more = f" Not continued: {not_continued}."
     short = Finding(
-        f"{fit.who} reached {fit.best:.4f} {fit.metric} at best, below the target {goal.target:g}, {fit.span}",
-        f"{fit.describe()} {goal.reason}.",
+        f"{fit.who} reached {best:.4f} {fit.metric} at best, below the target {goal.target:g}, {span}",
+        f"{fit.describe()} {goal.reason}.{more}",
         fix=state_it if cause else checks + state_it,
         cause="" if cause else USUAL_CAUSES,
     )
     findings = [short, cause] if cause else [short]
     numbers = {"target": goal.target, "trainable_share": capacity.share, **fit.numbers()}
-    return verdict(NAME, run.pipeline, findings, "", join=": ", **numbers)
+    return verdict(NAME, run.pipeline, findings, "", join=": ", **numbers, **_continued_numbers(continued))
+
+
+# --- not done yet: the fit continued ------------------------------------------------------------
+
+
+def _learning_not_shown(fit: FitCurves, signals: _Signals) -> str:
+    """What the program's own budget lacks to show that the model learns, for messages; "" where it
+    shows learning: the loss fell from its start, the accuracy rose above chance, the outputs
+    depend on the images."""
+    lacking = []
+    finite = [v for v in fit.losses if math.isfinite(v)]
+    last, start = (finite[-1] if finite else math.nan), fit.initial_loss
+    if not start - last >= FELL * abs(start):  # abs: some losses are negative
+        lacking.append(f"the loss went from {start:.4g} to {last:.4g}, not down by {FELL:.0%}")
+    if not round((fit.best - fit.chance) * fit.samples) >= MIN_SAMPLES:
+        beat = f"not above chance ({fit.chance:.2f}) by {MIN_SAMPLES} images"
+        lacking.append(f"{fit.metric} {fit.best:.2f} at best, {beat}")
+    if not signals.outputs > NO_SPREAD:
+        lacking.append(f"the outputs differ by at most {signals.outputs:.2g} between images")
+    if not lacking:
+        return ""
+    return f"its {fit.epochs} epochs show no learning to continue ({'; '.join(lacking)})"
+
+
+def _continued(run, fit: FitCurves, target: float, tolerance: float) -> ContinuedFit:
+    """The run's fit continued up to the target, with what evaluate after recalibration gives on
+    the continued model (its agreement, and the accuracy read from it)."""
+    shuffle = bool(run.pipeline.fit_kwargs.get("shuffle", True))
+    batches = collect_batches(
+        (run.x_infer, run.raw.labels), run.pipeline.batch_size, need_targets=True, shuffle=shuffle
+    )
+    held = fit.predicted or bool(agreement_of(run, tolerance).training_only_layers)
+
+    def accuracy(logs: dict) -> float:
+        """Fit's running accuracy; the check's own in a pass with training-only layers held where
+        the model compiles none, or where dropout and augmentation count in fit's."""
+        logged = math.nan if fit.predicted else float(logs.get(fit.metric, math.nan))
+        own = class_accuracy(run.model, batches, training=True) if held else None
+        return logged if own is None else max(own, logged) if math.isfinite(logged) else own
+
+    def inference() -> tuple[Agreement, float | None]:
+        agreement = measure_agreement(
+            run.model,
+            (run.x_infer, run.y_train),
+            batch_size=run.pipeline.batch_size,
+            tolerance=tolerance,
+            shuffle=shuffle,
+        )
+        return agreement, _evaluated(run, fit, agreement)
+
+    return continue_fit(run, fit.epochs, accuracy, target, inference)
+
+
+def _evaluated(run, fit: FitCurves, agreement: Agreement) -> float | None:
+    """The accuracy evaluate gives after BatchNorm recalibration; for a model that compiles no
+    accuracy, the check's own accuracy of inference-mode predictions after the same recalibration."""
+    if not fit.predicted:
+        inference = agreement.values.get("recalibrated", agreement.values["evaluate"])
+        return inference.get(fit.metric, inference.get("accuracy"))
+    shuffle = bool(run.pipeline.fit_kwargs.get("shuffle", True))
+    batch_size = run.pipeline.batch_size
+    batches = collect_batches((run.x_infer, run.raw.labels), batch_size, need_targets=True, shuffle=shuffle)
+    with recalibrate_batchnorm(run.model, run.x_infer, batch_size=batch_size, shuffle=shuffle):
+        return class_accuracy(run.model, batches, training=False)
+
+
+def _reached_it(fit: FitCurves, reference: float, epoch: int, continued: ContinuedFit | None) -> str:
+    own = " (the predictions' accuracy: the model compiles no accuracy metric)" if fit.predicted else ""
+    if continued is None:
+        return f"{fit.who} reached {fit.metric} {reference:g} {fit.at(epoch)}{own}"
+    return (
+        f"{fit.who} reached {fit.metric} {reference:g} after {continued.epochs} more epochs continued from its end{own}"
+    )
+
+
+def _continued_note(fit: FitCurves, continued: ContinuedFit) -> str:
+    ran = f"{continued.epochs} of at most {continued.budget} ({MORE_EPOCHS} times its {fit.epochs} epochs)"
+    return (
+        f"In its own {fit.epochs} epochs fit reached {fit.best:.4f} and its loss fell, so it was continued from its "
+        f"final state, every variable put back after: {fit.metric} {_rises(continued.curve)} ({ran}, "
+        f"{continued.seconds:.1f} s)."
+    )
+
+
+def _rises(curve) -> str:
+    """Where a continued curve first reached each new best: "0.67 at continued epoch 1, 0.75 at 11"
+    (a hundred epochs read in a line)."""
+    best, rises = -math.inf, []
+    for epoch, value in enumerate(curve, 1):
+        if value > best:
+            best = value
+            rises.append(f"{value:.2f} at {'continued epoch ' if not rises else ''}{epoch}")
+    return ", ".join(rises) if rises else "not measured"
+
+
+def _continued_numbers(continued: ContinuedFit | None) -> dict:
+    if continued is None:
+        return {}
+    return {"continued_epochs": continued.epochs, "continued_seconds": continued.seconds}
 
 
 def _judge_learning(run, fit: FitCurves, goal: _Goal, capacity: Capacity, signals: _Signals) -> CheckResult:

@@ -69,3 +69,49 @@ def in_batches(call: Callable, x: np.ndarray, batch_size: int):
     if isinstance(parts[0], (list, tuple)):
         return [np.concatenate([compat.to_numpy(p[i]) for p in parts]) for i in range(len(parts[0]))]
     return np.concatenate([compat.to_numpy(p) for p in parts])
+
+
+def predicted_classes(model, outputs) -> np.ndarray | None:
+    """The class each row of `outputs` names, as a model compiled without an accuracy metric is
+    read: the argmax of several scores; for one score, above 0 for logits (a linear output, or a
+    loss with from_logits=True), above 0.5 for probabilities. None where the outputs are not one
+    score vector per sample (several outputs, a sequence, an image)."""
+    from pipeline_checks.model.heads import PROBABILITY_ACTIVATIONS, output_activation
+    from pipeline_checks.model.losses import loss_facts
+
+    values = np.asarray(outputs, dtype=np.float64)
+    if values.ndim == 2 and values.shape[1] > 1:
+        return values.argmax(axis=1)
+    if values.ndim not in (1, 2):
+        return None
+    activation = output_activation(model)
+    logits = loss_facts(getattr(model, "loss", None)).from_logits or (
+        activation is not None and activation not in PROBABILITY_ACTIVATIONS
+    )
+    return (values.reshape(len(values)) > (0.0 if logits else 0.5)).astype(np.int64)
+
+
+def class_accuracy(model, batches, training: bool) -> float | None:
+    """The share of `batches` (a `Batches` whose targets are integer labels) whose predicted class
+    (`predicted_classes`) is its label; None where the outputs name no class.
+
+    `training=True`: a training-mode pass (batch statistics) with dropout, noise and augmentation
+    held in inference mode, every variable restored after, as the agreement's train-mode pass runs."""
+    from pipeline_checks.model.layers import training_only_layers_in_inference
+    from pipeline_checks.model.state import non_trainable_state
+
+    state = non_trainable_state(model)
+    try:
+        with training_only_layers_in_inference(model):
+            outputs = [forward(model, x, training=training) for x in batches.inputs]
+    finally:
+        state.restore()
+    if any(isinstance(o, (list, tuple, dict)) for o in outputs):
+        return None
+    classes = predicted_classes(model, np.concatenate([compat.to_numpy(o) for o in outputs]))
+    if classes is None:
+        return None
+    labels = np.concatenate([np.asarray(t).reshape(len(t), -1) for t in batches.targets])
+    if labels.shape[1] != 1 or len(labels) != len(classes):
+        return None
+    return float(np.mean(classes == labels[:, 0]))
