@@ -248,7 +248,7 @@ def test_a_sigmoid_head_under_categorical_crossentropy_is_named_not_blamed_on_th
     assert re.search(r"Gap: predict vs evaluate: loss is", diagnosis), diagnosis
     assert "categorical_crossentropy on a sigmoid output" in diagnosis, diagnosis
     assert "softmax(logits) while predict returns sigmoid(logits)" in diagnosis, diagnosis
-    assert "accuracy, read from the outputs, agree" in diagnosis, diagnosis
+    assert "accuracy, read from the outputs, agrees" in diagnosis, diagnosis
     assert "activation='softmax'" in diagnosis and "check_labels" in diagnosis, diagnosis
     assert "data pipeline that differs" not in diagnosis, diagnosis
 

@@ -168,7 +168,8 @@ def _predict_gaps(values, predict_tolerance, saturated: bool, logits_beneath=Non
 
 
 def _loss_from_logits_beneath(summary: str, beneath, metrics) -> Finding:
-    agree = f"; {listed(metrics)}, read from the outputs, agree" if metrics else ""
+    verb = "agrees" if len(metrics) == 1 else "agree"
+    agree = f"; {listed(metrics)}, read from the outputs, {verb}" if metrics else ""
     return Finding(
         summary,
         cause=f"the loss does not fit the head: {beneath.misfit}. Keras on TensorFlow computes a cross-entropy "

@@ -80,3 +80,71 @@ CASES = [
         agreement=r"evaluate vs train-mode(.|\n)*Cause: stale BatchNormalization moving statistics",
     ),
 ]
+
+
+# -- issue 36: a sigmoid head under categorical cross-entropy -----------------------------------
+
+
+def _head(build, activation):
+    """`build`'s model with its last layer's activation set to `activation`, compiled with
+    categorical cross-entropy on one-hot labels."""
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    model = build()
+    model.layers[-1].activation = keras.activations.get(activation)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _one_hot(name, build, activation):
+    return Pipeline(
+        name=name,
+        build_model=functools.partial(_head, build, activation),
+        data=DATA,
+        preprocess_train=scaled,
+        label_encoding="one_hot",
+        fit_kwargs={"epochs": 15, "batch_size": 4},
+        after_fit=recalibrate_after_fit,
+    )
+
+
+def sigmoid_head_categorical_crossentropy():
+    """keras-team/keras#6421: Dense(..., activation='sigmoid') compiled with categorical_crossentropy;
+    evaluate and predict disagree (Keras scores softmax of the logits beneath the sigmoid)."""
+    from broken_pipelines.common import compiled_cnn
+
+    return _one_hot("sigmoid-head-categorical-ce", compiled_cnn, "sigmoid")
+
+
+def softmax_head_categorical_crossentropy():
+    """keras-team/keras#6421's fix: a softmax head for the categorical cross-entropy."""
+    from broken_pipelines.common import compiled_cnn
+
+    return _one_hot("softmax-head-categorical-ce", compiled_cnn, "softmax")
+
+
+def residual_sigmoid_head_categorical_crossentropy():
+    return _one_hot("residual-sigmoid-head-categorical-ce", families.residual_net, "sigmoid")
+
+
+def residual_softmax_head_categorical_crossentropy():
+    return _one_hot("residual-softmax-head-categorical-ce", families.residual_net, "softmax")
+
+
+CASES += [
+    broken(
+        sigmoid_head_categorical_crossentropy,
+        "sigmoid head under categorical_crossentropy",
+        agreement=r"Gap: predict vs evaluate: loss(.|\n)*categorical_crossentropy on a sigmoid output",
+        labels=r"from_logits=False on outputs that are not probabilities",
+    ),
+    correct(softmax_head_categorical_crossentropy, "none: softmax head under categorical_crossentropy (the fix)"),
+    broken(
+        residual_sigmoid_head_categorical_crossentropy,
+        "sigmoid head under categorical_crossentropy, on a residual net",
+        agreement=r"Gap: predict vs evaluate: loss(.|\n)*categorical_crossentropy on a sigmoid output",
+        labels=r"from_logits=False on outputs that are not probabilities",
+    ),
+    correct(residual_softmax_head_categorical_crossentropy, "none: the residual net's softmax head (the fix)"),
+]

@@ -104,3 +104,33 @@ CASES = [
         r"logits/kernel\)",
     ),
 ]
+
+
+# -- issue 36: short of 1 in its own epochs, not unable to learn --------------------------------
+
+
+def _slow_cnn(build, name):
+    from broken_pipelines.common import small_pipeline
+
+    return small_pipeline(name, build_model=build, fit_kwargs={"epochs": 40, "batch_size": 4})
+
+
+def slow_learning_rate_cnn():
+    """A small sample trained with a low learning rate for a fixed count of epochs, as in DataCamp's
+    "Overfitting detection" exercise (campus.datacamp.com/courses/introduction-to-tensorflow-in-python,
+    high-level-apis ex. 8: Adam at a low learning rate, 50 epochs): Adam 1e-4 for 40 epochs reaches
+    0.67 of the 12 images, its loss falling; overfit continues the fit from its end (1.0 in 92 more)."""
+    from broken_pipelines.common import compiled_cnn
+
+    return _slow_cnn(functools.partial(compiled_cnn, learning_rate=1e-4), "slow-learning-rate-cnn")
+
+
+def slow_learning_rate_residual():
+    """The same program on the residual net (learning rate 1e-4, 40 epochs)."""
+    return _slow_cnn(functools.partial(families.residual_net, learning_rate=1e-4), "slow-learning-rate-residual")
+
+
+CASES += [
+    correct(slow_learning_rate_cnn, "none: Adam 1e-4, 40 epochs: short of 1 in its epochs, not unable to learn"),
+    correct(slow_learning_rate_residual, "none: the residual net at Adam 1e-4 for 40 epochs"),
+]

@@ -291,3 +291,40 @@ CASES = [
         agreement=r"Not finite: .*evaluate loss is",
     ),
 ]
+
+
+# -- issue 36: augmentation without BatchNorm -------------------------------
+
+
+def augmented_cnn_without_batchnorm():
+    """TensorFlow's data augmentation tutorial (tensorflow.org/tutorials/images/data_augmentation,
+    "make the preprocessing layers part of your model"): RandomFlip and RandomRotation in the model,
+    Conv2D-MaxPooling blocks, no BatchNormalization."""
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.RandomFlip("horizontal", seed=0),
+            layers.RandomRotation(0.1, seed=1),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name="augmented_no_batchnorm",
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def augmentation_without_batchnorm():
+    return small_pipeline("augmentation-without-batchnorm", build_model=augmented_cnn_without_batchnorm, after_fit=None)
+
+
+CASES += [
+    correct(augmentation_without_batchnorm, "none: RandomFlip and RandomRotation in a model without BatchNorm"),
+]
