@@ -236,7 +236,8 @@ CASES = [
         "frozen base with a ported BatchNormalization that updates in training mode",
         frozen_layers=r"(?s)frozen BN moving statistics moved.*PortedBatchNorm updates its statistics",
         agreement=r"Gap: evaluate vs train-mode",
-        overfit=r"evaluate after BatchNorm recalibration gives",
+        # The ported layer is no keras BatchNormalization: recalibration does not reach it, and overfit says so.
+        overfit=r"but evaluate gives 0\.\d+ on the same images",
     ).on(
         "jax",
         "on JAX the warm-up epoch already fits the 12 images (loss 0.35 before fit), so accuracy stays 1.0 "
