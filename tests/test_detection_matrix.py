@@ -28,7 +28,7 @@ from broken_pipelines import (
 from pipeline_checks.checks import all_checks
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat
-from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers
+from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers, walk_layers
 from pipeline_checks.model.random_layers import random_layers_reached_by
 from pipeline_checks.run.training import forget_shared_runs
 
@@ -111,7 +111,7 @@ def test_the_pipeline_fails_exactly_the_checks_that_catch_its_bug(case):
 # A failure message may name only a mechanism the pipeline has: a mechanism's words, and what shows it
 # in a fresh build of the model (or, for random layers, in the training path's own code).
 MECHANISMS = {
-    "BatchNormalization": (re.compile(r"BatchNorm|\bBN\b"), lambda model, pipeline: find_batchnorm(model)),
+    "BatchNormalization": (re.compile(r"BatchNorm|\bBN\b"), lambda model, pipeline: normalizes_by_batch(model)),
     "a training-only layer (Dropout, noise, augmentation)": (
         re.compile(r"\b(Dropout|GaussianNoise|RandomFlip|RandomRotation)\b"),
         lambda model, pipeline: (
@@ -120,6 +120,11 @@ MECHANISMS = {
         ),
     ),
 }
+
+
+def normalizes_by_batch(model) -> bool:
+    """Keras BatchNormalization layers, or a layer of one's own that keeps moving statistics (a port)."""
+    return bool(find_batchnorm(model)) or any(hasattr(f.layer, "moving_mean") for f in walk_layers(model))
 
 
 def _without_fixes(message: str) -> str:
