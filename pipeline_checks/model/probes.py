@@ -92,8 +92,9 @@ def predicted_classes(model, outputs) -> np.ndarray | None:
 
 
 def class_accuracy(model, batches, training: bool) -> float | None:
-    """The share of `batches` (a `Batches` whose targets are integer labels) whose predicted class
-    (`predicted_classes`) is its label; None where the outputs name no class.
+    """The share of `batches` (a `Batches` whose targets are class labels: integers or one-hot
+    rows) whose predicted class (`predicted_classes`) is its label; None where the outputs name no
+    class.
 
     `training=True`: a training-mode pass (batch statistics) with dropout, noise and augmentation
     held in inference mode, every variable restored after, as the agreement's train-mode pass runs."""
@@ -106,12 +107,25 @@ def class_accuracy(model, batches, training: bool) -> float | None:
             outputs = [forward(model, x, training=training) for x in batches.inputs]
     finally:
         state.restore()
+    return outputs_accuracy(model, outputs, batches)
+
+
+def outputs_accuracy(model, outputs: list, batches) -> float | None:
+    """The share of `batches` whose class, as `outputs` (one array per batch) name it, is its label."""
     if any(isinstance(o, (list, tuple, dict)) for o in outputs):
         return None
     classes = predicted_classes(model, np.concatenate([compat.to_numpy(o) for o in outputs]))
-    if classes is None:
+    labels = class_labels(batches.targets)
+    if classes is None or labels is None or len(labels) != len(classes):
         return None
-    labels = np.concatenate([np.asarray(t).reshape(len(t), -1) for t in batches.targets])
-    if labels.shape[1] != 1 or len(labels) != len(classes):
-        return None
-    return float(np.mean(classes == labels[:, 0]))
+    return float(np.mean(classes == labels))
+
+
+def class_labels(targets) -> np.ndarray | None:
+    """Integer class labels of target batches: integers as given, one-hot rows as their index;
+    None for other targets (soft labels, multi-hot rows, values)."""
+    labels = np.concatenate([np.asarray(t).reshape(len(t), -1) for t in targets])
+    if labels.shape[1] == 1:
+        return labels[:, 0]
+    one_hot = np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()
+    return labels.argmax(axis=1) if one_hot else None

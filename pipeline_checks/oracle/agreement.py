@@ -33,11 +33,13 @@ from pipeline_checks.model.passes import (
     predict_outputs,
     train_mode_metrics,
 )
+from pipeline_checks.model.probes import class_accuracy, outputs_accuracy
 from pipeline_checks.model.state import non_trainable_state
 from pipeline_checks.oracle.findings import findings_of
 from pipeline_checks.oracle.logits_beneath import logits_beneath
 from pipeline_checks.results.verdict import Finding
 
+OWN_ACCURACY = "predicted_accuracy"  # the agreement's own accuracy, for a model that compiles no metric
 MODES = ("fit", "train-all", "train-mode", "evaluate", "predict", "recalibrated")
 DEFAULT_TOLERANCE = 0.05
 PREDICT_TOLERANCE = 1e-4  # predict and evaluate run the same inference graph: only float noise
@@ -168,9 +170,14 @@ def measure_agreement(
         values["predict"] = metrics_of_outputs(model, batches, predicted)
         saturated = _saturated(predicted)
         recalibration = None
+        own = not any(m != "loss" for m in values["evaluate"])  # no compiled metric: the class outputs name
+        if own:
+            _add_own_accuracy(values, model, batches, predicted)
         if recalibrate:
             with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
                 values["recalibrated"] = evaluate_metrics(model, batches)
+                if own:
+                    _add_own_accuracy(values, model, batches, modes=("recalibrated",))
     finally:
         metric_state.restore()
     if "fit" in values:
@@ -241,6 +248,21 @@ def _check_model(model) -> None:
         raise ValueError(f"model {model.name!r} is not compiled: call model.compile(loss=..., metrics=[...]) first")
     if len(model.outputs or []) > 1:
         raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; measure_agreement supports one")
+
+
+def _add_own_accuracy(values: dict, model, batches, predicted=None, modes=("train-mode", "evaluate", "predict")):
+    """For a model that compiles no metric, the accuracy of the class its outputs name (`OWN_ACCURACY`)
+    in `modes`, where its targets are class labels: the loss alone, gated relatively, is no measure of
+    a classifier's agreement (a loss of 0.053 against 0.070 is 2.4 tolerances and no image apart)."""
+    for mode in modes:
+        if mode == "train-mode":
+            accuracy = class_accuracy(model, batches, training=True)
+        elif mode in ("evaluate", "predict") and predicted is not None:
+            accuracy = outputs_accuracy(model, predicted, batches)  # evaluate runs the same inference pass
+        else:
+            accuracy = class_accuracy(model, batches, training=False)
+        if accuracy is not None:
+            values[mode][OWN_ACCURACY] = accuracy
 
 
 def _non_finite_variables(model) -> list[str]:

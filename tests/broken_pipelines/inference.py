@@ -30,6 +30,32 @@ def labels_shuffled_apart_from_images():
     return small_pipeline("labels-shuffled-apart", data=(DATA.images, labels, DATA.class_names))
 
 
+def compiled_without_metrics():
+    """The small CNN compiled with a loss and no metric, as keras.io's "Image segmentation with a
+    U-Net-like architecture" compiles: model.compile(optimizer=..., loss="sparse_categorical_crossentropy")."""
+    from pipeline_checks.model import compat
+    from pipeline_checks.testing.small_models import small_bn_cnn
+
+    keras = compat.keras()
+    model = small_bn_cnn((16, 16, 3), classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def without_metrics():
+    return small_pipeline("small-cnn-no-metrics", build_model=compiled_without_metrics)
+
+
+def stale_batchnorm_without_metrics():
+    return small_pipeline(
+        "stale-batchnorm-no-metrics",
+        build_model=compiled_without_metrics,
+        data=PHOTOS,
+        fit_kwargs=ONE_BATCH,
+        after_fit=None,
+    )
+
+
 CASES = [
     correct(small_pipeline),
     correct(recalibrated_photos),
@@ -60,5 +86,11 @@ CASES = [
         "elsewhere fit itself falls short in 15 epochs and evaluate differs from train-mode by one image, within "
         "noise: JAX fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83), Keras 2 0.92 (0.92, 0.83)",
         overfit=r"below the target 1",
+    ),
+    correct(without_metrics, "none: the small CNN compiled with a loss and no metric"),
+    broken(
+        stale_batchnorm_without_metrics,
+        "BN moving statistics stale after 10 steps, compiled with no metric",
+        agreement=r"predicted_accuracy(.|\n)*Cause: stale BatchNormalization moving statistics",
     ),
 ]
