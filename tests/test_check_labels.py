@@ -20,6 +20,7 @@ from pipeline_checks import Pipeline
 from pipeline_checks.checks import check_labels
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
+from pipeline_checks.model.heads import SUMS_TO_ONE
 from pipeline_checks.model.losses import loss_facts
 from pipeline_checks.run.training import shared_run
 from pipeline_checks.testing.small_models import small_bn_cnn
@@ -510,3 +511,129 @@ def test_inputs_are_not_blamed_where_the_model_rescales_them_itself():
     result = check_labels(labels_heads.xception_binary_logit(), initial_loss_factor=1.01)
     assert result.passed, str(result)
     assert "initial_data_loss_on_scaled_inputs" not in result.numbers
+
+
+# -- issue 36: a softmax head in bfloat16, a softmax over one unit, a regression loss ----------
+
+
+def test_a_softmax_head_computed_in_bfloat16_is_not_called_logits():
+    """Every layer in mixed_bfloat16: the rows sum to 1 only within bfloat16's rounding, beyond float32's 1e-3."""
+    keras = compat.keras()
+    result = check_labels(labels_heads.mixed_bfloat16_cnn())
+    assert result.passed, str(result)
+    assert result.numbers["output_precision"] == "bfloat16" and result.numbers["outputs_are_probabilities"]
+    low, high = result.numbers["output_row_sums"]
+    assert max(1 - low, high - 1) > SUMS_TO_ONE  # float32's tolerance would call them logits
+    assert keras.mixed_precision.global_policy().name == "float32"  # the row set each layer's policy, not the global
+
+
+def test_logits_computed_in_bfloat16_are_still_named():
+    build = functools.partial(
+        labels_heads.in_mixed_bfloat16, functools.partial(one_unit, None, "sparse_categorical_crossentropy", classes=3)
+    )
+    result = check_labels(small_pipeline("bfloat16-logits", build_model=build))
+    assert result.summary.startswith("from_logits=False on outputs that are not probabilities"), str(result)
+    assert "computed in bfloat16, last layer activation linear" in result.details
+
+
+ONE_UNIT_SOFTMAX = "a softmax over the single output unit: the model outputs 1.0 for every image"
+
+
+@pytest.mark.parametrize(
+    "loss, encoding, beneath",
+    [
+        ("binary_crossentropy", "sparse", True),
+        ("mean_squared_error", "sparse", False),
+        ("categorical_crossentropy", "one_hot", True),
+    ],
+    ids=["binary-ce", "mse", "categorical-ce"],
+)
+def test_a_softmax_over_one_unit_is_named_whatever_the_loss(loss, encoding, beneath):
+    build = functools.partial(one_unit, "softmax", loss)
+    result = check_labels(binary_pipeline("one-unit-softmax", build, label_encoding=encoding))
+    assert result.summary == ONE_UNIT_SOFTMAX, str(result)  # the only finding: no regression or categorical one
+    assert "exp(z) / exp(z) = 1 whatever the input (outputs in [1, 1], last layer activation softmax)" in result.details
+    assert ("computes " + loss + " from the logit beneath the softmax" in result.details) is beneath
+    assert "Fix: for two classes and one unit use activation='sigmoid' with loss='binary_crossentropy'" in str(result)
+    assert "loss at initialization not" in result.details
+
+
+def test_a_softmax_over_one_unit_of_a_subclassed_model_is_read_from_its_outputs():
+    """No layer names the activation: outputs of exactly 1.0 on the batch and on zeros show it."""
+    result = check_labels(binary_pipeline("subclassed-one-unit-softmax", functools.partial(subclassed_unit, "softmax")))
+    assert result.summary == ONE_UNIT_SOFTMAX, str(result)
+
+
+def test_one_sigmoid_unit_the_fix_of_a_one_unit_softmax_passes():
+    result = check_labels(labels_heads.sigmoid_over_one_unit_cnn())
+    assert result.passed, str(result)
+    assert "1 output (binary: one unit for 2 classes), loss binary_crossentropy" in result.summary
+
+
+@pytest.mark.parametrize(
+    "activation, classes, loss, encoding, summary, seen, fix",
+    [
+        (
+            "softmax",
+            3,
+            "mean_squared_error",
+            "one_hot",
+            "mean_squared_error on a 3-unit softmax with class labels",
+            "mean_squared_error scores each probability's distance from its 0/1 target as a number",
+            "compile with loss='categorical_crossentropy', the cross-entropy for a 3-unit softmax and one-hot labels",
+        ),
+        (
+            "softmax",
+            3,
+            "mse",
+            "sparse",
+            "mse on a 3-unit softmax with class labels",
+            "mse broadcasts it against each of the 3 outputs: every probability is trained towards the class index "
+            "itself (0..2)",
+            "compile with loss='sparse_categorical_crossentropy'",
+        ),
+        (
+            "sigmoid",
+            1,
+            "mean_absolute_error",
+            "sparse",
+            "mean_absolute_error on a sigmoid unit with class labels",
+            "gradient through the sigmoid is scaled by the sigmoid's derivative",
+            "compile with loss='binary_crossentropy', the cross-entropy for a sigmoid unit and sparse labels",
+        ),
+    ],
+    ids=["mse-softmax-one-hot", "mse-softmax-sparse", "mae-sigmoid"],
+)
+def test_a_regression_loss_on_a_classifier_head_is_named(activation, classes, loss, encoding, summary, seen, fix):
+    data = DATA if classes == 3 else BINARY
+    build = functools.partial(one_unit, activation, loss, classes=classes)
+    result = check_labels(small_pipeline("regression-loss", build_model=build, data=data, label_encoding=encoding))
+    assert result.summary == summary, str(result)
+    assert seen in result.details and fix in result.details
+    assert "learning rate" not in result.summary
+
+
+@pytest.mark.parametrize(
+    "activation, loss", [(None, "mean_squared_error"), ("softmax", "categorical_crossentropy")], ids=["linear", "ce"]
+)
+def test_a_regression_loss_on_a_linear_head_and_the_cross_entropy_fix_pass(activation, loss):
+    build = functools.partial(one_unit, activation, loss, classes=3)
+    result = check_labels(small_pipeline("regression-fix", build_model=build, label_encoding="one_hot"))
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize(
+    "loss, regression",
+    [
+        ("mse", True),
+        ("MeanSquaredError", True),
+        (lambda: compat.keras().losses.MeanAbsoluteError(), True),
+        (lambda: compat.keras().losses.Huber(), True),
+        (lambda: compat.keras().losses.mean_squared_logarithmic_error, True),
+        ("binary_crossentropy", False),
+        ("categorical_hinge", False),
+    ],
+    ids=["mse", "class-name", "mae-object", "huber", "msle-function", "bce", "hinge"],
+)
+def test_loss_facts_tell_regression_losses(loss, regression):
+    assert loss_facts(loss() if callable(loss) and not isinstance(loss, str) else loss).regression is regression

@@ -157,6 +157,57 @@ def categorical_on_one_unit(loss: LossFacts, raw) -> Finding:
     )
 
 
+def softmax_over_one_unit(loss: LossFacts, outputs: HeadOutputs) -> Finding:
+    """The last layer is a softmax over one unit: exp(z) / exp(z), 1.0 for any input."""
+    # Keras on TensorFlow computes a cross-entropy from the logit beneath a softmax output (its
+    # `_keras_logits`), so fit may train that logit while predict's outputs stay 1.0.
+    beneath = (
+        f". Keras on TensorFlow computes {loss.name} from the logit beneath the softmax instead, so fit's loss "
+        "may fall and the weights change while every prediction stays 1.0"
+        if loss.crossentropy
+        else ""
+    )
+    return Finding(
+        "a softmax over the single output unit: the model outputs 1.0 for every image",
+        f"softmax divides each unit's exp(z) by the sum over the row's units, and over one unit that is "
+        f"exp(z) / exp(z) = 1 whatever the input ({outputs.described()}). predict returns the same class for every "
+        "image whatever the weights, and no gradient flows back through the softmax (its derivative p (1 - p) is "
+        f"0 at p = 1){beneath}. Keras 3 only warns ('softmax over axis -1 ... This axis has size 1')",
+        "for two classes and one unit use activation='sigmoid' with loss='binary_crossentropy' and 0/1 labels; "
+        "or give the last layer 2 softmax units with loss='sparse_categorical_crossentropy' (class indices) or "
+        "'categorical_crossentropy' (one-hot labels)",
+    )
+
+
+def regression_loss_on_classifier(loss: LossFacts, outputs: HeadOutputs, label_encoding: str, targets, raw) -> Finding:
+    """A regression loss (squared or absolute error, ...) on softmax or sigmoid outputs with class targets."""
+    width = outputs.width
+    softmax = outputs.activation == "softmax" or (outputs.activation is None and outputs.softmax_rows)
+    activation = "softmax" if softmax else "sigmoid"
+    head = f"a {width}-unit softmax" if softmax else ("a sigmoid unit" if width == 1 else f"{width} sigmoid units")
+    if targets.ndim == 1 and width > 1:
+        compared = (
+            f"fit receives one class index per image, shape {targets.shape}, and {loss.name} broadcasts it against "
+            f"each of the {width} outputs: every probability is trained towards the class index itself "
+            f"(0..{raw.classes - 1}), which no probability above 1 can reach"
+        )
+    else:
+        compared = f"{loss.name} scores each probability's distance from its 0/1 target as a number"
+    if softmax:
+        crossentropy = "sparse_categorical_crossentropy" if label_encoding == "sparse" else "categorical_crossentropy"
+    else:
+        crossentropy = "binary_crossentropy"
+    return Finding(
+        f"{loss.name} on {head} with class labels",
+        f"{compared}. A regression loss's gradient through the {activation} is scaled by the {activation}'s "
+        "derivative (for squared error, 2 (p - y) p (1 - p)), which vanishes wherever an output saturates, right "
+        "or wrong: a confidently wrong image stops learning, and training is slow or stalls where cross-entropy's "
+        "gradient, p - y, is not. A learning rate raised to make up for it makes training unstable instead",
+        f"compile with loss='{crossentropy}', the cross-entropy for {head} and "
+        f"{label_encoding.replace('_', '-')} labels; keep {loss.name} for a linear output that regresses a number",
+    )
+
+
 def binary_on_sparse(loss: LossFacts, targets, width: int, classes: int, softmax: bool) -> Finding:
     one_unit = (
         " (or, for 2 classes, keep it on one sigmoid unit: Dense(1, activation='sigmoid'))" if classes == 2 else ""

@@ -20,7 +20,14 @@ from pipeline_checks.checks import label_findings
 from pipeline_checks.checks.family import family
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model.compile_arguments import compile_mistake_of
-from pipeline_checks.model.heads import HeadOutputs, head_gain, initial_losses, rescaling_layers
+from pipeline_checks.model.heads import (
+    PROBABILITY_ACTIVATIONS,
+    HeadOutputs,
+    head_gain,
+    initial_losses,
+    rescaling_layers,
+    softmax_over_one_unit,
+)
 from pipeline_checks.model.losses import LossFacts, loss_facts
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
@@ -48,15 +55,22 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
       (multi-label, one-vs-rest). Anything else fails, e.g. `binary_crossentropy` on a
       3-unit softmax (each unit scored as a yes/no, and "accuracy" becomes binary
       accuracy: 0.67 for a model that knows nothing), or a categorical loss on one unit
-      (its softmax is 1, so the loss is always 0). 1-based labels 1..C with a C+1-output
-      model train without an error: output 0 is never a target.
+      (its softmax is 1, so the loss is always 0). A softmax over one unit fails whatever
+      the loss: it is 1 for every input, so no gradient reaches the weights (read from the
+      last layer's activation, or from outputs exactly 1 on the batch and on zeros). A
+      regression loss (MSE, MAE, Huber, ...) on a softmax or sigmoid head with class-index
+      or one-hot targets fails too: its gradient through the activation vanishes where an
+      output saturates. A linear output under a regression loss is a regression model, not
+      judged here. 1-based labels 1..C with a C+1-output model train without an error:
+      output 0 is never a target.
     - **from_logits.** The outputs on one batch show whether they are probabilities
       (softmax rows summing to 1; sigmoid outputs in [0, 1] from a sigmoid layer), which
-      works for subclassed models too: `from_logits=True` on probabilities applies softmax
-      or sigmoid twice (Keras 3 on TensorFlow sees through the activation layer, warns and
-      uses its logits; other backends, and any loss computed from `predict` outputs, do
-      not); `from_logits=False` on logits makes Keras clip them as if they were
-      probabilities.
+      works for subclassed models too (the tolerance follows the precision the outputs
+      were computed in: a bfloat16 softmax row sums to 1 only within 1%):
+      `from_logits=True` on probabilities applies softmax or sigmoid twice (Keras 3 on
+      TensorFlow sees through the activation layer, warns and uses its logits; other
+      backends, and any loss computed from `predict` outputs, do not); `from_logits=False`
+      on logits makes Keras clip them as if they were probabilities.
     - **Class order across splits.** With `validation_data`, both splits must list the same
       `class_names` in the same order: a class missing from one directory split shifts
       every index after it.
@@ -106,6 +120,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     # the compile arguments show one, the likely cause), as fit's errors do.
     with pipeline_step(pipeline, "the model on a training batch (check_labels' passes)", compile_mistake_of(model)):
         outputs = HeadOutputs.of(model, x_infer)
+        report.one_unit_softmax = softmax_over_one_unit(model, x_infer, outputs)
         report.head(outputs, loss, encoding, raw, y_train)
         report.from_logits(outputs, loss)
         measure = functools.partial(initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
@@ -134,6 +149,7 @@ class _Report:
     loss_computable: bool = True  # False where Keras raises on these labels, or the loss means nothing
     loss_unmeasured: str = "Keras cannot compute the loss of these labels"
     held_out: int = 0  # the last images fit's validation_split keeps out of training
+    one_unit_softmax: bool = False  # the one output is a softmax over one unit: 1.0 for every input
 
     def __post_init__(self):
         self.numbers["classes"] = self.classes
@@ -176,11 +192,16 @@ class _Report:
             return
         self.width = width = outputs.width
         self.numbers["output_width"] = width
+        self.numbers["output_precision"] = outputs.precision
         self._width(width, raw)
+        if self.one_unit_softmax:
+            self._mismatch(label_findings.softmax_over_one_unit(loss, outputs), "a softmax over one unit (above)")
         if loss.categorical:
             self._categorical_head(loss, label_encoding, targets, raw, width)
         elif loss.kind == "binary":
             self._binary_head(outputs, loss, label_encoding, targets, raw)
+        elif loss.regression and not self.one_unit_softmax:  # a constant output: the softmax finding's
+            self._regression_head(outputs, loss, label_encoding, targets, raw)
         if self.loss_computable and not _targets_fit(loss, targets, raw.labels, width):
             self.loss_computable = False
 
@@ -205,7 +226,9 @@ class _Report:
 
     def _categorical_head(self, loss: LossFacts, label_encoding: str, targets, raw, width: int) -> None:
         if width == 1:
-            if raw.classes == 2:  # with another class count the width finding above says it
+            # With another class count the width finding above says it; a one-hot categorical loss on
+            # a one-unit softmax is the softmax finding's.
+            if raw.classes == 2 and not (self.one_unit_softmax and loss.kind == "one_hot"):
                 self._mismatch(label_findings.categorical_on_one_unit(loss, raw))
             return
         if loss.kind != label_encoding:
@@ -215,7 +238,7 @@ class _Report:
         width = outputs.width
         if label_encoding == "sparse":
             if width == 1:
-                self.head_text = "1 output (binary: one unit for 2 classes)"
+                self.head_text = "" if self.one_unit_softmax else "1 output (binary: one unit for 2 classes)"
             else:
                 self._mismatch(label_findings.binary_on_sparse(loss, targets, width, raw.classes, outputs.softmax_rows))
             return
@@ -234,16 +257,25 @@ class _Report:
                 "the pipeline's labels give one class per image, as label_encoding='one_hot' one-hot rows"
             )
 
-    def _mismatch(self, finding: Finding) -> None:
+    def _regression_head(self, outputs: HeadOutputs, loss: LossFacts, label_encoding: str, targets, raw) -> None:
+        """A regression loss on a softmax or sigmoid head with class targets; a linear head (a regression
+        model) and targets that are not whole numbers (soft or real-valued ones) are left alone."""
+        classifier = outputs.activation in PROBABILITY_ACTIVATIONS or outputs.softmax_rows
+        values = np.asarray(targets, dtype=np.float64)
+        if not classifier or not np.array_equal(values, np.round(values)):
+            return
+        self._mismatch(label_findings.regression_loss_on_classifier(loss, outputs, label_encoding, targets, raw))
+
+    def _mismatch(self, finding: Finding, unmeasured: str = "the loss does not fit the head (above)") -> None:
         self.findings.append(finding)
         self.loss_computable = False
-        self.loss_unmeasured = "the loss does not fit the head (above)"
+        self.loss_unmeasured = unmeasured
 
     # -- from_logits ---------------------------------------------------------------------
 
     def from_logits(self, outputs: HeadOutputs, loss: LossFacts) -> None:
-        if loss.from_logits is None or outputs.width is None:
-            return
+        if loss.from_logits is None or outputs.width is None or self.one_unit_softmax:
+            return  # a softmax over one unit is constant, probability or not: the head finding says it
         if loss.kind == "binary":
             probabilities = outputs.sigmoid_probabilities
         elif outputs.width > 1:

@@ -20,6 +20,11 @@ from pipeline_checks.model.passes import initial_loss
 
 SUMS_TO_ONE = 1e-3  # softmax rows sum to 1 within float32 rounding; logits almost never do
 IN_UNIT_RANGE = 1e-6  # sigmoid outputs lie in [0, 1] within float32 rounding
+# Machine epsilon of the float types an output can carry. Softmax rows computed in float16 or
+# bfloat16 miss 1 by up to 1.3 (bfloat16) and 1.8 (float16) of their epsilon on 2 to 1000 units
+# (measured, Keras 3 on TensorFlow): 0.9941..1.0039 for 3 bfloat16 units, far outside SUMS_TO_ONE.
+MACHINE_EPSILON = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+SUMS_TO_ONE_EPSILONS = 4  # a low-precision row sum may miss 1 by this many epsilons of its precision
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "hard_sigmoid")
 OPAQUE_LAYERS = ("TFOpLambda", "Lambda")  # wrap a function whose activation no attribute names
 RESCALING_LAYERS = ("Rescaling", "Lambda", "TFOpLambda")  # besides any *Normalization layer
@@ -33,16 +38,29 @@ class HeadOutputs:
         values: the outputs, as float64.
         activation: the activation of the layer that produces the model's output (see
             `output_activation`); None when that layer is not known.
+        precision: the float type the outputs were computed in (see `precision_of`), e.g.
+            "bfloat16" under `mixed_bfloat16`: how close to 1 a softmax row can sum.
     """
 
     values: np.ndarray
     activation: str | None
+    precision: str = "float32"
 
     @classmethod
     def of(cls, model, x) -> HeadOutputs:
         """The outputs of an inference-mode pass of `model` on the batch `x`."""
         values = compat.to_numpy(forward(model, x, training=False))
-        return cls(np.asarray(values, dtype=np.float64), output_activation(model))
+        return cls(np.asarray(values, dtype=np.float64), output_activation(model), precision_of(values))
+
+    @property
+    def sums_to_one(self) -> float:
+        """How far from 1 a softmax row may sum in this precision: SUMS_TO_ONE, or more in float16 and bfloat16."""
+        return max(SUMS_TO_ONE, SUMS_TO_ONE_EPSILONS * MACHINE_EPSILON.get(self.precision, 0.0))
+
+    @property
+    def in_unit_range(self) -> float:
+        """How far outside [0, 1] a probability may lie in this precision."""
+        return max(IN_UNIT_RANGE, MACHINE_EPSILON.get(self.precision, 0.0))
 
     @property
     def width(self) -> int | None:
@@ -59,8 +77,8 @@ class HeadOutputs:
         return bool(
             self.width
             and self.width > 1
-            and self.values.min() >= -IN_UNIT_RANGE
-            and np.abs(self.row_sums - 1).max() <= SUMS_TO_ONE
+            and self.values.min() >= -self.in_unit_range
+            and np.abs(self.row_sums - 1).max() <= self.sums_to_one
         )
 
     @property
@@ -71,7 +89,7 @@ class HeadOutputs:
         chance (a Dense unit after ReLU features often starts small and of one sign), so
         the layer that produces them decides; a subclassed model's stays undecided.
         """
-        if self.values.min() < -IN_UNIT_RANGE or self.values.max() > 1 + IN_UNIT_RANGE:
+        if self.values.min() < -self.in_unit_range or self.values.max() > 1 + self.in_unit_range:
             return False
         if self.activation in PROBABILITY_ACTIVATIONS:
             return True
@@ -83,7 +101,57 @@ class HeadOutputs:
         text = f"outputs in [{self.values.min():.3g}, {self.values.max():.3g}]"
         if self.width and self.width > 1:
             text += f", row sums {self.row_sums.min():.4f}..{self.row_sums.max():.4f}"
+        text += f", computed in {self.precision}" if self.precision in LOW_PRECISIONS else ""
         return text + (f", last layer activation {self.activation}" if self.activation else "")
+
+    @property
+    def constant_one(self) -> bool:
+        """One output that is exactly 1.0 for every image of the batch."""
+        return self.width == 1 and bool(np.all(self.values == 1.0))
+
+
+LOW_PRECISIONS = ("float16", "bfloat16")
+GRID_EVIDENCE = 4  # distinct values besides 0 and 1 that must all lie on a low-precision grid to infer it
+
+
+def precision_of(values: np.ndarray) -> str:
+    """The float type `values` were computed in: their dtype's name, or float16 or bfloat16 where
+    every value of a wider type lies on that type's grid (a low-precision layer whose output a
+    float32 layer only casts, as Activation("linear", dtype="float32") after a mixed-precision head)."""
+    values = np.asarray(values)
+    name = values.dtype.name
+    if name not in ("float32", "float64") or not np.all(np.isfinite(values)):
+        return name
+    as_float32 = values.astype(np.float32)
+    # Saturated outputs (only 0s and 1s, or a few round values) lie on every grid: they say nothing.
+    if len(np.setdiff1d(as_float32, (0.0, 1.0))) < GRID_EVIDENCE or not np.array_equal(as_float32, values):
+        return name
+    if not np.any(as_float32.view(np.uint32) & 0xFFFF):  # bfloat16 is float32 without its low 16 bits
+        return "bfloat16"
+    return "float16" if np.array_equal(as_float32.astype(np.float16).astype(np.float32), as_float32) else name
+
+
+def softmax_over_one_unit(model, x, outputs: HeadOutputs) -> bool:
+    """Whether the model's one output is a softmax over a single unit, exp(z) / exp(z) = 1 for any input.
+
+    Read from the layer that produces the output, where it is known; where it is not (a
+    subclassed model, an op after the last layer), from the outputs: exactly 1.0 on the batch
+    and on the same batch of zeros, where even a sigmoid saturated by large inputs gives
+    sigmoid(bias).
+    """
+    if outputs.width != 1:
+        return False
+    if outputs.activation is not None:
+        return outputs.activation == "softmax"
+    if not outputs.constant_one:
+        return False
+    try:
+        zeros = np.zeros_like(np.asarray(x))
+    except (TypeError, ValueError):
+        return False
+    if zeros.dtype.kind not in "fiu" or zeros.ndim == 0:  # inputs that are no one numeric array (a dict of inputs)
+        return False
+    return HeadOutputs.of(model, zeros).constant_one
 
 
 def output_activation(model) -> str | None:

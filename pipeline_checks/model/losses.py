@@ -8,6 +8,21 @@ from dataclasses import dataclass
 
 CROSSENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 LOSS_ALIASES = {"bce": "binary_crossentropy"}  # Keras' short names, lower-cased
+# Keras' regression losses (names, aliases and Loss classes in snake case): they score outputs as numbers.
+REGRESSION_LOSSES = (
+    "mean_squared_error",
+    "mse",
+    "mean_absolute_error",
+    "mae",
+    "mean_squared_logarithmic_error",
+    "msle",
+    "mean_absolute_percentage_error",
+    "mape",
+    "huber",
+    "huber_loss",
+    "log_cosh",
+    "logcosh",
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,11 @@ class LossFacts:
     @property
     def categorical(self) -> bool:
         return self.kind in ("sparse", "one_hot")
+
+    @property
+    def regression(self) -> bool:
+        """A regression loss (squared, absolute, Huber, ...): it scores each output as a number to reach."""
+        return self.kind is None and bool({self.name.lower(), snake_case(self.name)} & set(REGRESSION_LOSSES))
 
 
 def loss_facts(loss) -> LossFacts:
