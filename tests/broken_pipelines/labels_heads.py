@@ -171,3 +171,139 @@ CASES = [
         agreement=r"Gap: evaluate vs train-mode",
     ),
 ]
+
+
+# -- issue 36: a softmax head computed in bfloat16 ------------------------------------------
+
+
+def in_mixed_bfloat16(build, **kwargs):
+    """`build(**kwargs)` rebuilt with every layer's dtype policy "mixed_bfloat16", its softmax head
+    included, and compiled as `build` compiled it: what `set_global_policy("mixed_bfloat16")` before
+    the build gives, without changing the global policy that other pipelines build under."""
+    keras = compat.keras()
+    model = build(**kwargs)
+
+    def bfloat16_layer(layer):
+        return type(layer).from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
+
+    mixed = keras.models.clone_model(model, clone_function=bfloat16_layer)
+    optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+    mixed.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"])
+    return mixed
+
+
+def mixed_bfloat16_cnn():
+    """tensorflow/tensorflow#34782: a classifier built under the mixed_bfloat16 policy, its softmax
+    head computed in bfloat16 too (rows sum to 1 within 0.4%, not float32's 1e-3); a correct program."""
+    return small_pipeline("mixed-bfloat16-softmax", build_model=functools.partial(in_mixed_bfloat16, compiled_cnn))
+
+
+def mixed_bfloat16_residual():
+    return _residual(
+        "residual-mixed-bfloat16-softmax", DATA, build=functools.partial(in_mixed_bfloat16, families.residual_net)
+    )
+
+
+# -- issue 36: a softmax over one unit ------------------------------------------------------
+
+
+def _one_unit_head(build, activation, layer=False, **kwargs):
+    """`build`'s body under one unit of `activation` (in the Dense layer, or an Activation layer
+    after it), compiled with binary_crossentropy for 0/1 labels."""
+    keras = compat.keras()
+    body = build(classes=3, **kwargs)
+    features = body.layers[-2].output
+    if layer:
+        outputs = keras.layers.Activation(activation)(keras.layers.Dense(1)(features))
+    else:
+        outputs = keras.layers.Dense(1, activation=activation)(features)
+    model = keras.Model(body.input, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def softmax_over_one_unit_cnn():
+    """Stack Overflow "Why does a binary Keras CNN always predict 1?" (mirrored at
+    techfeed.net/es/456718): Dense(1) then Activation('softmax') under binary_crossentropy; every
+    prediction is 1.0, exp(z) / exp(z)."""
+    build = functools.partial(_one_unit_head, compiled_cnn, "softmax", layer=True)
+    return small_pipeline("softmax-over-one-unit", build_model=build, data=BINARY_16)
+
+
+def sigmoid_over_one_unit_cnn():
+    """The answer's fix: Activation('sigmoid') on the one unit."""
+    build = functools.partial(_one_unit_head, compiled_cnn, "sigmoid", layer=True)
+    return small_pipeline("sigmoid-over-one-unit", build_model=build, data=BINARY_16)
+
+
+def residual_softmax_over_one_unit():
+    """keras-team/keras#126 ("MLP example doesn't make progress"): Dense(1, activation='softmax'),
+    on the residual net."""
+    return _residual(
+        "residual-softmax-over-one-unit",
+        BINARY_16,
+        build=functools.partial(_one_unit_head, families.residual_net, "softmax"),
+    )
+
+
+# -- issue 36: a regression loss on a softmax head ----------------------------------------
+
+
+def mse_on_softmax_cnn():
+    """keras-team/keras#321: a softmax head compiled with loss='mean_squared_error' on one-hot
+    targets; the fix, categorical_crossentropy at the same learning rate, is the row
+    one-hot-categorical (and residual-softmax-head-categorical-ce for the residual net)."""
+    return small_pipeline(
+        "mse-on-softmax",
+        label_encoding="one_hot",
+        build_model=functools.partial(compiled_cnn, loss="mean_squared_error"),
+    )
+
+
+def residual_mse_on_softmax():
+    return Pipeline(
+        name="residual-mse-on-softmax",
+        build_model=functools.partial(recompiled, families.residual_net, "mean_squared_error"),
+        data=DATA,
+        preprocess_train=scaled,
+        label_encoding="one_hot",
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
+    )
+
+
+ONE_UNIT_SOFTMAX = (
+    r"a softmax over the single output unit: the model outputs 1\.0 for every image(.|\n)*exp\(z\) / exp\(z\) = 1"
+)
+
+CASES += [
+    correct(mixed_bfloat16_cnn, "none: softmax head computed in bfloat16 (mixed_bfloat16 on every layer)"),
+    correct(mixed_bfloat16_residual, "none: the residual net with every layer in mixed_bfloat16"),
+    broken(
+        softmax_over_one_unit_cnn,
+        "softmax over one output unit: 1.0 for every image",
+        labels=ONE_UNIT_SOFTMAX,
+        # Keras on TensorFlow trains the logit beneath the softmax (binary_crossentropy reads it): evaluate's
+        # loss falls while predict's outputs stay 1.0, and accuracy stays at 0.5.
+        agreement=r"Gap: predict vs evaluate: loss is \d+\.\d+ from predict outputs",
+        overfit=r"fit reached 0\.5000 accuracy at best(.|\n)*the model gives all 12 images the same output",
+    ),
+    correct(sigmoid_over_one_unit_cnn, "none: one sigmoid unit, binary_crossentropy (the fix)"),
+    broken(
+        residual_softmax_over_one_unit,
+        "softmax over one output unit, on the residual net",
+        labels=ONE_UNIT_SOFTMAX,
+        agreement=r"Gap: predict vs evaluate: loss is \d+\.\d+ from predict outputs",
+        overfit=r"fit reached 0\.5000 accuracy at best(.|\n)*the model gives all 12 images the same output",
+    ),
+    broken(
+        mse_on_softmax_cnn,
+        "mean_squared_error on a 3-unit softmax with one-hot labels",
+        labels=r"mean_squared_error on a 3-unit softmax with class labels(.|\n)*loss='categorical_crossentropy'",
+    ),
+    broken(
+        residual_mse_on_softmax,
+        "mean_squared_error on a 3-unit softmax with one-hot labels, on the residual net",
+        labels=r"mean_squared_error on a 3-unit softmax with class labels(.|\n)*loss='categorical_crossentropy'",
+    ),
+]
