@@ -59,14 +59,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--baselines", action="store_true", help="run each row twice; the second run must match the first's baseline"
     )
-    parser.add_argument("-k", dest="keyword", help="only rows whose id contains this text")
+    parser.add_argument(
+        "-k", dest="keywords", action="append", help="only rows whose id contains this text (repeat for several)"
+    )
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     args = parser.parse_args(argv)
 
     from test_detection_matrix import CASES
 
     rows = [c for c in CASES if (args.broken or not c.caught_by) and not c.raises]
-    rows = [c for c in rows if not args.keyword or args.keyword in c.id]
+    rows = [c for c in rows if not args.keywords or any(keyword in c.id for keyword in args.keywords)]
     lines = ["| row | expected to fail | " + " | ".join(f"seed {s}" for s in args.seeds) + " |"]
     lines.append("| --- | --- | " + " | ".join("---" for _ in args.seeds) + " |")
     false_alarms = misses = runs = 0

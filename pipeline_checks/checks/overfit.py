@@ -56,9 +56,9 @@ ROSE = 0.01
 # A model short of its target whose trained weights moved by less than this fraction of their
 # size took steps far too small: named as the likely cause (never a failure on its own).
 STALLED = 0.01
-# A run short of its automatic target whose budget shows learning (its loss fell by at least this
-# share from before the first step, its accuracy beat chance by 2 images, its outputs depend on
-# the images) is not done yet: its fit is continued (run/continued_fit.py) before it is judged.
+# A run short of its automatic target whose budget shows learning (its outputs depend on the images,
+# and its loss fell by at least this share from before the first step or its accuracy beat chance by
+# 2 images) is not done yet: its fit is continued (run/continued_fit.py) before it is judged.
 FELL = 0.1
 FIX_OPTION = "check_options={'overfit': {'target_accuracy': ...}} on the Pipeline"
 # What keeps a model from its target when no mechanism shows.
@@ -307,16 +307,20 @@ def _short_of_target(
 
 def _learning_not_shown(fit: FitCurves, signals: _Signals) -> str:
     """What the program's own budget lacks to show that the model learns, for messages; "" where it
-    shows learning: the loss fell from its start, the accuracy rose above chance, the outputs
-    depend on the images."""
-    lacking = []
+    shows learning: the outputs depend on the images, and the loss fell from its start or the
+    accuracy rose above chance. Either is learning: a small learning rate lowers the loss for many
+    epochs before the first image flips (Adam 1e-4 on the small CNN: loss 1.8 to 1.03 in 40 epochs,
+    accuracy still at chance), and a 100 times too small one lowers neither (1e-5: 5% in 15)."""
     finite = [v for v in fit.losses if math.isfinite(v)]
     last, start = (finite[-1] if finite else math.nan), fit.initial_loss
-    if not start - last >= FELL * abs(start):  # abs: some losses are negative
-        lacking.append(f"the loss went from {start:.4g} to {last:.4g}, not down by {FELL:.0%}")
-    if not round((fit.best - fit.chance) * fit.samples) >= MIN_SAMPLES:
-        beat = f"not above chance ({fit.chance:.2f}) by {MIN_SAMPLES} images"
-        lacking.append(f"{fit.metric} {fit.best:.2f} at best, {beat}")
+    fell = start - last >= FELL * abs(start)  # abs: some losses are negative
+    rose = round((fit.best - fit.chance) * fit.samples) >= MIN_SAMPLES
+    lacking = []
+    if not (fell or rose):
+        lacking.append(
+            f"the loss went from {start:.4g} to {last:.4g}, not down by {FELL:.0%}, and {fit.metric} "
+            f"{fit.best:.2f} at best is not above chance ({fit.chance:.2f}) by {MIN_SAMPLES} images"
+        )
     if not signals.outputs > NO_SPREAD:
         lacking.append(f"the outputs differ by at most {signals.outputs:.2g} between images")
     if not lacking:
