@@ -19,6 +19,7 @@ from pipeline_checks._validation import check_number
 from pipeline_checks.batchnorm.recalibration import recalibrate_batchnorm
 from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
 from pipeline_checks.model.batches import collect_batches
+from pipeline_checks.model.heads import HeadOutputs, softmax_over_one_unit
 from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers
 from pipeline_checks.model.probes import (
     class_accuracy,
@@ -498,6 +499,12 @@ class _Signals:
         return self.inputs > NO_SPREAD and self.received is not None and self.received <= NO_SPREAD
 
 
+def _softmax_over_one_unit(run: TrainingRun) -> bool:
+    """Whether the run's model ends in a softmax over one unit (`model.heads.softmax_over_one_unit`)."""
+    x = run.x_infer[: run.pipeline.batch_size]
+    return softmax_over_one_unit(run.model, x, HeadOutputs.of(run.model, x))
+
+
 def _cannot_learn(run: TrainingRun, capacity: Capacity, signals: _Signals) -> Finding | None:
     """The mechanism that keeps the trainable part from learning, when one shows; else None."""
     if not capacity.moved:
@@ -510,6 +517,15 @@ def _cannot_learn(run: TrainingRun, capacity: Capacity, signals: _Signals) -> Fi
         )
     received = signals.received
     if signals.outputs <= NO_SPREAD and received is not None and received > CLEARLY_DIFFERENT:
+        if _softmax_over_one_unit(run):
+            return Finding(
+                f"the model gives all {len(run.x_infer)} images the same output",
+                f"after fit its outputs differ by at most {signals.outputs:.2g}: its last layer is a softmax over "
+                "one unit, exp(z) / exp(z) = 1 for every image whatever the weights",
+                cause="a softmax over a single output unit (check_labels names it)",
+                fix="for two classes use one unit with activation='sigmoid' and binary_crossentropy, or two softmax "
+                "units with sparse_categorical_crossentropy.",
+            )
         return Finding(
             f"the model gives all {len(run.x_infer)} images the same output",
             f"after fit its outputs differ by at most {signals.outputs:.2g}, while its trainable layers receive "

@@ -26,11 +26,13 @@ class LogitsBeneath:
         activation: "sigmoid" or "softmax", the activation of the layer producing the output.
         loss: the compiled loss's name, e.g. "categorical_crossentropy".
         from_logits: whether the loss was compiled with from_logits=True.
+        units: the output's width, where the model's output shape gives it.
     """
 
     activation: str
     loss: str
     from_logits: bool
+    units: int | None = None
 
     @property
     def misfit(self) -> str:
@@ -52,6 +54,11 @@ class LogitsBeneath:
         """The loss this head calls for, as a fix."""
         if self.from_logits:
             return f"compile the loss with from_logits=False, or drop the {self.activation} and keep from_logits=True"
+        if self.activation == "softmax" and self.units == 1:
+            return (
+                "a softmax over one unit is 1 for every image: for two classes give the unit activation='sigmoid' "
+                "and keep binary_crossentropy, or use two softmax units with sparse_categorical_crossentropy"
+            )
         if self.activation == "sigmoid":
             return (
                 "for one class per image give the last layer activation='softmax' and keep the categorical "
@@ -82,4 +89,12 @@ def logits_beneath(model) -> LogitsBeneath | None:
     fits = loss.kind == "binary" if activation == "sigmoid" else loss.categorical
     if fits and not loss.from_logits:
         return None
-    return LogitsBeneath(activation, loss.name, bool(loss.from_logits))
+    return LogitsBeneath(activation, loss.name, bool(loss.from_logits), _units(model))
+
+
+def _units(model) -> int | None:
+    try:
+        width = model.outputs[0].shape[-1]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    return int(width) if width is not None else None
