@@ -66,9 +66,10 @@ class Case:
 
     @property
     def _here(self) -> Expectation | None:
-        """The expectation for the backend in use, else for Keras 2 ("keras2") when it is in use."""
-        here = self.on_backends.get(compat.backend())
-        return here if here or compat.is_keras3() else self.on_backends.get("keras2")
+        """The expectation for Keras 2 ("keras2") when it is in use and the row names it, else for the backend."""
+        if not compat.is_keras3() and "keras2" in self.on_backends:
+            return self.on_backends["keras2"]
+        return self.on_backends.get(compat.backend())
 
     @property
     def causes(self) -> dict[str, str]:

@@ -80,12 +80,19 @@ CASES = [
         "labels shuffled apart from their images",
         overfit=r"evaluate after BatchNorm recalibration gives 0\.5",
         agreement=r"Gap: evaluate vs fit",
-    ).on(
-        ("jax", "torch", "keras2"),
+    )
+    .on(
+        ("jax", "torch"),
         "on TensorFlow fit memorizes the shuffled labels and evaluate gives 0.5; "
         "elsewhere fit itself falls short in 15 epochs and evaluate differs from train-mode by one image, within "
-        "noise: JAX fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83), Keras 2 0.92 (0.92, 0.83)",
+        "noise: JAX fit 0.75 (evaluate 0.67, train-mode 0.75), torch 0.83 (0.92, 0.83) (measured before overfit "
+        "continued a short fit: there it may memorize them as Keras 2 does)",
         overfit=r"below the target 1",
+    )
+    .on(
+        "keras2",
+        "on Keras 2 fit reaches 0.92 in its 15 epochs and overfit's continuation memorizes the shuffled labels 7 "
+        "epochs later, evaluate 1.0 too: a dozen images are memorized whatever their labels, so no check sees it",
     ),
     correct(without_metrics, "none: the small CNN compiled with a loss and no metric"),
     broken(

@@ -101,6 +101,7 @@ def residual_metrics_by_keyword():
 _METRICS_AS_LOSS_WEIGHTS = r"likely cause: compile's third positional argument is loss_weights in Keras 3"
 _KERAS3 = ("tensorflow", "jax", "torch")
 _KERAS2_CALL = "Keras 2's compile(optimizer, loss, metrics) read by Keras 3: the metrics are loss weights"
+_ON_KERAS2 = "Keras 2 reads the third positional argument as metrics: the program is correct there"
 
 
 # What each check says of inputs that hold NaN: numerics names the cause, the checks that train see
@@ -123,10 +124,10 @@ CASES = [
     ),
     correct(metrics_by_keyword),
     correct(residual_metrics_by_keyword),
-    correct(metrics_by_position, "none on Keras 2 (its third argument is metrics)").on(
-        _KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS
-    ),
-    correct(residual_metrics_by_position, "none on Keras 2 (its third argument is metrics)").on(
-        _KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS
-    ),
+    correct(metrics_by_position, "none on Keras 2 (its third argument is metrics)")
+    .on(_KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS)
+    .on("keras2", _ON_KERAS2),
+    correct(residual_metrics_by_position, "none on Keras 2 (its third argument is metrics)")
+    .on(_KERAS3, _KERAS2_CALL, raises=_METRICS_AS_LOSS_WEIGHTS)
+    .on("keras2", _ON_KERAS2),
 ]
