@@ -158,9 +158,9 @@ def test_a_binary_head_is_judged_on_its_own_metric_against_the_majority_share(pi
 def test_a_model_short_of_its_target_names_steps_too_small(pipeline_of):
     result = check_overfit(pipeline_of(learning_rate_too_low))
     assert not result.passed
-    assert re.search(
-        r"below the target 1, in 15 epochs: the trainable weights moved by 0\.\d+% of their size$", result.summary
-    )
+    # Keras 2's run lowers the loss by 10% in its 15 epochs, so it is continued, and still falls short.
+    below = r"below the target 1, in 15 epochs( and 150 more continued from its end)?"
+    assert re.search(below + r": the trainable weights moved by 0\.\d+% of their size$", result.summary)
     assert "in 45 steps with learning rate 1e-05, against their size at initialization" in result.details
     assert "\n    Likely cause: steps far too small to fit in these epochs" in result.details
 
@@ -242,7 +242,9 @@ def test_a_learning_rate_100_times_too_small_fails_even_when_continued(pipeline_
     anyway, the 150 epochs allowed still leave it short."""
     pipeline = pipeline_of(learning_rate_too_low)
     not_continued = check_overfit(pipeline)
-    assert not not_continued.passed and "Not continued: its 15 epochs show no learning" in not_continued.details
+    assert not not_continued.passed
+    if compat.is_keras3():  # Keras 2's 15 epochs lower the loss by 10%: continued, and short all the same
+        assert "Not continued: its 15 epochs show no learning" in not_continued.details
     monkeypatch.setattr(module, "_learning_not_shown", lambda fit, signals: "")
     continued = check_overfit(pipeline)
     assert not continued.passed, str(continued)
