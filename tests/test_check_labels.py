@@ -15,9 +15,11 @@ from broken_pipelines.data import (
     sparse_labels_with_categorical_crossentropy,
     validation_split_complete,
 )
+from broken_pipelines.dataset_code import integer_dataset_validation_alike, integer_dataset_validation_reversed
 
 from pipeline_checks import Pipeline
-from pipeline_checks.checks import check_labels
+from pipeline_checks.checks import check_labels, label_findings
+from pipeline_checks.checks.label_permutation import LabelComparison, majorities, predicted_classes
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
 from pipeline_checks.model.heads import SUMS_TO_ONE
@@ -50,7 +52,9 @@ def keras_evaluates(pipeline) -> float:
         ),
         (
             validation_split_complete,
-            SMALL_CNN_SUMMARY + "; validation lists the same classes in the same order",
+            SMALL_CNN_SUMMARY
+            + "; validation lists the same classes in the same order, and the trained model predicts its labels as "
+            "training's",
         ),
     ],
     ids=["small-cnn", "validation-complete"],
@@ -642,3 +646,102 @@ def test_a_regression_loss_on_a_linear_head_and_the_cross_entropy_fix_pass(activ
 )
 def test_loss_facts_tell_regression_losses(loss, regression):
     assert loss_facts(loss() if callable(loss) and not isinstance(loss, str) else loss).regression is regression
+
+
+# -- validation's labels against the trained model's predictions ----------------------------
+
+REVERSED_SUMMARY = "validation_data's labels look permuted: 0->2, 2->0"
+REVERSED_DETAIL = (
+    "the trained model predicts 12 of 12 training images as their own label, but predicts validation label 0 as 2 "
+    "on 3 of 3 images, training label 0 as 0 on 4 of 4 images; validation label 2 as 0 on 3 of 3 images, training "
+    "label 2 as 2 on 4 of 4 images: validation was labelled from another class list or order"
+)
+
+
+def test_an_integer_dataset_validation_labelled_from_a_reversed_class_list_is_named(pipeline_of):
+    # Both splits' class names are '0', '1', '2': only the trained model tells the labels apart.
+    pipeline = pipeline_of(integer_dataset_validation_reversed)
+    assert pipeline.raw_validation_data().class_names == pipeline.raw_data().class_names == ("0", "1", "2")
+    result = check_labels(pipeline)
+    assert result.summary == REVERSED_SUMMARY, str(result)
+    assert REVERSED_DETAIL in result.details
+    assert "Both splits have only class indices, no names" in result.details
+    assert "pass class_names=train_ds.class_names" in result.details
+    assert result.numbers["label_predictions"]["validation"] == {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+
+
+def test_the_same_integer_dataset_labelled_alike_passes_and_says_what_was_compared(pipeline_of):
+    result = check_labels(pipeline_of(integer_dataset_validation_alike))
+    assert result.passed, str(result)
+    assert result.summary.endswith(
+        "; validation has no class names, and the trained model predicts its labels as training's"
+    ), result.summary
+    assert "the trained model predicts validation labels 0, 1, 2 mostly as themselves (9 of 9 images)" in str(result)
+
+
+def comparison(train_labels, train_predicted, validation_labels, validation_predicted) -> LabelComparison:
+    train_labels, train_predicted = np.asarray(train_labels), np.asarray(train_predicted)
+    validation_labels, validation_predicted = np.asarray(validation_labels), np.asarray(validation_predicted)
+    return LabelComparison(
+        majorities(train_labels, train_predicted),
+        majorities(validation_labels, validation_predicted),
+        int((train_labels == train_predicted).sum()),
+        len(train_labels),
+    )
+
+
+TRAIN = [0] * 4 + [1] * 4 + [2] * 4
+VALIDATION_LABELS = [0] * 3 + [1] * 3 + [2] * 3
+
+
+@pytest.mark.parametrize(
+    "train_predicted, validation_predicted, moved, note",
+    [
+        # A model that generalizes badly answers one class for most validation images: no one-to-one mapping.
+        (TRAIN, [1] * 9, {}, "do not map one to one onto other training labels"),
+        # Validation's labels 0 and 1 both predicted as 2: chance or a bad model, not two lists.
+        (TRAIN, [2, 2, 2, 2, 2, 2, 2, 2, 2], {}, "do not map one to one"),
+        # One label moved (a class the model confuses), the others agree: not most of the labels.
+        (TRAIN, [0, 0, 0, 1, 1, 1, 1, 1, 1], {}, "do not map one to one"),
+        # The model does not fit its training images: validation is not judged.
+        ([0] * 12, [2, 2, 2, 1, 1, 1, 0, 0, 0], {}, "predicts only 4 of 12 training images as their own label"),
+        # Predictions split evenly within each label: no label has one prediction for most of its images.
+        (TRAIN, [0, 1, 2, 0, 1, 2, 0, 1, 2], {}, "fewer than 2 validation labels have 2 images or more"),
+    ],
+    ids=["one-class", "two-onto-one", "one-moved", "training-not-fitted", "no-majority"],
+)
+def test_validation_labels_are_blamed_only_for_a_consistent_mapping(train_predicted, validation_predicted, moved, note):
+    compared = comparison(TRAIN, train_predicted, VALIDATION_LABELS, validation_predicted)
+    assert compared.moved == moved
+    said = label_findings.validation_labels_unjudged(compared) or label_findings.validation_labels_mixed(compared)
+    assert note in said, said
+
+
+def test_validation_labels_shifted_onto_others_are_named_as_a_shift():
+    # A 4-class model; validation labels 0, 1, 2 mean training's 1, 2, 3 (its first class left out).
+    train = [label for label in range(4) for _ in range(3)]
+    compared = comparison(train, train, [0, 0, 1, 1, 2, 2], [1, 1, 2, 2, 3, 3])
+    assert compared.moved == {0: 1, 1: 2, 2: 3} and not compared.permutation
+    finding = label_findings.validation_labels_moved(compared, unnamed=True)
+    assert finding.summary == "validation_data's labels look shifted onto other labels: 0->1, 1->2, 2->3"
+
+
+class _Outputs:
+    def __init__(self, outputs):
+        self.outputs = np.asarray(outputs, np.float32)
+
+    def predict(self, x, batch_size, verbose):
+        return self.outputs
+
+
+@pytest.mark.parametrize(
+    "outputs, threshold, classes",
+    [
+        ([[0.2], [0.7]], 0.5, [0, 1]),  # one sigmoid unit
+        ([[-1.0], [0.3]], 0.0, [0, 1]),  # one logit
+        ([[0.1, 0.9], [0.8, 0.2]], 0.5, [1, 0]),  # softmax rows: their argmax
+    ],
+    ids=["sigmoid", "logit", "softmax"],
+)
+def test_predicted_classes_read_one_unit_by_its_threshold(outputs, threshold, classes):
+    assert predicted_classes(_Outputs(outputs), np.zeros((2, 1)), 2, threshold).tolist() == classes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from pipeline_checks._text import listed
+from pipeline_checks.checks.label_permutation import FIT_SHARE, MIN_IMAGES, LabelComparison
 from pipeline_checks.model.heads import HeadOutputs
 from pipeline_checks.model.losses import LossFacts
 from pipeline_checks.results.verdict import Finding
@@ -107,6 +108,70 @@ def class_order_differs(train_names, validation_names) -> Finding:
         "read every split with the training split's class names (class_names=... in "
         "image_dataset_from_directory) so an index means one class everywhere, and give every split images of "
         "every class",
+    )
+
+
+def validation_labels_moved(compared: LabelComparison, unnamed: bool) -> Finding:
+    """The trained model predicts validation's labels, consistently, as other training labels."""
+    moved = compared.moved
+    mapping = ", ".join(f"{j}->{k}" for j, k in moved.items())
+    seen = "; ".join(
+        f"{compared.validation[j].seen('validation')}, {compared.training[j].seen('training')}" for j in moved
+    )
+    kind = "permuted" if compared.permutation else "shifted onto other labels"
+    names = (
+        "Both splits have only class indices, no names, so the names cannot tell"
+        if unnamed
+        else "Both splits list the same class names, so the names cannot tell"
+    )
+    return Finding(
+        f"validation_data's labels look {kind}: {mapping}",
+        f"the trained model predicts {compared.fitted} of {compared.images} training images as their own label, "
+        f"but predicts {seen}: validation was labelled from another class list or order (one "
+        f"reversed, or each split's own listing of class folders). {names}. fit's val_accuracy then scores right "
+        "predictions as wrong, near 0, and early stopping or checkpoints on it pick the wrong epochs",
+        "label validation_data with the training split's class list, in its order: one name -> index mapping "
+        "for every split (with image_dataset_from_directory pass class_names=train_ds.class_names, or sort the "
+        "class folders)",
+    )
+
+
+def validation_labels_unjudged(compared: LabelComparison) -> str | None:
+    """Why the trained model's predictions cannot judge validation's labels; None where they can."""
+    why = None
+    if not compared.model_fits:
+        wrong = [m.label for m in compared.training.values() if m.predicted != m.label]
+        label = "labels" if len(wrong) > 1 else "label"
+        which = f", and most images of training {label} {listed(wrong)} as another label" if wrong else ""
+        why = (
+            f"the model predicts only {compared.fitted} of {compared.images} training images as their own label"
+            f"{which} (it must fit {FIT_SHARE:.0%} of them, and most of every label)"
+        )
+    elif len(compared.judged) < 2:
+        why = (
+            f"fewer than 2 validation labels have {MIN_IMAGES} images or more, most of them predicted as one "
+            f"label ({len(compared.judged)} of {len(compared.validation)})"
+        )
+    return None if why is None else f"validation labels not compared with the trained model's predictions: {why}"
+
+
+def validation_labels_agree(compared: LabelComparison) -> str:
+    judged = compared.judged
+    images = sum(m.images for m in judged.values())
+    agreeing = sum(m.count for m in judged.values())
+    return (
+        f"the trained model predicts validation labels {listed(judged, shown=len(judged))} mostly as themselves "
+        f"({agreeing} of {images} images), as it predicts {compared.fitted} of {compared.images} training images"
+    )
+
+
+def validation_labels_mixed(compared: LabelComparison) -> str:
+    """Some validation labels predicted mostly as others, but no one-to-one mapping: generalization, not labels."""
+    others = [m for m in compared.judged.values() if m.predicted != m.label]
+    return (
+        f"the trained model predicts {'; '.join(m.seen('validation') for m in others)}, but the validation labels "
+        "do not map one to one onto other training labels, most of them moved: not failed (a model that "
+        "generalizes badly to these images, not a validation split labelled from another class list)"
     )
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline_checks._validation import check_number
-from pipeline_checks.checks import label_findings
-from pipeline_checks.checks.family import family
+from pipeline_checks.checks import label_findings, label_permutation
+from pipeline_checks.checks.family import SHARED_RUN, family
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model.compile_arguments import compile_mistake_of
 from pipeline_checks.model.heads import (
@@ -32,6 +32,7 @@ from pipeline_checks.model.losses import LossFacts, loss_facts
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.builds import fresh_build
+from pipeline_checks.run.training import shared_run
 
 NAME = "labels"
 DEFAULT_INITIAL_LOSS_FACTOR = 3.0
@@ -39,7 +40,7 @@ LARGE_HEAD_GAIN = 3.0  # Glorot's gain std * sqrt(fan_in) is at most sqrt(2)
 UNIT_SCALE = 5.0  # inputs scaled to [0, 1], [-1, 1] or standardized stay within; raw pixels go to 255
 
 
-@family(NAME)
+@family(NAME, SHARED_RUN)  # the trained model tells how validation numbers the classes
 def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_INITIAL_LOSS_FACTOR) -> CheckResult:
     """Fail when labels, class names, the compiled loss and the model's outputs disagree.
 
@@ -125,6 +126,8 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         report.from_logits(outputs, loss)
         measure = functools.partial(initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
         report.initial_loss(loss, measure, factor, x_train, model)
+    if validation is not None and pipeline.validation_data is not None:  # a split of other data, labelled apart
+        report.validation_predictions(pipeline, seed, validation, loss)
 
     return verdict(
         NAME,
@@ -150,6 +153,8 @@ class _Report:
     loss_unmeasured: str = "Keras cannot compute the loss of these labels"
     held_out: int = 0  # the last images fit's validation_split keeps out of training
     one_unit_softmax: bool = False  # the one output is a softmax over one unit: 1.0 for every input
+    unnamed: bool = False  # validation's class names are only indices ('0', '1', ...)
+    compared: label_permutation.LabelComparison | None = None  # the trained model on both splits' labels
 
     def __post_init__(self):
         self.numbers["classes"] = self.classes
@@ -178,6 +183,46 @@ class _Report:
         if tuple(train_names) == tuple(validation_names):
             return
         self.findings.append(label_findings.class_order_differs(train_names, validation_names))
+
+    def validation_predictions(self, pipeline, seed: int, validation, loss: LossFacts) -> None:
+        """Validation's labels against what the trained model predicts on each split's images of each label.
+
+        Names that agree, or say nothing ('0', '1', ... from a dataset), leave a validation split
+        labelled from another class list unseen. Judged only where nothing above fails: a model
+        whose labels or head are wrong says nothing about validation's labels, and may not train.
+        """
+        self.unnamed = label_permutation.generated_names(validation.class_names)
+        if self.findings:
+            return  # a class-order finding names the cause itself; others make the model's predictions moot
+        if self.width is None:
+            self.notes.append(
+                "validation labels not compared with the trained model's predictions: the outputs are not one "
+                "score per class"
+            )
+            return
+        run = shared_run(pipeline, seed)
+        with pipeline_step(pipeline, "the trained model on the training and validation images (check_labels)"):
+            x_validation = pipeline.infer_inputs(validation.images)
+            compared = label_permutation.compare(
+                run.model,
+                run.x_infer,
+                run.raw.labels,
+                x_validation,
+                validation.labels,
+                pipeline.batch_size,
+                threshold=0.0 if loss.from_logits else 0.5,
+            )
+        self.numbers["label_predictions"] = compared.numbers()
+        self.compared = compared
+        unjudged = label_findings.validation_labels_unjudged(compared)
+        if unjudged:
+            self.notes.append(unjudged)
+        elif compared.moved:
+            self.findings.append(label_findings.validation_labels_moved(compared, self.unnamed))
+        elif compared.agrees:
+            self.notes.append(label_findings.validation_labels_agree(compared))
+        else:
+            self.notes.append(label_findings.validation_labels_mixed(compared))
 
     # -- the head ------------------------------------------------------------------------
 
@@ -413,7 +458,14 @@ class _Report:
             text += f" + regularization {regularization:.3g}" if regularization else ""
             text += f" (ln {numbers['uniform_outputs']} = {numbers['expected_initial_loss']:.3g})"
         if "validation_classes" in self.numbers:
-            text += "; validation lists the same classes in the same order"
+            text += (
+                "; validation has no class names"
+                if self.unnamed
+                else ("; validation lists the same classes in the same order")
+            )
+        compared = self.compared
+        if compared is not None and compared.model_fits and len(compared.judged) >= 2 and compared.agrees:
+            text += ", and the trained model predicts its labels as training's"
         return text
 
 

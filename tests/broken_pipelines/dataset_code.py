@@ -172,6 +172,53 @@ def frozen_conv_base_from_py_dataset():
     return Pipeline("frozen-conv-base-py-dataset", families.frozen_conv_base, Batches(), fit_kwargs={"epochs": 10})
 
 
+# A second split of the same classes, 3 images each: what validation's labels are read against.
+VALIDATION_SPLIT = make_tiny_images(classes=DATA.classes, per_class=3, size=16, seed=1)
+
+
+def integer_labelled(split, class_list):
+    """A repository's loader: each image's class name looked up in `class_list` gives its integer label,
+    and the dataset yields only the integers (no class names reach the checks)."""
+    import tensorflow as tf
+
+    labels = np.array([list(class_list).index(split.class_names[label]) for label in split.labels], np.int32)
+    return tf.data.Dataset.from_tensor_slices((np.asarray(split.images, np.float32), labels))
+
+
+def shuffled_scaled_batched(dataset):
+    return dataset.shuffle(len(DATA), seed=0).map(lambda x, y: (x / 255.0, y)).batch(4)
+
+
+def integer_dataset_pipeline(name: str, validation_classes) -> Pipeline:
+    return Pipeline(
+        name,
+        compiled_cnn,
+        lambda: integer_labelled(DATA, DATA.class_names),
+        train_dataset=shuffled_scaled_batched,
+        preprocess_infer=unit_scale,
+        validation_data=lambda: integer_labelled(VALIDATION_SPLIT, validation_classes),
+        fit_kwargs=FIT,
+        after_fit=recalibrate_after_fit,
+    )
+
+
+def integer_dataset_validation_alike():
+    """The fix: both splits labelled from the one class list, in its order."""
+    return integer_dataset_pipeline("integer-dataset-validation-alike", DATA.class_names)
+
+
+def integer_dataset_validation_reversed():
+    """Validation labelled from the class list reversed: label = classes - 1 - label.
+
+    Each split's loader lists its classes itself, and the lists differ in order (as
+    `os.listdir` gives class folders in no fixed order): uzh-rpg/rpg_event_representation_learning#2,
+    "Validation accuracy lower than expected", found "the train/test label mapping are
+    inconsistent" and fixed it with `sorted(listdir(root))`. The datasets carry only integers,
+    so both splits' class names are '0', '1', '2' and agree.
+    """
+    return integer_dataset_pipeline("integer-dataset-validation-reversed", tuple(reversed(DATA.class_names)))
+
+
 def folder_map_differs_from_serving():
     """Training maps x / 255; serving uses MobileNet's x / 127.5 - 1."""
     return folder_pipeline(
@@ -275,6 +322,7 @@ CASES = [
     correct(residual_dropout_from_folder),
     correct(xception_binary_from_dataset),
     correct(frozen_conv_base_from_py_dataset, "none: a head on a frozen random conv base learns slowly"),
+    correct(integer_dataset_validation_alike, "none: both integer-labelled splits from one class list"),
     broken(
         folder_map_differs_from_serving,
         "dataset .map(x / 255) but serving x / 127.5 - 1",
@@ -290,6 +338,11 @@ CASES = [
         folder_validation_missing_a_class,
         "two image_dataset_from_directory calls whose class lists differ",
         labels=r"class 'patterns_01' is missing from validation_data",
+    ),
+    broken(
+        integer_dataset_validation_reversed,
+        "an integer-labelled tf.data validation split labelled from the class list reversed",
+        labels=r"validation_data's labels look permuted: 0->2, 2->0",
     ),
     broken(
         loader_mixes_labels,
