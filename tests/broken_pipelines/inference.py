@@ -4,6 +4,7 @@ import functools
 
 import numpy as np
 
+from broken_pipelines import families
 from broken_pipelines.common import DATA, broken, compiled_cnn, correct, small_pipeline
 from pipeline_checks import make_tiny_images
 
@@ -44,6 +45,34 @@ def compiled_without_metrics():
 
 def without_metrics():
     return small_pipeline("small-cnn-no-metrics", build_model=compiled_without_metrics)
+
+
+def residual_compiled_without_metrics():
+    """The residual net compiled as keras.io's U-Net example compiles: a loss and no metric. Its layers
+    are `families.residual_net`'s in a new Model: compiling that one again without metrics keeps its
+    metrics in Keras 3 (compile replaces them only when given some), and so does `clone_model`."""
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    compiled = families.residual_net()
+    model = keras.Model(compiled.input, compiled.output, name=compiled.name)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def residual_without_metrics():
+    return small_pipeline("residual-no-metrics", build_model=residual_compiled_without_metrics)
+
+
+def residual_stale_batchnorm_without_metrics():
+    """`residual-stale-batchnorm` (one batch per step, ten steps at momentum 0.99, no recalibration)
+    compiled as keras.io's U-Net example compiles: agreement has only its own predicted_accuracy."""
+    return small_pipeline(
+        "residual-stale-batchnorm-no-metrics",
+        build_model=residual_compiled_without_metrics,
+        fit_kwargs=ONE_BATCH,
+        after_fit=None,
+    )
 
 
 def stale_batchnorm_without_metrics():
@@ -98,6 +127,12 @@ CASES = [
     broken(
         stale_batchnorm_without_metrics,
         "BN moving statistics stale after 10 steps, compiled with no metric",
+        agreement=r"predicted_accuracy(.|\n)*Cause: stale BatchNormalization moving statistics",
+    ),
+    correct(residual_without_metrics, "none: the residual net compiled with a loss and no metric"),
+    broken(
+        residual_stale_batchnorm_without_metrics,
+        "BN moving statistics stale after 10 steps, compiled with no metric, on a residual net",
         agreement=r"predicted_accuracy(.|\n)*Cause: stale BatchNormalization moving statistics",
     ),
 ]

@@ -326,6 +326,48 @@ def augmentation_without_batchnorm():
     return small_pipeline("augmentation-without-batchnorm", build_model=augmented_cnn_without_batchnorm, after_fit=None)
 
 
+def augmented_residual_net_without_batchnorm(learning_rate=0.01):
+    """The residual net of `families` as TensorFlow's data augmentation tutorial builds its model
+    (tensorflow.org/tutorials/images/data_augmentation, "make the preprocessing layers part of your
+    model"): seeded RandomFlip and RandomRotation first, then Conv-ReLU blocks with identity
+    shortcuts and no BatchNormalization."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    x = layers.RandomFlip("horizontal", seed=0)(inputs)
+    x = layers.RandomRotation(0.1, seed=1)(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    for _ in range(2):
+        shortcut = x
+        x = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(8, 3, padding="same")(x)
+        x = layers.MaxPooling2D(2)(layers.ReLU()(layers.Add()([x, shortcut])))
+    outputs = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs, name="augmented_residual_no_batchnorm")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+def residual_augmentation_without_batchnorm():
+    return small_pipeline(
+        "residual-augmentation-without-batchnorm", build_model=augmented_residual_net_without_batchnorm, after_fit=None
+    )
+
+
+def residual_augmentation_learning_rate_too_low():
+    """The tutorial's model trained at a learning rate 1000 times too small: overfit must name no BatchNorm."""
+    build = functools.partial(augmented_residual_net_without_batchnorm, learning_rate=1e-5)
+    return small_pipeline("residual-augmentation-lr-1e-5", build_model=build, after_fit=None)
+
+
 CASES += [
     correct(augmentation_without_batchnorm, "none: RandomFlip and RandomRotation in a model without BatchNorm"),
+    correct(residual_augmentation_without_batchnorm, "none: the same on a residual net without BatchNorm"),
+    broken(
+        residual_augmentation_learning_rate_too_low,
+        "learning rate 1e-5 on the residual net with augmentation and no BatchNorm",
+        overfit=r"below the target 1(.|\n)*moved by .* with learning rate 1e-05",
+    ),
 ]
