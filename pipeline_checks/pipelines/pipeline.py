@@ -43,7 +43,9 @@ class Pipeline:
             images (N, H, W, C) and integer labels); a folder of class folders (str or Path,
             read by `keras.utils.image_dataset_from_directory` at `folder_image_size()`); a
             `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`, batched or not, with
-            integer, one-hot or string labels; a `keras.utils.PyDataset`; an
+            integer, one-hot or string labels; a `(training, validation)` pair of datasets, as
+            `image_dataset_from_directory(..., validation_split=..., subset="both")` returns
+            (fit gets the second as `validation_data`); a `keras.utils.PyDataset`; an
             `ImageDataGenerator` iterator (`flow`, `flow_from_directory`); or a list of
             `(x, y)` batches. `fit` trains on that object itself.
         preprocess_train: raw uint8 images -> model inputs for `fit`, for arrays. Default:
@@ -61,8 +63,10 @@ class Pipeline:
             `.prefetch`. `fit` trains on its result; the checks also run it on the raw images
             to compare the training path with `preprocess_infer`. It gets batches for a
             folder and a batched dataset, single examples otherwise. Default: none.
-        image_size: (height, width) at which a folder is read. Default: the model's input
-            size where `build_model` fixes it, else (256, 256), as `image_dataset_from_directory`.
+        image_size: (height, width) at which a folder is read, and at which the checks read a
+            dataset's images of varying size (`train_dataset` resizes them for fit). Default: the
+            model's input size where `build_model` fixes it, else (256, 256), as
+            `image_dataset_from_directory`.
         application: a `keras.applications` name whose `preprocess_input` conventions the
             inputs must follow (e.g. when loading that application's pretrained weights).
         validation_data: raw validation data as for `data` (e.g. another directory split),
@@ -74,7 +78,10 @@ class Pipeline:
             the base unfrozen and recompiled; a subclassed model with its own `train_step`; a
             `GradientTape` loop. `data` is what `fit` would get: `(x_train, y_train)` for
             arrays, else the dataset object of the source. Each `model.fit` it calls is a
-            stage, recorded with the checks' recorder after its callbacks (verbose 0); a
+            stage, recorded with the checks' recorder after its callbacks (verbose 0). A
+            function with a `validation_data` parameter or a required third one,
+            `train(model, data, validation_data)`, gets the validation data as fit would (fit_kwargs' `validation_data`, the images
+            `validation_split` holds out, or a split's second dataset; None where there is none). A
             function that calls no `fit` is one "custom loop" stage. What it returns is
             ignored. `fit_kwargs` still tell the checks the batch size and epochs. Default:
             none (the checks call `fit` once with `fit_kwargs`).
@@ -154,6 +161,8 @@ class Pipeline:
         `validation_split` holds out of arrays; None where there is none."""
         if self.validation_data is not None:
             return self._read("validation_data", self.validation_data)
+        if self._kind("data", self.data) == "split":
+            return self._split_validation().raw
         if not self._splits_arrays():
             return None
         raw = self._read("data", self.data)
@@ -177,6 +186,12 @@ class Pipeline:
             )
         return split_at
 
+    def _split_validation(self) -> Source:
+        """The second dataset of a (training, validation) split, read as given (no train_dataset)."""
+        if "split validation" not in self._sources:
+            self._sources["split validation"] = self._load("data", self.data, part=1)
+        return self._sources["split validation"]
+
     def source(self) -> Source | None:
         """The training data read by its loader; None for arrays, which the pipeline reads itself.
 
@@ -186,7 +201,8 @@ class Pipeline:
         if self._kind("data", self.data) == "arrays":
             return None
         if "data" not in self._sources:
-            self._sources["data"] = self._load("data", self.data)
+            split = self._kind("data", self.data) == "split"
+            self._sources["data"] = self._load("data", self.data, part=0 if split else None)
         return self._sources["data"]
 
     def _kind(self, attribute: str, data: Any) -> str:
@@ -260,30 +276,33 @@ class Pipeline:
         arguments = {k: v for k, v in self.fit_kwargs.items() if k != "batch_size"}
         if source.kind in ("folder", "dataset"):
             arguments["shuffle"] = False  # a dataset shuffles itself; fit warns on shuffle=True
+        if self._kind("data", self.data) == "split" and "validation_data" not in arguments:
+            with self._step("data"):
+                arguments["validation_data"] = self._split_validation().fit_input(seed)
         with self._step("train_dataset" if self.train_dataset else "data"):
             return {"x": source.fit_input(seed), **arguments}
 
-    def _load(self, attribute: str, data: Any) -> Source:
+    def _load(self, attribute: str, data: Any, part: int | None = None) -> Source:
         if self.preprocess_train is not to_float:
             raise ValueError(
                 f"Pipeline {self.name!r}: preprocess_train applies to arrays; for a {self._kind(attribute, data)} "
                 "declare the training preprocessing as train_dataset=lambda ds: ds.map(...) (a folder or a "
                 "tf.data.Dataset), or let the data yield model inputs"
             )
-        size = self.folder_image_size() if self._kind(attribute, data) == "folder" else DEFAULT_IMAGE_SIZE
         reading = Reading(
-            size,
+            self.folder_image_size,
             self.batch_size,
             bool(self.fit_kwargs.get("shuffle", True)),
             self.fit_kwargs.get("steps_per_epoch"),
-            self.train_dataset,
+            None if part == 1 else self.train_dataset,  # a split's validation is read as given
         )
         with self._step(attribute):
-            return load(data, reading)
+            return load(data, reading, part)
 
     def folder_image_size(self) -> tuple[int, int]:
-        """(height, width) at which a folder is read: `image_size`, else the model's input size where
-        `build_model` fixes it, else image_dataset_from_directory's default (256, 256)."""
+        """(height, width) at which a folder, or a dataset's images of varying size, are read:
+        `image_size`, else the model's input size where `build_model` fixes it, else
+        image_dataset_from_directory's default (256, 256)."""
         if self.image_size is not None:
             return self.image_size
         if "model image size" not in self._sources:
@@ -299,6 +318,7 @@ class Pipeline:
         if attribute == "data":
             if callable(data):
                 self._sources.pop("data", None)
+                self._sources.pop("split validation", None)
             return self.source().raw
         return self._load(attribute, data).raw
 

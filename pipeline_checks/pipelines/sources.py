@@ -10,6 +10,7 @@ repository's own input code, not a copy of it. Every read is bounded (`bounded_r
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 from pipeline_checks._text import listed
 from pipeline_checks.pipelines.bounded_read import check_image_count, read_batches
 
-KINDS = ("arrays", "folder", "dataset", "sequence", "generator", "batches")
+KINDS = ("arrays", "folder", "dataset", "split", "sequence", "generator", "batches")
 DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
 
 
@@ -100,6 +101,8 @@ def source_kind(value: Any) -> str:
         return "arrays"  # (images, labels, class_names): a batch is an (x, y) pair, never an array
     if _is_tf_dataset(value):
         return "dataset"
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_tf_dataset(v) for v in value):
+        return "split"  # (training, validation), as image_dataset_from_directory(..., subset="both") returns
     if hasattr(value, "image_data_generator"):  # Keras 2's ImageDataGenerator iterators
         return "generator"
     if hasattr(value, "__getitem__") and hasattr(value, "__len__") and _is_keras_sequence(value):
@@ -108,7 +111,8 @@ def source_kind(value: Any) -> str:
         return "batches"
     raise TypeError(
         "must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class "
-        "folders, a tf.data.Dataset, a keras.utils.PyDataset, an ImageDataGenerator iterator or a list of "
+        "folders, a tf.data.Dataset, a (training, validation) pair of them, a keras.utils.PyDataset, "
+        "an ImageDataGenerator iterator or a list of "
         f"(x, y) batches; received: {type(value).__name__}"
     )
 
@@ -177,20 +181,31 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
 
 @dataclass(frozen=True)
 class Reading:
-    """How the pipeline reads its data: the fit arguments a loader needs, and the dataset function."""
+    """How the pipeline reads its data: the fit arguments a loader needs, and the dataset function.
 
-    image_size: tuple[int, int]
+    `size_of` gives the (height, width) at which a folder, or a dataset's images of varying size,
+    are read; it is called only where one is needed (it may build the model to read its input size).
+    """
+
+    size_of: Callable[[], tuple[int, int]]
     batch_size: int
     shuffle: bool
     steps: int | None  # steps_per_epoch: bounds a repeated dataset
     train_dataset: Callable[[Any], Any] | None
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.size_of())
 
-def load(data: Any, reading: Reading) -> Source:
+
+def load(data: Any, reading: Reading, part: int | None = None) -> Source:
     """Read `data` (or what it returns, called with no arguments) as a `Source`.
 
-    Only `arrays` are not read here: the pipeline validates those itself.
+    Only `arrays` are not read here: the pipeline validates those itself. `part` picks one
+    dataset of a (training, validation) split: 0 or 1.
     """
+    if part is not None:
+        data = _part_of(data, part)
     value = data() if callable(data) else data
     kind = source_kind(value)
     rebuild = (lambda: data()) if callable(data) else (lambda: value)
@@ -210,6 +225,13 @@ def load(data: Any, reading: Reading) -> Source:
     raise AssertionError(kind)  # arrays are the pipeline's own
 
 
+def _part_of(data: Any, part: int) -> Any:
+    """One dataset of a split, or a function that calls the loader again and returns that dataset."""
+    if callable(data):
+        return lambda: data()[part]
+    return data[part]
+
+
 def _kept_batches(value, steps: int | None) -> list:
     """A list's batches, or an iterator's first `steps` (read as `read_batches` reads, so bounded)."""
     if hasattr(value, "__len__"):
@@ -225,9 +247,9 @@ def _kept_batches(value, steps: int | None) -> list:
     return kept
 
 
-def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None, steps=None) -> Source:
+def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None, steps=None, class_names=None) -> Source:
     """A source whose batches are read as given: its labels read as `integer_labels` reads them."""
-    labels, names, encoding = integer_labels(y)
+    labels, names, encoding = integer_labels(y, class_names)
     raw = RawData(_images(x), labels, names)
     return Source(kind, raw, fit_input, encoding, batch_size, train_path or _unchanged(y), rebuilt, steps)
 
@@ -293,7 +315,10 @@ def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
     # A dataset that may not end (repeated, or of unknown length: from_generator, filter) is read
     # for one epoch, as fit reads it; one of known length is read whole.
     steps = reading.steps if int(dataset.cardinality()) < 0 else None
-    x, y = read_batches(dataset if batched else dataset.batch(reading.batch_size if steps else 64), steps)
+    if _varies_in_size(dataset):
+        x, y = _read_resized(dataset, reading, steps)
+    else:
+        x, y = read_batches(dataset if batched else dataset.batch(reading.batch_size if steps else 64), steps)
 
     def fit_input(seed):
         again = rebuild() if reading.train_dataset is None else reading.train_dataset(rebuild())
@@ -303,7 +328,35 @@ def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
 
     size = len(next(iter(dataset))[0]) if batched else reading.batch_size
     path = _dataset_path(reading.train_dataset, batched, given=y)
-    return _given("dataset", x, y, fit_input, size, rebuilt, path, reading.steps)
+    # image_dataset_from_directory's dataset names its classes (lost after a .map).
+    names = getattr(dataset, "class_names", None)
+    return _given("dataset", x, y, fit_input, size, rebuilt, path, reading.steps, class_names=names)
+
+
+def _varies_in_size(dataset) -> bool:
+    """Whether an unbatched dataset's images may differ in height or width (a tfds loader's, before its resize)."""
+    shape = dataset.element_spec[0].shape
+    return shape.rank == 3 and (shape[0] is None or shape[1] is None)
+
+
+def _read_resized(dataset, reading: Reading, steps: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images of varying size, each read at `reading.image_size` as keras.layers.Resizing and
+    image_dataset_from_directory resize (bilinear): the size the repository's own resize gives the model.
+
+    fit trains on what `train_dataset` makes of the dataset; without one, fit cannot batch the images.
+    """
+    import tensorflow as tf
+
+    if reading.train_dataset is None:
+        sizes = [tuple(int(d) for d in np.shape(x)[:2]) for x, *_ in itertools.islice(dataset.as_numpy_iterator(), 2)]
+        raise ValueError(
+            f"data yields images of different sizes (such as {' and '.join(f'{h}x{w}' for h, w in sizes)}) and no "
+            "train_dataset resizes them, so fit cannot batch them: declare the repository's resize, e.g. "
+            "train_dataset=lambda ds: ds.map(lambda x, y: (keras.layers.Resizing(height, width)(x), y))"
+        )
+    height, width = reading.image_size
+    resized = dataset.map(lambda x, y, *rest: (tf.image.resize(x, (height, width)), y, *rest))
+    return read_batches(resized.batch(reading.batch_size if steps else 64), steps)
 
 
 def _check_bounded(dataset, steps: int | None, what: str) -> None:
@@ -334,7 +387,9 @@ def _dataset_path(train_dataset, batched: bool, given: np.ndarray):
     def run(images, labels):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         dataset = dataset.batch(len(images)) if batched else dataset
-        return read_batches(_one_pass(train_dataset(dataset), len(images)), what="train_dataset")
+        out = _one_pass(train_dataset(dataset), len(images))
+        out = out if _batched(out) else out.batch(len(images))  # as fit batches what it returns
+        return read_batches(out, what="train_dataset")
 
     def path(images, labels=None):
         labels = given[: len(images)] if labels is None else labels

@@ -310,6 +310,8 @@ def _train_in_stages(run: TrainingRun, arguments: dict, first_epoch_only: bool =
     """
     model, pipeline = run.model, run.pipeline
     data = (arguments["x"], arguments["y"]) if "y" in arguments else arguments["x"]
+    validation = validation_argument(pipeline.train, arguments.get("validation_data"))
+    given, by_keyword = ((data, *validation), {}) if isinstance(validation, tuple) else ((data,), validation)
     start = run.initial
     original = model.fit
     signature = inspect.signature(original)
@@ -341,7 +343,7 @@ def _train_in_stages(run: TrainingRun, arguments: dict, first_epoch_only: bool =
     model.fit = fit
     try:
         with pipeline_step(pipeline, "train", compile_mistake_of(model)):
-            pipeline.train(model, data)
+            pipeline.train(model, *given, **by_keyword)
     except _FirstEpochDone:
         pass
     finally:
@@ -355,6 +357,20 @@ def _train_in_stages(run: TrainingRun, arguments: dict, first_epoch_only: bool =
     run.history = run.stages[-1].history
     run.initial = run.stages[0].start
     run.trainable = frozenset().union(*(stage.trainable for stage in run.stages))
+
+
+def validation_argument(train, validation_data) -> dict[str, Any] | tuple:
+    """How a train function takes the validation data: a parameter named `validation_data` by
+    keyword, a required third parameter by position, else not at all (`train(model, data)`; a third
+    parameter with a default, `recompile=True`, is the function's own)."""
+    try:
+        parameters = list(inspect.signature(train).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: call it as documented, with two
+        return ()
+    if any(p.name == "validation_data" and p.kind != p.POSITIONAL_ONLY for p in parameters):
+        return {"validation_data": validation_data}
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return (validation_data,) if len(positional) >= 3 and positional[2].default is positional[2].empty else ()
 
 
 def _state_before_fit(model, like: tuple):
