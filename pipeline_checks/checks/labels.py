@@ -2,9 +2,10 @@
 
 Most of these bugs train without an error: 1-based labels with one output too many, a
 softmax applied twice, a validation split whose class indices shifted, a loader that gives
-every file the same label, binary cross-entropy on a softmax. None needs training: the check
+every file the same label, binary cross-entropy on a softmax. Most need no training: the check
 reads the data, builds the model once from the seed, runs it on one batch and measures the
-loss before the first step.
+loss before the first step. Only validation's labels are read against the shared run's trained
+model, where the class names cannot tell (`label_permutation`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ UNIT_SCALE = 5.0  # inputs scaled to [0, 1], [-1, 1] or standardized stay within
 def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_INITIAL_LOSS_FACTOR) -> CheckResult:
     """Fail when labels, class names, the compiled loss and the model's outputs disagree.
 
-    Five parts, none of which trains:
+    Five parts; only the validation labels' part reads a trained model (the shared run):
 
     - **Label range and coverage.** Labels must lie in `[0, len(class_names))`, and the
       training labels must name every class (at least two): a loader that labels every
@@ -74,7 +75,10 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
       on logits makes Keras clip them as if they were probabilities.
     - **Class order across splits.** With `validation_data`, both splits must list the same
       `class_names` in the same order: a class missing from one directory split shifts
-      every index after it.
+      every index after it. Where the names agree, or are only indices ('0', '1', ... from
+      an integer-labelled dataset), the shared run's trained model is asked: where it fits
+      the training images, validation labels that it predicts, consistently and one to
+      one, as other training labels (a split labelled from a reversed class list) fail.
     - **Loss at initialization.** A freshly initialized classifier predicts about
       uniformly, so its cross-entropy starts near ln C (C softmax outputs) or ln 2 (binary
       cross-entropy, per output) whatever the label balance. The data loss of a
@@ -108,8 +112,8 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     model = fresh_build(pipeline, seed)  # the training run's initial model, shared with other checks
 
     report = _Report(raw.classes)
-    if validation is not None and pipeline.validation_data is None:  # held out of the arrays by validation_split
-        report.held_out = len(validation)
+    if validation is not None and pipeline.validation_data is None and pipeline.source() is None:
+        report.held_out = len(validation)  # held out of the arrays by validation_split
     if report.label_range("data", raw):
         report.classes_covered(raw)
     if validation is not None:
@@ -126,7 +130,7 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         report.from_logits(outputs, loss)
         measure = functools.partial(initial_losses, model, y=y_train, batch_size=pipeline.batch_size)
         report.initial_loss(loss, measure, factor, x_train, model)
-    if validation is not None and pipeline.validation_data is not None:  # a split of other data, labelled apart
+    if validation is not None and not report.held_out:  # labelled apart: not images fit's validation_split keeps
         report.validation_predictions(pipeline, seed, validation, loss)
 
     return verdict(
