@@ -43,3 +43,21 @@ def test_layers_built_inside_or_without_randomness_are_not():
     assert random_layers_reached_by(built_inside) == []
     assert random_layers_reached_by(lambda x: SCALE(x)) == []
     assert random_layers_reached_by(len) == []  # a builtin has no code to read
+
+
+def test_outside_layers_restart_where_the_first_run_met_them():
+    import numpy as np
+
+    from pipeline_checks.model.random_layers import restart_outside_layers
+
+    tf = __import__("pytest").importorskip("tensorflow")
+    images = tf.data.Dataset.from_tensor_slices((np.arange(48, dtype="float32").reshape(4, 2, 2, 3), [0, 1, 0, 1]))
+
+    def a_run():
+        assert restart_outside_layers([None, through_a_list]) == ["RandomFlip 'flip' (FLIPS)"]
+        return [x for x, _ in through_a_list(images.batch(4)).as_numpy_iterator()]
+
+    state = [v.numpy().copy() for v in FLIPS[0].variables]
+    first, second = a_run(), a_run()
+    np.testing.assert_array_equal(first[0], second[0])  # the second run draws the first run's flips
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(state, FLIPS[0].variables))  # a run advances it

@@ -16,10 +16,10 @@ from pipeline_checks._validation import check_boolean, check_number
 from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
-from pipeline_checks.model.random_layers import random_layers_reached_by
+from pipeline_checks.model.random_layers import random_layers_reached_by, restart_outside_layers
 from pipeline_checks.results.check_result import CheckResult, passed
 from pipeline_checks.results.verdict import Finding, verdict
-from pipeline_checks.run.training import TrainingRun, shared_run
+from pipeline_checks.run.training import TrainingRun, shared_run, training_functions
 from pipeline_checks.run.training import replay as replay_of
 
 NAME = "determinism"
@@ -278,7 +278,7 @@ def _where_randomness_enters(pipeline, run: TrainingRun, replay: TrainingRun) ->
             "read the data in a fixed order (sort the file names) and leave shuffling to fit(shuffle=True), "
             "which keras.utils.set_random_seed seeds; or shuffle with np.random.default_rng(seed).",
         )
-    first, second = pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images)
+    first, second = _train_inputs_of_a_run(pipeline, run), _train_inputs_of_a_run(pipeline, run)
     if not _same_arrays(first, second):
         return _training_path_differs(pipeline, _inputs_changed(first, second))
     initial = [
@@ -328,7 +328,7 @@ def _only_kernel_noise(pipeline, run: TrainingRun, replay: TrainingRun) -> bool:
     return (
         _same_arrays(run.raw.images, replay.raw.images)
         and _same_arrays(run.raw.labels, replay.raw.labels)
-        and _same_arrays(pipeline.train_inputs(run.raw.images), pipeline.train_inputs(run.raw.images))
+        and _same_arrays(_train_inputs_of_a_run(pipeline, run), _train_inputs_of_a_run(pipeline, run))
         and all(_same_arrays(a, b) for a, b in zip(run.initial, replay.initial))
         and math.isfinite(first)
         and abs(first - again) <= KERNEL_NOISE * max(abs(first), 1e-12)
@@ -355,6 +355,12 @@ def _inputs_changed(a: np.ndarray, b: np.ndarray) -> str:
     return f"{changed} of {len(a)} images differ, by up to {largest:.3g}"
 
 
+def _train_inputs_of_a_run(pipeline, run: TrainingRun) -> np.ndarray:
+    """The training path's inputs as a run makes them, its outside random layers restarted first."""
+    restart_outside_layers(training_functions(pipeline))
+    return pipeline.train_inputs(run.raw.images)
+
+
 def _training_path_differs(pipeline, changed: str) -> tuple[str, str]:
     """The training path gave other inputs on a second call: Keras random layers it reaches but does
     not build (their state carries over between runs), else a generator the seed does not reach."""
@@ -364,13 +370,13 @@ def _training_path_differs(pipeline, changed: str) -> tuple[str, str]:
     differs = f"{path} returned different inputs for the same images on two calls ({changed})"
     if kept:
         return (
-            f"{differs}: it calls Keras random layers built once, outside it ({listed(kept)}). A layer's "
-            "seed generator is seeded when the layer is made (made at import, before any seed is set, it draws "
-            "another seed in each process) and advances with each call, so a second run draws other numbers "
-            "whatever keras.utils.set_random_seed says; a parallel map (num_parallel_calls) may also hand the "
-            "draws to the images in another order.",
-            f"build the layers inside {path} (or in the model), so each run makes them anew from the seed, and "
-            "keep a parallel map's order with .map(..., deterministic=True) or tf.data.Options().deterministic.",
+            f"{differs}: it calls Keras random layers built once, outside it ({listed(kept)}), which the "
+            "checks restart before each run as a fresh process would. Their seed generator is one variable "
+            "that every call advances, so a parallel map (num_parallel_calls) hands its draws to the images in "
+            "another order from run to run (deterministic=True keeps the output order, not the draws').",
+            f"map the random layers without num_parallel_calls (a sequential map draws in order; keep the "
+            f"parallelism for decoding and resizing), or move them into the model; and build them inside {path} "
+            "or give them seed=..., so that every process starts them alike.",
         )
     return (
         f"{differs}: augmentation drawing from a generator the seed does not reach, e.g. "

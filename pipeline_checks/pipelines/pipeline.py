@@ -80,10 +80,11 @@ class Pipeline:
             arrays, else the dataset object of the source. Each `model.fit` it calls is a
             stage, recorded with the checks' recorder after its callbacks (verbose 0). A
             function with a `validation_data` parameter or a required third one,
-            `train(model, data, validation_data)`, gets the validation data as fit would (fit_kwargs' `validation_data`, the images
-            `validation_split` holds out, or a split's second dataset; None where there is none). A
-            function that calls no `fit` is one "custom loop" stage. What it returns is
-            ignored. `fit_kwargs` still tell the checks the batch size and epochs. Default:
+            `train(model, data, validation_data)`, gets the validation data as fit would
+            (fit_kwargs' `validation_data`, the images `validation_split` holds out, or a
+            split's second dataset; None where there is none). A function that calls no
+            `fit` is one "custom loop" stage. What it returns is ignored. `fit_kwargs` still
+            tell the checks the batch size and epochs. Default:
             none (the checks call `fit` once with `fit_kwargs`).
         check_options: check name -> keyword arguments of that check, which it takes when
             its caller passes none, e.g. `{"overfit": {"target_accuracy": 0.9}}` for a head

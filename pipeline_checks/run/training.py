@@ -24,6 +24,7 @@ from pipeline_checks.errors import PipelineRunError, pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.compile_arguments import compile_mistake_of
 from pipeline_checks.model.passes import initial_loss
+from pipeline_checks.model.random_layers import restart_outside_layers
 from pipeline_checks.model.state import weight_values
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
 from pipeline_checks.run import timings as phases
@@ -267,8 +268,15 @@ def read_data(pipeline: Pipeline, seed: int, keep_compiled: bool = False) -> tup
     `keep_compiled`: seed without clearing TensorFlow's kernel cache (`compat.set_random_seed`), for `replay`.
     """
     compat.set_random_seed(seed, keep_compiled=keep_compiled)
+    restart_outside_layers(training_functions(pipeline))
     raw = pipeline.raw_data()
     return (raw, *pipeline.training_pairs(raw))
+
+
+def training_functions(pipeline: Pipeline) -> tuple:
+    """The pipeline's own functions on the training side, whose outside random layers each run restarts."""
+    data = pipeline.data if callable(pipeline.data) else None
+    return (data, pipeline.train_dataset, pipeline.preprocess_train, pipeline.train)
 
 
 def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> None:
@@ -279,6 +287,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     function, that function trains instead, in stages (`_train_in_stages`). `keep_compiled`: as for `read_data`.
     """
     compat.set_random_seed(run.seed, keep_compiled=keep_compiled)
+    restart_outside_layers(training_functions(run.pipeline))
     arguments = run.pipeline.fit_arguments(run.x_train, run.y_train, run.seed)
     if run.pipeline.train is not None:
         _train_in_stages(run, arguments, first_epoch_only=epochs == 1)
