@@ -129,7 +129,7 @@ def validation_labels_moved(compared: LabelComparison, unnamed: bool) -> Finding
         f"the trained model predicts {compared.fitted} of {compared.images} training images as their own label, "
         f"but predicts {seen}: validation was labelled from another class list or order (one "
         f"reversed, or each split's own listing of class folders). {names}. fit's val_accuracy then scores right "
-        "predictions as wrong, near 0, and early stopping or checkpoints on it pick the wrong epochs",
+        "predictions as wrong, and early stopping or checkpoints on it pick the wrong epochs",
         "label validation_data with the training split's class list, in its order: one name -> index mapping "
         "for every split (with image_dataset_from_directory pass class_names=train_ds.class_names, or sort the "
         "class folders)",
