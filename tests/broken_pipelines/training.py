@@ -357,7 +357,7 @@ def residual_augmentation_without_batchnorm():
 
 
 def residual_augmentation_learning_rate_too_low():
-    """The tutorial's model trained at a learning rate 1000 times too small: overfit must name no BatchNorm."""
+    """The tutorial's model as a residual net at Adam 1e-5, 1000 times too small: overfit must name no BatchNorm."""
     build = functools.partial(augmented_residual_net_without_batchnorm, learning_rate=1e-5)
     return small_pipeline("residual-augmentation-lr-1e-5", build_model=build, after_fit=None)
 
