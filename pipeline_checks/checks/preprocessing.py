@@ -101,7 +101,7 @@ def check_preprocessing(
     findings = [] if paths.agrees else [_path_mismatch(paths, known, random, names)]
     numbers["infer_random"] = _differ(infer, infer_again)
     if numbers["infer_random"]:
-        findings.append(_random_serving(infer, infer_again, names[1]))
+        findings.append(_random_serving(infer, infer_again, names[1], declared=pipeline.preprocess_infer is not None))
     application = judged = None
     if pipeline.application is not None:
         application = application_inputs(pipeline.application, images)
@@ -189,12 +189,21 @@ def _path_mismatch(paths: Comparison, known, random: bool, names: tuple[str, str
     return Finding(summary, detail, fix=f"{fix}.", cause=f"{cause}.")
 
 
-def _random_serving(first, second, infer: str) -> Finding:
-    """Inference inputs that differ between two calls on the same images: augmentation at serving."""
+def _random_serving(first, second, infer: str, declared: bool) -> Finding:
+    """Inference inputs that differ between two calls on the same images: augmentation at serving, or no
+    serving path declared, so that the checks serve through the training path and its augmentation."""
     summary = f"{infer} is random: two calls on the same images give different inputs"
     if first.shape == second.shape:
         differing = int(np.any(~equal_values(first, second).reshape(len(first), -1), axis=1).sum())
         summary += f" ({differing} of {len(first)} images differ)"
+    if not declared:
+        return Finding(
+            summary,
+            cause=f"no preprocess_infer is declared, so the checks serve through {infer}, the training path, "
+            "and its augmentation runs at serving.",
+            fix="declare the serving code as preprocess_infer (raw images -> model inputs, e.g. "
+            "lambda images: images where the model rescales them itself).",
+        )
     return Finding(
         summary,
         cause="augmentation runs at serving (a random layer called with training=True, or the training "
