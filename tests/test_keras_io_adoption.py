@@ -37,6 +37,14 @@ RED_AT_THIS_SCALE = {
 
 @pytest.fixture
 def project(pytester):
+    from pipeline_checks.model import compat
+
+    if not compat.is_keras3():
+        pytest.skip(
+            "the examples are keras.io's Keras 3 versions; on Keras 2 (measured on 2.12) module-level random "
+            "layers keep their generator state outside Keras variables, so the checks cannot restart them and "
+            "determinism fails, and mnist_convnet's evaluate scores 2 images below fit"
+        )
     pytester.makepyfile(keras_io_examples=EXAMPLES)
     pytester.makepyprojecttoml('[tool.pipeline_checks]\npipelines = ["keras_io_examples:examples"]\n')
     return pytester

@@ -2,6 +2,8 @@
 
 import functools
 
+import pytest
+
 from pipeline_checks.model import compat
 from pipeline_checks.model.random_layers import random_layers_reached_by
 
@@ -50,7 +52,9 @@ def test_outside_layers_restart_where_the_first_run_met_them():
 
     from pipeline_checks.model.random_layers import restart_outside_layers
 
-    tf = __import__("pytest").importorskip("tensorflow")
+    tf = pytest.importorskip("tensorflow")
+    if not compat.is_keras3():
+        pytest.skip("Keras 2's random layers keep their generator state outside Keras variables: left as it is")
     images = tf.data.Dataset.from_tensor_slices((np.arange(48, dtype="float32").reshape(4, 2, 2, 3), [0, 1, 0, 1]))
 
     def a_run():
