@@ -285,3 +285,17 @@ def test_without_batchnorm_the_table_shows_no_recalibrated_row_and_unknown_cause
     assert "recalibrated" not in agreement.table(), agreement.table()
     unknown = _cause_unknown(agreement.batchnorm, ())
     assert "BatchNorm" not in f"{unknown.detail} {unknown.fix}", unknown
+
+
+def test_the_headline_names_the_gated_metric_and_a_missing_value_is_a_dash():
+    from pipeline_checks.checks.agreement import _headline
+    from pipeline_checks.oracle.agreement import _cell
+
+    numbers = {"evaluate_predicted_accuracy": 0.6667, "recalibrated_predicted_accuracy": 1.0}
+    numbers.update(worst_bn_drift=2.9, worst_bn_layer="batch_normalization")
+    assert _headline(numbers, "predicted_accuracy", batchnorm=True) == (
+        "predicted_accuracy evaluate 0.67, recalibrated 1.00; worst BN drift 2.9 (batch_normalization)"
+    )  # was "accuracy ; worst BN drift 2.9 (...)": the numbers of a model with no accuracy metric were lost
+    assert _headline({"fit_acc": 1.0, "evaluate_acc": 0.5}, "acc", batchnorm=False) == "acc fit 1.00, evaluate 0.50"
+    assert _headline({}, "loss", batchnorm=False) == ""
+    assert _cell(None, 8) == "       -" and _cell(0.5, 8) == "  0.5000"

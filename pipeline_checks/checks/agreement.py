@@ -47,7 +47,7 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     table = f"{agreement.header}\n{agreement.table()}"
     notes = [table, _stages_note(run)]
     # Each gap's summary is a sentence of its own, so they join with a space.
-    headline = _headline(numbers, agreement.batchnorm.count > 0)
+    headline = _headline(numbers, gated_metric(agreement), agreement.batchnorm.count > 0)
     return verdict(NAME, pipeline, agreement.findings, agreed, notes, headline, join=" ", **numbers)
 
 
@@ -66,8 +66,14 @@ def _stages_note(run) -> str:
     return ""
 
 
+def gated_metric(agreement: Agreement) -> str:
+    """The metric the key numbers report: the first gated one other than the loss (accuracy, acc,
+    binary_accuracy, or the oracle's own predicted_accuracy), else the loss."""
+    return next((m for m in agreement.gated if m != "loss"), "loss")
+
+
 def key_numbers(agreement: Agreement) -> dict:
-    metric = next((m for m in agreement.gated if m != "loss"), "loss")
+    metric = gated_metric(agreement)
     numbers = {f"{mode}_{metric}": values[metric] for mode, values in agreement.values.items() if metric in values}
     if agreement.recalibration is not None and agreement.recalibration.layers:
         layers = agreement.recalibration.layers
@@ -90,12 +96,13 @@ def _statistics(change) -> dict:
     }
 
 
-def _headline(numbers: dict, batchnorm: bool) -> str:
-    """Accuracy in fit, evaluate and (with BatchNormalization layers) after recalibration, and the worst
-    BN drift: the suite's one line."""
+def _headline(numbers: dict, metric: str, batchnorm: bool) -> str:
+    """The gated metric in fit, evaluate and (with BatchNormalization layers) after recalibration, and
+    the worst BN drift: the suite's one line, e.g. "accuracy fit 1.00, evaluate 0.33, recalibrated 1.00"."""
     labels = ("fit", "evaluate", "recalibrated") if batchnorm else ("fit", "evaluate")
-    modes = [(label, numbers.get(f"{label}_accuracy")) for label in labels]
-    text = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
+    modes = [(label, numbers.get(f"{label}_{metric}")) for label in labels]
+    measured = ", ".join(f"{label} {value:.2f}" for label, value in modes if value is not None)
+    parts = [f"{metric} {measured}"] if measured else []
     if "worst_bn_drift" in numbers:
-        text += f"; worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})"
-    return f"accuracy {text}" if text else ""
+        parts.append(f"worst BN drift {numbers['worst_bn_drift']:.3g} ({numbers['worst_bn_layer']})")
+    return "; ".join(parts)

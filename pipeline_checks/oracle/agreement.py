@@ -99,10 +99,12 @@ class Agreement:
         """One row per mode measured; without a BatchNormalization layer the recalibrated mode is
         evaluate itself, so it is not shown."""
         metrics = self.metrics
-        rows = [f"{'mode':<13}" + "".join(f"{m:>12}" for m in metrics)]
+        widths = [max(12, len(m) + 2) for m in metrics]  # a long name (predicted_accuracy) keeps its gap
+        rows = [f"{'mode':<13}" + "".join(f"{m:>{w}}" for m, w in zip(metrics, widths))]
         for mode in MODES:
             if mode in self.values and (mode != "recalibrated" or self.batchnorm.count):
-                rows.append(f"{mode:<13}" + "".join(f"{self.values[mode].get(m, math.nan):>12.4f}" for m in metrics))
+                cells = (_cell(self.values[mode].get(m), w) for m, w in zip(metrics, widths))
+                rows.append(f"{mode:<13}" + "".join(cells))
         return "\n".join(rows)
 
     @property
@@ -291,3 +293,8 @@ def _saturated(outputs) -> bool:
     logits) is then larger, without any bug."""
     values = np.concatenate([np.ravel(o) for o in outputs])
     return bool(values.size and values.min() >= 0 and values.max() <= 1 and values.min() <= 1e-7)
+
+
+def _cell(value: float | None, width: int) -> str:
+    """A table cell: the value, or "-" for a metric the mode does not report (fit has no predicted_accuracy)."""
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
