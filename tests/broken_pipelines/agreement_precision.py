@@ -59,12 +59,17 @@ def efficientnet_stochastic_depth():
     )
 
 
+PHOTOS_16 = make_tiny_images(classes=3, per_class=4, size=16, seed=0, kind="photos")
+
+
 def residual_stale_batchnorm():
-    """The first report on another family: one batch per step, ten steps at momentum 0.99."""
+    """The first report on another family: its photographs, one batch per step, ten steps at momentum
+    0.99. (On the 12 pattern images the stale statistics raised evaluate's loss tenfold but, at seeds
+    1-3, left every image's class as it was: no gap in accuracy to gate.)"""
     return Pipeline(
         name="residual-stale-batchnorm",
         build_model=families.residual_net,
-        data=DATA,
+        data=PHOTOS_16,
         preprocess_train=scaled,
         fit_kwargs={"epochs": 10, "batch_size": 12},
     )
