@@ -22,6 +22,7 @@ from broken_pipelines import (
     program_faults,
     reproducibility,
     stages,
+    tabular,
     training,
 )
 
@@ -44,6 +45,7 @@ CASES = [
     *dataset_code.CASES,
     *stages.CASES,
     *program_faults.CASES,
+    *tabular.CASES,
 ]
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline_checks.pipelines.input_kind import are_images, word_for_rank
+
 SAME = 1e-5  # values closer than this fraction of the range are equal: float32 rounding, not a difference
 LOOKS_LIKE = 0.02  # statistics this close to a known convention's name the convention
 
@@ -73,7 +75,8 @@ class InputStatistics:
         """'768 values NaN or Inf, in 1 of 12 images' ('' where all are finite)."""
         if not self.non_finite:
             return ""
-        return f"{self.non_finite:,} values NaN or Inf, in {self.images_non_finite} of {self.shape[0]} images"
+        rows = f"{word_for_rank(len(self.shape))}s"
+        return f"{self.non_finite:,} values NaN or Inf, in {self.images_non_finite} of {self.shape[0]} {rows}"
 
 
 def statistics(inputs) -> InputStatistics:
@@ -180,11 +183,12 @@ class Comparison:
         return max(gaps(ours.reversed_channels(), reference)) <= self.tolerance + self.allowance
 
     def differences(self) -> str:
+        row = word_for_rank(len(self.reference.shape))
         if self.max_abs_difference is None:
-            return f"shapes {self.ours.shape[1:]} and {self.reference.shape[1:]} per image"
+            return f"shapes {self.ours.shape[1:]} and {self.reference.shape[1:]} per {row}"
         images, values, total = self.images_differing, self.values_differing, int(np.prod(self.reference.shape))
         return (
-            f"max abs difference {self.max_abs_difference:.4g} ({images} of {self.reference.shape[0]} images, "
+            f"max abs difference {self.max_abs_difference:.4g} ({images} of {self.reference.shape[0]} {row}s, "
             f"{values:,} of {total:,} values, {values / total:.1%})"
         )
 
@@ -245,8 +249,12 @@ def unchanged(received: np.ndarray, inputs: np.ndarray) -> bool:
 
 
 def conventions(images: np.ndarray) -> dict[str, InputStatistics]:
-    """The statistics of the usual preprocessings of the raw images, to name what a path does."""
+    """The statistics of the usual preprocessings of the raw images, to name what a path does; none for
+    inputs that are not images (tabular rows, sequences), which have no pixel conventions."""
     from pipeline_checks.model.applications import preprocess_input_for
+
+    if not are_images(images):
+        return {}
 
     pixels = np.asarray(images, dtype=np.float32)
     found = {
@@ -266,7 +274,7 @@ def conventions(images: np.ndarray) -> dict[str, InputStatistics]:
 
 def looks_like(inputs: InputStatistics, known: dict[str, InputStatistics]) -> str | None:
     """The convention in `known` whose statistics `inputs` match, or None."""
-    if inputs.balance is None or inputs.mean.shape != next(iter(known.values())).mean.shape:
+    if not known or inputs.balance is None or inputs.mean.shape != next(iter(known.values())).mean.shape:
         return None
     found = {name: max(gaps(inputs, candidate)) for name, candidate in known.items()}
     best = min(found, key=found.get)

@@ -30,6 +30,7 @@ from pipeline_checks.model.heads import (
     softmax_over_one_unit,
 )
 from pipeline_checks.model.losses import LossFacts, loss_facts
+from pipeline_checks.pipelines.input_kind import are_images
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.builds import fresh_build
@@ -447,7 +448,10 @@ class _Report:
             f"large features reach its last layer: the training inputs span [{low:.4g}, {high:.4g}] and no layer in "
             f"the model rescales or normalizes them; divided by {span:.4g}, the same model starts at {scaled:.3g}",
             "scale the inputs (e.g. / 255, or the application's preprocess_input) or add a Rescaling or "
-            "Normalization layer",
+            "Normalization layer"
+            if are_images(x_train)
+            else "standardize the features (with the training set's mean and std) or add a Normalization layer "
+            "adapted to them",
         )
 
     def agreement(self, loss: LossFacts, label_encoding: str) -> str:

@@ -11,6 +11,7 @@ from pipeline_checks._text import listed
 from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
 from pipeline_checks.model import compat
 from pipeline_checks.model.initial_gradients import first_step_shows_gradients, initial_gradients
+from pipeline_checks.pipelines.input_kind import examples_word
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.training import TrainingRun, shared_run
@@ -130,8 +131,8 @@ def _inputs(run: TrainingRun) -> Seen | None:
     bad = ~np.isfinite(x)
     if not bad.any():
         return None
-    images = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
-    detail = f"{len(images)} of {len(x)} preprocessed images hold NaN or Inf (first: image {images[0]})"
+    rows, row = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1)), examples_word(x)
+    detail = f"{len(rows)} of {len(x)} preprocessed {row}s hold NaN or Inf (first: {row} {rows[0]})"
     return Seen("inputs", "before training", detail, -2)
 
 

@@ -30,6 +30,7 @@ from pipeline_checks.model.probes import (
 )
 from pipeline_checks.oracle.agreement import DEFAULT_TOLERANCE, Agreement, measure_agreement
 from pipeline_checks.oracle.findings import MIN_SAMPLES, significant
+from pipeline_checks.pipelines.input_kind import examples_word
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.capacity import Capacity, capacity_of, loss_before_and_after
@@ -519,7 +520,7 @@ def _cannot_learn(run: TrainingRun, capacity: Capacity, signals: _Signals) -> Fi
     if signals.outputs <= NO_SPREAD and received is not None and received > CLEARLY_DIFFERENT:
         if _softmax_over_one_unit(run):
             return Finding(
-                f"the model gives all {len(run.x_infer)} images the same output",
+                f"the model gives all {len(run.x_infer)} {examples_word(run.x_infer)}s the same output",
                 f"after fit its outputs differ by at most {signals.outputs:.2g}: its last layer is a softmax over "
                 "one unit, exp(z) / exp(z) = 1 for every image whatever the weights",
                 cause="a softmax over a single output unit (check_labels names it)",
@@ -527,7 +528,7 @@ def _cannot_learn(run: TrainingRun, capacity: Capacity, signals: _Signals) -> Fi
                 "units with sparse_categorical_crossentropy.",
             )
         return Finding(
-            f"the model gives all {len(run.x_infer)} images the same output",
+            f"the model gives all {len(run.x_infer)} {examples_word(run.x_infer)}s the same output",
             f"after fit its outputs differ by at most {signals.outputs:.2g}, while its trainable layers receive "
             f"values that differ by up to {received:.3g}",
             cause="dead units (ReLUs that no image activates), a saturated activation or a zero scale inside the "

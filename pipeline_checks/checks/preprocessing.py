@@ -26,6 +26,7 @@ from pipeline_checks.checks.input_statistics import (
     same_values,
     statistics,
 )
+from pipeline_checks.pipelines.input_kind import are_images, not_images, word_for_rank
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 
@@ -103,7 +104,7 @@ def check_preprocessing(
     if numbers["infer_random"]:
         findings.append(_random_serving(infer, infer_again, names[1], declared=pipeline.preprocess_infer is not None))
     application = judged = None
-    if pipeline.application is not None:
+    if pipeline.application is not None and are_images(images):
         application = application_inputs(pipeline.application, images)
         judged = judged_inputs(pipeline, infer, seed)
         expected = compare([judged.inputs], application.inputs, tolerance, same_shape=False)
@@ -119,7 +120,18 @@ def check_preprocessing(
             notes.append(f"  {described(judged.label, statistics(judged.inputs), known)}")
     if judged is not None and judged.note:
         notes.append(judged.note)
+    notes += _not_images_notes(pipeline, images)
     return verdict(NAME, pipeline, findings, _agreement_summary(paths, random, application, judged), notes, **numbers)
+
+
+def _not_images_notes(pipeline, images: np.ndarray) -> list[str]:
+    """What is not judged on inputs that are not images: pixel conventions, the application's preprocess_input."""
+    if are_images(images):
+        return []
+    notes = [f"  {not_images(images)}: the paths are compared value by value; no pixel convention is named"]
+    if pipeline.application is not None:
+        notes.append(f"  {not_images(images)}: {pipeline.application}'s preprocess_input is not judged")
+    return notes
 
 
 def _differ(first: np.ndarray, second: np.ndarray) -> bool:
@@ -147,20 +159,21 @@ def _path_numbers(paths: Comparison, random: bool) -> dict:
 def _path_mismatch(paths: Comparison, known, random: bool, names: tuple[str, str]) -> Finding:
     """Training and inference inputs differ by more than augmentation explains: how, and why."""
     n, (train, infer) = paths.reference.shape[0], names
+    rows = f"{word_for_rank(len(paths.reference.shape))}s"
     train_looks, infer_looks = looks_like(paths.ours, known), looks_like(paths.reference, known)
     fix = (
         f"build both paths from one function: {infer} = {train}'s deterministic part "
         "(decoding, resizing, scaling, normalization) without the augmentation"
     )
     if paths.shape_mismatch:
-        summary = f"{train} and {infer} give inputs of different shapes for the same {n} images: {paths.differences()}"
+        summary = f"{train} and {infer} give inputs of different shapes for the same {n} {rows}: {paths.differences()}"
         cause = "the two paths resize, crop or convert channels differently"
         fix = (
             "resize and crop to one shape in both paths "
             "(e.g. random crops in training, a center crop of that size at inference)"
         )
     else:
-        summary = f"{train} and {infer} give different inputs for the same {n} images: {paths.differences()}"
+        summary = f"{train} and {infer} give different inputs for the same {n} {rows}: {paths.differences()}"
         per_draw = paths.ours.non_finite // (2 if random else 1)  # `ours` holds both draws of a random path
         if per_draw != paths.reference.non_finite:
             cause = (
@@ -214,14 +227,14 @@ def _random_serving(first, second, infer: str, declared: bool) -> Finding:
 
 
 def _agreement_summary(paths: Comparison, random: bool, application, judged) -> str:
-    n = paths.reference.shape[0]
+    n, rows = paths.reference.shape[0], f"{word_for_rank(len(paths.reference.shape))}s"
     if paths.identical:
-        text = f"training and inference give identical inputs for {n} images, range {paths.reference.value_range}"
+        text = f"training and inference give identical inputs for {n} {rows}, range {paths.reference.value_range}"
     else:
         gap = f"{paths.statistics_gap:.2g}" if paths.statistics_gap >= 1e-6 else "< 1e-6"
         text = (
             f"training and inference inputs differ only as {'random ' if random else ''}augmentation does "
-            f"({paths.images_differing} of {n} images differ; "
+            f"({paths.images_differing} of {n} {rows} differ; "
             f"the statistics it keeps agree: largest gap {gap} of the range)"
         )
     if paths.reference.non_finite:

@@ -33,6 +33,7 @@ from pipeline_checks.model.saving import (
     unregistered_classes,
     weights_read_from_disk,
 )
+from pipeline_checks.pipelines.input_kind import examples_word
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
 from pipeline_checks.run.builds import take_fresh_build
@@ -107,7 +108,8 @@ def check_save_load(
     broken = any(trip.finding.failure for trip in formats)
     checked = (
         f"the {saved.label} and the weights file both load back to identical weights ({len(reference.weights)} "
-        f"variables, {len(reference.batchnorm)} BatchNormalization layers) and predictions on {len(run.x_infer)} images"
+        f"variables, {len(reference.batchnorm)} BatchNormalization layers) and predictions on {len(run.x_infer)} "
+        f"{examples_word(run.x_infer)}s"
     )
     return verdict(NAME, pipeline, [trip.finding for trip in formats] if broken else [], checked, **numbers)
 

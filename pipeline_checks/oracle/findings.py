@@ -189,12 +189,14 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
             continue
         gap = ours - theirs
         fraction = metric != "loss" and 0 <= theirs <= 1 and 0 <= ours <= 1
-        if fraction:
-            counts = significant(gap, samples, tolerance)
+        counted = metric != "loss" and not fraction and _sample_counts(ours, theirs, samples)
+        if fraction or counted:
+            counts = significant(gap / samples if counted else gap, samples, tolerance)
         else:
             counts = abs(gap) > (tolerance if metric != "loss" else tolerance * max(abs(ours), abs(theirs), 1e-3))
         if counts:
-            images = f" ({round(abs(gap) * samples)} of {samples} samples)" if fraction else ""
+            moved = round(abs(gap)) if counted else round(abs(gap) * samples)
+            images = f" ({moved} of {samples} samples)" if fraction or counted else ""
             # A higher loss is worse: "above" the reference is the failing side for the loss.
             worse = gap > 0 if metric == "loss" else gap < 0
             direction = "below" if gap < 0 else "above"
@@ -206,6 +208,12 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
                 )
             )
     return gaps
+
+
+def _sample_counts(ours: float, theirs: float, samples: int) -> bool:
+    """Whether two values are counts of samples (keras.metrics.FalseNegatives, TruePositives...): whole
+    numbers from 0 to `samples`. Their gap is judged as the share of the samples it moves, as accuracy's."""
+    return all(0 <= v <= samples and float(v).is_integer() for v in (ours, theirs))
 
 
 def _gap(mode: str, reference: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_checks._validation import is_integer
+from pipeline_checks.pipelines.input_kind import NUMERIC_KINDS, examples_word
 from pipeline_checks.pipelines.sources import (
     DEFAULT_IMAGE_SIZE,
     RawData,
@@ -39,17 +40,19 @@ class Pipeline:
         build_model: returns a fresh compiled Keras model each call.
         data: the training data as the repository reads it, or a function returning it
             (called once per training run, so a dataset it builds is built anew):
-            arrays (a `TinyImageDataset`, or `(images, labels, class_names)` with uint8
-            images (N, H, W, C) and integer labels); a folder of class folders (str or Path,
-            read by `keras.utils.image_dataset_from_directory` at `folder_image_size()`); a
+            arrays (a `TinyImageDataset`, or `(inputs, labels, class_names)` with integer
+            labels, one per row of `inputs`: uint8 images (N, H, W, C), or any numeric array
+            (N, ...) such as tabular rows (N, features) or sequences (N, steps, features)); a
+            folder of class folders (str or Path, read by `keras.utils.image_dataset_from_directory`
+            at `folder_image_size()`); a
             `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`, batched or not, with
             integer, one-hot or string labels; a `(training, validation)` pair of datasets, as
             `image_dataset_from_directory(..., validation_split=..., subset="both")` returns
             (fit gets the second as `validation_data`); a `keras.utils.PyDataset`; an
             `ImageDataGenerator` iterator (`flow`, `flow_from_directory`); or a list of
             `(x, y)` batches. `fit` trains on that object itself.
-        preprocess_train: raw uint8 images -> model inputs for `fit`, for arrays. Default:
-            float32 pixels. Other data preprocess for training in `train_dataset`, or yield
+        preprocess_train: raw inputs (uint8 images, tabular rows) -> model inputs for `fit`, for
+            arrays. Default: float32 values. Other data preprocess for training in `train_dataset`, or yield
             model inputs.
         preprocess_infer: raw images -> model inputs for `evaluate`/`predict`: the serving
             code, on a batch of decoded images. Default: the training path.
@@ -496,18 +499,24 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
             f"(images, labels, class_names); received: {type(value).__name__}"
         )
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim != 4 or images.dtype != np.uint8:
+    if images.ndim == 4 and images.dtype != np.uint8 and images.dtype.kind not in NUMERIC_KINDS:
         raise ValueError(
-            f"Pipeline {name!r}: {attribute} images must be uint8 of shape (N, height, width, channels); "
+            f"Pipeline {name!r}: {attribute} images must be a numeric array of shape (N, height, width, channels); "
             f"received: dtype {images.dtype}, shape {images.shape}"
         )
+    if images.ndim < 1 or images.dtype.kind not in NUMERIC_KINDS:
+        raise ValueError(
+            f"Pipeline {name!r}: {attribute} inputs must be a numeric array with one row per example; "
+            f"received: dtype {images.dtype}, shape {images.shape}"
+        )
+    row = examples_word(images)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images):
         raise ValueError(
-            f"Pipeline {name!r}: {attribute} labels must be {len(images)} integers, one per image; "
+            f"Pipeline {name!r}: {attribute} labels must be {len(images)} integers, one per {row}; "
             f"received: dtype {labels.dtype}, shape {labels.shape}"
         )
     if len(images) == 0:
-        raise ValueError(f"Pipeline {name!r}: {attribute} holds no images")
+        raise ValueError(f"Pipeline {name!r}: {attribute} holds no {row}s")
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
 
 

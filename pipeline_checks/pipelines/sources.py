@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline_checks._text import listed
 from pipeline_checks.pipelines.bounded_read import check_image_count, read_batches
+from pipeline_checks.pipelines.input_kind import NUMERIC_KINDS
 
 KINDS = ("arrays", "folder", "dataset", "split", "sequence", "generator", "batches")
 DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
@@ -27,10 +28,12 @@ DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
 
 @dataclass(frozen=True)
 class RawData:
-    """Raw images as the pipeline reads them, (N, H, W, C), with integer labels and class names.
+    """Raw inputs as the pipeline reads them, with integer labels and class names.
 
-    Arrays hold uint8 pixels; a loader's images are what it decodes (float32 pixels for
-    `image_dataset_from_directory`), or what a dataset yields.
+    `images` are images (N, H, W, C) or any numeric array with one row per example (tabular
+    rows, sequences): arrays hold what the repository declares (uint8 pixels for images); a
+    loader's are what it decodes (float32 pixels for `image_dataset_from_directory`), or what
+    a dataset yields.
     """
 
     images: np.ndarray
@@ -255,9 +258,12 @@ def _given(kind, x, y, fit_input, batch_size, rebuilt, train_path=None, steps=No
 
 
 def _images(x) -> np.ndarray:
+    """The inputs a loader gives, as an array: images, or any numeric array with one row per example."""
     x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"data must give images of shape (N, height, width, channels); received shape {x.shape}")
+    if x.ndim < 1 or x.dtype.kind not in NUMERIC_KINDS:
+        raise ValueError(
+            f"data inputs must be a numeric array with one row per example; received: dtype {x.dtype}, shape {x.shape}"
+        )
     return x
 
 
@@ -336,7 +342,7 @@ def _dataset(dataset, rebuild, reading: Reading, rebuilt: bool) -> Source:
 def _varies_in_size(dataset) -> bool:
     """Whether an unbatched dataset's images may differ in height or width (a tfds loader's, before its resize)."""
     shape = dataset.element_spec[0].shape
-    return shape.rank == 3 and (shape[0] is None or shape[1] is None)
+    return not _batched(dataset) and shape.rank == 3 and (shape[0] is None or shape[1] is None)
 
 
 def _read_resized(dataset, reading: Reading, steps: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -369,7 +375,20 @@ def _check_bounded(dataset, steps: int | None, what: str) -> None:
 
 
 def _batched(dataset) -> bool:
-    return len(dataset.element_spec[0].shape) == 4
+    """Whether a dataset yields batches: images of rank 4, or inputs and labels whose first dimension
+    is the batch's, unknown (as `.batch` leaves it) in both."""
+    x, y = (_first_spec(spec) for spec in dataset.element_spec[:2])
+    if x.rank == 4:
+        return True
+    # An unbatched image, even of varying size, has labels of rank 0 or a one-hot row of known width.
+    return bool(x.rank and y.rank and x[0] is None and y[0] is None)
+
+
+def _first_spec(spec):
+    """The shape of a spec, or of the first of several (a tuple or dict of inputs)."""
+    while isinstance(spec, (tuple, list, dict)):
+        spec = next(iter(spec.values() if isinstance(spec, dict) else spec))
+    return spec.shape
 
 
 def _dataset_path(train_dataset, batched: bool, given: np.ndarray):
