@@ -39,3 +39,50 @@ def main(devices: int) -> None:
         except PipelineRunError as error:
             outcome = f"RAISED: {error}"
         print(f"RESULT: {name}: {outcome}", flush=True)
+
+
+def per_replica_batchnorm(devices: int, seed: int = 0) -> None:
+    """The per-replica BatchNorm row and its twin, over `devices` logical CPUs: a global batch of 4, so
+    4 / devices images per replica, each normalized with its own statistics unless synchronized=True.
+
+    From tensorflow/tensorflow#46488 (a model with BatchNormalization trained under MirroredStrategy on
+    4 GPUs evaluates otherwise than it trained) and its fix, google/automl#384's SyncBatchNormalization,
+    now `BatchNormalization(synchronized=True)`. Prints one `RESULT: variant: ...` line each.
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    from helpers.pipelines import small_pipeline
+
+    from pipeline_checks.checks import check_agreement
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    layers = keras.layers
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
+
+    def build(synchronized: bool):
+        with strategy.scope():
+            inputs = keras.Input((16, 16, 3))
+            x = inputs
+            for filters in (8, 16):
+                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = layers.BatchNormalization(synchronized=synchronized, momentum=0.9)(x)
+                x = layers.Activation("relu")(x)
+                x = layers.MaxPooling2D()(x)
+            x = layers.GlobalAveragePooling2D()(x)
+            model = keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+            model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    for variant, synchronized in (("per-replica", False), ("synchronized", True)):
+        pipeline = small_pipeline(
+            f"mirrored-{variant}",
+            build_model=lambda synchronized=synchronized: build(synchronized),
+            fit_kwargs={"epochs": 30, "batch_size": 4},
+            after_fit=None,
+        )
+        result = check_agreement(pipeline, seed=seed)
+        outcome = "passed" if result.passed else f"FAILED: {result.summary} {result.details}"
+        print(f"RESULT: {variant}: {' '.join(outcome.split())}", flush=True)

@@ -39,3 +39,25 @@ def test_every_check_passes_a_correct_pipeline_under_mirrored_strategy():
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(outcomes) == sorted(FAMILIES), done.stderr[-3000:]
     assert all(outcome == "passed" for outcome in outcomes.values()), "\n".join(lines)
+
+
+def test_agreement_names_per_replica_batchnorm_and_passes_its_synchronized_twin():
+    tests = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), tests) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", "import distributed_cases; distributed_cases.per_replica_batchnorm(4)"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcomes = dict(
+        line.removeprefix("RESULT: ").split(": ", 1) for line in done.stdout.splitlines() if line.startswith("RESULT: ")
+    )
+    assert outcomes["synchronized"] == "passed"
+    # One image per replica: fit scores its own per-replica normalization; evaluate and train-mode do not.
+    assert outcomes["per-replica"].startswith("FAILED: Gap: evaluate vs"), outcomes["per-replica"]
+    assert "Cause: per-replica BatchNormalization statistics: fit ran on 4 replicas" in outcomes["per-replica"]
+    assert "share of 1 image (a global batch of 4)" in outcomes["per-replica"]
+    assert "BatchNormalization(synchronized=True)" in outcomes["per-replica"]

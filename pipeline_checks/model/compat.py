@@ -298,6 +298,12 @@ def training_steps(model) -> int | None:
     return None if iterations is None else int(iterations.numpy() if hasattr(iterations, "numpy") else iterations)
 
 
+def replicas(model) -> int:
+    """How many replicas the model's distribution strategy trains on (1 without one)."""
+    strategy = getattr(model, "distribute_strategy", None) or getattr(model, "_distribute_strategy", None)
+    return int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+
+
 def to_numpy(value) -> np.ndarray:
     """A NumPy copy of a variable or tensor of any backend."""
     import numpy as np

@@ -54,6 +54,9 @@ class BatchNormFacts:
     updates_seen: int | None
     frozen: tuple[str, ...]
     frozen_moved_in_training: tuple[str, ...]
+    replicas: int = 1  # of the model's distribution strategy
+    batch_size: int | None = None  # fit's global batch
+    unsynchronized: tuple[str, ...] = ()  # BN layers that normalize each replica's share of a batch alone
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,9 @@ def measure_agreement(
         updates_seen=compat.training_steps(model),
         frozen=tuple(f.path for f in found_bn if not f.layer.trainable),
         frozen_moved_in_training=tuple(f.path for f in found_bn if not f.layer.trainable and id(f.layer) in moved),
+        replicas=compat.replicas(model),
+        batch_size=batch_size,
+        unsynchronized=tuple(f.path for f in found_bn if not getattr(f.layer, "synchronized", False)),
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
     findings = findings_of(

@@ -66,6 +66,8 @@ def findings_of(
     )
     if batchnorm.frozen_moved_in_training:
         findings.append(_frozen_batchnorm_in_training(batchnorm))
+    if batchnorm.replicas > 1 and batchnorm.unsynchronized:
+        return findings + [_per_replica_batchnorm(batchnorm)]
     if inference_gap and closes and batchnorm.count:
         findings.append(_stale_batchnorm(batchnorm, recalibration))
     elif inference_gap and not batchnorm.frozen_moved_in_training:
@@ -81,6 +83,25 @@ def findings_of(
             )
         )
     return findings
+
+
+def _per_replica_batchnorm(batchnorm) -> Finding:
+    """Gaps under a distribution strategy whose BatchNormalization layers normalize per replica."""
+    share = ""
+    if batchnorm.batch_size:
+        each = batchnorm.batch_size / batchnorm.replicas
+        share = f" of {each:g} image{'s' if each != 1 else ''} (a global batch of {batchnorm.batch_size})"
+    layers = len(batchnorm.unsynchronized)
+    return Finding(
+        "Cause: per-replica BatchNormalization statistics",
+        f"fit ran on {batchnorm.replicas} replicas, and {layers} BatchNormalization layer{'s' if layers != 1 else ''} "
+        f"({listed(batchnorm.unsynchronized)}) normalized each replica's share{share} with its own statistics, "
+        "so the weights learned to fit those; a training-mode pass over the whole batch, and the moving "
+        "statistics evaluate uses, normalize otherwise.",
+        "BatchNormalization(synchronized=True), which computes the statistics over the global batch across "
+        "replicas; or a per-replica batch large enough for stable statistics (e.g. 16 or more images).",
+        failure=False,
+    )
 
 
 def _cause_unknown(batchnorm, training_only) -> Finding:
