@@ -76,3 +76,16 @@ def initial_loss(model, x, y, batch_size: int) -> float:
     metrics, _ = train_mode_metrics(model, batches)
     model.reset_metrics()
     return float(metrics["loss"])
+
+
+def sample_count_metrics(model) -> frozenset[str]:
+    """The names of the compiled metrics that count samples (keras.metrics.TruePositives, FalseNegatives,
+    ...: Keras' confusion-matrix condition counts), in Keras 2 and 3 alike."""
+    found, stack = set(), list(getattr(model, "metrics", ()))
+    while stack:
+        metric = stack.pop()
+        if any(base.__name__ == "_ConfusionMatrixConditionCount" for base in type(metric).__mro__):
+            found.add(metric.name)
+        elif metric is not model and hasattr(metric, "metrics"):  # Keras 3's CompileMetrics holds them
+            stack.extend(metric.metrics)
+    return frozenset(found)

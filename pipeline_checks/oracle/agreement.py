@@ -31,6 +31,7 @@ from pipeline_checks.model.passes import (
     evaluate_metrics,
     metrics_of_outputs,
     predict_outputs,
+    sample_count_metrics,
     train_mode_metrics,
 )
 from pipeline_checks.model.probes import class_accuracy, outputs_accuracy
@@ -211,6 +212,7 @@ def measure_agreement(
         saturated,
         _non_finite_variables(model),
         logits_beneath(model),
+        counts=sample_count_metrics(model),
     )
     return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
 

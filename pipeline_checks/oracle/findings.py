@@ -34,6 +34,7 @@ def findings_of(
     saturated=False,
     non_finite_variables=(),
     logits_beneath=None,
+    counts=(),
 ) -> list[Finding]:
     """What the modes' `values` show: the failing gaps, then the causes that explain them.
 
@@ -49,14 +50,16 @@ def findings_of(
         saturated: whether predicted probabilities reach 0, where predict's loss is only a lower bound.
         non_finite_variables: paths of model variables that hold NaN or Inf.
         logits_beneath: the `LogitsBeneath` misfit of the loss and the head, or None where the loss fits it.
+        counts: the gated metrics that count samples (FalseNegatives, TruePositives...), judged as the
+            share of the samples a gap moves.
 
     Returns:
         The findings in reading order; the gaps fail, causes and notes do not.
     """
     findings = _non_finite(values, non_finite_variables)
     findings += _predict_gaps(values, predict_tolerance, saturated, logits_beneath)
-    inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples)
-    fit_gaps = _gaps(values, "evaluate", "fit", gated, tolerance, samples, fail_above=False)
+    inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples, counts=counts)
+    fit_gaps = _gaps(values, "evaluate", "fit", gated, tolerance, samples, fail_above=False, counts=counts)
     fit_gap = [gap for gap in fit_gaps if gap.failure]
     findings += inference_gap + fit_gap
     if not (inference_gap or fit_gap):
@@ -199,8 +202,11 @@ def _loss_from_logits_beneath(summary: str, beneath, metrics) -> Finding:
     )
 
 
-def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -> list[Finding]:
-    """`mode` against `reference` on each gated metric; a gap above the reference fails only with `fail_above`."""
+def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, counts=()) -> list[Finding]:
+    """`mode` against `reference` on each gated metric; a gap above the reference fails only with `fail_above`.
+
+    A gap on an accuracy-like metric (a fraction) or on one of `counts` (a count of samples, as
+    keras.metrics.FalseNegatives counts) fails only where it amounts to `MIN_SAMPLES` samples."""
     if reference not in values:
         return []
     gaps = []
@@ -209,13 +215,13 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
         if ours is None or theirs is None:
             continue
         gap = ours - theirs
-        fraction = metric != "loss" and 0 <= theirs <= 1 and 0 <= ours <= 1
-        counted = metric != "loss" and not fraction and _sample_counts(ours, theirs, samples)
+        counted = metric in counts
+        fraction = not counted and metric != "loss" and 0 <= theirs <= 1 and 0 <= ours <= 1
         if fraction or counted:
-            counts = significant(gap / samples if counted else gap, samples, tolerance)
+            beyond = significant(gap / samples if counted else gap, samples, tolerance)
         else:
-            counts = abs(gap) > (tolerance if metric != "loss" else tolerance * max(abs(ours), abs(theirs), 1e-3))
-        if counts:
+            beyond = abs(gap) > (tolerance if metric != "loss" else tolerance * max(abs(ours), abs(theirs), 1e-3))
+        if beyond:
             moved = round(abs(gap)) if counted else round(abs(gap) * samples)
             images = f" ({moved} of {samples} samples)" if fraction or counted else ""
             # A higher loss is worse: "above" the reference is the failing side for the loss.
@@ -229,12 +235,6 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True) -
                 )
             )
     return gaps
-
-
-def _sample_counts(ours: float, theirs: float, samples: int) -> bool:
-    """Whether two values are counts of samples (keras.metrics.FalseNegatives, TruePositives...): whole
-    numbers from 0 to `samples`. Their gap is judged as the share of the samples it moves, as accuracy's."""
-    return all(0 <= v <= samples and float(v).is_integer() for v in (ours, theirs))
 
 
 def _gap(mode: str, reference: str) -> str:
