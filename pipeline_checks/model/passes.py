@@ -78,14 +78,15 @@ def initial_loss(model, x, y, batch_size: int) -> float:
     return float(metrics["loss"])
 
 
-def sample_count_metrics(model) -> frozenset[str]:
-    """The names of the compiled metrics that count samples (keras.metrics.TruePositives, FalseNegatives,
-    ...: Keras' confusion-matrix condition counts), in Keras 2 and 3 alike."""
-    found, stack = set(), list(getattr(model, "metrics", ()))
+def sample_count_metrics(model) -> dict[str, bool]:
+    """The compiled metrics that count samples (keras.metrics.TruePositives, FalseNegatives, ...: Keras'
+    confusion-matrix condition counts), in Keras 2 and 3 alike: name -> whether more is better (true
+    positives and negatives) or worse (false ones)."""
+    found, stack = {}, list(getattr(model, "metrics", ()))
     while stack:
         metric = stack.pop()
         if any(base.__name__ == "_ConfusionMatrixConditionCount" for base in type(metric).__mro__):
-            found.add(metric.name)
+            found[metric.name] = not type(metric).__name__.startswith("False")
         elif metric is not model and hasattr(metric, "metrics"):  # Keras 3's CompileMetrics holds them
             stack.extend(metric.metrics)
-    return frozenset(found)
+    return found

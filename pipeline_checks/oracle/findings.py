@@ -34,7 +34,7 @@ def findings_of(
     saturated=False,
     non_finite_variables=(),
     logits_beneath=None,
-    counts=(),
+    counts=None,
 ) -> list[Finding]:
     """What the modes' `values` show: the failing gaps, then the causes that explain them.
 
@@ -51,7 +51,7 @@ def findings_of(
         non_finite_variables: paths of model variables that hold NaN or Inf.
         logits_beneath: the `LogitsBeneath` misfit of the loss and the head, or None where the loss fits it.
         counts: the gated metrics that count samples (FalseNegatives, TruePositives...), judged as the
-            share of the samples a gap moves.
+            share of the samples a gap moves: name -> whether more is better (False for false positives).
 
     Returns:
         The findings in reading order; the gaps fail, causes and notes do not.
@@ -202,13 +202,14 @@ def _loss_from_logits_beneath(summary: str, beneath, metrics) -> Finding:
     )
 
 
-def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, counts=()) -> list[Finding]:
+def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, counts=None) -> list[Finding]:
     """`mode` against `reference` on each gated metric; a gap above the reference fails only with `fail_above`.
 
     A gap on an accuracy-like metric (a fraction) or on one of `counts` (a count of samples, as
     keras.metrics.FalseNegatives counts) fails only where it amounts to `MIN_SAMPLES` samples."""
     if reference not in values:
         return []
+    counts = counts or {}
     gaps = []
     for metric in gated:
         ours, theirs = values[mode].get(metric), values[reference].get(metric)
@@ -224,8 +225,8 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, c
         if beyond:
             moved = round(abs(gap)) if counted else round(abs(gap) * samples)
             images = f" ({moved} of {samples} samples)" if fraction or counted else ""
-            # A higher loss is worse: "above" the reference is the failing side for the loss.
-            worse = gap > 0 if metric == "loss" else gap < 0
+            # A higher loss (or count of false positives or negatives) is worse: "above" the reference fails.
+            worse = gap > 0 if metric == "loss" or counts.get(metric) is False else gap < 0
             direction = "below" if gap < 0 else "above"
             gaps.append(
                 Finding(
