@@ -19,7 +19,8 @@ from broken_pipelines.dataset_code import integer_dataset_validation_alike, inte
 
 from pipeline_checks import Pipeline
 from pipeline_checks.checks import check_labels, label_findings
-from pipeline_checks.checks.label_permutation import LabelComparison, majorities, predicted_classes
+from pipeline_checks.checks.label_permutation import comparison_of as comparison
+from pipeline_checks.checks.label_permutation import predicted_classes
 from pipeline_checks.errors import PipelineCheckFailure
 from pipeline_checks.model import compat
 from pipeline_checks.model.heads import SUMS_TO_ONE
@@ -677,17 +678,6 @@ def test_the_same_integer_dataset_labelled_alike_passes_and_says_what_was_compar
         "; validation has no class names, and the trained model predicts its labels as training's"
     ), result.summary
     assert "the trained model predicts validation labels 0, 1, 2 mostly as themselves (9 of 9 images)" in str(result)
-
-
-def comparison(train_labels, train_predicted, validation_labels, validation_predicted) -> LabelComparison:
-    train_labels, train_predicted = np.asarray(train_labels), np.asarray(train_predicted)
-    validation_labels, validation_predicted = np.asarray(validation_labels), np.asarray(validation_predicted)
-    return LabelComparison(
-        majorities(train_labels, train_predicted),
-        majorities(validation_labels, validation_predicted),
-        int((train_labels == train_predicted).sum()),
-        len(train_labels),
-    )
 
 
 TRAIN = [0] * 4 + [1] * 4 + [2] * 4

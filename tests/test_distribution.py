@@ -24,37 +24,31 @@ pytestmark = [
 ]
 
 
-def test_every_check_passes_a_correct_pipeline_under_mirrored_strategy():
+def run_case(call: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `distributed_cases.<call>` in a child process; its `RESULT: ` lines, prefix removed."""
     tests = str(Path(__file__).parent)
     path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), tests) if p)
     done = subprocess.run(
-        [sys.executable, "-c", "import distributed_cases; distributed_cases.main(2)"],
+        [sys.executable, "-c", f"import distributed_cases; distributed_cases.{call}"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
         env={**os.environ, "PYTHONPATH": path},
     )
-    lines = [line.removeprefix("RESULT: ") for line in done.stdout.splitlines() if line.startswith("RESULT: ")]
-    outcomes = dict(line.split(": ", 1) for line in lines)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done, [line.removeprefix("RESULT: ") for line in done.stdout.splitlines() if line.startswith("RESULT: ")]
+
+
+def test_every_check_passes_a_correct_pipeline_under_mirrored_strategy():
+    done, lines = run_case("main(2)")
+    outcomes = dict(line.split(": ", 1) for line in lines)
     assert sorted(outcomes) == sorted(FAMILIES), done.stderr[-3000:]
     assert all(outcome == "passed" for outcome in outcomes.values()), "\n".join(lines)
 
 
 def test_agreement_names_per_replica_batchnorm_and_passes_its_synchronized_twin():
-    tests = str(Path(__file__).parent)
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), tests) if p)
-    done = subprocess.run(
-        [sys.executable, "-c", "import distributed_cases; distributed_cases.per_replica_batchnorm(4)"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    outcomes = dict(
-        line.removeprefix("RESULT: ").split(": ", 1) for line in done.stdout.splitlines() if line.startswith("RESULT: ")
-    )
+    _, lines = run_case("per_replica_batchnorm(4)")
+    outcomes = dict(line.split(": ", 1) for line in lines)
     assert outcomes["synchronized"] == "passed"
     # One image per replica: fit scores its own per-replica normalization; evaluate and train-mode do not.
     assert outcomes["per-replica"].startswith("FAILED: Gap: evaluate vs"), outcomes["per-replica"]

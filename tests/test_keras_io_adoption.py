@@ -15,19 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_checks.checks import FAMILIES
+
 EXAMPLES = Path(__file__).with_name("keras_io_examples.py").read_text()
-CHECKS = (
-    "agreement",
-    "frozen_layers",
-    "preprocessing",
-    "labels",
-    "overfit",
-    "numerics",
-    "variables_change",
-    "determinism",
-    "save_load",
-    "baseline",
-)
+CHECKS = (*FAMILIES, "baseline")  # the suite's tests for each pipeline
 # (example, check) -> why it fails at this scale; every other check of every example passes.
 RED_AT_THIS_SCALE = {
     ("image_classification_from_scratch", "agreement"): "stale BatchNormalization moving statistics",

@@ -16,10 +16,10 @@ from pipeline_checks._validation import check_boolean, check_number
 from pipeline_checks.checks.family import OWN_FIT, family
 from pipeline_checks.model import compat, devices
 from pipeline_checks.model.layers import walk_layers
-from pipeline_checks.model.random_layers import random_layers_reached_by, restart_outside_layers
+from pipeline_checks.model.random_layers import random_layers_reached_by
 from pipeline_checks.results.check_result import CheckResult, passed
 from pipeline_checks.results.verdict import Finding, verdict
-from pipeline_checks.run.training import TrainingRun, shared_run, training_functions
+from pipeline_checks.run.training import TrainingRun, restart_random_layers, shared_run
 from pipeline_checks.run.training import replay as replay_of
 
 NAME = "determinism"
@@ -357,7 +357,7 @@ def _inputs_changed(a: np.ndarray, b: np.ndarray) -> str:
 
 def _train_inputs_of_a_run(pipeline, run: TrainingRun) -> np.ndarray:
     """The training path's inputs as a run makes them, its outside random layers restarted first."""
-    restart_outside_layers(training_functions(pipeline))
+    restart_random_layers(pipeline)
     return pipeline.train_inputs(run.raw.images)
 
 

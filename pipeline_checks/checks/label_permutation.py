@@ -100,7 +100,13 @@ def compare(model, x_train, train_labels, x_validation, validation_labels, batch
     """
     train_predicted = predicted_classes(model, x_train, batch_size, threshold)
     validation_predicted = predicted_classes(model, x_validation, batch_size, threshold)
-    train_labels, validation_labels = np.asarray(train_labels), np.asarray(validation_labels)
+    return comparison_of(train_labels, train_predicted, validation_labels, validation_predicted)
+
+
+def comparison_of(train_labels, train_predicted, validation_labels, validation_predicted) -> LabelComparison:
+    """The `LabelComparison` of the classes predicted for each split's labels."""
+    train_labels, train_predicted = np.asarray(train_labels), np.asarray(train_predicted)
+    validation_labels, validation_predicted = np.asarray(validation_labels), np.asarray(validation_predicted)
     return LabelComparison(
         majorities(train_labels, train_predicted),
         majorities(validation_labels, validation_predicted),

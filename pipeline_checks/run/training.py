@@ -268,15 +268,16 @@ def read_data(pipeline: Pipeline, seed: int, keep_compiled: bool = False) -> tup
     `keep_compiled`: seed without clearing TensorFlow's kernel cache (`compat.set_random_seed`), for `replay`.
     """
     compat.set_random_seed(seed, keep_compiled=keep_compiled)
-    restart_outside_layers(training_functions(pipeline))
+    restart_random_layers(pipeline)
     raw = pipeline.raw_data()
     return (raw, *pipeline.training_pairs(raw))
 
 
-def training_functions(pipeline: Pipeline) -> tuple:
-    """The pipeline's own functions on the training side, whose outside random layers each run restarts."""
+def restart_random_layers(pipeline: Pipeline) -> list[str]:
+    """Restart the Keras random layers that the pipeline's own training functions (a data function,
+    train_dataset, preprocess_train, train) reach without building them, as each run starts them."""
     data = pipeline.data if callable(pipeline.data) else None
-    return (data, pipeline.train_dataset, pipeline.preprocess_train, pipeline.train)
+    return restart_outside_layers((data, pipeline.train_dataset, pipeline.preprocess_train, pipeline.train))
 
 
 def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> None:
@@ -287,7 +288,7 @@ def _fit(run: TrainingRun, epochs: int | None, keep_compiled: bool = False) -> N
     function, that function trains instead, in stages (`_train_in_stages`). `keep_compiled`: as for `read_data`.
     """
     compat.set_random_seed(run.seed, keep_compiled=keep_compiled)
-    restart_outside_layers(training_functions(run.pipeline))
+    restart_random_layers(run.pipeline)
     arguments = run.pipeline.fit_arguments(run.x_train, run.y_train, run.seed)
     if run.pipeline.train is not None:
         _train_in_stages(run, arguments, first_epoch_only=epochs == 1)
