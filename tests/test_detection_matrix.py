@@ -20,6 +20,10 @@ from broken_pipelines import (
     inference,
     labels_heads,
     program_faults,
+    regression,
+    regression_agreement,
+    regression_labels,
+    regression_training,
     reproducibility,
     stages,
     tabular,
@@ -46,6 +50,10 @@ CASES = [
     *stages.CASES,
     *program_faults.CASES,
     *tabular.CASES,
+    *regression.CASES,
+    *regression_labels.CASES,
+    *regression_training.CASES,
+    *regression_agreement.CASES,
 ]
 
 

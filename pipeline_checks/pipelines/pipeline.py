@@ -244,6 +244,8 @@ class Pipeline:
         """Labels as `fit` receives them; out-of-range labels are left for the labels check."""
         if self.source() is not None:
             return np.asarray(self.training_pairs(raw)[1])
+        if raw.task == "regression":
+            return raw.labels
         if self.label_encoding == "sparse":
             return raw.labels.astype(np.int32)
         width = max(raw.classes, int(raw.labels.max()) + 1)
@@ -251,7 +253,10 @@ class Pipeline:
 
     def encoding_of(self, targets: np.ndarray) -> str:
         """How `targets` encode labels: the declared encoding for arrays, else read from their shape."""
-        if self.source() is None:
+        source = self.source()
+        if (source.raw if source else self.raw_data()).task == "regression":
+            return "values"
+        if source is None:
             return self.label_encoding
         targets = np.asarray(targets)
         return "one_hot" if targets.ndim == 2 and targets.shape[1] > 1 else "sparse"
@@ -378,7 +383,7 @@ class Pipeline:
 
 
 def _given_like(source: Source, raw: RawData) -> np.ndarray:
-    """Labels of `raw` as the source gives them (integer or one-hot)."""
+    """Labels of `raw` as the source gives them (integer or one-hot), or its values."""
     if source.label_encoding == "one_hot":
         return np.eye(source.raw.classes, dtype=np.float32)[raw.labels]
     return raw.labels
@@ -491,12 +496,12 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     value = source() if callable(source) else source
     if all(hasattr(value, a) for a in ("images", "labels", "class_names")):
         images, labels, class_names = value.images, value.labels, value.class_names
-    elif isinstance(value, (tuple, list)) and len(value) == 3:
-        images, labels, class_names = value
+    elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+        images, labels, class_names = (*value, None) if len(value) == 2 else value
     else:
         raise TypeError(
-            f"Pipeline {name!r}: {attribute} must be (or return) a TinyImageDataset or "
-            f"(images, labels, class_names); received: {type(value).__name__}"
+            f"Pipeline {name!r}: {attribute} must be (or return) a TinyImageDataset, (inputs, labels, class_names) "
+            f"or (inputs, targets); received: {type(value).__name__}"
         )
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 4 and images.dtype != np.uint8 and images.dtype.kind not in NUMERIC_KINDS:
@@ -510,13 +515,18 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
             f"received: dtype {images.dtype}, shape {images.shape}"
         )
     row = examples_word(images)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images):
-        raise ValueError(
-            f"Pipeline {name!r}: {attribute} labels must be {len(images)} integers, one per {row}; "
-            f"received: dtype {labels.dtype}, shape {labels.shape}"
-        )
     if len(images) == 0:
         raise ValueError(f"Pipeline {name!r}: {attribute} holds no {row}s")
+    if class_names is None and labels.dtype.kind == "f" and labels.ndim in (1, 2) and len(labels) == len(images):
+        return RawData(images, labels.astype(np.float32), ())  # (inputs, targets): values to regress
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images):
+        raise ValueError(
+            f"Pipeline {name!r}: {attribute} labels must be {len(images)} integers, one per {row}, or with no class "
+            f"names {len(images)} float targets (N,) or (N, outputs) to regress; "
+            f"received: dtype {labels.dtype}, shape {labels.shape}"
+        )
+    if class_names is None:
+        class_names = [str(i) for i in range(int(labels.max()) + 1 if labels.min() >= 0 else 1)]
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
 
 

@@ -28,12 +28,14 @@ DEFAULT_IMAGE_SIZE = (256, 256)  # image_dataset_from_directory's own default
 
 @dataclass(frozen=True)
 class RawData:
-    """Raw inputs as the pipeline reads them, with integer labels and class names.
+    """Raw inputs as the pipeline reads them, with their targets: integer labels and class names,
+    or float values (regression; no class names).
 
     `images` are images (N, H, W, C) or any numeric array with one row per example (tabular
     rows, sequences): arrays hold what the repository declares (uint8 pixels for images); a
     loader's are what it decodes (float32 pixels for `image_dataset_from_directory`), or what
-    a dataset yields.
+    a dataset yields. `labels` are int32 class indices, or float32 values of shape (N,) or
+    (N, outputs) for a regression (see `task`).
     """
 
     images: np.ndarray
@@ -43,6 +45,11 @@ class RawData:
     @property
     def classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def task(self) -> str:
+        """ "regression" where the targets are float values, else "classification"."""
+        return "regression" if self.labels.dtype.kind == "f" else "classification"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -102,6 +109,8 @@ def source_kind(value: Any) -> str:
         return "arrays"
     if isinstance(value, (tuple, list)) and len(value) == 3 and hasattr(value[0], "shape"):
         return "arrays"  # (images, labels, class_names): a batch is an (x, y) pair, never an array
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, np.ndarray) for v in value):
+        return "arrays"  # (inputs, targets), as fit takes x and y
     if _is_tf_dataset(value):
         return "dataset"
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_tf_dataset(v) for v in value):
@@ -113,7 +122,7 @@ def source_kind(value: Any) -> str:
     if isinstance(value, (list, tuple)) or hasattr(value, "__next__"):
         return "batches"
     raise TypeError(
-        "must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of class "
+        "must be (or return) a TinyImageDataset, (images, labels, class_names), (inputs, targets), a folder of class "
         "folders, a tf.data.Dataset, a (training, validation) pair of them, a keras.utils.PyDataset, "
         "an ImageDataGenerator iterator or a list of "
         f"(x, y) batches; received: {type(value).__name__}"
@@ -152,12 +161,17 @@ def folder_dataset(path, image_size, batch_size: int | None, shuffle: bool, seed
 
 
 def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, ...], str]:
-    """Integer labels, class names and the encoding ("sparse" or "one_hot") of labels as a source gives them.
+    """Integer labels, class names and the encoding ("sparse", "one_hot" or "values") of targets as a
+    source gives them.
 
     One-hot rows become their argmax; strings (or bytes) become their index among the
-    sorted names, as `image_dataset_from_directory` orders class folders.
+    sorted names, as `image_dataset_from_directory` orders class folders. Float targets that
+    are not class indices or one-hot rows (any value not a whole number, or rows that are not
+    one 1 among 0s) are values to regress: float32, no class names, encoding "values".
     """
     labels = np.asarray(labels)
+    if are_values(labels) and class_names is None:
+        return labels.astype(np.float32), (), "values"
     if labels.ndim == 2 and labels.shape[1] > 1:
         indices, encoding, width = labels.argmax(axis=1), "one_hot", labels.shape[1]
     else:
@@ -180,6 +194,21 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
         count = width or (int(indices.max()) + 1 if len(indices) else 0)
         class_names = tuple(str(i) for i in range(max(count, 1)))
     return indices, tuple(str(n) for n in class_names), encoding
+
+
+def are_values(targets: np.ndarray) -> bool:
+    """Whether float targets are values to regress rather than class labels: some value is not a
+    whole number (or is not finite), or (N, k) rows are not one-hot (one 1 among 0s)."""
+    targets = np.asarray(targets)
+    if targets.dtype.kind != "f" or targets.ndim == 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        whole = bool(np.all(np.isfinite(targets)) and np.all(targets == np.round(targets)))
+    if not whole:
+        return True
+    if targets.ndim == 2 and targets.shape[1] > 1:
+        return not (np.isin(targets, (0.0, 1.0)).all() and np.all(targets.sum(axis=1) == 1))
+    return targets.ndim > 2
 
 
 @dataclass(frozen=True)
