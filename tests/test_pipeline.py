@@ -109,8 +109,8 @@ def test_invalid_declarations_are_refused_with_the_value(declare, error, message
     [
         pytest.param(
             DATA.images,
-            "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), a folder of "
-            "class folders, a tf.data.Dataset",
+            "Pipeline 'p': data must be (or return) a TinyImageDataset, (images, labels, class_names), "
+            "(inputs, targets), a folder of class folders, a tf.data.Dataset",
             id="images-only",
         ),
         pytest.param(

@@ -497,11 +497,11 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     if all(hasattr(value, a) for a in ("images", "labels", "class_names")):
         images, labels, class_names = value.images, value.labels, value.class_names
     elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
-        images, labels, class_names = (*value, None) if len(value) == 2 else value
+        images, labels, class_names = value if len(value) == 3 else (*value, ())
     else:
         raise TypeError(
-            f"Pipeline {name!r}: {attribute} must be (or return) a TinyImageDataset, (inputs, labels, class_names) "
-            f"or (inputs, targets); received: {type(value).__name__}"
+            f"Pipeline {name!r}: {attribute} must be (or return) a TinyImageDataset, (images, labels, class_names), "
+            f"(inputs, targets), a folder of class folders, a tf.data.Dataset; received: {type(value).__name__}"
         )
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 4 and images.dtype != np.uint8 and images.dtype.kind not in NUMERIC_KINDS:
@@ -517,16 +517,22 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     row = examples_word(images)
     if len(images) == 0:
         raise ValueError(f"Pipeline {name!r}: {attribute} holds no {row}s")
-    if class_names is None and labels.dtype.kind == "f" and labels.ndim in (1, 2) and len(labels) == len(images):
-        return RawData(images, labels.astype(np.float32), ())  # (inputs, targets): values to regress
+    targets = len(value) == 2 if isinstance(value, (tuple, list)) else False  # (inputs, targets): no class names
+    if targets and labels.dtype.kind == "f" and labels.ndim in (1, 2) and len(labels) == len(images):
+        return RawData(images, labels.astype(np.float32), ())  # values to regress
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images):
+        expected = (
+            f"{len(images)} targets, one per {row}: integer class labels (N,), or float values (N,) or (N, outputs) "
+            "to regress"
+            if targets
+            else f"{len(images)} integers, one per {row}"
+        )
         raise ValueError(
-            f"Pipeline {name!r}: {attribute} labels must be {len(images)} integers, one per {row}, or with no class "
-            f"names {len(images)} float targets (N,) or (N, outputs) to regress; "
+            f"Pipeline {name!r}: {attribute} labels must be {expected}; "
             f"received: dtype {labels.dtype}, shape {labels.shape}"
         )
-    if class_names is None:
-        class_names = [str(i) for i in range(int(labels.max()) + 1 if labels.min() >= 0 else 1)]
+    if targets:
+        class_names = [str(i) for i in range(max(int(labels.max()) + 1, 1))]
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
 
 
