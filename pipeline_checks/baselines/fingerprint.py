@@ -103,9 +103,12 @@ def _flops(model) -> int | None:
 
 
 def _predictions(run: TrainingRun) -> dict[str, Any]:
-    """Predicted class and output per image of the tiny set, at inference, as served."""
+    """Predicted class and output per image of the tiny set, at inference, as served; a regression's
+    predicted values (no class: a threshold on a value would flip on a change far below its tolerance)."""
     outputs = compat.to_numpy(run.model.predict(run.x_infer, batch_size=run.pipeline.batch_size, verbose=0))
     outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if run.raw.task == "regression":
+        return {"predictions.value": [[float(v) for v in row] for row in outputs]}
     if outputs.shape[1] > 1:
         classes = outputs.argmax(axis=1)
     else:  # one unit: a sigmoid's probability, or a logit

@@ -10,6 +10,7 @@ rule), element by element for lists. Defaults, by the first pattern that matches
 | `loss.*`, `fit.loss`, `evaluate.loss`                  | relative 0.01                                     |
 | `fit.*`, `evaluate.*` (accuracy-like metrics)          | absolute 0.02                                     |
 | `predictions.output`                                   | absolute 0.02                                     |
+| `predictions.value` (a regression's outputs)           | absolute 0.02 + relative 0.02                     |
 | `checks.*`                                             | absolute 0.01 + relative 0.05 (ints, bools exact) |
 
 A figure one side lacks fails where both sides ran what measures it: the fingerprint's own
@@ -68,6 +69,7 @@ DEFAULT_TOLERANCES: tuple[tuple[str, Tolerance], ...] = (
     ("fit.*", Tolerance(absolute=0.02)),
     ("evaluate.*", Tolerance(absolute=0.02)),
     ("predictions.output", Tolerance(absolute=0.02)),
+    ("predictions.value", Tolerance(absolute=0.02, relative=0.02)),  # values on the targets' own scale
     ("checks.*", Tolerance(absolute=0.01, relative=0.05)),
 )
 FALLBACK = Tolerance(absolute=1e-6, relative=0.01)
