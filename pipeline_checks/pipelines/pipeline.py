@@ -40,13 +40,16 @@ class Pipeline:
         build_model: returns a fresh compiled Keras model each call.
         data: the training data as the repository reads it, or a function returning it
             (called once per training run, so a dataset it builds is built anew):
-            arrays (a `TinyImageDataset`, or `(inputs, labels, class_names)` with integer
-            labels, one per row of `inputs`: uint8 images (N, H, W, C), or any numeric array
-            (N, ...) such as tabular rows (N, features) or sequences (N, steps, features)); a
+            arrays (a `TinyImageDataset`; `(inputs, labels, class_names)` with integer
+            labels, one per row of `inputs`; or `(inputs, targets)`, as `fit(x, y)` takes them,
+            with integer labels or float values to regress, (N,) or (N, outputs); the inputs
+            uint8 images (N, H, W, C), or any numeric array (N, ...) such as tabular rows
+            (N, features) or sequences (N, steps, features)); a
             folder of class folders (str or Path, read by `keras.utils.image_dataset_from_directory`
             at `folder_image_size()`); a
             `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`, batched or not, with
-            integer, one-hot or string labels; a `(training, validation)` pair of datasets, as
+            integer, one-hot or string labels, or float values (those that are not class
+            indices or one-hot rows: a regression); a `(training, validation)` pair of datasets, as
             `image_dataset_from_directory(..., validation_split=..., subset="both")` returns
             (fit gets the second as `validation_data`); a `keras.utils.PyDataset`; an
             `ImageDataGenerator` iterator (`flow`, `flow_from_directory`); or a list of

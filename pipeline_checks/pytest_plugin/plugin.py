@@ -54,7 +54,7 @@ from pipeline_checks.pytest_plugin.keys import (
     RESULTS_KEY,
     SETTINGS_KEY,
 )
-from pipeline_checks.pytest_plugin.settings import KNOBS, InvalidSetting, Settings
+from pipeline_checks.pytest_plugin.settings import DEFAULT_MODELS, KNOBS, InvalidSetting, Settings
 
 SUITE_NODE_ID = "pipeline-checks"
 # The built-in suite `--pipeline-checks` collects: every check family as a test.
@@ -344,7 +344,8 @@ def _declared_pipelines(config: pytest.Config) -> list:
             if settings.pipelines:
                 config.stash[PIPELINES_KEY] = load_declared(settings.pipelines, config.rootpath)
             else:
-                config.stash[PIPELINES_KEY] = default_pipelines(settings.models, settings.image_size)
+                other_kinds = tuple(settings.models) == DEFAULT_MODELS  # the default suite, not a --pc-models choice
+                config.stash[PIPELINES_KEY] = default_pipelines(settings.models, settings.image_size, other_kinds)
         except PipelineDeclarationError as error:
             raise pytest.UsageError(str(error)) from None
     return config.stash[PIPELINES_KEY]

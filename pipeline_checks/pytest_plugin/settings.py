@@ -135,7 +135,8 @@ KNOBS = (
     ),
     Knob(
         "models",
-        f"Comma-separated keras.applications names the built-in pipelines use (default: {','.join(DEFAULT_MODELS)}).",
+        "Comma-separated keras.applications names the built-in classifiers use (default: "
+        f"{','.join(DEFAULT_MODELS)}, with one built-in pipeline of each other kind, a regression CNN).",
         _parse_models,
         DEFAULT_MODELS,
         "NAMES",

@@ -89,13 +89,16 @@ def regression_pipeline(seed: int = 0) -> Pipeline:
     )
 
 
-def default_pipelines(models: Iterable[str], image_size: int | None = None) -> list[Pipeline]:
-    """The built-in pipelines: one for each of `models` (keras.applications names), and a small
-    regression CNN (`regression_pipeline`). The suite's default.
+def default_pipelines(
+    models: Iterable[str], image_size: int | None = None, other_kinds: bool = False
+) -> list[Pipeline]:
+    """The built-in pipelines: one classifier for each of `models` (keras.applications names), and
+    with `other_kinds` one pipeline of each other kind the checks judge (`regression_pipeline`).
 
-    `pytest --pipeline-checks` checks these when a project declares no pipelines.
+    `pytest --pipeline-checks` checks these when a project declares no pipelines; the other kinds
+    join the default models, not a `--pc-models` choice.
     """
-    return [*(application_pipeline(name, image_size) for name in models), regression_pipeline()]
+    return [*(application_pipeline(name, image_size) for name in models), *([regression_pipeline()] * other_kinds)]
 
 
 def _compiled_application(name: str, size: int):
