@@ -17,6 +17,7 @@ from pipeline_checks.pipelines.sources import (
     Reading,
     Source,
     load,
+    masks,
     source_kind,
 )
 
@@ -257,12 +258,14 @@ class Pipeline:
     def encoding_of(self, targets: np.ndarray) -> str:
         """How `targets` encode labels: the declared encoding for arrays, else read from their shape."""
         source = self.source()
-        if (source.raw if source else self.raw_data()).task == "regression":
+        task = (source.raw if source else self.raw_data()).task
+        if task == "regression":
             return "values"
         if source is None:
             return self.label_encoding
         targets = np.asarray(targets)
-        return "one_hot" if targets.ndim == 2 and targets.shape[1] > 1 else "sparse"
+        rank = 4 if task == "segmentation" else 2  # one-hot masks (N, H, W, classes), one-hot rows (N, classes)
+        return "one_hot" if targets.ndim == rank and targets.shape[-1] > 1 else "sparse"
 
     def path_names(self) -> tuple[str, str]:
         """What the training and the inference path are called in reports."""
@@ -523,6 +526,9 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     targets = len(value) == 2 if isinstance(value, (tuple, list)) else False  # (inputs, targets): no class names
     if targets and labels.dtype.kind == "f" and labels.ndim in (1, 2) and len(labels) == len(images):
         return RawData(images, labels.astype(np.float32), ())  # values to regress
+    if _are_masks(labels, images):
+        indices, names, _ = masks(labels, None if targets else _checked_class_names(name, attribute, class_names))
+        return RawData(images, indices, names)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images):
         expected = (
             f"{len(images)} targets, one per {row}: integer class labels (N,), or float values (N,) or (N, outputs) "
@@ -530,6 +536,8 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
             if targets
             else f"{len(images)} integers, one per {row}"
         )
+        if labels.ndim >= 3 and images.ndim == 4:  # meant as masks
+            expected += f", or masks {(len(images), *images.shape[1:3])} of class indices, one per pixel"
         raise ValueError(
             f"Pipeline {name!r}: {attribute} labels must be {expected}; "
             f"received: dtype {labels.dtype}, shape {labels.shape}"
@@ -537,6 +545,12 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     if targets:
         class_names = [str(i) for i in range(max(int(labels.max()) + 1, 1))]
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
+
+
+def _are_masks(labels: np.ndarray, images: np.ndarray) -> bool:
+    """Whether integer labels are one class per pixel of each image: (N, H, W) or (N, H, W, 1)."""
+    shape = labels.shape[:3] if labels.ndim == 4 and labels.shape[-1] == 1 else labels.shape
+    return np.issubdtype(labels.dtype, np.integer) and len(shape) == 3 and shape == images.shape[:3]
 
 
 def _checked_class_names(name: str, attribute: str, class_names: Any) -> tuple[str, ...]:

@@ -48,8 +48,11 @@ class RawData:
 
     @property
     def task(self) -> str:
-        """ "regression" where the targets are float values, else "classification"."""
-        return "regression" if self.labels.dtype.kind == "f" else "classification"
+        """ "regression" where the targets are float values, "segmentation" where they are class labels
+        per pixel (int32 masks (N, height, width)), else "classification"."""
+        if self.labels.dtype.kind == "f":
+            return "regression"
+        return "segmentation" if self.labels.ndim == 3 else "classification"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,6 +175,8 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
     labels = np.asarray(labels)
     if are_values(labels) and class_names is None:
         return labels.astype(np.float32), (), "values"
+    if labels.ndim >= 3:
+        return masks(labels, class_names)
     if labels.ndim == 2 and labels.shape[1] > 1:
         indices, encoding, width = labels.argmax(axis=1), "one_hot", labels.shape[1]
     else:
@@ -196,6 +201,27 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
     return indices, tuple(str(n) for n in class_names), encoding
 
 
+def masks(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """Per-pixel class labels (segmentation masks) as int32 (N, height, width), their class names and
+    encoding: masks (N, H, W) or (N, H, W, 1) are "sparse", one-hot masks (N, H, W, classes) "one_hot"."""
+    labels = np.asarray(labels)
+    if labels.ndim == 4 and labels.shape[-1] > 1:
+        indices, encoding, width = labels.argmax(axis=-1), "one_hot", labels.shape[-1]
+    else:
+        indices = labels.reshape(labels.shape[:3]) if labels.ndim == 4 else labels
+        encoding, width = "sparse", None
+        if indices.ndim != 3 or indices.dtype.kind not in "iuf" or not np.all(indices == np.round(indices)):
+            raise ValueError(
+                "per-pixel labels must be class indices (N, height, width) or (N, height, width, 1), or one-hot "
+                f"(N, height, width, classes); received: dtype {labels.dtype}, shape {labels.shape}"
+            )
+    indices = indices.astype(np.int32)
+    if class_names is None:
+        count = width or (int(indices.max()) + 1 if indices.size else 0)
+        class_names = tuple(str(i) for i in range(max(count, 1)))
+    return indices, tuple(str(n) for n in class_names), encoding
+
+
 def are_values(targets: np.ndarray) -> bool:
     """Whether float targets are values to regress rather than class labels: some value is not a
     whole number (or is not finite), or (N, k) rows are not one-hot (one 1 among 0s)."""
@@ -208,7 +234,7 @@ def are_values(targets: np.ndarray) -> bool:
         return True
     if targets.ndim == 2 and targets.shape[1] > 1:
         return not (np.isin(targets, (0.0, 1.0)).all() and np.all(targets.sum(axis=1) == 1))
-    return targets.ndim > 2
+    return False  # whole values: class indices, or per-pixel class indices (masks) of rank 3 and more
 
 
 @dataclass(frozen=True)
