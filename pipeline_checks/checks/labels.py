@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline_checks._validation import check_number
-from pipeline_checks.checks import label_findings, label_permutation
+from pipeline_checks.checks import label_findings, label_permutation, target_findings
 from pipeline_checks.checks.family import SHARED_RUN, family
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model.compile_arguments import compile_mistake_of
@@ -46,7 +46,9 @@ UNIT_SCALE = 5.0  # inputs scaled to [0, 1], [-1, 1] or standardized stay within
 def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_INITIAL_LOSS_FACTOR) -> CheckResult:
     """Fail when labels, class names, the compiled loss and the model's outputs disagree.
 
-    Five parts; only the validation labels' part reads a trained model (the shared run):
+    Five parts for class labels; only the validation labels' part reads a trained model (the
+    shared run). Float targets to regress (`RawData.task == "regression"`) are judged apart,
+    without training: see **Regression targets** below.
 
     - **Label range and coverage.** Labels must lie in `[0, len(class_names))`, and the
       training labels must name every class (at least two): a loader that labels every
@@ -91,6 +93,14 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
       one it passes with a note, which names a last layer with large initial weights as the
       reason where there is one. A loss well below is no bug: `build_model` may return a
       model already trained on the task. Checked for the plain cross-entropies only.
+    - **Regression targets.** Float values (no class names) are judged against the head and
+      the loss: the last layer's activation must be able to reach them (a sigmoid gives
+      [0, 1], tanh [-1, 1], relu >= 0: miles per gallon out of a sigmoid fail), its width
+      must match the targets' per example (Keras broadcasts a Dense(3) against (N, 1) targets
+      without an error), and a cross-entropy fails on values that are not probabilities
+      (binary cross-entropy on targets outside [0, 1] turns negative; a categorical one on
+      one unit is 0). Coverage, class order, label permutation and the loss at
+      initialization do not apply to values, and a note says so.
 
     Args:
         pipeline: a `Pipeline`.
@@ -111,6 +121,8 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     x_infer = pipeline.infer_inputs(raw.images[: pipeline.batch_size])
     encoding = pipeline.encoding_of(y_train)
     model = fresh_build(pipeline, seed)  # the training run's initial model, shared with other checks
+    if raw.task == "regression":  # values to regress: judged against the loss and the head, not as classes
+        return _check_targets(pipeline, raw, validation, y_train, x_infer, model)
 
     report = _Report(raw.classes)
     if validation is not None and pipeline.validation_data is None and pipeline.source() is None:
@@ -142,6 +154,75 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
         notes=[f"  {note}" for note in report.notes],
         **report.numbers,
     )
+
+
+def _check_targets(pipeline, raw, validation, targets, x_infer, model) -> CheckResult:
+    """The regression part: float targets against the output's range and width, and against the loss."""
+    stats = target_findings.TargetStats.of(targets)
+    loss = loss_facts(getattr(model, "loss", None))
+    with pipeline_step(pipeline, "the model on a training batch (check_labels' passes)", compile_mistake_of(model)):
+        outputs = HeadOutputs.of(model, x_infer)
+        one_unit_softmax = softmax_over_one_unit(model, x_infer, outputs)
+    ndim = outputs.values.ndim
+    width = outputs.width if ndim == 2 else (1 if ndim == 1 else None)  # (batch,) outputs: one value each
+    activation = "softmax" if one_unit_softmax else outputs.activation
+    numbers = dict(
+        task="regression",
+        targets=stats.count,
+        target_range=(stats.low, stats.high),
+        target_mean=stats.mean,
+        target_std=stats.std,
+        targets_per_example=stats.per_example,
+        output_width=width,
+        output_activation=activation,
+        loss=loss.name,
+    )
+    findings, notes = [], []
+    if width is None:
+        notes.append(f"output width not checked: outputs have shape {outputs.values.shape}, not (batch, values)")
+    elif width != stats.per_example:
+        findings.append(target_findings.width_differs(width, stats, loss))
+    if activation in target_findings.OUTPUT_RANGES:
+        missed = target_findings.outside(targets, target_findings.OUTPUT_RANGES[activation])
+        numbers["targets_out_of_reach"] = missed
+        if missed or one_unit_softmax:
+            findings.append(target_findings.out_of_reach(activation, width or 1, stats, targets, loss))
+    findings += _loss_on_values(loss, stats, width, targets, notes)
+    if stats.not_finite:
+        notes.append(target_findings.not_finite_note(stats))
+    notes.append(target_findings.not_classes_note())
+    if loss.from_logits is not None:
+        notes.append(target_findings.FROM_LOGITS_NOTE)
+    notes.append(target_findings.initial_loss_note(loss))
+    summary = f"{stats.described()}; {target_findings.reach_text(activation)}; loss {loss.name}"
+    if validation is not None:
+        held = target_findings.TargetStats.of(validation.labels)
+        numbers["validation_target_range"] = (held.low, held.high)
+        summary += f"; validation: {held.count} targets in [{held.low:.3g}, {held.high:.3g}]"
+    return verdict(NAME, pipeline, findings, summary, notes=[f"  {note}" for note in notes], **numbers)
+
+
+def _loss_on_values(loss: LossFacts, stats, width: int | None, targets, notes: list) -> list[Finding]:
+    """A cross-entropy on values that are neither probabilities nor soft labels; notes where one fits."""
+    values = np.asarray(targets, dtype=np.float64)
+    if loss.kind == "binary" and not target_findings.outside(values, (0.0, 1.0)):
+        notes.append(target_findings.probability_targets_note(loss, stats))
+        return []
+    if loss.kind == "one_hot" and _soft_labels(values, width):
+        notes.append(target_findings.distribution_targets_note(loss, stats))
+        return []
+    if loss.kind is not None:
+        return [target_findings.classification_loss_on_values(loss, stats, width, values)]
+    if not loss.regression:
+        notes.append(target_findings.unknown_loss_note(loss))
+    return []
+
+
+def _soft_labels(values: np.ndarray, width: int | None) -> bool:
+    """Rows of `width` > 1 non-negative values that each sum to 1: a distribution over classes per example."""
+    if values.ndim != 2 or width is None or width < 2 or values.shape[1] != width:
+        return False
+    return bool(values.min() >= 0 and np.allclose(values.sum(axis=1), 1.0, atol=1e-3))
 
 
 @dataclass

@@ -1,5 +1,90 @@
-"""Broken regression pipelines caught by the labels check, varying the correct rows of regression.py."""
+"""Broken regression pipelines caught by the labels check, varying the correct rows of regression.py.
+
+Each trains without an error: an output activation whose range misses the targets, a
+cross-entropy on values, an output width Keras broadcasts against the targets.
+"""
 
 from __future__ import annotations
 
-CASES = []
+import functools
+
+from broken_pipelines.common import broken
+from broken_pipelines.regression import (
+    MPG,
+    fuel_efficiency,
+    fuel_efficiency_model,
+    regression_cnn,
+    regression_cnn_model,
+)
+
+
+def cnn_sigmoid_output():
+    """A sigmoid on the last unit, the classifier's habit, against targets in standard units (half of them
+    below 0). keras-team/keras#2399: "If I use sigmoid, but the output is range in [0,1000], then i should
+    first normalize the label to [0,1]" (answered yes), and keras-team/keras#108, fchollet: for regression
+    "you couldn't use softmax as activation"."""
+    return regression_cnn(
+        "regression-cnn-sigmoid-output", build_model=functools.partial(regression_cnn_model, activation="sigmoid")
+    )
+
+
+def cnn_relu_output():
+    """A relu on the last unit against standardized targets: the negative half is out of reach, and the
+    unit pulled below 0 stops learning. keras-team/keras#3687, "Predictions are all zero": a regression
+    whose TimeDistributed(Dense(1, activation='relu')) output predicts 0 everywhere."""
+    return regression_cnn(
+        "regression-cnn-relu-output", build_model=functools.partial(regression_cnn_model, activation="relu")
+    )
+
+
+def cnn_binary_crossentropy():
+    """binary_crossentropy on values in standard units: it turns negative and pushes the outputs to its clip.
+    tensorflow/tensorflow#71638, "Binary cross entropy produces negative results if input is more than 1", and
+    keras-team/keras#1917, "The loss becomes negative", a regression model on binary-style losses."""
+    return regression_cnn(
+        "regression-cnn-binary-crossentropy",
+        build_model=functools.partial(regression_cnn_model, loss="binary_crossentropy"),
+    )
+
+
+def three_unit_model():
+    """The tutorial's model with Dense(3) in place of Dense(1), compiled as it compiles."""
+    from pipeline_checks.model import compat
+
+    keras = compat.keras()
+    tutorial = fuel_efficiency_model()
+    head = keras.layers.Dense(3)(tutorial.layers[-2].output)
+    model = keras.Model(tutorial.inputs[0], head)
+    model.compile(loss="mean_absolute_error", optimizer=keras.optimizers.Adam(0.001))
+    return model
+
+
+def fuel_three_outputs():
+    """tensorflow/tensorflow#45813, "Shape of model output can differ from target data shape": the basic
+    regression tutorial with layers.Dense(units=3) in place of units=1 fits targets of shape (batch, 1)
+    without an error (Keras 3 raises on (batch,) targets; (batch, 1) broadcast in Keras 2 and 3)."""
+    return fuel_efficiency("regression-fuel-three-outputs", targets=MPG[:, None], build_model=three_unit_model)
+
+
+CASES = [
+    broken(
+        cnn_sigmoid_output,
+        "a sigmoid output against standardized targets (half below 0)",
+        labels=r"a sigmoid output cannot reach \d+ of 12 targets",
+    ),
+    broken(
+        cnn_relu_output,
+        "a relu output against standardized targets (half below 0)",
+        labels=r"a relu output cannot reach \d+ of 12 targets",
+    ),
+    broken(
+        cnn_binary_crossentropy,
+        "binary_crossentropy on targets in standard units",
+        labels=r"binary_crossentropy on \d+ of 12 targets outside \[0, 1\]",
+    ),
+    broken(
+        fuel_three_outputs,
+        "the fuel tutorial with Dense(3): MAE broadcast over 3 outputs",
+        labels=r"the model outputs 3 values per example for 1 target",
+    ),
+]
