@@ -11,7 +11,9 @@ py311-keras3-jax and py311-keras3-torch for JAX and torch).
 `pytest benchmarks/test_suite_cost.py --benchmark-enable` records, in the gate's extra_info,
 the seconds each measured inside its process (imports left out) and their ratio,
 `ratio_to_bare_fit_evaluate` (the target is 1.25). In the default run the small CNN runs
-once, as a smoke test, and the applications are skipped.
+once, as a smoke test, and the applications are skipped. The built-in suite's pipelines of other
+kinds (`photos-regression`) are timed too: `test_other_kinds_grow_the_built_in_suite` records how
+much they add to the default suite's gate time, `growth_from_other_kinds` (the target is at most 0.2).
 """
 
 import json
@@ -30,14 +32,18 @@ from pipeline_checks.model import compat
 from pipeline_checks.pytest_plugin.durations import measured
 from pipeline_checks.run.memory import older_objects_left_out
 from pipeline_checks.run.training import forget_shared_runs, shared_run
-from pipeline_checks.scenarios.builtin import application_pipeline
+from pipeline_checks.scenarios.builtin import application_pipeline, regression_pipeline
 from pipeline_checks.testing.small_models import small_bn_cnn
 
 FLOOR_KEY = pytest.StashKey[dict]()
+GATE_KEY = pytest.StashKey[dict]()
 APPLICATIONS = ("ResNet50", "InceptionV3", "MobileNetV2")
-CASES = [pytest.param("small-cnn", id="small-cnn")] + [
-    pytest.param(name, id=name.lower(), marks=pytest.mark.slow) for name in APPLICATIONS
-]
+OTHER_KINDS = ("photos-regression",)  # the default suite's pipelines besides the applications
+CASES = (
+    [pytest.param("small-cnn", id="small-cnn")]
+    + [pytest.param(name, id=name.lower(), marks=pytest.mark.slow) for name in APPLICATIONS]
+    + [pytest.param(name, id=name, marks=pytest.mark.slow) for name in OTHER_KINDS]
+)
 
 
 def compiled_cnn():
@@ -60,7 +66,9 @@ def small_pipeline() -> Pipeline:
 
 
 def pipeline_for(case: str) -> Pipeline:
-    return small_pipeline() if case == "small-cnn" else application_pipeline(case)
+    if case == "small-cnn":
+        return small_pipeline()
+    return regression_pipeline() if case == "photos-regression" else application_pipeline(case)
 
 
 def bare_fit_and_evaluate(pipeline: Pipeline) -> dict:
@@ -142,9 +150,25 @@ def test_bare_fit_and_evaluate(benchmark, request, case):
 def test_every_check_sharing_one_run(benchmark, request, case):
     median = timed(benchmark, case, "gate")
     benchmark.extra_info.update(backend=compat.backend(), inner_median_s=median)
+    request.config.stash.setdefault(GATE_KEY, {})[case] = median
     floor = request.config.stash.get(FLOOR_KEY, {}).get(case)
     if floor is not None:
         benchmark.extra_info.update(bare_fit_evaluate_median_s=floor, ratio_to_bare_fit_evaluate=median / floor)
+
+
+@pytest.mark.slow
+def test_other_kinds_grow_the_built_in_suite(benchmark, request):
+    """The gate seconds of the other kinds' pipelines over the applications' (each timed above, in its
+    own process): what they add to the default suite."""
+    gates = request.config.stash.get(GATE_KEY, {})
+    if benchmark.disabled or not all(case in gates for case in (*APPLICATIONS, *OTHER_KINDS)):
+        pytest.skip("needs every built-in pipeline's gate timed above, with --benchmark-enable")
+    applications = sum(gates[name] for name in APPLICATIONS)
+    others = sum(gates[name] for name in OTHER_KINDS)
+    benchmark.group = "suite cost: other kinds"
+    benchmark.pedantic(lambda: None, rounds=1)  # times nothing: its figure is in extra_info, with the others
+    benchmark.extra_info.update(gate_seconds=dict(gates), applications_s=applications, other_kinds_s=others)
+    benchmark.extra_info["growth_from_other_kinds"] = others / applications
 
 
 if __name__ == "__main__":  # one round, in this fresh process: python test_suite_cost.py floor|gate CASE
