@@ -1,4 +1,4 @@
-"""Check: fit, train-mode, evaluate and predict agree on the training images."""
+"""Check: fit, train-mode, evaluate and predict agree on the training images (or examples)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
 
     What `fit` reported for its last epoch, a training-mode pass, `evaluate` and `predict`
     on the inference inputs (after the pipeline's `after_fit`), and `evaluate` after precise
-    BatchNorm recalibration, which tells stale BN statistics apart from other causes.
+    BatchNorm recalibration, which tells stale BN statistics apart from other causes. On a
+    regression (float targets that are values) each mode's R² of the predictions
+    (`predicted_r2`) is compared, and every compiled metric in the targets' scale (see `Agreement`).
 
     Args:
         pipeline: a `Pipeline`.
         seed: the seed of the shared training run.
-        tolerance: allowed absolute gap on each compiled metric (see `Agreement`).
+        tolerance: allowed absolute gap on each compiled metric, on a regression a share of
+            the targets' std (mae, rmse) or variance (mse, R²) (see `Agreement`).
 
     Returns:
         A `CheckResult`, failed when any gap fails (see `Agreement`): its summary names the
@@ -41,7 +44,8 @@ def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANC
     run = shared_run(pipeline, seed)
     agreement = agreement_of(run, tolerance)
     numbers = key_numbers(agreement)
-    agreed = f"the modes agree within {tolerance:g} on {agreement.samples} images"
+    scale = " of the targets' scale" if agreement.task == "regression" else ""
+    agreed = f"the modes agree within {tolerance:g}{scale} on {agreement.samples} {agreement.examples}"
     if run.custom_loop:
         agreed += f"; {NO_FIT_MODE}"
     table = f"{agreement.header}\n{agreement.table()}"
@@ -68,7 +72,8 @@ def _stages_note(run) -> str:
 
 def gated_metric(agreement: Agreement) -> str:
     """The metric the key numbers report: the first gated one other than the loss (accuracy, acc,
-    binary_accuracy, or the oracle's own predicted_accuracy), else the loss."""
+    binary_accuracy, the oracle's own predicted_accuracy, or on a regression its predicted_r2),
+    else the loss."""
     return next((m for m in agreement.gated if m != "loss"), "loss")
 
 

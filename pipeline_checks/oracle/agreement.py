@@ -12,7 +12,9 @@
   names that: `logits_beneath.py`);
 - recalibrated: `evaluate` after precise BatchNorm recalibration, then restored.
 
-Which gaps open, and which close after recalibration, is the diagnosis.
+Which gaps open, and which close after recalibration, is the diagnosis. On a regression (float
+targets that are values) every mode also gets the R² of its predictions, and gaps are read in
+the targets' scale (`regression.py`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ from pipeline_checks.model.probes import class_accuracy, outputs_accuracy
 from pipeline_checks.model.state import non_trainable_state
 from pipeline_checks.oracle.findings import findings_of
 from pipeline_checks.oracle.logits_beneath import logits_beneath
+from pipeline_checks.oracle.regression import (
+    OWN_R2,
+    TargetSpread,
+    ValueScale,
+    fit_r_squared,
+    loss_name_of,
+    r_squared,
+    regression_targets,
+    spread_of,
+    value_scales,
+)
 from pipeline_checks.results.verdict import Finding
 
 OWN_ACCURACY = "predicted_accuracy"  # the agreement's own accuracy, for a model that compiles no metric
@@ -68,7 +81,10 @@ class Agreement:
     metric; the loss only when there is none, relatively), and a gap on an accuracy-like
     metric must also amount to at least two samples: one sample near the decision boundary
     flips between batch and population BatchNorm statistics in correct pipelines. predict
-    must equal evaluate to 1e-4.
+    must equal evaluate to 1e-4. On a regression (`task` "regression") the gated metrics are
+    the R² of the predictions (`predicted_r2`) and every compiled metric, each gap divided by
+    its unit in `scales` (the targets' std for mae and rmse, their variance for mse), so one
+    tolerance means the same on every scale of targets.
 
     Which gaps fail: evaluate against train-mode (the same weights; BatchNorm is the only
     difference), in either direction; evaluate below fit (what fit reported is lost at
@@ -84,6 +100,10 @@ class Agreement:
     training_only_layers: tuple[str, ...]
     recalibration: Recalibration | None = field(repr=False)
     findings: tuple[Finding, ...] = ()
+    task: str = "classification"
+    scales: dict[str, ValueScale] = field(default_factory=dict)
+    spread: TargetSpread | None = None  # of the targets, on a regression
+    examples: str = "samples"  # what the inputs are, for messages: "images" or "examples"
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -115,10 +135,12 @@ class Agreement:
     def header(self) -> str:
         """Whether the modes agree, on how many samples, within what: the line above the table."""
         verdict = "Modes agree" if self.agrees else "Modes disagree"
-        return (
-            f"{verdict} on the same {self.samples} samples "
-            f"(tolerance {self.tolerance:g} absolute on {', '.join(self.gated)}):"
-        )
+        if self.task == "regression":
+            on = ", ".join(_scaled_name(m, self.scales.get(m)) for m in self.gated)
+            within = f"tolerance {self.tolerance:g} on {on}; the targets' std {self.spread.std:.4g}"
+        else:
+            within = f"tolerance {self.tolerance:g} absolute on {', '.join(self.gated)}"
+        return f"{verdict} on the same {self.samples} samples ({within}):"
 
     @property
     def diagnosis(self) -> str:
@@ -174,18 +196,31 @@ def measure_agreement(
         values["evaluate"] = evaluate_metrics(model, batches)
         predicted = predict_outputs(model, batches)
         values["predict"] = metrics_of_outputs(model, batches, predicted)
-        saturated = _saturated(predicted)
+        saturated = _saturated(predicted) and not regression_targets(batches.targets)
         recalibration = None
-        own = not any(m != "loss" for m in values["evaluate"])  # no compiled metric: the class outputs name
+        regression = regression_targets(batches.targets)
+        own = not regression and not any(m != "loss" for m in values["evaluate"])  # the class outputs name
         if own:
             _add_own_accuracy(values, model, batches, predicted)
+        if regression:
+            _add_own_r_squared(values, model, batches, predicted)
         if recalibrate:
             with recalibrate_batchnorm(model, batches_as_iterable(batches), shuffle=False) as recalibration:
                 values["recalibrated"] = evaluate_metrics(model, batches)
                 if own:
                     _add_own_accuracy(values, model, batches, modes=("recalibrated",))
+                if regression:
+                    _add_own_r_squared(values, model, batches, modes=("recalibrated",))
     finally:
         metric_state.restore()
+    spread, scales = None, {}
+    if regression:
+        spread = spread_of(batches.targets)
+        scales = value_scales(values["evaluate"], loss_name_of(model), spread)
+        if "fit" in values:
+            fit_r2 = fit_r_squared(values["fit"], loss_name_of(model), spread, bool(model.losses))
+            if fit_r2 is not None:
+                values["fit"][OWN_R2] = fit_r2
     if "fit" in values:
         values["fit"] = {m: values["fit"][m] for m in values["evaluate"] if m in values["fit"]}
     found_bn = find_batchnorm(model)
@@ -200,6 +235,9 @@ def measure_agreement(
         unsynchronized=tuple(f.path for f in found_bn if not getattr(f.layer, "synchronized", False)),
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
+    if regression:  # the R² first, as the headline reports it; the loss is not gated beside it
+        gated = (OWN_R2, *(m for m in gated if m not in (OWN_R2, "loss")))
+    examples = "images" if np.ndim(batches.inputs[0]) == 4 else "examples"
     findings = findings_of(
         values,
         gated,
@@ -213,8 +251,23 @@ def measure_agreement(
         _non_finite_variables(model),
         logits_beneath(model),
         counts=sample_count_metrics(model),
+        scales=scales,
+        examples=examples,
     )
-    return Agreement(values, gated, tolerance, batches.total, facts, training_only, recalibration, tuple(findings))
+    return Agreement(
+        values,
+        gated,
+        tolerance,
+        batches.total,
+        facts,
+        training_only,
+        recalibration,
+        tuple(findings),
+        "regression" if regression else "classification",
+        scales,
+        spread,
+        examples,
+    )
 
 
 def assert_fit_evaluate_agree(
@@ -273,6 +326,41 @@ def _add_own_accuracy(values: dict, model, batches, predicted=None, modes=("trai
             accuracy = class_accuracy(model, batches, training=False)
         if accuracy is not None:
             values[mode][OWN_ACCURACY] = accuracy
+
+
+def _add_own_r_squared(values: dict, model, batches, predicted=None, modes=("train-mode", "evaluate", "predict")):
+    """The R² of the predictions (`OWN_R2`) in `modes`, on targets that are values: a training-mode
+    pass as train-mode runs it (BatchNorm alone in training mode), inference for the others."""
+    for mode in modes:
+        if mode in ("evaluate", "predict") and predicted is not None:
+            outputs = predicted  # evaluate runs the same inference pass
+        else:
+            outputs = _outputs(model, batches, training=mode == "train-mode")
+        r2 = r_squared(batches.targets, outputs)
+        if r2 is not None:
+            values[mode][OWN_R2] = r2
+
+
+def _outputs(model, batches, training: bool) -> list:
+    """The model's outputs batch by batch, dropout and augmentation held in inference mode, state restored."""
+    from pipeline_checks.model import compat
+    from pipeline_checks.model.forward import forward
+    from pipeline_checks.model.layers import training_only_layers_in_inference
+
+    state = non_trainable_state(model)
+    try:
+        with training_only_layers_in_inference(model):
+            return [compat.to_numpy(forward(model, x, training=training)) for x in batches.inputs]
+    finally:
+        state.restore()
+
+
+def _scaled_name(metric: str, scale: ValueScale | None) -> str:
+    """How the header names a gated metric of a regression: 'predicted_r2', 'mae / std', 'msle (relative)'."""
+    if scale is None:
+        return f"{metric} (relative)"
+    short = {"the targets' std": " / std", "the targets' variance": " / variance", "100%": " / 100%"}
+    return metric + short.get(scale.of, "")
 
 
 def _non_finite_variables(model) -> list[str]:

@@ -35,6 +35,8 @@ def findings_of(
     non_finite_variables=(),
     logits_beneath=None,
     counts=None,
+    scales=None,
+    examples="images",
 ) -> list[Finding]:
     """What the modes' `values` show: the failing gaps, then the causes that explain them.
 
@@ -52,25 +54,39 @@ def findings_of(
         logits_beneath: the `LogitsBeneath` misfit of the loss and the head, or None where the loss fits it.
         counts: the gated metrics that count samples (FalseNegatives, TruePositives...), judged as the
             share of the samples a gap moves: name -> whether more is better (False for false positives).
+        scales: on a regression, metric -> its `ValueScale`: the gap is divided by its unit (the
+            targets' std or variance) before it meets the tolerance, and is worse in its direction.
+        examples: what the inputs are, for messages ("images", "examples").
 
     Returns:
         The findings in reading order; the gaps fail, causes and notes do not.
     """
     findings = _non_finite(values, non_finite_variables)
     findings += _predict_gaps(values, predict_tolerance, saturated, logits_beneath)
-    inference_gap = _gaps(values, "evaluate", "train-mode", gated, tolerance, samples, counts=counts)
-    fit_gaps = _gaps(values, "evaluate", "fit", gated, tolerance, samples, fail_above=False, counts=counts)
+    scales = scales or {}
+    # On a regression a training-mode pass normalizes with a few examples' statistics, noisier than the
+    # population's: inference doing better than it is what precise BatchNorm gives, and is noted.
+    inference_gaps = _gaps(
+        values, "evaluate", "train-mode", gated, tolerance, samples, fail_above=not scales, counts=counts, scales=scales
+    )
+    inference_gap = [gap for gap in inference_gaps if gap.failure]
+    fit_gaps = _gaps(
+        values, "evaluate", "fit", gated, tolerance, samples, fail_above=False, counts=counts, scales=scales
+    )
     fit_gap = [gap for gap in fit_gaps if gap.failure]
     findings += inference_gap + fit_gap
     if not (inference_gap or fit_gap):
-        return findings + _above_fit_note(fit_gaps, values, gated, training_only)
+        better = [gap for gap in inference_gaps if not gap.failure]
+        return findings + _above_fit_note(fit_gaps, values, gated, training_only, bool(scales)) + better
     closes = "recalibrated" in values and all(
-        abs(values["recalibrated"][m] - values["train-mode"][m]) <= tolerance for m in gated
+        abs(values["recalibrated"][m] - values["train-mode"][m]) <= tolerance * _unit(scales, m)
+        for m in gated
+        if m in values["recalibrated"] and m in values["train-mode"]
     )
     if batchnorm.frozen_moved_in_training:
         findings.append(_frozen_batchnorm_in_training(batchnorm))
     if batchnorm.replicas > 1 and batchnorm.unsynchronized:
-        return findings + [_per_replica_batchnorm(batchnorm)]
+        return findings + [_per_replica_batchnorm(batchnorm, examples)]
     if inference_gap and closes and batchnorm.count:
         findings.append(_stale_batchnorm(batchnorm, recalibration))
     elif inference_gap and not batchnorm.frozen_moved_in_training:
@@ -80,7 +96,8 @@ def findings_of(
             Finding(
                 "Cause: fit saw other inputs, or the weights moved during the epoch",
                 "evaluate agrees with a training-mode pass on this data, but is below what fit reported.",
-                "give fit and evaluate the same preprocessing (augmentation, rescaling, label encoding); "
+                "give fit and evaluate the same preprocessing (augmentation, rescaling, "
+                f"{'target scaling' if scales else 'label encoding'}); "
                 "fit's numbers are an average over the last epoch, so compare near convergence.",
                 failure=False,
             )
@@ -88,12 +105,13 @@ def findings_of(
     return findings
 
 
-def _per_replica_batchnorm(batchnorm) -> Finding:
+def _per_replica_batchnorm(batchnorm, examples="images") -> Finding:
     """Gaps under a distribution strategy whose BatchNormalization layers normalize per replica."""
     share = ""
     if batchnorm.batch_size:
         each = batchnorm.batch_size / batchnorm.replicas
-        share = f" of {each:g} image{'s' if each != 1 else ''} (a global batch of {batchnorm.batch_size})"
+        noun = examples if each != 1 else examples.removesuffix("s")
+        share = f" of {each:g} {noun} (a global batch of {batchnorm.batch_size})"
     layers = len(batchnorm.unsynchronized)
     return Finding(
         "Cause: per-replica BatchNormalization statistics",
@@ -102,7 +120,7 @@ def _per_replica_batchnorm(batchnorm) -> Finding:
         "so the weights learned to fit those; a training-mode pass over the whole batch, and the moving "
         "statistics evaluate uses, normalize otherwise.",
         "BatchNormalization(synchronized=True), which computes the statistics over the global batch across "
-        "replicas; or a per-replica batch large enough for stable statistics (e.g. 16 or more images).",
+        f"replicas; or a per-replica batch large enough for stable statistics (e.g. 16 or more {examples}).",
         failure=False,
     )
 
@@ -124,8 +142,9 @@ def _cause_unknown(batchnorm, training_only) -> Finding:
     )
 
 
-def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
-    """Evaluate above fit's epoch average: no bug; say which mechanisms make fit's numbers lower."""
+def _above_fit_note(above, values, gated, training_only, regression=False) -> list[Finding]:
+    """Evaluate above fit's epoch average (on a regression: better than it, a lower error or a higher
+    R²): no bug; say which mechanisms make fit's numbers lower."""
     if not above:
         return []
     reasons = [
@@ -139,7 +158,12 @@ def _above_fit_note(above, values, gated, training_only) -> list[Finding]:
             f"training-only layers ({listed(training_only)}) are active in fit"
             + (f" (a training pass with them active gives {shown})" if shown else "")
         )
-    return [Finding("Note: evaluate is above fit's epoch average", "; ".join(reasons) + ": not a bug.", failure=False)]
+    title = (
+        "Note: evaluate does better than fit's epoch average"
+        if regression
+        else ("Note: evaluate is above fit's epoch average")
+    )
+    return [Finding(title, "; ".join(reasons) + ": not a bug.", failure=False)]
 
 
 def _non_finite(values, variables) -> list[Finding]:
@@ -202,20 +226,33 @@ def _loss_from_logits_beneath(summary: str, beneath, metrics) -> Finding:
     )
 
 
-def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, counts=None) -> list[Finding]:
-    """`mode` against `reference` on each gated metric; a gap above the reference fails only with `fail_above`.
+def _unit(scales, metric) -> float:
+    """What a gap on `metric` is divided by before it meets the tolerance: 1 but on a regression's scaled metric."""
+    scale = scales.get(metric)
+    return 1.0 if scale is None else scale.unit
+
+
+def _gaps(
+    values, mode, reference, gated, tolerance, samples, fail_above=True, counts=None, scales=None
+) -> list[Finding]:
+    """`mode` against `reference` on each gated metric; a gap in the better direction fails only with `fail_above`.
 
     A gap on an accuracy-like metric (a fraction) or on one of `counts` (a count of samples, as
-    keras.metrics.FalseNegatives counts) fails only where it amounts to `MIN_SAMPLES` samples."""
+    keras.metrics.FalseNegatives counts) fails only where it amounts to `MIN_SAMPLES` samples. A
+    metric in `scales` (a regression's) is judged in its unit: the gap divided by it."""
     if reference not in values:
         return []
-    counts = counts or {}
+    counts, scales = counts or {}, scales or {}
     gaps = []
     for metric in gated:
         ours, theirs = values[mode].get(metric), values[reference].get(metric)
         if ours is None or theirs is None:
             continue
         gap = ours - theirs
+        if metric in scales or (scales and metric != "loss"):
+            found = _scaled_gap(mode, reference, metric, ours, theirs, tolerance, scales.get(metric), fail_above)
+            gaps += [found] if found else []
+            continue
         counted = metric in counts
         fraction = not counted and metric != "loss" and 0 <= theirs <= 1 and 0 <= ours <= 1
         if fraction or counted:
@@ -236,6 +273,26 @@ def _gaps(values, mode, reference, gated, tolerance, samples, fail_above=True, c
                 )
             )
     return gaps
+
+
+def _scaled_gap(mode, reference, metric, ours, theirs, tolerance, scale, fail_above) -> Finding | None:
+    """A regression's gap: in the metric's unit (the targets' std or variance), or relative where its
+    unit is not known (msle, Huber...); None within the tolerance."""
+    gap = ours - theirs
+    if scale is None:
+        beyond = abs(gap) > tolerance * max(abs(ours), abs(theirs), 1e-3)
+        worse, share = gap > 0, ""
+    else:
+        beyond = abs(gap) / scale.unit > tolerance
+        worse = gap < 0 if scale.higher_is_better else gap > 0
+        share = f" ({abs(gap) / scale.unit:.3g} of {scale.of} {scale.unit:.4g})" if scale.of else ""
+    if not beyond:
+        return None
+    direction = "below" if gap < 0 else "above"
+    return Finding(
+        f"{_gap(mode, reference)}{metric} {ours:.4f} is {abs(gap):.4f} {direction} {reference}'s {theirs:.4f}{share}.",
+        failure=worse or fail_above,
+    )
 
 
 def _gap(mode: str, reference: str) -> str:

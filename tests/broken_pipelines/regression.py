@@ -10,8 +10,11 @@ Two correct rows, which the broken regression rows (regression_*.py) vary:
   synthetic rows with the Auto MPG table's 9 columns on their own scales (cylinders, displacement,
   horsepower, weight, acceleration, model year, three origin flags) and a miles-per-gallon target.
 - `regression-cnn`: the small Conv-BN CNN of the image rows with one linear unit, mean squared error
-  and a mean absolute error metric, regressing a value of each image (its mean brightness, in
-  standard units), its BatchNorm statistics recalibrated after fit as the image rows' are.
+  and a mean absolute error metric, regressing a value of each image (the value its pattern stands
+  for, in standard units), full batches, its BatchNorm statistics recalibrated after fit as the image
+  rows' are. Not its mean brightness: BatchNorm's batch statistics subtract a batch's mean
+  brightness, so with batches of 4 fit's numbers (R² 0.89) hold for that batch's company alone
+  (evaluate's R² 0.21 on the same images at seed 0), and the agreement check fails it, rightly.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ def brightness(images) -> np.ndarray:
 
 
 BRIGHTNESS = brightness(DATA.images)
+# The value each image's pattern stands for (its class, -1.22, 0 or 1.22 in standard units): what the CNN rows regress.
+PATTERN_VALUE = ((DATA.labels - DATA.labels.mean()) / DATA.labels.std()).astype(np.float32)
 
 
 def regression_cnn_model(learning_rate=0.01, loss="mse", activation=None):
@@ -95,13 +100,13 @@ def regression_cnn_model(learning_rate=0.01, loss="mse", activation=None):
     return model
 
 
-def regression_cnn(name="regression-cnn", targets=BRIGHTNESS, **changes) -> Pipeline:
+def regression_cnn(name="regression-cnn", targets=PATTERN_VALUE, **changes) -> Pipeline:
     pipeline = dict(
         name=name,
         build_model=regression_cnn_model,
         data=(DATA.images, targets),
         preprocess_train=lambda images: images.astype("float32") / 255.0,
-        fit_kwargs={"epochs": 15, "batch_size": 4},
+        fit_kwargs={"epochs": 30, "batch_size": 12},
         after_fit=recalibrate_after_fit,
     )
     if "preprocess_train" in changes:
