@@ -45,10 +45,13 @@ def tabular(name, targets=MPG, **model):
 
 
 def test_the_cnn_row_passes_with_what_was_judged_in_numbers():
-    result = check_labels(regression.regression_cnn())
+    pipeline = regression.regression_cnn()
+    targets = pipeline.raw_data().labels
+    result = check_labels(pipeline)
     assert result.passed, str(result)
     assert result.summary == (
-        "12 float targets in [-1.93, 1.88] (mean 0, std 1), 1 per example; the linear output can reach them; loss mse"
+        f"12 float targets in [{targets.min():.3g}, {targets.max():.3g}] (mean 0, std 1), 1 per example; the linear "
+        "output can reach them; loss mse"
     )
     assert NOT_CLASSES in result.details
     assert "loss at initialization not checked: ln C is where a classifier's cross-entropy starts" in result.details
@@ -70,46 +73,57 @@ def test_the_fuel_tutorial_passes_and_names_its_validation_targets():
 # -- the broken rows -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "row, summary, seen, fix",
-    [
-        (
-            regression_labels.cnn_sigmoid_output,
-            "a sigmoid output cannot reach 9 of 12 targets",
-            "the last layer's sigmoid gives values [0, 1], but 9 of 12 float targets lie outside (7 below 0 and 2 "
-            "above 1; targets in [-1.929, 1.881], mean 0)",
-            "use a linear output (drop activation='sigmoid' from the last layer) for values on any scale; or scale "
-            "the targets into [0, 1] ((y - min) / (max - min), with the training set's min and max)",
-        ),
-        (
-            regression_labels.cnn_relu_output,
-            "a relu output cannot reach 7 of 12 targets",
-            "the last layer's relu gives values >= 0, but 7 of 12 float targets lie outside (7 below 0;",
-            "use a linear output (drop activation='relu' from the last layer)",
-        ),
-        (
-            regression_labels.cnn_binary_crossentropy,
-            "binary_crossentropy on 9 of 12 targets outside [0, 1]",
-            "reads each target y as a probability, but 12 float targets in [-1.929, 1.881] are values",
-            "compile with a regression loss (loss='mean_squared_error', 'mean_absolute_error' or 'huber') on a "
-            "linear output",
-        ),
-        (
-            regression_labels.fuel_three_outputs,
-            "the model outputs 3 values per example for 1 target",
-            "fit receives targets of shape (128, 1) but the last layer has 3 units: Keras broadcasts "
-            "mean_absolute_error over the 3 outputs without an error",
-            "build the last layer with 1 unit (Dense(1))",
-        ),
-    ],
-    ids=lambda v: getattr(v, "__name__", None),
-)
-def test_each_broken_row_fails_with_numbers_and_the_fix(row, summary, seen, fix):
-    result = check_labels(row())
-    assert not result.passed
-    assert result.summary == summary, str(result)
-    assert seen in result.details and fix in result.details, str(result)
+def _counted(row):
+    """The row's training targets: how many lie below 0, above 1, and their range as the message shows it."""
+    targets = row().raw_data().labels
+    return int((targets < 0).sum()), int((targets > 1).sum()), f"[{targets.min():.4g}, {targets.max():.4g}]"
+
+
+def test_the_sigmoid_row_counts_the_targets_out_of_reach_on_each_side():
+    below, above, span = _counted(regression_labels.cnn_sigmoid_output)
+    assert below and above  # standardized targets: some on each side of [0, 1]
+    result = check_labels(regression_labels.cnn_sigmoid_output())
+    assert result.summary == f"a sigmoid output cannot reach {below + above} of 12 targets", str(result)
+    assert (
+        f"the last layer's sigmoid gives values [0, 1], but {below + above} of 12 float targets lie outside "
+        f"({below} below 0 and {above} above 1; targets in {span}, mean 0)"
+    ) in result.details
+    assert (
+        "use a linear output (drop activation='sigmoid' from the last layer) for values on any scale; or scale "
+        "the targets into [0, 1] ((y - min) / (max - min), with the training set's min and max)"
+    ) in result.details
     assert NOT_CLASSES in result.details  # the classification parts still say why they do not apply
+    assert result.numbers["targets_out_of_reach"] == below + above
+
+
+def test_the_relu_row_counts_the_targets_below_0():
+    below, _, span = _counted(regression_labels.cnn_relu_output)
+    result = check_labels(regression_labels.cnn_relu_output())
+    assert result.summary == f"a relu output cannot reach {below} of 12 targets", str(result)
+    assert f"but {below} of 12 float targets lie outside ({below} below 0; targets in {span}" in result.details
+    assert "where the relu's gradient is 0: the unit can die and predict one constant" in result.details
+
+
+def test_the_binary_crossentropy_row_counts_the_targets_outside_0_1():
+    below, above, span = _counted(regression_labels.cnn_binary_crossentropy)
+    result = check_labels(regression_labels.cnn_binary_crossentropy())
+    assert result.summary == f"binary_crossentropy on {below + above} of 12 targets outside [0, 1]", str(result)
+    assert f"reads each target y as a probability, but 12 float targets in {span} are values" in result.details
+    assert "so the loss turns negative" in result.details
+    assert (
+        "compile with a regression loss (loss='mean_squared_error', 'mean_absolute_error' or 'huber') on a linear "
+        "output"
+    ) in result.details
+
+
+def test_the_three_output_row_names_the_broadcast():
+    result = check_labels(regression_labels.fuel_three_outputs())
+    assert result.summary == "the model outputs 3 values per example for 1 target", str(result)
+    assert (
+        "fit receives targets of shape (128, 1) but the last layer has 3 units: Keras broadcasts mean_absolute_error "
+        "over the 3 outputs without an error"
+    ) in result.details
+    assert "build the last layer with 1 unit (Dense(1))" in result.details
 
 
 # -- the output's range --------------------------------------------------------------------
@@ -203,6 +217,20 @@ def test_two_values_per_example_on_another_width_fail(units, effect):
     assert result.summary == f"the model outputs {units} values per example for 2 targets"
     assert effect in result.details
     assert "build the last layer with 2 units, one per target column (Dense(2))" in result.details
+
+
+@pytest.mark.parametrize(
+    "validation",
+    [{"fit_kwargs": {"validation_split": 0.25}}, {"validation_data": (ROWS[:40], PAIRS[:40])}],
+    ids=["validation_split", "validation_data"],
+)
+def test_two_values_per_example_with_validation_pass(validation):
+    pipeline = Pipeline(
+        name="two-values-validated", build_model=functools.partial(mlp, units=2), data=(ROWS, PAIRS), **validation
+    )
+    result = check_labels(pipeline)
+    assert result.passed, str(result)
+    assert "; validation: 80 targets in [" in result.summary  # 40 examples x 2 values
 
 
 def test_three_outputs_on_flat_targets_say_how_each_keras_treats_them():

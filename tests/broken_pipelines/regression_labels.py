@@ -19,17 +19,17 @@ from broken_pipelines.regression import (
 
 
 def cnn_sigmoid_output():
-    """A sigmoid on the last unit, the classifier's habit, against targets in standard units (half of them
-    below 0). keras-team/keras#2399: "If I use sigmoid, but the output is range in [0,1000], then i should
-    first normalize the label to [0,1]" (answered yes), and keras-team/keras#108, fchollet: for regression
-    "you couldn't use softmax as activation"."""
+    """A sigmoid on the last unit, the classifier's habit, against targets in standard units (a third of
+    them below 0, a third above 1). keras-team/keras#2399: "If I use sigmoid, but the output is range in
+    [0,1000], then i should first normalize the label to [0,1]" (answered yes), and keras-team/keras#108,
+    fchollet: for regression "you couldn't use softmax as activation"."""
     return regression_cnn(
         "regression-cnn-sigmoid-output", build_model=functools.partial(regression_cnn_model, activation="sigmoid")
     )
 
 
 def cnn_relu_output():
-    """A relu on the last unit against standardized targets: the negative half is out of reach, and the
+    """A relu on the last unit against standardized targets: the negative third is out of reach, and the
     unit pulled below 0 stops learning. keras-team/keras#3687, "Predictions are all zero": a regression
     whose TimeDistributed(Dense(1, activation='relu')) output predicts 0 everywhere."""
     return regression_cnn(
@@ -69,12 +69,12 @@ def fuel_three_outputs():
 CASES = [
     broken(
         cnn_sigmoid_output,
-        "a sigmoid output against standardized targets (half below 0)",
+        "a sigmoid output against standardized targets (a third below 0, a third above 1)",
         labels=r"a sigmoid output cannot reach \d+ of 12 targets",
     ),
     broken(
         cnn_relu_output,
-        "a relu output against standardized targets (half below 0)",
+        "a relu output against standardized targets (a third below 0)",
         labels=r"a relu output cannot reach \d+ of 12 targets",
     ),
     broken(
