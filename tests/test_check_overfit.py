@@ -76,7 +76,7 @@ def test_a_pipeline_without_options_has_none():
         pytest.param(
             {"target": 0.9},
             "Pipeline 'small-cnn-options': check_options['overfit'] sets target, which check_overfit does not take; "
-            "it takes target_accuracy, tolerance; received: check_options['overfit']={'target': 0.9}",
+            "it takes target_accuracy, tolerance, target_r2; received: check_options['overfit']={'target': 0.9}",
             id="unknown-option",
         ),
         pytest.param(

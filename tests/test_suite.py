@@ -250,7 +250,7 @@ def test_per_pipeline_tables_skip_a_family_with_its_reason_and_give_check_option
         pytest.param(
             "[tool.pipeline_checks.pipeline.good]\noverfit = {target = 0.9}",
             "ERROR: Invalid pyproject.toml [[]tool.pipeline_checks.pipeline.good[]] overfit.target = 0.9: "
-            "check_overfit takes no 'target'; it takes target_accuracy, tolerance",
+            "check_overfit takes no 'target'; it takes target_accuracy, tolerance, target_r2",
             id="unknown-keyword",
         ),
         pytest.param(

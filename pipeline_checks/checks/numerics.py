@@ -1,4 +1,4 @@
-"""Check: no NaN or Inf in the inputs, the loss, the gradients or the weights of a training run."""
+"""Check: no NaN or Inf in the inputs, the targets, the loss, the gradients or the weights of a training run."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ RISEN_LOSS_FACTOR = 3.0
 class Seen:
     """A quantity seen non-finite (or exploded), where and when; the first seen fails the check."""
 
-    quantity: str  # "inputs", "loss", "gradients", "weights"
+    quantity: str  # "inputs", "targets", "loss", "gradients", "weights"
     where: str  # e.g. "at batch 1 of epoch 2 (step 4)"
     detail: str
     time: float  # steps taken when it was seen: orders what was seen
@@ -42,9 +42,10 @@ class Seen:
 
 @family(NAME, SHARED_RUN, INITIAL_LOSS)
 def check_numerics(pipeline, seed: int = 0) -> CheckResult:
-    """Fail when the inputs, the loss, the gradients or the weights hold NaN or Inf, or explode.
+    """Fail when the inputs, the targets, the loss, the gradients or the weights hold NaN or Inf, or explode.
 
-    Looks at the shared training run: the training inputs, the loss at initialization and
+    Looks at the shared training run: the training inputs and float targets (a regression's
+    values, soft labels), the loss at initialization and
     after every batch, the weights (statistics included) after the first step, after the
     first epoch and at the end; and at the gradients of the compiled loss on one training
     batch at the initial weights. Where they first go non-finite tells the cause apart:
@@ -94,9 +95,8 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
         numbers["largest_gradient"] = _largest([g for _, g in gradients if g is not None])
     note = f"Gradients not checked: {skipped}." if skipped else ""
     if not seen:
-        checked = "inputs, loss, weights" + (
-            " and initial gradients" if gradients is not None or shown_by_first_step else ""
-        )
+        values = "inputs, targets, loss, weights" if run.raw.task == "regression" else "inputs, loss, weights"
+        checked = values + (" and initial gradients" if gradients is not None or shown_by_first_step else "")
         largest = f"Largest weight at the end {numbers['largest_weight']:.3g}" + (
             f"; largest initial gradient {numbers['largest_gradient']:.3g}." if gradients is not None else "."
         )
@@ -117,7 +117,14 @@ def check_numerics(pipeline, seed: int = 0) -> CheckResult:
 
 def _seen(run: TrainingRun, gradients) -> list[Seen]:
     """What went non-finite, in order; where nothing did, what exploded."""
-    found = (_inputs(run), _initial_loss(run), _gradients(run, gradients), _batch_losses(run), _weights(run))
+    found = (
+        _inputs(run),
+        _targets(run),
+        _initial_loss(run),
+        _gradients(run, gradients),
+        _batch_losses(run),
+        _weights(run),
+    )
     seen = sorted((f for f in found if f), key=lambda f: f.time)
     if not seen:  # non-finite values say more; else look for finite values that exploded
         seen = sorted((f for f in (_exploded_weights(run), _risen_loss(run)) if f), key=lambda f: f.time)
@@ -134,6 +141,26 @@ def _inputs(run: TrainingRun) -> Seen | None:
     rows, row = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1)), examples_word(x)
     detail = f"{len(rows)} of {len(x)} preprocessed {row}s hold NaN or Inf (first: {row} {rows[0]})"
     return Seen("inputs", "before training", detail, -2)
+
+
+def _float_targets(run: TrainingRun) -> bool:
+    return np.issubdtype(np.asarray(run.y_train).dtype, np.floating)
+
+
+def _targets(run: TrainingRun) -> Seen | None:
+    """Targets fit trains on that hold NaN or Inf: a missing value in a regression's table (or a
+    soft label) makes the loss NaN at its first batch, whatever the model."""
+    if not _float_targets(run):
+        return None
+    y = np.asarray(run.y_train)
+    bad = ~np.isfinite(y.reshape(len(y), -1))
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad.any(axis=1))
+    values = ", ".join(str(v) for v in dict.fromkeys(y.reshape(len(y), -1)[bad].tolist()))
+    shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    detail = f"{len(rows)} of {len(y)} targets fit trains on are {values} (rows {shown})"
+    return Seen("targets", "before training", detail, -2)
 
 
 def _initial_loss(run: TrainingRun) -> Seen | None:
@@ -233,6 +260,21 @@ def _gradients(run: TrainingRun, gradients) -> Seen | None:
 def _cause(run: TrainingRun, seen: list[Seen], gradients_checked: bool) -> tuple[str, str]:
     quantities = {f.quantity for f in seen}
     initial = seen[0].time < 0
+    if "targets" in quantities:
+        inputs_too = " (and so do the inputs)" if "inputs" in quantities else ""
+        return (
+            f"the targets hold NaN or Inf{inputs_too}: missing values in the source table read as NaN (a column "
+            "with '?' or empty cells); one NaN target makes the loss of its batch NaN, and every weight after it",
+            "drop the rows with missing values before splitting features from targets (dataset.dropna(), as "
+            "TensorFlow's regression tutorial does), or fill them; check np.isfinite(targets).all().",
+        )
+    if "inputs" in quantities and examples_word(run.x_train) != "image":
+        return (
+            "the preprocessed inputs hold NaN or Inf: missing values in the source table read as NaN (a column "
+            "with '?' or empty cells), or a division by zero in preprocessing",
+            "drop or fill the rows with missing values (dataset.dropna(), as TensorFlow's regression tutorial "
+            "does), add an epsilon to divisors; check np.isfinite(features).all().",
+        )
     if "inputs" in quantities:
         return (
             "the preprocessed inputs hold NaN or Inf (a division by zero, e.g. by a per-image std of a blank image, "

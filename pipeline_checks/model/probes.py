@@ -98,16 +98,34 @@ def class_accuracy(model, batches, training: bool) -> float | None:
 
     `training=True`: a training-mode pass (batch statistics) with dropout, noise and augmentation
     held in inference mode, every variable restored after, as the agreement's train-mode pass runs."""
+    return outputs_accuracy(model, _pass_outputs(model, batches, training), batches)
+
+
+def explained_variance(model, batches, training: bool) -> float | None:
+    """R² of the outputs on `batches` (a `Batches` whose targets are values): the share of the
+    targets' variance they explain, as the agreement oracle reads it (`oracle.regression.r_squared`:
+    keras.metrics.R2Score's definition); None where the outputs are not one row of values for each
+    target row, or the targets do not vary. The pass runs as `class_accuracy`'s does."""
+    from pipeline_checks.oracle.regression import r_squared
+
+    outputs = _pass_outputs(model, batches, training)
+    if any(isinstance(o, (list, tuple, dict)) for o in outputs):
+        return None
+    with np.errstate(all="ignore"):
+        return r_squared(batches.all_targets(), np.concatenate([compat.to_numpy(o) for o in outputs]))
+
+
+def _pass_outputs(model, batches, training: bool) -> list:
+    """The model's outputs on each batch, training-only layers held and every variable restored after."""
     from pipeline_checks.model.layers import training_only_layers_in_inference
     from pipeline_checks.model.state import non_trainable_state
 
     state = non_trainable_state(model)
     try:
         with training_only_layers_in_inference(model):
-            outputs = [forward(model, x, training=training) for x in batches.inputs]
+            return [forward(model, x, training=training) for x in batches.inputs]
     finally:
         state.restore()
-    return outputs_accuracy(model, outputs, batches)
 
 
 def outputs_accuracy(model, outputs: list, batches) -> float | None:
