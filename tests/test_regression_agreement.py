@@ -121,4 +121,21 @@ def test_the_check_names_the_r_squared_in_its_headline():
     result = check_agreement(regression_cnn_stale_batchnorm())
     assert not result.passed
     assert result.headline.startswith(f"{OWN_R2} fit ")
-    assert "of the targets' scale" not in result.summary  # that is the passing summary
+    assert result.summary.startswith(f"Gap: evaluate vs train-mode: {OWN_R2} ")
+
+
+@pytest.fixture
+def two_value_pipeline():
+    """A tabular regression with (N, 2) float targets: two values per example."""
+    from pipeline_checks.pipelines.pipeline import Pipeline
+
+    x, y = _values(2, scale=3.0)
+    return Pipeline(name="two-values", build_model=lambda: _regressor(2), data=(x, y), fit_kwargs={"epochs": 2})
+
+
+@pytest.mark.parametrize("check", ["agreement", "frozen_layers", "preprocessing", "save_load"])
+def test_no_check_raises_on_two_float_targets_per_example(two_value_pipeline, check):
+    from pipeline_checks.checks import all_checks
+
+    result = all_checks()[check](two_value_pipeline)
+    assert result.passed, str(result)

@@ -196,9 +196,9 @@ def measure_agreement(
         values["evaluate"] = evaluate_metrics(model, batches)
         predicted = predict_outputs(model, batches)
         values["predict"] = metrics_of_outputs(model, batches, predicted)
-        saturated = _saturated(predicted) and not regression_targets(batches.targets)
-        recalibration = None
         regression = regression_targets(batches.targets)
+        saturated = not regression and _saturated(predicted)  # a clipped probability, which values are not
+        recalibration = None
         own = not regression and not any(m != "loss" for m in values["evaluate"])  # the class outputs name
         if own:
             _add_own_accuracy(values, model, batches, predicted)
