@@ -27,7 +27,7 @@ def test_the_regression_cnn_explains_its_targets_within_its_epochs(forgotten):
     assert result.passed, result
     assert re.fullmatch(
         r"fit explains 0\.9\d of the targets' variance \(R², 1 - fit's loss \(mean squared error\) / the targets' "
-        r"variance 1\) at epoch \d+ of 30, target 0\.9; inference mode after BatchNorm recalibration explains "
+        r"variance 1\) at epoch \d+ of 45, target 0\.9; inference mode after BatchNorm recalibration explains "
         r"\d\.\d\d on the same rows",
         result.summary,
     ), result.summary
@@ -37,12 +37,12 @@ def test_the_regression_cnn_explains_its_targets_within_its_epochs(forgotten):
 
 
 def test_a_slow_start_is_continued_to_the_target(forgotten):
-    """At seed 3 the CNN starts 13 times the targets' variance off: R² 0.45 in its 30 epochs, 0.9 after ~146 more."""
+    """At seed 3 the CNN starts 13 times the targets' variance off: R² 0.65 in its 45 epochs, 0.9 after 133 more."""
     result = check_overfit(forgotten(regression_cnn()), seed=3)
     assert result.passed, result
     assert "after" in result.summary and "more epochs continued from its end, target 0.9" in result.summary
-    assert 0 < result.numbers["continued_epochs"] <= 300
-    assert "R² 0.4" in result.details and "so it was continued from its final state" in result.details
+    assert 0 < result.numbers["continued_epochs"] <= 450
+    assert "its loss fell, so it was continued from its final state" in result.details
 
 
 def test_the_fuel_tutorial_is_judged_on_its_own_predictions_as_its_loss_is_absolute(forgotten):
@@ -63,11 +63,11 @@ def test_a_learning_rate_far_too_small_stalls_below_the_target(forgotten):
     assert not result.passed
     assert re.fullmatch(
         r"fit explains 0\.\d\d of the targets' variance at best \(R², 1 - fit's loss \(mean squared error\) / the "
-        r"targets' variance 1\), below the target 0\.9, in 30 epochs: the trainable weights moved by 0\.\d\d% of "
+        r"targets' variance 1\), below the target 0\.9, in 45 epochs: the trainable weights moved by 0\.\d\d% of "
         r"their size",
         result.summary,
     ), result.summary
-    assert "Not continued: its 30 epochs show no learning to continue" in result.details
+    assert "Not continued: its 45 epochs show no learning to continue" in result.details
     assert "is not 0.1 above its 0.45 before the first step" in result.details
     assert "check_options={'overfit': {'target_r2': ...}}" in result.details
     assert "Fix: raise the learning rate" in result.details
