@@ -235,7 +235,7 @@ def measure_agreement(
         unsynchronized=tuple(f.path for f in found_bn if not getattr(f.layer, "synchronized", False)),
     )
     gated = tuple(m for m in values["evaluate"] if m != "loss") or ("loss",)
-    if regression:  # the R² first, as the headline reports it; the loss is not gated beside it
+    if regression and OWN_R2 in values["evaluate"]:  # the R² first, as the headline reports it, not the loss
         gated = (OWN_R2, *(m for m in gated if m not in (OWN_R2, "loss")))
     examples = "images" if np.ndim(batches.inputs[0]) == 4 else "examples"
     findings = findings_of(
@@ -251,7 +251,7 @@ def measure_agreement(
         _non_finite_variables(model),
         logits_beneath(model),
         counts=sample_count_metrics(model),
-        scales=scales,
+        scales=scales if regression else None,
         examples=examples,
     )
     return Agreement(

@@ -54,8 +54,9 @@ def findings_of(
         logits_beneath: the `LogitsBeneath` misfit of the loss and the head, or None where the loss fits it.
         counts: the gated metrics that count samples (FalseNegatives, TruePositives...), judged as the
             share of the samples a gap moves: name -> whether more is better (False for false positives).
-        scales: on a regression, metric -> its `ValueScale`: the gap is divided by its unit (the
-            targets' std or variance) before it meets the tolerance, and is worse in its direction.
+        scales: on a regression (None otherwise), metric -> its `ValueScale`: the gap is divided by its
+            unit (the targets' std or variance) before it meets the tolerance, and is worse in its
+            direction; a metric without one keeps a relative gap, worse above.
         examples: what the inputs are, for messages ("images", "examples").
 
     Returns:
@@ -63,21 +64,37 @@ def findings_of(
     """
     findings = _non_finite(values, non_finite_variables)
     findings += _predict_gaps(values, predict_tolerance, saturated, logits_beneath)
-    scales = scales or {}
+    regression, scales = scales is not None, scales or {}
     # On a regression a training-mode pass normalizes with a few examples' statistics, noisier than the
     # population's: inference doing better than it is what precise BatchNorm gives, and is noted.
     inference_gaps = _gaps(
-        values, "evaluate", "train-mode", gated, tolerance, samples, fail_above=not scales, counts=counts, scales=scales
+        values,
+        "evaluate",
+        "train-mode",
+        gated,
+        tolerance,
+        samples,
+        fail_above=not regression,
+        counts=counts,
+        scales=scales if regression else None,
     )
     inference_gap = [gap for gap in inference_gaps if gap.failure]
     fit_gaps = _gaps(
-        values, "evaluate", "fit", gated, tolerance, samples, fail_above=False, counts=counts, scales=scales
+        values,
+        "evaluate",
+        "fit",
+        gated,
+        tolerance,
+        samples,
+        fail_above=False,
+        counts=counts,
+        scales=scales if regression else None,
     )
     fit_gap = [gap for gap in fit_gaps if gap.failure]
     findings += inference_gap + fit_gap
     if not (inference_gap or fit_gap):
         better = [gap for gap in inference_gaps if not gap.failure]
-        return findings + _above_fit_note(fit_gaps, values, gated, training_only, bool(scales)) + better
+        return findings + _above_fit_note(fit_gaps, values, gated, training_only, regression) + better
     closes = "recalibrated" in values and all(
         abs(values["recalibrated"][m] - values["train-mode"][m]) <= tolerance * _unit(scales, m)
         for m in gated
@@ -97,7 +114,7 @@ def findings_of(
                 "Cause: fit saw other inputs, or the weights moved during the epoch",
                 "evaluate agrees with a training-mode pass on this data, but is below what fit reported.",
                 "give fit and evaluate the same preprocessing (augmentation, rescaling, "
-                f"{'target scaling' if scales else 'label encoding'}); "
+                f"{'target scaling' if regression else 'label encoding'}); "
                 "fit's numbers are an average over the last epoch, so compare near convergence.",
                 failure=False,
             )
@@ -158,11 +175,8 @@ def _above_fit_note(above, values, gated, training_only, regression=False) -> li
             f"training-only layers ({listed(training_only)}) are active in fit"
             + (f" (a training pass with them active gives {shown})" if shown else "")
         )
-    title = (
-        "Note: evaluate does better than fit's epoch average"
-        if regression
-        else ("Note: evaluate is above fit's epoch average")
-    )
+    better = "does better than" if regression else "is above"
+    title = f"Note: evaluate {better} fit's epoch average"
     return [Finding(title, "; ".join(reasons) + ": not a bug.", failure=False)]
 
 
@@ -239,17 +253,17 @@ def _gaps(
 
     A gap on an accuracy-like metric (a fraction) or on one of `counts` (a count of samples, as
     keras.metrics.FalseNegatives counts) fails only where it amounts to `MIN_SAMPLES` samples. A
-    metric in `scales` (a regression's) is judged in its unit: the gap divided by it."""
+    regression's metric (`scales` not None) is judged in its unit: the gap divided by it."""
     if reference not in values:
         return []
-    counts, scales = counts or {}, scales or {}
+    regression, counts, scales = scales is not None, counts or {}, scales or {}
     gaps = []
     for metric in gated:
         ours, theirs = values[mode].get(metric), values[reference].get(metric)
         if ours is None or theirs is None:
             continue
         gap = ours - theirs
-        if metric in scales or (scales and metric != "loss"):
+        if regression:
             found = _scaled_gap(mode, reference, metric, ours, theirs, tolerance, scales.get(metric), fail_above)
             gaps += [found] if found else []
             continue
