@@ -235,17 +235,18 @@ def classification_loss_on_values(loss: LossFacts, stats: TargetStats, width: in
         return Finding(
             f"{loss.name} on {missed} of {stats.count} targets outside [0, 1]",
             f"binary cross-entropy, -(y log p + (1 - y) log(1 - p)), reads each target y as a probability, but "
-            f"{seen} are values. For y above 1 or below 0 it has no minimum at p = y: it falls without bound as p "
-            "goes to 1 (y > 1) or 0 (y < 0), so the loss turns negative and the outputs are pushed to Keras' clip "
-            "at 1e-7 or 1 - 1e-7 instead of towards the values. fit reports a falling loss",
+            f"{seen} are values. For y above 1 or below 0 it has no minimum at p = y: it keeps falling as p goes to "
+            "1 (y > 1) or 0 (y < 0), so the loss turns negative and the outputs are pushed to Keras' clip at 1e-7 "
+            "or 1 - 1e-7 instead of towards the values. fit reports a falling loss",
             f"{regress}; keep {loss.name} only for targets scaled into [0, 1] on a sigmoid output",
         )
-    whole = int((values == np.round(values)).sum())
+    fractional = values[values != np.round(values)]
     if loss.kind == "sparse":
+        cast = f" ({fractional[0]:.4g} becomes class {int(fractional[0])})" if fractional.size else ""
         valid = f"0..{width - 1}" if width else "an output's index"
         detail = (
             f"sparse categorical cross-entropy reads each target as a class index and casts it to an integer, but "
-            f"{seen} are values: {stats.count - whole} of them are not whole (25.7 becomes class 25), and "
+            f"{seen} are values: {fractional.size} of them are not whole{cast}, and "
             f"indices outside {valid} have no output to score. Keras on TensorFlow raises 'Received a label value "
             "of ... which is outside the valid range'; other backends may train on garbage"
         )
