@@ -25,6 +25,7 @@ from broken_pipelines import (
     regression_labels,
     regression_training,
     reproducibility,
+    segmentation,
     stages,
     tabular,
     training,
@@ -54,6 +55,7 @@ CASES = [
     *regression_labels.CASES,
     *regression_training.CASES,
     *regression_agreement.CASES,
+    *segmentation.CASES,
 ]
 
 

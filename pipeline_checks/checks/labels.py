@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline_checks._validation import check_number
-from pipeline_checks.checks import label_findings, label_permutation, target_findings
+from pipeline_checks.checks import label_findings, label_permutation, mask_labels, target_findings
 from pipeline_checks.checks.family import SHARED_RUN, family
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model.compile_arguments import compile_mistake_of
@@ -123,6 +123,8 @@ def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_I
     model = fresh_build(pipeline, seed)  # the training run's initial model, shared with other checks
     if raw.task == "regression":  # values to regress: judged against the loss and the head, not as classes
         return _check_targets(pipeline, raw, validation, y_train, x_infer, model)
+    if raw.task == "segmentation":  # a class per pixel: counted over pixels, the head's last axis per pixel
+        return mask_labels.check_masks(pipeline, NAME, raw, validation, y_train, x_train, x_infer, model)
 
     report = _Report(raw.classes)
     if validation is not None and pipeline.validation_data is None and pipeline.source() is None:

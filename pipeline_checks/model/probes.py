@@ -132,11 +132,32 @@ def outputs_accuracy(model, outputs: list, batches) -> float | None:
     """The share of `batches` whose class, as `outputs` (one array per batch) name it, is its label."""
     if any(isinstance(o, (list, tuple, dict)) for o in outputs):
         return None
-    classes = predicted_classes(model, np.concatenate([compat.to_numpy(o) for o in outputs]))
+    scores = np.concatenate([compat.to_numpy(o) for o in outputs])
+    pixels = pixel_accuracy(scores, batches.targets)
+    if pixels is not None:
+        return pixels
+    classes = predicted_classes(model, scores)
     labels = class_labels(batches.targets)
     if classes is None or labels is None or len(labels) != len(classes):
         return None
     return float(np.mean(classes == labels))
+
+
+def pixel_accuracy(scores: np.ndarray, targets) -> float | None:
+    """A segmentation's accuracy: the share of pixels whose argmax class among `scores` (N, H, W,
+    classes) is their mask's label (integer masks (N, H, W) or (N, H, W, 1), or one-hot
+    (N, H, W, classes)); None where the outputs or targets are not per-pixel class scores and masks."""
+    if scores.ndim != 4 or scores.shape[-1] < 2:
+        return None
+    masks = np.concatenate([np.asarray(t) for t in targets]) if isinstance(targets, (list, tuple)) else targets
+    masks = np.asarray(masks)
+    if masks.ndim == 4 and masks.shape[-1] == scores.shape[-1] and masks.shape[-1] > 1:
+        masks = masks.argmax(axis=-1)
+    elif masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.shape != scores.shape[:-1]:
+        return None
+    return float(np.mean(scores.argmax(axis=-1) == masks))
 
 
 def class_labels(targets) -> np.ndarray | None:
