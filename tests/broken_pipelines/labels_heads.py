@@ -14,6 +14,7 @@ import numpy as np
 from broken_pipelines import families
 from broken_pipelines.common import (
     DATA,
+    Case,
     broken,
     compiled_cnn,
     correct,
@@ -279,13 +280,42 @@ ONE_UNIT_SOFTMAX = (
     r"a softmax over the single output unit: the model outputs 1\.0 for every image(.|\n)*exp\(z\) / exp\(z\) = 1"
 )
 
+BFLOAT16_TRAINS = "Keras 2 on a CPU with a bfloat16 FusedBatchNormV3 kernel (oneDNN, AVX512_BF16) trains the model"
+# On the small CNN there, evaluate's loss differs from the loss of predict's outputs by 1.5% (0.0404 and 0.0398
+# at seed 0): a false alarm of agreement on Keras 2, not yet explained; the residual net passes.
+BFLOAT16_LOSSES_APART = {"agreement": r"Gap: predict vs evaluate: loss is"}
+
+
+def bfloat16_batchnorm_trains() -> bool:
+    """Whether TensorFlow's CPU FusedBatchNormV3 takes bfloat16 inputs in training mode here: TensorFlow 2.12
+    has the kernel through oneDNN on CPUs with AVX512_BF16 only (measured on two machines)."""
+    if compat.is_keras3() or compat.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    x = tf.ones((2, 4, 4, 3), dtype=tf.bfloat16)
+    try:
+        tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.ones(3), offset=tf.zeros(3), mean=tf.zeros(0), variance=tf.zeros(0), is_training=True
+        )
+    except Exception:  # noqa: BLE001 - NotFoundError or InvalidArgumentError, by TensorFlow version
+        return False
+    return True
+
+
+def on_keras2_bfloat16(case: Case, **causes: str) -> Case:
+    """The Keras 2 expectation of a mixed_bfloat16 row: fit raises where the CPU kernel is missing, else `causes`."""
+    if bfloat16_batchnorm_trains():
+        return case.on("keras2", BFLOAT16_TRAINS, **causes)
+    return case.on("keras2", NO_BFLOAT16_BATCHNORM, raises=r"Op does not support bfloat16 inputs")
+
+
 CASES += [
-    correct(mixed_bfloat16_cnn, "none: softmax head computed in bfloat16 (mixed_bfloat16 on every layer)").on(
-        "keras2", NO_BFLOAT16_BATCHNORM, raises=r"Op does not support bfloat16 inputs"
+    on_keras2_bfloat16(
+        correct(mixed_bfloat16_cnn, "none: softmax head computed in bfloat16 (mixed_bfloat16 on every layer)"),
+        **BFLOAT16_LOSSES_APART,
     ),
-    correct(mixed_bfloat16_residual, "none: the residual net with every layer in mixed_bfloat16").on(
-        "keras2", NO_BFLOAT16_BATCHNORM, raises=r"Op does not support bfloat16 inputs"
-    ),
+    on_keras2_bfloat16(correct(mixed_bfloat16_residual, "none: the residual net with every layer in mixed_bfloat16")),
     broken(
         softmax_over_one_unit_cnn,
         "softmax over one output unit: 1.0 for every image",

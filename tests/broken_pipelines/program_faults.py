@@ -110,7 +110,8 @@ _NAN_INPUTS = {
     "numerics": r"inputs went non-finite first, before training(.|\n)*a division by zero, e\.g\. by a per-image std",
     "labels": r"loss at initialization nan",
     "overfit": r"the loss is nan after fit",
-    "agreement": r"Not finite: fit loss is nan",
+    # Keras 2 on a CPU with oneDNN's AVX512 kernels logs a finite fit loss where train-mode's is NaN.
+    "agreement": r"Not finite: (fit|train-mode) loss is nan",
 }
 
 CASES = [
