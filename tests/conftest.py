@@ -14,6 +14,15 @@ def pipeline_of():
         forget_shared_runs(pipeline)
 
 
+@pytest.fixture
+def forgotten():
+    """`forgotten(pipeline)`: the pipeline, its shared runs and builds dropped after the test."""
+    made = []
+    yield lambda pipeline: made.append(pipeline) or pipeline
+    for pipeline in made:
+        forget_shared_runs(pipeline)
+
+
 @pytest.fixture(scope="module")
 def check_once():
     """`check_once(check, factory, fingerprint, seed)`: (pipeline, fingerprint of its shared run

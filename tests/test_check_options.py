@@ -67,15 +67,6 @@ def optioned(folders):
     forget_shared_runs(pipeline)
 
 
-@pytest.fixture
-def forgotten():
-    """`forgotten(pipeline)`: the pipeline, its shared runs and builds dropped after the test."""
-    made = []
-    yield lambda pipeline: made.append(pipeline) or pipeline
-    for pipeline in made:
-        forget_shared_runs(pipeline)
-
-
 def test_agreement_tolerance(optioned):
     by_option = check_agreement(optioned, SEED)
     by_argument = check_agreement(optioned, SEED, tolerance=0.125)

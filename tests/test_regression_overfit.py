@@ -10,16 +10,6 @@ from broken_pipelines.regression_training import cnn_learning_rate_too_small, cn
 from pipeline_checks.checks import check_numerics, check_overfit
 from pipeline_checks.model.batches import Batches
 from pipeline_checks.model.compat import keras as get_keras
-from pipeline_checks.run.training import forget_shared_runs
-
-
-@pytest.fixture
-def forgotten():
-    """`forgotten(pipeline)`: the pipeline, its shared runs dropped after the test."""
-    made = []
-    yield lambda pipeline: made.append(pipeline) or pipeline
-    for pipeline in made:
-        forget_shared_runs(pipeline)
 
 
 def test_the_regression_cnn_explains_its_targets_within_its_epochs(forgotten):

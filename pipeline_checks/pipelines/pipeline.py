@@ -16,6 +16,7 @@ from pipeline_checks.pipelines.sources import (
     RawData,
     Reading,
     Source,
+    index_names,
     load,
     masks,
     source_kind,
@@ -543,7 +544,7 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
             f"received: dtype {labels.dtype}, shape {labels.shape}"
         )
     if targets:
-        class_names = [str(i) for i in range(max(int(labels.max()) + 1, 1))]
+        class_names = index_names(labels)
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
 
 

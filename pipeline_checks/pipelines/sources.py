@@ -195,10 +195,8 @@ def integer_labels(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tu
             )
         indices = labels
     indices = indices.astype(np.int32)
-    if class_names is None:
-        count = width or (int(indices.max()) + 1 if len(indices) else 0)
-        class_names = tuple(str(i) for i in range(max(count, 1)))
-    return indices, tuple(str(n) for n in class_names), encoding
+    names = index_names(indices, width) if class_names is None else tuple(str(n) for n in class_names)
+    return indices, names, encoding
 
 
 def masks(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, ...], str]:
@@ -216,10 +214,15 @@ def masks(labels: np.ndarray, class_names=None) -> tuple[np.ndarray, tuple[str, 
                 f"(N, height, width, classes); received: dtype {labels.dtype}, shape {labels.shape}"
             )
     indices = indices.astype(np.int32)
-    if class_names is None:
-        count = width or (int(indices.max()) + 1 if indices.size else 0)
-        class_names = tuple(str(i) for i in range(max(count, 1)))
-    return indices, tuple(str(n) for n in class_names), encoding
+    names = index_names(indices, width) if class_names is None else tuple(str(n) for n in class_names)
+    return indices, names, encoding
+
+
+def index_names(indices: np.ndarray, width: int | None = None) -> tuple[str, ...]:
+    """Class names for labels that come without them: '0', '1', ... up to the one-hot `width`, else
+    to the largest index (at least one name)."""
+    count = width or (int(np.max(indices)) + 1 if np.size(indices) else 0)
+    return tuple(str(i) for i in range(max(count, 1)))
 
 
 def are_values(targets: np.ndarray) -> bool:
