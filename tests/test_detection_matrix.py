@@ -26,6 +26,7 @@ from broken_pipelines import (
     regression_training,
     reproducibility,
     segmentation,
+    several_outputs,
     stages,
     tabular,
     training,
@@ -56,6 +57,7 @@ CASES = [
     *regression_training.CASES,
     *regression_agreement.CASES,
     *segmentation.CASES,
+    *several_outputs.CASES,
 ]
 
 

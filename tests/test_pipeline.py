@@ -290,7 +290,7 @@ def test_a_validation_split_that_leaves_no_training_image_is_refused():
 
 
 @pytest.mark.parametrize("side", ["inputs", "outputs"])
-def test_a_model_with_several_inputs_or_outputs_is_refused_naming_them(side):
+def test_several_inputs_or_several_outputs_with_one_target_array_are_refused_naming_them(side):
     from pipeline_checks.model import compat
 
     keras = compat.keras()
@@ -315,3 +315,6 @@ def test_a_model_with_several_inputs_or_outputs_is_refused_naming_them(side):
     names = "'image', 'extra'" if side == "inputs" else "'classes', 'box'"
     with pytest.raises(ValueError, match=rf"^Pipeline 'p': build_model returned a model with 2 {side} \({names}\)"):
         Pipeline("p", two_headed, DATA).fresh_model()
+    if side == "outputs":  # its targets per output, as fit takes them: accepted
+        targets = {"classes": DATA.labels, "box": np.zeros((len(DATA.labels), 4), np.float32)}
+        assert Pipeline("p", two_headed, (DATA.images, targets)).fresh_model().output_names

@@ -13,7 +13,7 @@ from pipeline_checks.run.training import shared_run, stages_of
 NAME = "agreement"
 
 
-@family(NAME)
+@family(NAME, per_output=True)
 def check_agreement(pipeline, seed: int = 0, tolerance: float = DEFAULT_TOLERANCE) -> CheckResult:
     """Fit the pipeline and compare its metrics in five modes on the same images.
 

@@ -336,6 +336,9 @@ def _only_kernel_noise(pipeline, run: TrainingRun, replay: TrainingRun) -> bool:
 
 
 def _same_arrays(a, b) -> bool:
+    if isinstance(a, dict) or isinstance(b, dict):  # targets per output
+        both = isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys()
+        return both and all(_same_arrays(a[k], b[k]) for k in a)
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sysconfig
+import textwrap
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any
 
 from pipeline_checks.checks.validation import checked_pipeline, checked_seed
 from pipeline_checks.errors import PipelineCheckFailure, PipelineRunError
+from pipeline_checks.pipelines.output_views import has_several_outputs, output_views
+from pipeline_checks.results.check_result import CheckResult
 
 PACKAGE = Path(__file__).resolve().parents[1]  # pipeline_checks/
 STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
@@ -46,19 +49,22 @@ class Family:
         name: e.g. "labels"; the check is `check_<name>`.
         needs: among SHARED_RUN, INITIAL_LOSS and OWN_FIT.
         options: the keyword arguments it takes besides `pipeline` and `seed`, with their defaults.
+        per_output: it judges targets, so a model with several outputs is judged output by output
+            (`each_output`), each with its own targets, loss and metrics.
     """
 
     name: str
     needs: frozenset[str]
     options: dict[str, Any]
+    per_output: bool = False
 
     @property
     def judges_a_recorded_fit(self) -> bool:
         return OWN_FIT not in self.needs
 
 
-def family(name: str, *needs: str) -> Callable:
-    """Declare `check_<name>` a family that needs `needs` (default: the shared run)."""
+def family(name: str, *needs: str, per_output: bool = False) -> Callable:
+    """Declare `check_<name>` a family that needs `needs` (default: the shared run); `per_output`: see `Family`."""
     unknown = sorted(set(needs) - set(NEEDS))
     if unknown:
         raise ValueError(f"family {name!r} needs {unknown}; a family needs among {', '.join(NEEDS)}")
@@ -66,7 +72,7 @@ def family(name: str, *needs: str) -> Callable:
     def declare(check: Callable) -> Callable:
         signature = inspect.signature(check)
         options = {p.name: p.default for p in signature.parameters.values() if p.name not in OURS}
-        declared = Family(name, frozenset(needs or (SHARED_RUN,)), options)
+        declared = Family(name, frozenset(needs or (SHARED_RUN,)), options, per_output)
 
         @functools.wraps(check)
         def run(pipeline, *args, **kwargs):
@@ -77,6 +83,8 @@ def family(name: str, *needs: str) -> Callable:
             given = {key: value for key, value in bound.arguments.items() if key not in OURS}
             from_pipeline = {k: v for k, v in pipeline_options(declared, pipeline).items() if k not in given}
             try:
+                if per_output and has_several_outputs(pipeline):
+                    return each_output(check, name, pipeline, seed, {**given, **from_pipeline})
                 return check(pipeline, seed, **given, **from_pipeline)
             except (PipelineCheckFailure, PipelineRunError):
                 raise
@@ -93,6 +101,31 @@ def family(name: str, *needs: str) -> Callable:
         return run
 
     return declare
+
+
+def each_output(check: Callable, name: str, pipeline, seed: int, options: dict[str, Any]) -> CheckResult:
+    """`check` on each output of a model with several, as one result: failed where any output fails,
+    each output's summary and details under its name."""
+    from pipeline_checks.run.builds import fresh_build
+
+    views = output_views(pipeline, fresh_build(pipeline, seed))
+    results = [check(view, seed, **options) for view in views]
+    named = [(view.output, result) for view, result in zip(views, results)]
+    failing = [output for output, result in named if not result.passed]
+    judged = f"{len(named)} outputs judged apart"
+    lead = f"{judged}; failed on {', '.join(map(repr, failing))}" if failing else judged
+    details = [f"output {output!r}:\n{textwrap.indent(result.details, '  ')}" for output, result in named]
+    details = [text for text, (_, result) in zip(details, named) if result.details]
+    return CheckResult(
+        name,
+        not failing,
+        "; ".join([lead, *(f"output {output!r}: {result.summary}" for output, result in named)]),
+        "\n".join(details),
+        pipeline.name,
+        {"outputs": {output: result.numbers for output, result in named}},
+        "; ".join(f"{output}: {result.headline or result.summary}" for output, result in named),
+        any(result.error for _, result in named),
+    )
 
 
 def family_of(check: Callable) -> Family:

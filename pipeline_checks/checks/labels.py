@@ -42,7 +42,7 @@ LARGE_HEAD_GAIN = 3.0  # Glorot's gain std * sqrt(fan_in) is at most sqrt(2)
 UNIT_SCALE = 5.0  # inputs scaled to [0, 1], [-1, 1] or standardized stay within; raw pixels go to 255
 
 
-@family(NAME, SHARED_RUN)  # the trained model tells how validation numbers the classes
+@family(NAME, SHARED_RUN, per_output=True)  # the trained model tells how validation numbers the classes
 def check_labels(pipeline, seed: int = 0, initial_loss_factor: float = DEFAULT_INITIAL_LOSS_FACTOR) -> CheckResult:
     """Fail when labels, class names, the compiled loss and the model's outputs disagree.
 

@@ -11,6 +11,7 @@ from pipeline_checks._text import listed
 from pipeline_checks.checks.family import INITIAL_LOSS, SHARED_RUN, family
 from pipeline_checks.model import compat
 from pipeline_checks.model.initial_gradients import first_step_shows_gradients, initial_gradients
+from pipeline_checks.model.output_models import per_output
 from pipeline_checks.pipelines.input_kind import examples_word
 from pipeline_checks.results.check_result import CheckResult
 from pipeline_checks.results.verdict import Finding, verdict
@@ -143,24 +144,23 @@ def _inputs(run: TrainingRun) -> Seen | None:
     return Seen("inputs", "before training", detail, -2)
 
 
-def _float_targets(run: TrainingRun) -> bool:
-    return np.issubdtype(np.asarray(run.y_train).dtype, np.floating)
-
-
 def _targets(run: TrainingRun) -> Seen | None:
     """Targets fit trains on that hold NaN or Inf: a missing value in a regression's table (or a
-    soft label) makes the loss NaN at its first batch, whatever the model."""
-    if not _float_targets(run):
-        return None
-    y = np.asarray(run.y_train)
-    bad = ~np.isfinite(y.reshape(len(y), -1))
-    if not bad.any():
-        return None
-    rows = np.flatnonzero(bad.any(axis=1))
-    values = ", ".join(str(v) for v in dict.fromkeys(y.reshape(len(y), -1)[bad].tolist()))
-    shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-    detail = f"{len(rows)} of {len(y)} targets fit trains on are {values} (rows {shown})"
-    return Seen("targets", "before training", detail, -2)
+    soft label) makes the loss NaN at its first batch, whatever the model. Each output's, for several."""
+    for key, targets in per_output(run.y_train):
+        y = np.asarray(targets)
+        if not np.issubdtype(y.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(y.reshape(len(y), -1))
+        if not bad.any():
+            continue
+        rows = np.flatnonzero(bad.any(axis=1))
+        values = ", ".join(str(v) for v in dict.fromkeys(y.reshape(len(y), -1)[bad].tolist()))
+        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        output = "" if key is None else f"output {key!r}: "
+        detail = f"{output}{len(rows)} of {len(y)} targets fit trains on are {values} (rows {shown})"
+        return Seen("targets", "before training", detail, -2)
+    return None
 
 
 def _initial_loss(run: TrainingRun) -> Seen | None:

@@ -93,7 +93,7 @@ USUAL_REGRESSION_CAUSES = (
 )
 
 
-@family(NAME, SHARED_RUN, INITIAL_LOSS)
+@family(NAME, SHARED_RUN, INITIAL_LOSS, per_output=True)
 def check_overfit(
     pipeline,
     seed: int = 0,

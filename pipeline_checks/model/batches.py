@@ -33,7 +33,13 @@ class Batches:
     def all_inputs(self) -> np.ndarray:
         return np.concatenate([np.asarray(x) for x in self.inputs])
 
-    def all_targets(self) -> np.ndarray:
+    def all_targets(self):
+        """Every batch's targets in one array; a dict or list of arrays for targets per output."""
+        first = self.targets[0]
+        if isinstance(first, dict):
+            return {name: np.concatenate([np.asarray(y[name]) for y in self.targets]) for name in first}
+        if isinstance(first, list):
+            return [np.concatenate([np.asarray(y[i]) for y in self.targets]) for i in range(len(first))]
         return np.concatenate([np.asarray(y) for y in self.targets])
 
 
@@ -58,16 +64,10 @@ def collect_batches(
     if isinstance(data, np.ndarray) or _is_tensor(data):
         inputs, targets = _split(_shuffled(data, shuffle, batch_size), batch_size), None
     elif isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_source(data[0]):
-        if len(data[0]) != len(data[1]):
-            raise ValueError(f"x and y hold different numbers of samples: {len(data[0])} and {len(data[1])}")
-        inputs, targets = (
-            _split(_shuffled(data[0], shuffle, batch_size), batch_size),
-            _split(_shuffled(data[1], shuffle, batch_size), batch_size),
-        )
-        if sum(map(len, inputs)) != sum(map(len, targets)):
-            raise ValueError(
-                f"x and y hold different numbers of samples: {sum(map(len, inputs))} and {sum(map(len, targets))}"
-            )
+        if len(data[0]) != _rows(data[1]):
+            raise ValueError(f"x and y hold different numbers of samples: {len(data[0])} and {_rows(data[1])}")
+        inputs = _split(_shuffled(data[0], shuffle, batch_size), batch_size)
+        targets = _per_output(data[1], lambda y: _split(_shuffled(y, shuffle, batch_size), batch_size))
     elif hasattr(data, "__iter__"):
         inputs, targets = _from_iterable(data)
     else:
@@ -80,6 +80,26 @@ def collect_batches(
     if need_targets and targets is None:
         raise ValueError("data has no targets: pass (x, y), or a dataset of (x, y) batches")
     return Batches(inputs, targets)
+
+
+def _rows(targets) -> int:
+    """The samples targets hold: an array's length, or each output's (a dict or list of arrays per output)."""
+    if isinstance(targets, dict):
+        targets = list(targets.values())
+    if isinstance(targets, (list, tuple)) and targets and all(hasattr(t, "shape") for t in targets):
+        lengths = {len(t) for t in targets}
+        return lengths.pop() if len(lengths) == 1 else -1
+    return len(targets)
+
+
+def _per_output(targets, batched) -> list:
+    """`batched(targets)`, a list of batches; for targets per output, batches that are each a dict or list."""
+    if isinstance(targets, dict):
+        parts = {name: batched(t) for name, t in targets.items()}
+        return [dict(zip(parts, batch)) for batch in zip(*parts.values())]
+    if isinstance(targets, (list, tuple)) and targets and all(hasattr(t, "shape") for t in targets):
+        return [list(batch) for batch in zip(*(batched(t) for t in targets))]
+    return batched(targets)
 
 
 def _is_tensor(value) -> bool:

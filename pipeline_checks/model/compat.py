@@ -251,7 +251,7 @@ def _tensors(*arrays):
     """Keras 2's compiled loss and metrics take tensors only (they read `.shape.rank`)."""
     import tensorflow as tf
 
-    return tuple(tf.convert_to_tensor(a) for a in arrays)
+    return tuple(tf.nest.map_structure(tf.convert_to_tensor, a) for a in arrays)  # dicts per output too
 
 
 def metric_variables(model) -> list:
@@ -311,6 +311,15 @@ def to_numpy(value) -> np.ndarray:
     if is_keras3():
         return np.array(keras().ops.convert_to_numpy(value))
     return np.array(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def outputs_to_numpy(outputs):
+    """A model's outputs as NumPy: one array, or a dict or list of them for a model with several outputs."""
+    if isinstance(outputs, dict):
+        return {name: to_numpy(value) for name, value in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return [to_numpy(value) for value in outputs]
+    return to_numpy(outputs)
 
 
 def supports_synchronized_batchnorm() -> bool:

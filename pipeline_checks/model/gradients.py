@@ -29,7 +29,7 @@ def supports_gradients() -> bool:
 def _tensorflow_gradients(model, x, y, trainable):
     import tensorflow as tf
 
-    x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    x, y = tf.convert_to_tensor(x), tf.nest.map_structure(tf.convert_to_tensor, y)  # y: per output, for several
     with tf.GradientTape() as tape:
         loss = compat.loss_tensor(model, x, y, model(x, training=True), training=True)
     return [None if g is None else np.array(tf.convert_to_tensor(g)) for g in tape.gradient(loss, trainable)]
@@ -63,7 +63,8 @@ def _jax_gradients(model, x, y, trainable):
 def _torch_gradients(model, x, y, trainable):
     for v in trainable:
         v.value.grad = None
-    x, y = compat.keras().ops.convert_to_tensor(x), compat.keras().ops.convert_to_tensor(y)  # on the model's device
+    ops, tree = compat.keras().ops, compat.keras().tree
+    x, y = ops.convert_to_tensor(x), tree.map_structure(ops.convert_to_tensor, y)  # on the model's device
     loss = compat.loss_tensor(model, x, y, model(x, training=True), training=True)
     loss.backward()
     gradients = [None if v.value.grad is None else v.value.grad.detach().cpu().numpy().copy() for v in trainable]

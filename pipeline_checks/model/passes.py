@@ -34,7 +34,7 @@ def train_mode_metrics(model, batches: Batches, batchnorm_only: bool = False) ->
     only_batchnorm = training_only_layers_in_inference(model) if batchnorm_only else contextlib.nullcontext()
     try:
         with only_batchnorm:
-            outputs = [compat.to_numpy(forward(model, x, training=True)) for x in batches.inputs]
+            outputs = [compat.outputs_to_numpy(forward(model, x, training=True)) for x in batches.inputs]
         moved = {
             id(f.layer)
             for f, before in zip(found, means_before)
@@ -72,10 +72,15 @@ def metrics_of_outputs(model, batches: Batches, outputs) -> dict[str, float]:
 
 def initial_loss(model, x, y, batch_size: int) -> float:
     """The loss of a training-mode pass before any step, as the first step sees it."""
+    return float(initial_metrics(model, x, y, batch_size)["loss"])
+
+
+def initial_metrics(model, x, y, batch_size: int) -> dict[str, float]:
+    """The loss and metrics of a training-mode pass before any step (each output's loss, for several)."""
     batches = collect_batches((x, y), batch_size, need_targets=True, shuffle=True)
     metrics, _ = train_mode_metrics(model, batches)
     model.reset_metrics()
-    return float(metrics["loss"])
+    return metrics
 
 
 def sample_count_metrics(model) -> dict[str, bool]:

@@ -19,6 +19,7 @@ from pipeline_checks.pipelines.sources import (
     index_names,
     load,
     masks,
+    several_targets,
     source_kind,
 )
 
@@ -249,6 +250,9 @@ class Pipeline:
         """Labels as `fit` receives them; out-of-range labels are left for the labels check."""
         if self.source() is not None:
             return np.asarray(self.training_pairs(raw)[1])
+        if raw.outputs:  # as fit takes them: a dict by output name, or a list in the outputs' order
+            targets = {key: self.targets(part) for key, part in raw.outputs}
+            return targets if isinstance(raw.outputs[0][0], str) else list(targets.values())
         if raw.task == "regression":
             return raw.labels
         if self.label_encoding == "sparse":
@@ -362,15 +366,22 @@ class Pipeline:
                 f"Pipeline {self.name!r}: build_model returned an uncompiled model; "
                 "call model.compile(optimizer=..., loss=..., metrics=['accuracy']) before returning it"
             )
-        for side in ("inputs", "outputs"):
-            tensors = _tensors_of(model, side)
-            if len(tensors) > 1:
-                names = ", ".join(repr(_layer_name(t)) for t in tensors[:4])
-                raise ValueError(
-                    f"Pipeline {self.name!r}: build_model returned a model with {len(tensors)} {side} ({names}); "
-                    f"the checks judge models with one input and one output for now (see the docs' 'What each check "
-                    "needs'): declare one pipeline per head, or check a one-output model built from the same layers"
-                )
+        tensors = _tensors_of(model, "inputs")
+        if len(tensors) > 1:
+            names = ", ".join(repr(_layer_name(t)) for t in tensors[:4])
+            raise ValueError(
+                f"Pipeline {self.name!r}: build_model returned a model with {len(tensors)} inputs ({names}); "
+                "the checks judge models with one input for now (see the docs' 'What each check needs'): check a "
+                "one-input model built from the same layers"
+            )
+        outputs = _tensors_of(model, "outputs")
+        if len(outputs) > 1 and self._kind("data", self.data) == "arrays" and not self.raw_data().outputs:
+            names = ", ".join(repr(_layer_name(t)) for t in outputs[:4])
+            raise ValueError(
+                f"Pipeline {self.name!r}: build_model returned a model with {len(outputs)} outputs ({names}), and "
+                "data gives one target array; expected targets per output, as fit takes them: (inputs, {output name: "
+                "targets}) or (inputs, [targets, ...]) in the outputs' order"
+            )
         return model
 
     def _preprocessed(self, attribute: str, images: np.ndarray) -> np.ndarray:
@@ -503,6 +514,8 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     value = source() if callable(source) else source
     if all(hasattr(value, a) for a in ("images", "labels", "class_names")):
         images, labels, class_names = value.images, value.labels, value.class_names
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and several_targets(value[1]):
+        return _several_outputs(name, attribute, value[0], value[1])
     elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
         images, labels, class_names = value if len(value) == 3 else (*value, ())
     else:
@@ -546,6 +559,23 @@ def _raw(name: str, attribute: str, source: Any) -> RawData:
     if targets:
         class_names = index_names(labels)
     return RawData(images, labels, _checked_class_names(name, attribute, class_names))
+
+
+def _several_outputs(name: str, attribute: str, inputs, targets) -> RawData:
+    """Targets per output (a dict by output name, or a list in the model's output order), each read as
+    one output's `(inputs, targets)`: class labels, values to regress or masks."""
+    keyed = targets.items() if isinstance(targets, dict) else enumerate(targets)
+    outputs = []
+    for key, given in keyed:
+        where = f"{attribute} targets[{key!r}]"
+        if len(given) != len(inputs):
+            raise ValueError(
+                f"Pipeline {name!r}: {where} must hold one target per row of the inputs ({len(inputs)}); "
+                f"received: shape {np.shape(given)}"
+            )
+        outputs.append((key, _raw(name, where, (inputs, given))))
+    images = outputs[0][1].images
+    return RawData(images, {key: raw.labels for key, raw in outputs}, (), tuple(outputs))
 
 
 def _are_masks(labels: np.ndarray, images: np.ndarray) -> bool:

@@ -41,6 +41,7 @@ class RawData:
     images: np.ndarray
     labels: np.ndarray
     class_names: tuple[str, ...]
+    outputs: tuple[tuple[str | int, RawData], ...] = ()  # several outputs: each one's key and targets
 
     @property
     def classes(self) -> int:
@@ -48,18 +49,38 @@ class RawData:
 
     @property
     def task(self) -> str:
-        """ "regression" where the targets are float values, "segmentation" where they are class labels
-        per pixel (int32 masks (N, height, width)), else "classification"."""
+        """ "several outputs" where targets come per output (`outputs`), "regression" where they are float
+        values, "segmentation" where they are class labels per pixel (int32 masks (N, height, width)),
+        else "classification"."""
+        if self.outputs:
+            return SEVERAL_OUTPUTS
         if self.labels.dtype.kind == "f":
             return "regression"
         return "segmentation" if self.labels.ndim == 3 else "classification"
 
+    def output(self, key: str | int) -> RawData:
+        """One output's targets, with the inputs: a `RawData` of one output."""
+        return dict(self.outputs)[key]
+
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.images)
 
     def part(self, start: int, stop: int) -> RawData:
         """The images and labels from `start` to `stop`, with the same class names."""
-        return RawData(self.images[start:stop], self.labels[start:stop], self.class_names)
+        outputs = tuple((key, raw.part(start, stop)) for key, raw in self.outputs)
+        labels = {key: raw.labels for key, raw in outputs} if outputs else self.labels[start:stop]
+        return RawData(self.images[start:stop], labels, self.class_names, outputs)
+
+
+SEVERAL_OUTPUTS = "several outputs"
+
+
+def several_targets(value) -> bool:
+    """Whether `value` holds targets per output, as fit takes them for a model with several outputs: a
+    dict of arrays by output name, or a list or tuple of two or more arrays in the model's output order."""
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, np.ndarray) for v in value.values())
+    return isinstance(value, (list, tuple)) and len(value) > 1 and all(isinstance(v, np.ndarray) for v in value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,8 +133,9 @@ def source_kind(value: Any) -> str:
         return "arrays"
     if isinstance(value, (tuple, list)) and len(value) == 3 and hasattr(value[0], "shape"):
         return "arrays"  # (images, labels, class_names): a batch is an (x, y) pair, never an array
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, np.ndarray) for v in value):
-        return "arrays"  # (inputs, targets), as fit takes x and y
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], np.ndarray):
+        if isinstance(value[1], np.ndarray) or several_targets(value[1]):
+            return "arrays"  # (inputs, targets), as fit takes x and y; targets per output for several outputs
     if _is_tf_dataset(value):
         return "dataset"
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_tf_dataset(v) for v in value):

@@ -39,7 +39,12 @@ def build(pipeline: Pipeline, seed: int, keep_compiled: bool = False):
 
 
 def fresh_build(pipeline: Pipeline, seed: int):
-    """The shared untrained model of `pipeline` from `seed`; callers must leave it as they found it."""
+    """The shared untrained model of `pipeline` from `seed`; callers must leave it as they found it.
+    For one output of a model with several (an `OutputView`), the view of the whole pipeline's."""
+    if getattr(pipeline, "whole", None) is not None:
+        from pipeline_checks.model.output_models import output_model
+
+        return output_model(fresh_build(pipeline.whole, seed), pipeline.output)
     builds = _BUILDS.setdefault(pipeline, {})
     if seed not in builds:
         builds[seed] = build(pipeline, seed, keep_compiled=True)

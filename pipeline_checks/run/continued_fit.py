@@ -8,7 +8,8 @@ stopped at the first epoch that reaches the target, and then puts every variable
 statistics, optimizer slots and step count, random-generator states, metric states), so the
 model every other check reads is bit for bit the one fit left.
 
-The continuation runs `fit` on the run's model with the program's own data and fit arguments
+For one output of a model with several, the whole model trains on, with every loss, and the
+output's own logs are read. The continuation runs `fit` on the run's model with the program's own data and fit arguments
 (its traced training step is reused: no tracing), without the program's callbacks (no files
 written, no early stopping or schedule of its own: the optimizer keeps the learning rate fit
 ended with) and without validation data. It is not run for a custom loop (no fit to continue)
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from pipeline_checks.errors import pipeline_step
 from pipeline_checks.model import compat
+from pipeline_checks.model.output_models import output_logs, output_names
 from pipeline_checks.model.state import VariableSnapshot
 from pipeline_checks.run.training import TrainingRun
 
@@ -80,7 +82,9 @@ def continue_fit(
 
     Raises `PipelineRunError` (the pipeline named) where the program's fit raises."""
     start = time.perf_counter()
-    model, pipeline = run.model, run.pipeline
+    trained = run.whole or run  # one output of several: the whole model trains on, with every loss
+    model, pipeline = trained.model, trained.pipeline
+    logs_of = _logs_of(run)
     budget = MORE_EPOCHS * max(1, epochs)
     variables = [
         *model.variables,
@@ -94,12 +98,12 @@ def continue_fit(
 
     class StopAtTarget(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            curve.append(float(accuracy(dict(logs or {}))))
+            curve.append(float(accuracy(logs_of(dict(logs or {})))))
             if curve[-1] >= target:
                 self.model.stop_training = True
 
     arguments = {
-        k: v for k, v in pipeline.fit_arguments(run.x_train, run.y_train, run.seed).items() if k not in LEFT_OUT
+        k: v for k, v in pipeline.fit_arguments(trained.x_train, trained.y_train, run.seed).items() if k not in LEFT_OUT
     }
     measured = None
     try:
@@ -112,3 +116,11 @@ def continue_fit(
         model.history, model.stop_training = history, False
     reached = bool(curve) and curve[-1] >= target
     return ContinuedFit(len(curve), budget, tuple(curve), reached, measured, time.perf_counter() - start)
+
+
+def _logs_of(run: TrainingRun) -> Callable[[dict], dict]:
+    """The continued fit's logs as the run reads them: one output's, where the run is one output's."""
+    if run.whole is None:
+        return lambda logs: logs
+    names = output_names(run.whole.model)
+    return lambda logs: output_logs(logs, run.pipeline.output, names)

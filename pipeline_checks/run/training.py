@@ -23,7 +23,7 @@ import numpy as np
 from pipeline_checks.errors import PipelineRunError, pipeline_step
 from pipeline_checks.model import compat
 from pipeline_checks.model.compile_arguments import compile_mistake_of
-from pipeline_checks.model.passes import initial_loss
+from pipeline_checks.model.passes import initial_metrics
 from pipeline_checks.model.random_layers import restart_outside_layers
 from pipeline_checks.model.state import weight_values
 from pipeline_checks.pipelines.pipeline import Pipeline, RawData
@@ -87,6 +87,8 @@ class TrainingRun(FitRecord):
     x_infer: np.ndarray
     history: Any = None  # the History the last fit returned; None for a custom loop
     initial_loss: float = math.nan
+    initial_logs: dict = field(default_factory=dict)  # that pass's loss and metrics (each output's loss, for several)
+    whole: TrainingRun | None = field(default=None, repr=False)  # the run of the whole model, for one output's
     seconds: float = 0.0
     agreements: dict[float, Agreement] = field(default_factory=dict, repr=False)  # by tolerance: run/shared.py
     stages: list = field(default_factory=list)  # the `Stage`s, in order; empty for a run recorded elsewhere
@@ -142,7 +144,8 @@ def train(pipeline: Pipeline, seed: int = 0, epochs: int | None = None) -> Train
     )
     before_fit = "the model on the training inputs (a training-mode pass before fit)"
     with timings.timed(phases.INITIAL_LOSS), pipeline_step(pipeline, before_fit, compile_mistake_of(model)):
-        run.initial_loss = initial_loss(model, run.x_train, run.y_train, pipeline.batch_size)
+        run.initial_logs = initial_metrics(model, run.x_train, run.y_train, pipeline.batch_size)
+        run.initial_loss = float(run.initial_logs["loss"])
     # The state `replay` restores; a train function recompiles as it goes, so it is replayed afresh.
     run.start_state = None if pipeline.train is not None else _state_before_fit(model, like=run.initial)
     with timings.timed_fit():
@@ -240,6 +243,7 @@ def _replay_on_model(run: TrainingRun, epochs: int | None, keep_compiled: bool) 
         trainable=run.trainable,
         initial=initial,
         initial_loss=run.initial_loss,
+        initial_logs=run.initial_logs,
         replays=run,
     )
     # The run's end: its weights are the final snapshot's arrays; the optimizer's slots wait on disk.
@@ -414,6 +418,8 @@ def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
     A run whose pipeline code raised (`PipelineRunError`) is remembered too: each later call
     raises the same error at once, saying so, until `forget_shared_runs`.
     """
+    if getattr(pipeline, "whole", None) is not None:  # one output of a model with several
+        return _output_run(pipeline, seed, shared_run(pipeline.whole, seed))
     failure = failed_shared_run(pipeline, seed)
     if failure is not None:
         raise PipelineRunError(f"{failure}\n{SAME_FAILURE}") from failure.__cause__
@@ -430,13 +436,28 @@ def shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun:
 SAME_FAILURE = "(the same failure as the run's first try: a failed run is remembered, not trained again)"
 
 
+def _output_run(view, seed: int, whole: TrainingRun) -> TrainingRun:
+    """The shared run of one output's view: the whole run seen through it, made once."""
+    from pipeline_checks.run.output_runs import output_run
+
+    runs = _SHARED.setdefault(view, {})
+    if seed not in runs or runs[seed].whole is not whole:
+        runs[seed] = output_run(whole, view)
+    return runs[seed]
+
+
 def failed_shared_run(pipeline: Pipeline, seed: int = 0) -> PipelineRunError | None:
     """The error the shared run of `pipeline` from `seed` raised, if it was tried and failed; else None."""
+    if getattr(pipeline, "whole", None) is not None:
+        return failed_shared_run(pipeline.whole, seed)
     return _FAILED.get(pipeline, {}).get(seed)
 
 
 def trained_shared_run(pipeline: Pipeline, seed: int = 0) -> TrainingRun | None:
     """The shared run of `pipeline` from `seed` if it exists already, else None; trains nothing."""
+    if getattr(pipeline, "whole", None) is not None:
+        whole = trained_shared_run(pipeline.whole, seed)
+        return None if whole is None else _output_run(pipeline, seed, whole)
     return _SHARED.get(pipeline, {}).get(seed)
 
 
