@@ -32,6 +32,12 @@ def read_batches(batches: Iterable, steps: int | None = None, what: str = "data"
                 f"{what} must yield (x, y) or (x, y, sample_weight) batches; batch {index} is a "
                 f"{type(batch).__name__}{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}"
             )
+        if _per_part(batch[0]) or _per_part(batch[1]):
+            raise ValueError(
+                f"{what} yields inputs or targets per input or output ({type(batch[0]).__name__} inputs, "
+                f"{type(batch[1]).__name__} targets), which the checks read from arrays only for now; expected "
+                "(inputs, {output name: targets}) arrays for a model with several outputs"
+            )
         x = np.asarray(batch[0])
         images += len(x) if x.ndim else 1
         if images > MAX_IMAGES or index >= MAX_IMAGES:
@@ -62,3 +68,10 @@ def too_many(what: str, steps: int | None, count: int | None = None) -> str:
             "and the checks read that many batches; else give the checks a smaller sample, e.g. dataset.take(n)"
         )
     return f"{what} {held}; the checks read at most {MAX_IMAGES:,} ({WHERE}): {fix}"
+
+
+def _per_part(value) -> bool:
+    """Inputs or targets given per model input or output: a dict, or a list of arrays (not a list of labels)."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) > 1 and all(hasattr(v, "shape") for v in value)

@@ -13,11 +13,10 @@ import dataclasses
 
 from pipeline_checks.model.output_models import output_logs, output_model, output_names
 from pipeline_checks.run.recording import RecordedHistory
-from pipeline_checks.run.training import TrainingRun
 
 
-def output_run(run: TrainingRun, view) -> TrainingRun:
-    """The whole pipeline's `run` seen through `view`'s output."""
+def output_run(run, view):
+    """The whole pipeline's `run` (a `training.TrainingRun`, which imports this module) seen through `view`'s output."""
     names = output_names(run.model)
 
     def ours(logs: dict) -> dict:

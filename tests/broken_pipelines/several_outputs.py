@@ -173,6 +173,13 @@ CASES = [
         two_outputs_learning_rate_too_small,
         "Adam learning rate 1e-5 on the two-headed CNN",
         overfit=r"failed on 'kind', 'value'",
+    ).on(
+        "jax",
+        "on JAX the untrained value head's R² moves with the trunk's BatchNorm mode by more than 0.05 (-4.92 in "
+        "evaluate against -4.79 in train-mode at seed 0): agreement gates R² gaps absolutely, so a head that "
+        "explains nothing shows a 2% change of its error as a gap, as two-outputs-value-weight-zero does everywhere",
+        overfit=r"failed on 'kind', 'value'",
+        agreement=r"failed on 'value'",
     ),
     broken(
         two_outputs_served_raw_pixels,
