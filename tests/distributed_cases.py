@@ -16,8 +16,6 @@ def main(devices: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
     from helpers.pipelines import small_pipeline
 
-    from pipeline_checks.checks import all_checks
-    from pipeline_checks.errors import PipelineRunError
     from pipeline_checks.model import compat
     from pipeline_checks.testing.small_models import small_bn_cnn
 
@@ -31,7 +29,14 @@ def main(devices: int) -> None:
         return model
 
     # A global batch of 4: 4 / devices images per replica.
-    pipeline = small_pipeline("mirrored", build_model=build)
+    print_every_check(small_pipeline("mirrored", build_model=build))
+
+
+def print_every_check(pipeline) -> None:
+    """Run the nine checks on `pipeline`, printing one `RESULT: check: passed|FAILED|RAISED: ...` line each."""
+    from pipeline_checks.checks import all_checks
+    from pipeline_checks.errors import PipelineRunError
+
     for name, check in all_checks().items():
         try:
             result = check(pipeline)

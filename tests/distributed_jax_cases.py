@@ -21,21 +21,12 @@ def data_parallel():
 
 def main() -> None:
     devices = data_parallel()
+    from distributed_cases import print_every_check
     from helpers.pipelines import small_pipeline
-
-    from pipeline_checks.checks import all_checks
-    from pipeline_checks.errors import PipelineRunError
 
     print(f"RESULT: devices: {devices}", flush=True)
     # A global batch of 4 over the devices, as the MirroredStrategy row.
-    pipeline = small_pipeline("data-parallel")
-    for name, check in all_checks().items():
-        try:
-            result = check(pipeline)
-            outcome = "passed" if result.passed else f"FAILED: {result.summary}"
-        except PipelineRunError as error:
-            outcome = f"RAISED: {error}"
-        print(f"RESULT: {name}: {outcome}", flush=True)
+    print_every_check(small_pipeline("data-parallel"))
 
 
 def batchnorm_statistics() -> None:
