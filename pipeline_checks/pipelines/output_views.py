@@ -37,8 +37,14 @@ class OutputView(Pipeline):
 
 
 def has_several_outputs(pipeline: Pipeline) -> bool:
-    """Whether the pipeline's data gives targets per output (a dict or list of arrays)."""
-    return not isinstance(pipeline, OutputView) and bool(pipeline.raw_data().outputs)
+    """Whether the pipeline's data gives targets per output (a dict or list of arrays); decided once per
+    pipeline, as every family asks: only arrays give them, so no loader's data is read again for it."""
+    if isinstance(pipeline, OutputView):
+        return False
+    if "several outputs" not in pipeline._sources:
+        arrays = pipeline._kind("data", pipeline.data) == "arrays"
+        pipeline._sources["several outputs"] = arrays and bool(pipeline.raw_data().outputs)
+    return pipeline._sources["several outputs"]
 
 
 def output_views(pipeline: Pipeline, model) -> list[OutputView]:
