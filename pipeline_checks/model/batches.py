@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_checks._validation import is_integer
+from pipeline_checks.model.output_models import per_output
 
 DEFAULT_BATCH_SIZE = 32  # Keras' own default for fit, evaluate and predict.
 
@@ -84,22 +85,18 @@ def collect_batches(
 
 def _rows(targets) -> int:
     """The samples targets hold: an array's length, or each output's (a dict or list of arrays per output)."""
-    if isinstance(targets, dict):
-        targets = list(targets.values())
-    if isinstance(targets, (list, tuple)) and targets and all(hasattr(t, "shape") for t in targets):
-        lengths = {len(t) for t in targets}
-        return lengths.pop() if len(lengths) == 1 else -1
-    return len(targets)
+    lengths = {len(t) for _, t in per_output(targets)}
+    return lengths.pop() if len(lengths) == 1 else -1
 
 
 def _per_output(targets, batched) -> list:
     """`batched(targets)`, a list of batches; for targets per output, batches that are each a dict or list."""
-    if isinstance(targets, dict):
-        parts = {name: batched(t) for name, t in targets.items()}
-        return [dict(zip(parts, batch)) for batch in zip(*parts.values())]
-    if isinstance(targets, (list, tuple)) and targets and all(hasattr(t, "shape") for t in targets):
-        return [list(batch) for batch in zip(*(batched(t) for t in targets))]
-    return batched(targets)
+    outputs = per_output(targets)
+    if outputs[0][0] is None:
+        return batched(targets)
+    keys, parts = zip(*((key, batched(t)) for key, t in outputs))
+    by_name = isinstance(targets, dict)
+    return [dict(zip(keys, batch)) if by_name else list(batch) for batch in zip(*parts)]
 
 
 def _is_tensor(value) -> bool:
