@@ -1,5 +1,5 @@
 """The checks on segmentation pipelines (a class per pixel): labels counted over pixels, a per-pixel
-accuracy for agreement, and overfit's one-line refusal without a per-pixel target."""
+accuracy for agreement, and overfit's automatic per-pixel target."""
 
 import functools
 
@@ -88,8 +88,12 @@ def test_agreement_gates_per_pixel_accuracy_on_stale_batchnorm():
     assert "predicted_accuracy" in str(result).splitlines()[0]
 
 
-def test_overfit_refuses_in_one_line_without_a_per_pixel_target():
-    result = check_overfit(segmentation.segmentation())
-    assert not result.passed
-    assert "overfit has no automatic per-pixel target for a segmentation" in str(result).splitlines()[0]
-    assert "pass target_accuracy=" in str(result)
+def test_overfit_targets_half_the_way_from_chance_to_every_pixel():
+    pipeline = segmentation.segmentation()
+    result = check_overfit(pipeline)
+    assert result.passed, str(result)
+    chance = result.numbers["chance"]
+    assert result.numbers["target"] == pytest.approx(chance + 0.5 * (1 - chance))
+    assert "half of the way from chance" not in result.summary  # the reason is told where it is short
+    strict = check_overfit(pipeline, target_accuracy=0.99)  # the same shared run, judged against a given target
+    assert not strict.passed and "below the target 0.99" in strict.summary, str(strict)
