@@ -65,6 +65,28 @@ def test_a_lower_error_than_fit_is_no_failure_and_a_higher_one_is():
     assert noted[0].summary.startswith("Note: evaluate does better than fit's epoch average")
 
 
+def _r2_failures(train_mode_r2: float, evaluate_r2: float) -> list[str]:
+    spread = TargetSpread(1.0, 1)
+    values = {mode: {"loss": 1.0, OWN_R2: train_mode_r2} for mode in ("train-mode", "evaluate", "predict")}
+    values["evaluate"] = values["predict"] = {"loss": 1.0, OWN_R2: evaluate_r2}
+    scales = value_scales(values["evaluate"], "mse", spread)
+    found = findings_of(values, (OWN_R2,), 0.05, PREDICT_TOLERANCE, 12, NO_BATCHNORM, (), None, scales=scales)
+    return [f.summary for f in found if f.failure]
+
+
+def test_a_head_worse_than_the_mean_is_judged_on_its_own_error():
+    """R² -5.79 against -5.85 (an untrained head, seen on two-outputs rows) is a 0.9% change of an error 6.8
+    times the targets' variance: no gap. The same 0.06 from 0.9, or -5 falling to -20, is one."""
+    assert _r2_failures(-5.79, -5.85) == []
+    assert _r2_failures(0.90, 0.84) == [
+        "Gap: evaluate vs train-mode: predicted_r2 0.8400 is 0.0600 below train-mode's 0.9000."
+    ]
+    assert _r2_failures(-5.0, -20.0) == [
+        "Gap: evaluate vs train-mode: predicted_r2 -20.0000 is 15.0000 below train-mode's -5.0000 "
+        "(2.5 of the error there (1 - R² = 6))."
+    ]
+
+
 def _regressor(outputs: int, batchnorm: bool = False):
     layers = [keras.Input((3,)), keras.layers.Dense(8, activation="relu")]
     layers += [keras.layers.BatchNormalization(momentum=0.99)] if batchnorm else []

@@ -297,9 +297,10 @@ def _scaled_gap(mode, reference, metric, ours, theirs, tolerance, scale, fail_ab
         beyond = abs(gap) > tolerance * max(abs(ours), abs(theirs), 1e-3)
         worse, share = gap > 0, ""
     else:
-        beyond = abs(gap) / scale.unit > tolerance
+        unit, of = scale.unit_at(theirs)
+        beyond = abs(gap) / unit > tolerance
         worse = gap < 0 if scale.higher_is_better else gap > 0
-        share = f" ({abs(gap) / scale.unit:.3g} of {scale.of} {scale.unit:.4g})" if scale.of else ""
+        share = f" ({abs(gap) / unit:.3g} of {of})" if of else ""
     if not beyond:
         return None
     direction = "below" if gap < 0 else "above"

@@ -5,7 +5,8 @@ tolerance means nothing without the targets' scale (0.05 miles per gallon, or 0.
 [0, 1]). So on float targets that are values (`are_values`), every mode gets `OWN_R2`, the R² of its
 predictions (1 - SSE/SST per output, averaged over the outputs: keras.metrics.R2Score's
 definition), and each gap is divided by the unit of its metric: the targets' standard deviation
-for mae and rmse, their variance for mse, 1 for R² (already a share of the variance).
+for mae and rmse, their variance for mse, 1 for R² (already a share of the variance). A mode
+worse than predicting the targets' mean is judged on its own error (`ValueScale.unit_at`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ class ValueScale:
     unit: float
     of: str
     higher_is_better: bool
+
+    def unit_at(self, reference: float) -> tuple[float, str]:
+        """The unit of a gap from `reference`, and what it is for messages. Where the reference is worse than
+        predicting the targets' mean (R² below 0, an error above the targets' std or variance), its error
+        is the unit: a head that explains nothing (R² -5) moves by 0.06 when its error changes by 1%, which
+        is no disagreement between modes. Elsewhere the unit is `unit`."""
+        if self.higher_is_better and self.of == "" and reference < 0:  # R²: 1 - R² is the error's share
+            return 1.0 - reference, f"the error there (1 - R² = {1.0 - reference:.4g})"
+        if not self.higher_is_better and reference > self.unit:
+            return reference, f"the error there ({reference:.4g}, above {self.of} {self.unit:.4g})"
+        return self.unit, f"{self.of} {self.unit:.4g}" if self.of else ""
 
 
 @dataclass(frozen=True)
