@@ -111,6 +111,11 @@ def test_the_binary_crossentropy_row_counts_the_targets_outside_0_1():
     span = f"[{targets.min():.4g}, {targets.max():.4g}]"
     assert f"reads each target y as a probability, but 128 float targets in {span} are values" in result.details
     assert "so the loss turns negative" in result.details
+    # Keras on torch computes it with torch's binary_cross_entropy, which refuses these targets (a RuntimeError).
+    assert (
+        "fit reports a falling loss (Keras on torch refuses such targets at the first step instead: 'all elements "
+        "of target should be between 0 and 1')"
+    ) in result.details
     assert (
         "compile with a regression loss (loss='mean_squared_error', 'mean_absolute_error' or 'huber') on a linear "
         "output"
@@ -180,6 +185,16 @@ def test_sparse_crossentropy_on_values_names_the_cast_to_class_indices():
     assert (
         f"{fractional.size} of them are not whole ({cast}), and indices outside 0..0 have no output" in result.details
     )
+
+
+def test_binary_crossentropy_from_logits_on_values_names_no_refusal_by_torch():
+    # On logits Keras on torch calls binary_cross_entropy_with_logits, which takes any target (loss -9.03 for
+    # target 20 on logit 0.5): fit trains there too.
+    loss = compat.keras().losses.BinaryCrossentropy(from_logits=True)
+    result = check_labels(tabular("bce-logits-on-values", loss=loss))
+    assert result.summary == "binary_crossentropy on 160 of 160 targets outside [0, 1]", str(result)
+    assert "fit reports a falling loss" in result.details
+    assert "Keras on torch refuses" not in result.details
 
 
 def test_binary_crossentropy_on_targets_in_0_1_reads_them_as_probabilities():

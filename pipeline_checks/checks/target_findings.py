@@ -232,12 +232,16 @@ def classification_loss_on_values(loss: LossFacts, stats: TargetStats, width: in
     )
     if loss.kind == "binary":
         missed = outside(values, (0.0, 1.0))
+        refused = ""
+        if not loss.from_logits:  # Keras on torch computes it with torch's binary_cross_entropy, which checks them
+            refused = " (Keras on torch refuses such targets at the first step instead: 'all elements of target "
+            refused += "should be between 0 and 1')"
         return Finding(
             f"{loss.name} on {missed} of {stats.count} targets outside [0, 1]",
             f"binary cross-entropy, -(y log p + (1 - y) log(1 - p)), reads each target y as a probability, but "
             f"{seen} are values. For y above 1 or below 0 it has no minimum at p = y: it keeps falling as p goes to "
             "1 (y > 1) or 0 (y < 0), so the loss turns negative and the outputs are pushed to Keras' clip at 1e-7 "
-            "or 1 - 1e-7 instead of towards the values. fit reports a falling loss",
+            f"or 1 - 1e-7 instead of towards the values. fit reports a falling loss{refused}",
             f"{regress}; keep {loss.name} only for targets scaled into [0, 1] on a sigmoid output",
         )
     fractional = values[values != np.round(values)]
