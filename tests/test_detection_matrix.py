@@ -9,6 +9,7 @@ check learns a new bug.
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from broken_pipelines import (
@@ -32,7 +33,7 @@ from broken_pipelines import (
     training,
 )
 
-from pipeline_checks.checks import all_checks
+from pipeline_checks.checks import FAMILIES, all_checks
 from pipeline_checks.errors import PipelineRunError
 from pipeline_checks.model import compat
 from pipeline_checks.model.layers import find_batchnorm, find_training_only_layers, walk_layers
@@ -158,3 +159,29 @@ def mechanisms_absent_from(pipeline, messages: dict) -> dict:
         if named:
             absent[check] = named
     return absent
+
+
+def documented_rows() -> dict[str, frozenset]:
+    """docs/detection-matrix.md's table: row name -> the checks it marks with an x (its columns follow FAMILIES)."""
+    text = (Path(__file__).parents[1] / "docs" / "detection-matrix.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.split("\n## ")[0].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 + len(FAMILIES) and cells[0].startswith("`"):
+            marked = (name for name, cell in zip(FAMILIES, cells[2:]) if cell == "**x**")
+            rows[cells[0].strip("`")] = frozenset(marked)
+    return rows
+
+
+def test_the_documented_matrix_is_the_tested_one():
+    """Every row is in the docs' table, marking the checks it fails by default, and the count is right."""
+    pytest.importorskip("tensorflow", reason="the tf.data rows are named by their pipelines, which need TensorFlow")
+    documented = documented_rows()
+    tested = {case.id: frozenset(case.expected) for case in CASES}
+    assert documented == tested, {
+        "undocumented": sorted(set(tested) - set(documented)),
+        "not tested": sorted(set(documented) - set(tested)),
+        "marked otherwise": sorted(name for name in set(tested) & set(documented) if tested[name] != documented[name]),
+    }
+    text = (Path(__file__).parents[1] / "docs" / "detection-matrix.md").read_text(encoding="utf-8")
+    assert f"The matrix has\n{len(CASES)} rows." in text or f"The matrix has {len(CASES)} rows." in text

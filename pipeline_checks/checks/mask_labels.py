@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from pipeline_checks.errors import pipeline_step
+from pipeline_checks.model import compat
 from pipeline_checks.model.compile_arguments import compile_mistake_of
 from pipeline_checks.model.heads import initial_losses
 from pipeline_checks.model.losses import loss_facts
@@ -46,7 +47,7 @@ def check_masks(pipeline, name: str, raw, validation, masks, x_train, x_infer, m
         if missing or classes < 2:
             findings.append(_classes_missing(raw, missing))
     with pipeline_step(pipeline, "the model on a training batch (check_labels' passes)", compile_mistake_of(model)):
-        outputs = np.asarray(model(x_infer, training=False))
+        outputs = compat.to_numpy(model(x_infer, training=False))  # torch: detached from its graph
     numbers["output_shape"] = tuple(outputs.shape[1:])
     if outputs.ndim != 4:
         notes.append(f"head not checked per pixel: outputs have shape {outputs.shape}, not (batch, H, W, classes)")
