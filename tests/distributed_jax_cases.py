@@ -92,3 +92,42 @@ def per_device_batchnorm(seed: int = 0) -> None:
     outcome = "passed" if result.passed else f"FAILED: {result.summary}"
     print(f"RESULT: agreement: {' '.join(outcome.split())}", flush=True)
     print(f"RESULT: details: {' '.join(str(result.details).split())}", flush=True)
+
+
+# Detection-matrix rows under DataParallel: the MirroredStrategy selection (distributed_cases.MIRRORED_ROWS),
+# each judged by its Case on JAX unless `data_parallel_differences` says how Keras under DataParallel behaves
+# otherwise, with the numbers; and two rows left out under MirroredStrategy, where agreement names the
+# per-replica BatchNormalization cause for stale statistics (distributed_cases says why). DataParallel is one
+# SPMD program whose BatchNormalization normalizes over the global batch, so the model reports one replica
+# and no per-replica cause arises. They are also the agreement rows here: on JAX huge-learning-rate's
+# weights explode without going NaN, and frozen-ported-batchnorm's warm-up already fits the images, so
+# neither fails agreement (their Cases say so). Measured on 2 host CPU devices, a global batch of 4.
+def data_parallel_rows() -> tuple:
+    from distributed_cases import MIRRORED_ROWS
+
+    return (*MIRRORED_ROWS, "inference:stale_batchnorm", "data:inference_skips_rescaling")
+
+
+def data_parallel_differences() -> dict:
+    return {}
+
+
+def matrix_rows_under_data_parallel(rows=None) -> None:
+    """Each of `rows` (default `data_parallel_rows()`) built under `keras.distribution.DataParallel` over every
+    device JAX was started with, set before the first build as keras.io's guide sets it, and the model built
+    inside the distribution's scope: one JSON `RESULT:` line per (row, check), then one per row's seconds."""
+    import json
+    import time
+
+    devices = data_parallel()
+    import keras
+    from distributed_cases import matrix_rows, print_every_check_as_json, under_scope
+
+    print(f"RESULT: devices: {devices}", flush=True)
+    distribution = keras.distribution.distribution()
+    for case in matrix_rows(rows or data_parallel_rows()):
+        start = time.perf_counter()
+        pipeline = under_scope(case, distribution.scope)
+        print_every_check_as_json(pipeline.name, pipeline)
+        seconds = {"row": pipeline.name, "seconds": round(time.perf_counter() - start, 1)}
+        print(f"RESULT: {json.dumps(seconds)}", flush=True)

@@ -7,14 +7,17 @@ TensorFlow's logical devices are fixed when it starts, so the case runs in a chi
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import distributed_cases
 import pytest
 
 from pipeline_checks.checks import FAMILIES
 from pipeline_checks.model import compat
 
 TIMEOUT = 600  # seconds; the nine checks on the small CNN take about a minute here
+MATRIX_TIMEOUT = 1200  # seconds; the matrix rows take about 4 minutes on 2 busy CPU cores
 
 pytestmark = [
     pytest.mark.skipif(compat.backend() != "tensorflow", reason="tf.distribute is TensorFlow's"),
@@ -24,7 +27,7 @@ pytestmark = [
 ]
 
 
-def run_case(call: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_case(call: str, timeout: float = TIMEOUT) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run `distributed_cases.<call>` in a child process; its `RESULT: ` lines, prefix removed."""
     tests = str(Path(__file__).parent)
     path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), tests) if p)
@@ -32,7 +35,7 @@ def run_case(call: str) -> tuple[subprocess.CompletedProcess, list[str]]:
         [sys.executable, "-c", f"import distributed_cases; distributed_cases.{call}"],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": path},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -55,3 +58,31 @@ def test_agreement_names_per_replica_batchnorm_and_passes_its_synchronized_twin(
     assert "Cause: per-replica BatchNormalization statistics: fit ran on 4 replicas" in outcomes["per-replica"]
     assert "share of 1 image (a global batch of 4)" in outcomes["per-replica"]
     assert "BatchNormalization(synchronized=True)" in outcomes["per-replica"]
+
+
+@pytest.fixture(scope="module")
+def mirrored_matrix():
+    """The detection-matrix rows of `distributed_cases.MIRRORED_ROWS` under MirroredStrategy over two logical
+    CPUs, the nine checks on each, in one child process: row id -> its problems (see `distributed_cases.judge`)."""
+    start = time.perf_counter()
+    done, _ = run_case("matrix_rows_under_mirrored_strategy(2)", timeout=MATRIX_TIMEOUT)
+    verdicts = distributed_cases.judge(
+        distributed_cases.MIRRORED_ROWS, distributed_cases.mirrored_differences(), done.stdout
+    )
+    seconds = verdicts.pop("seconds")
+    print(f"matrix rows under MirroredStrategy: {time.perf_counter() - start:.0f} s; by row: {seconds}")
+    return verdicts
+
+
+@pytest.mark.parametrize("row", distributed_cases.MIRRORED_ROWS)
+def test_a_matrix_row_fails_exactly_its_checks_under_mirrored_strategy(mirrored_matrix, row):
+    (case,) = distributed_cases.matrix_rows([row])
+    problems = mirrored_matrix[case.id]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_mirrored_rows_catch_every_check_family():
+    caught = distributed_cases.families_caught(
+        distributed_cases.MIRRORED_ROWS, distributed_cases.mirrored_differences()
+    )
+    assert caught == set(FAMILIES), sorted(set(FAMILIES) - caught)
