@@ -53,21 +53,16 @@ def print_every_check(pipeline) -> None:
 # with the numbers. Measured on 2 logical CPU devices, a global batch of 4 (2 images per replica).
 #
 # Left out under MirroredStrategy, and why:
-# - inference:stale_batchnorm (agreement): agreement fails as it should (evaluate 0.67, train-mode 1.0,
-#   fit 1.0, recalibrated 1.0), but names "Cause: per-replica BatchNormalization statistics" (6 images per
-#   replica of a global batch of 12), not stale moving statistics: oracle/findings.py names the per-replica
-#   cause whenever fit ran on several replicas with unsynchronized BatchNormalization, before asking whether
-#   recalibration closes the gap, which it does here (train-mode over the whole batch agrees with fit). A
-#   library misjudgement of the cause, reported; not enshrined here.
 # - data:inference_skips_rescaling (preprocessing): preprocessing fails as it should, but agreement fails
 #   too, evaluate on the raw pixels 0.67 (loss 34.65, predict's 5.37) against train-mode 1.0 (0.054) and
-#   recalibrated 1.0 (0.046), where on one device evaluate gives 1.0 (loss 0.0000); its cause is again named
-#   "per-replica BatchNormalization statistics" (2 images per replica) though recalibrating on the served
-#   inputs closes the gap: the same misjudgement. data:mobilenet_v2_inputs_in_unit_range stands for
+#   recalibrated 1.0 (0.046), where on one device evaluate gives 1.0 (loss 0.0000); its cause is named
+#   "stale BatchNormalization moving statistics", since recalibrating on the served inputs closes the gap (as
+#   agreement names it on regression-served-raw-pixels). data:mobilenet_v2_inputs_in_unit_range stands for
 #   preprocessing instead (its model trains as the correct small CNN does).
 # - inference:learning_rate_too_low (overfit): caught as on one device, but overfit's 150 continued epochs
 #   make it 122 s of the child's 6 minutes; training:huge_learning_rate fails overfit as well.
 MIRRORED_ROWS = (
+    "inference:stale_batchnorm",  # agreement, naming stale statistics (recalibration closes the gap)
     "training:huge_learning_rate",  # numerics, overfit, agreement (not finite)
     "training:frozen_ported_batchnorm",  # frozen_layers, agreement (differs: mirrored_differences)
     "training:frozen_base_not_recompiled",  # nothing under the strategy (differs: mirrored_differences)

@@ -102,9 +102,12 @@ def findings_of(
     )
     if batchnorm.frozen_moved_in_training:
         findings.append(_frozen_batchnorm_in_training(batchnorm))
-    if batchnorm.replicas > 1 and batchnorm.unsynchronized:
+    stale = bool(inference_gap and closes and batchnorm.count)
+    # Per-replica statistics change what fit saw; a gap that recalibration closes is stale statistics,
+    # on several replicas as on one (MirroredStrategy's stale-batchnorm row was blamed on replicas before).
+    if batchnorm.replicas > 1 and batchnorm.unsynchronized and not stale:
         return findings + [_per_replica_batchnorm(batchnorm, examples)]
-    if inference_gap and closes and batchnorm.count:
+    if stale:
         findings.append(_stale_batchnorm(batchnorm, recalibration))
     elif inference_gap and not batchnorm.frozen_moved_in_training:
         findings.append(_cause_unknown(batchnorm, training_only))
