@@ -140,6 +140,10 @@ def check_overfit(
     Binary heads (one sigmoid unit or one logit, metric "acc" or "binary_accuracy") are judged
     like any other; chance is the majority share of the labels.
 
+    A segmentation (masks, a class per pixel) is judged by its per-pixel accuracy, against half of the
+    way from chance (the majority share of the pixels) to every pixel where that target is automatic:
+    a dozen masks are thousands of pixel labels, more than a small model memorizes in its budget.
+
     A regression (float targets) is judged by R², the share of its training targets' variance
     the model explains (1 - SSE/SST, as `keras.metrics.R2Score` defines it): from fit's logged
     mean squared error by epoch where fit logs one (the loss or a metric "mse"), else the check's
@@ -153,8 +157,8 @@ def check_overfit(
     Args:
         pipeline: a `Pipeline` whose model compiles an accuracy metric.
         seed: the seed of the shared training run.
-        target_accuracy: training accuracy fit must report in some epoch, in (0, 1]; None:
-            automatic (above). Unless given, `@family` takes it from the pyproject table, then
+        target_accuracy: training accuracy fit must report in some epoch, in (0, 1] (per pixel for a
+            segmentation); None: automatic (above). Unless given, `@family` takes it from the pyproject table, then
             from `check_options["overfit"]`.
         tolerance: how far below what fit reached the recalibrated evaluate may be, in [0, 1);
             None: 0.05. Resolved like `target_accuracy`.
@@ -497,7 +501,8 @@ def _reached_it(fit: FitCurves, reference: float, epoch: int, continued: Continu
     if continued is None:
         return f"{fit.who} reached {fit.metric} {reference:.4g} {fit.at(epoch)}{own}"
     return (
-        f"{fit.who} reached {fit.metric} {reference:.4g} after {continued.epochs} more epochs continued from its end{own}"
+        f"{fit.who} reached {fit.metric} {reference:.4g} after {continued.epochs} more epochs continued "
+        f"from its end{own}"
     )
 
 
