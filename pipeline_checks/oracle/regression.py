@@ -33,20 +33,23 @@ class ValueScale:
         unit: what the gap is divided by before it meets the tolerance.
         of: what the unit is, for messages: "the targets' std", "the targets' variance", "" for R².
         higher_is_better: True for R²; False for errors (mae, mse, the loss).
+        mean_level: about what predicting the targets' mean scores (R² 0, mse the variance, mae and rmse
+            the std); a reference worse than it is judged on its own error (`unit_at`). None: not known.
     """
 
     unit: float
     of: str
     higher_is_better: bool
+    mean_level: float | None = None
 
     def unit_at(self, reference: float) -> tuple[float, str]:
         """The unit of a gap from `reference`, and what it is for messages. Where the reference is worse than
         predicting the targets' mean (R² below 0, an error above the targets' std or variance), its error
         is the unit: a head that explains nothing (R² -5) moves by 0.06 when its error changes by 1%, which
         is no disagreement between modes. Elsewhere the unit is `unit`."""
-        if self.higher_is_better and self.of == "" and reference < 0:  # R²: 1 - R² is the error's share
-            return 1.0 - reference, f"the error there (1 - R² = {1.0 - reference:.4g})"
-        if not self.higher_is_better and reference > self.unit:
+        if self.mean_level is not None and self.higher_is_better and reference < self.mean_level:
+            return 1.0 - reference, f"the error there (1 - R² = {1.0 - reference:.4g})"  # R²: the error's share
+        if self.mean_level is not None and not self.higher_is_better and reference > self.mean_level:
             return reference, f"the error there ({reference:.4g}, above {self.of} {self.unit:.4g})"
         return self.unit, f"{self.of} {self.unit:.4g}" if self.of else ""
 
@@ -98,13 +101,15 @@ def value_scales(metrics, loss_name: str, spread: TargetSpread) -> dict[str, Val
     for metric in metrics:
         name = loss_name if metric == "loss" else metric
         if name in _BY_STD:
-            scales[metric] = ValueScale(std, "the targets' std", False)
+            scales[metric] = ValueScale(std, "the targets' std", False, mean_level=std)
         elif name in _BY_VARIANCE:
-            scales[metric] = ValueScale(variance, "the targets' variance", False)
+            scales[metric] = ValueScale(variance, "the targets' variance", False, mean_level=variance)
         elif name in _PERCENT:
             scales[metric] = ValueScale(100.0, "100%", False)
         elif name in _UNITLESS or name == "cosine_similarity":
-            scales[metric] = ValueScale(1.0, "", name in _HIGHER_IS_BETTER)
+            scales[metric] = ValueScale(
+                1.0, "", name in _HIGHER_IS_BETTER, mean_level=0.0 if name in _UNITLESS else None
+            )
     return scales
 
 
